@@ -1,0 +1,51 @@
+//! Command-line interface: one file per area, dispatched from here.
+
+mod message;
+mod pki;
+mod pmode;
+mod xml;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "as4gw", version, about = "eDelivery AS4 access point for the Once-Only Technical System")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// XML tools (canonicalization) for operators comparing digests.
+    Xml {
+        #[command(subcommand)]
+        command: xml::Command,
+    },
+    /// P-Mode tools: check, explain.
+    Pmode {
+        #[command(subcommand)]
+        command: pmode::Command,
+    },
+    /// Captured-traffic tools: verify.
+    Message {
+        #[command(subcommand)]
+        command: message::Command,
+    },
+    /// Key and certificate tools: demo PKI.
+    Pki {
+        #[command(subcommand)]
+        command: pki::Command,
+    },
+}
+
+/// Runs a parsed command line. Exit code 2 is reserved for usage and I/O errors.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Xml { command } => xml::run(command),
+        Command::Pmode { command } => pmode::run(command),
+        Command::Message { command } => message::run(command),
+        Command::Pki { command } => pki::run(command),
+    }
+}

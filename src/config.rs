@@ -1,0 +1,1 @@
+//! Gateway configuration (`as4gw.toml`).

@@ -1,0 +1,1 @@
+//! MIME multipart/related (SOAP with Attachments): streaming parser and writer, with limits.

@@ -1,0 +1,1 @@
+//! Keys, certificates and trust decisions (the clock is passed in, never read).

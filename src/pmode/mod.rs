@@ -1,0 +1,1 @@
+//! P-Modes: the TOML model, loading, validation, matching and explanation.

@@ -1,0 +1,849 @@
+//! A namespace-aware, read-only XML tree built from quick-xml events.
+//!
+//! Why our own tree and not roxmltree: WS-Security needs the exact namespace declarations
+//! as written on each element (exclusive C14N renders from them), attribute values after
+//! XML 1.0 attribute-value normalisation, and hard limits that fire before memory is spent.
+//! The tree is an arena (`Vec<NodeData>` indexed by [`NodeId`]) so that references between
+//! nodes are plain integers and a parsed document can be shared freely.
+//!
+//! Safety rules enforced while parsing (all configurable through [`Limits`]):
+//! - any `<!DOCTYPE` is refused, so no entity can be declared, expanded or fetched (XXE, bombs);
+//! - only the five predefined entities and character references are accepted;
+//! - nesting depth, attributes per element, total nodes and input size are bounded.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::Reader;
+
+use super::XmlError;
+use crate::ns;
+
+/// Parsing limits. The defaults are generous for AS4 headers and strict enough for the internet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum input size in bytes.
+    pub max_bytes: usize,
+    /// Maximum element nesting depth.
+    pub max_depth: usize,
+    /// Maximum attributes (including namespace declarations) on one element.
+    pub max_attributes: usize,
+    /// Maximum number of nodes (elements, text, comments, PIs) in the document.
+    pub max_nodes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 16 * 1024 * 1024,
+            max_depth: 256,
+            max_attributes: 256,
+            max_nodes: 1_000_000,
+        }
+    }
+}
+
+/// Index of a node in its [`Document`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(u32);
+
+impl NodeId {
+    fn idx(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A namespace declaration as written on an element (`xmlns="…"` or `xmlns:p="…"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NsDecl {
+    /// `None` for the default namespace.
+    pub prefix: Option<String>,
+    /// The namespace URI; empty for `xmlns=""` (undeclaring the default namespace).
+    pub uri: String,
+}
+
+/// An attribute (namespace declarations are kept apart, in [`Element::ns_decls`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribute {
+    pub prefix: Option<String>,
+    pub local: String,
+    /// Namespace URI; `None` for unprefixed attributes (they never take the default namespace).
+    pub ns: Option<String>,
+    /// The value after entity expansion and attribute-value normalisation.
+    pub value: String,
+}
+
+/// An element's name, attributes and declarations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Element {
+    pub prefix: Option<String>,
+    pub local: String,
+    /// Namespace URI, `None` when the element is in no namespace.
+    pub ns: Option<String>,
+    pub attributes: Vec<Attribute>,
+    pub ns_decls: Vec<NsDecl>,
+}
+
+impl Element {
+    /// The qualified name as written (`eb:Messaging`).
+    pub fn qname(&self) -> Cow<'_, str> {
+        match &self.prefix {
+            Some(p) => Cow::Owned(format!("{p}:{}", self.local)),
+            None => Cow::Borrowed(&self.local),
+        }
+    }
+}
+
+/// What a node is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeKind {
+    Element(Element),
+    /// Character data (text and CDATA sections merged, entities expanded, line ends normalised).
+    Text(String),
+    Comment(String),
+    Pi { target: String, data: String },
+}
+
+#[derive(Debug, Clone)]
+struct NodeData {
+    kind: NodeKind,
+    parent: Option<NodeId>,
+    children: Vec<NodeId>,
+}
+
+/// A parsed XML document.
+#[derive(Debug, Clone)]
+pub struct Document {
+    nodes: Vec<NodeData>,
+    root: NodeId,
+    /// Document-level children in order: comments and PIs around the root, and the root.
+    top: Vec<NodeId>,
+}
+
+/// A borrowed view of one node.
+#[derive(Clone, Copy)]
+pub struct Node<'a> {
+    doc: &'a Document,
+    id: NodeId,
+}
+
+impl std::fmt::Debug for Node<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind() {
+            NodeKind::Element(e) => write!(f, "Element({})", e.qname()),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
+impl Document {
+    /// Parses with default [`Limits`].
+    pub fn parse(input: &[u8]) -> Result<Document, XmlError> {
+        Self::parse_with(input, &Limits::default())
+    }
+
+    /// Parses bytes (UTF-8 with or without BOM, UTF-16 with BOM, or ISO-8859-1/US-ASCII as
+    /// declared) into a tree, enforcing `limits`.
+    pub fn parse_with(input: &[u8], limits: &Limits) -> Result<Document, XmlError> {
+        if input.len() > limits.max_bytes {
+            return Err(XmlError::TooLarge {
+                size: input.len(),
+                limit: limits.max_bytes,
+            });
+        }
+        let text = decode_input(input)?;
+        Builder::new(limits).run(&text)
+    }
+
+    /// The document element.
+    pub fn root(&self) -> Node<'_> {
+        self.node(self.root)
+    }
+
+    /// Document-level nodes (comments and PIs before and after the root, and the root).
+    pub fn top_level(&self) -> impl Iterator<Item = Node<'_>> + '_ {
+        self.top.iter().map(move |&id| self.node(id))
+    }
+
+    /// A view of the node `id`.
+    ///
+    /// Panics if `id` comes from another document: ids are only handed out by this document.
+    pub fn node(&self, id: NodeId) -> Node<'_> {
+        assert!(id.idx() < self.nodes.len(), "NodeId from another document");
+        Node { doc: self, id }
+    }
+
+    /// Number of nodes in the arena.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// All elements in document order.
+    pub fn elements(&self) -> impl Iterator<Item = Node<'_>> + '_ {
+        self.root().descendants().filter(|n| n.is_element())
+    }
+
+    /// Every element that carries an identifier attribute with this value: `wsu:Id`,
+    /// `xml:id`, or an unqualified `Id`/`id`. The caller decides what more than one match
+    /// means; for WS-Security it is a wrapping attempt and must be refused.
+    pub fn elements_by_id<'a>(&'a self, value: &'a str) -> Vec<Node<'a>> {
+        self.elements()
+            .filter(|n| n.id_attributes().any(|v| v == value))
+            .collect()
+    }
+}
+
+impl<'a> Node<'a> {
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    pub fn document(&self) -> &'a Document {
+        self.doc
+    }
+
+    fn data(&self) -> &'a NodeData {
+        &self.doc.nodes[self.id.idx()]
+    }
+
+    pub fn kind(&self) -> &'a NodeKind {
+        &self.data().kind
+    }
+
+    pub fn element(&self) -> Option<&'a Element> {
+        match self.kind() {
+            NodeKind::Element(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    pub fn is_element(&self) -> bool {
+        matches!(self.kind(), NodeKind::Element(_))
+    }
+
+    /// True if this is an element with this namespace URI and local name.
+    pub fn is(&self, ns: &str, local: &str) -> bool {
+        self.element()
+            .is_some_and(|e| e.local == local && e.ns.as_deref() == Some(ns))
+    }
+
+    pub fn local_name(&self) -> &'a str {
+        self.element().map(|e| e.local.as_str()).unwrap_or("")
+    }
+
+    pub fn namespace(&self) -> Option<&'a str> {
+        self.element().and_then(|e| e.ns.as_deref())
+    }
+
+    pub fn parent(&self) -> Option<Node<'a>> {
+        self.data().parent.map(|id| self.doc.node(id))
+    }
+
+    pub fn children(&self) -> impl Iterator<Item = Node<'a>> + 'a {
+        let doc = self.doc;
+        self.data().children.iter().map(move |&id| doc.node(id))
+    }
+
+    pub fn child_elements(&self) -> impl Iterator<Item = Node<'a>> + 'a {
+        self.children().filter(|n| n.is_element())
+    }
+
+    /// Child elements with this namespace and local name.
+    pub fn children_named(&self, ns: &'a str, local: &'a str) -> impl Iterator<Item = Node<'a>> + 'a {
+        self.child_elements().filter(move |n| n.is(ns, local))
+    }
+
+    /// The first child element with this namespace and local name.
+    pub fn child(&self, ns: &str, local: &str) -> Option<Node<'a>> {
+        self.child_elements().find(|n| n.is(ns, local))
+    }
+
+    /// This node and all its descendants in document order.
+    pub fn descendants(&self) -> Descendants<'a> {
+        Descendants {
+            doc: self.doc,
+            stack: vec![self.id],
+        }
+    }
+
+    /// Attribute value by namespace (`None` = unqualified) and local name.
+    pub fn attr(&self, ns: Option<&str>, local: &str) -> Option<&'a str> {
+        self.element()?
+            .attributes
+            .iter()
+            .find(|a| a.local == local && a.ns.as_deref() == ns)
+            .map(|a| a.value.as_str())
+    }
+
+    /// The concatenated character data of the direct text children.
+    pub fn text(&self) -> Cow<'a, str> {
+        let mut texts = self.children().filter_map(|c| match c.kind() {
+            NodeKind::Text(t) => Some(t.as_str()),
+            _ => None,
+        });
+        let first = match texts.next() {
+            Some(t) => t,
+            None => return Cow::Borrowed(""),
+        };
+        match texts.next() {
+            None => Cow::Borrowed(first),
+            Some(second) => {
+                let mut s = String::from(first);
+                s.push_str(second);
+                texts.for_each(|t| s.push_str(t));
+                Cow::Owned(s)
+            }
+        }
+    }
+
+    /// Values of the identifier attributes on this element (`wsu:Id`, `xml:id`, `Id`, `id`).
+    pub fn id_attributes(&self) -> impl Iterator<Item = &'a str> + 'a {
+        self.element()
+            .map(|e| e.attributes.as_slice())
+            .unwrap_or(&[])
+            .iter()
+            .filter(|a| match a.ns.as_deref() {
+                None => a.local == "Id" || a.local == "id",
+                Some(u) => (u == ns::WSU && a.local == "Id") || (u == ns::XML && a.local == "id"),
+            })
+            .map(|a| a.value.as_str())
+    }
+
+    /// The namespace URI bound to `prefix` (`None` = default) in scope at this element.
+    /// Returns `None` when unbound; the default namespace undeclared by `xmlns=""` is unbound.
+    pub fn lookup_namespace(&self, prefix: Option<&str>) -> Option<&'a str> {
+        if prefix == Some("xml") {
+            return Some(ns::XML);
+        }
+        let mut cur = Some(*self);
+        while let Some(n) = cur {
+            if let Some(e) = n.element() {
+                if let Some(d) = e.ns_decls.iter().find(|d| d.prefix.as_deref() == prefix) {
+                    return if d.uri.is_empty() { None } else { Some(d.uri.as_str()) };
+                }
+            }
+            cur = n.parent();
+        }
+        None
+    }
+
+    /// All namespace bindings in scope at this element (prefix `None` = default; an
+    /// undeclared default appears as `""`). Nearer declarations win.
+    pub fn in_scope_namespaces(&self) -> HashMap<Option<&'a str>, &'a str> {
+        let mut chain = Vec::new();
+        let mut cur = Some(*self);
+        while let Some(n) = cur {
+            chain.push(n);
+            cur = n.parent();
+        }
+        let mut map = HashMap::new();
+        for n in chain.iter().rev() {
+            if let Some(e) = n.element() {
+                for d in &e.ns_decls {
+                    map.insert(d.prefix.as_deref(), d.uri.as_str());
+                }
+            }
+        }
+        map
+    }
+}
+
+/// Depth-first, document-order iterator over a subtree.
+pub struct Descendants<'a> {
+    doc: &'a Document,
+    stack: Vec<NodeId>,
+}
+
+impl<'a> Iterator for Descendants<'a> {
+    type Item = Node<'a>;
+    fn next(&mut self) -> Option<Node<'a>> {
+        let id = self.stack.pop()?;
+        let data = &self.doc.nodes[id.idx()];
+        self.stack.extend(data.children.iter().rev().copied());
+        Some(self.doc.node(id))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input decoding
+
+/// Turns the raw bytes into UTF-8 text. UTF-8 is what eDelivery mandates ([ED115] §3.2.2, and a
+/// receiver must tolerate a BOM); ISO-8859-1 and UTF-16 are accepted because c14n test suites and
+/// older partners use them.
+fn decode_input(input: &[u8]) -> Result<Cow<'_, str>, XmlError> {
+    if let Some(rest) = input.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
+        return utf8(rest);
+    }
+    if input.starts_with(&[0xFF, 0xFE]) || input.starts_with(&[0xFE, 0xFF]) {
+        let le = input[0] == 0xFF;
+        let body = &input[2..];
+        if body.len() % 2 != 0 {
+            return Err(XmlError::Encoding("odd number of bytes in UTF-16 input".into()));
+        }
+        let units: Vec<u16> = body
+            .chunks_exact(2)
+            .map(|c| if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) })
+            .collect();
+        return String::from_utf16(&units)
+            .map(Cow::Owned)
+            .map_err(|_| XmlError::Encoding("invalid UTF-16".into()));
+    }
+    match declared_encoding(input).map(|e| e.to_ascii_lowercase()) {
+        None => utf8(input),
+        Some(e) if e == "utf-8" || e == "utf8" => utf8(input),
+        Some(e) if e == "us-ascii" || e == "ascii" => {
+            if input.is_ascii() {
+                utf8(input)
+            } else {
+                Err(XmlError::Encoding("non-ASCII byte in a US-ASCII document".into()))
+            }
+        }
+        Some(e) if e == "iso-8859-1" || e == "latin1" || e == "latin-1" || e == "iso_8859-1" => {
+            Ok(Cow::Owned(input.iter().map(|&b| b as char).collect()))
+        }
+        Some(other) => Err(XmlError::Encoding(format!("unsupported encoding {other:?}"))),
+    }
+}
+
+fn utf8(b: &[u8]) -> Result<Cow<'_, str>, XmlError> {
+    std::str::from_utf8(b)
+        .map(Cow::Borrowed)
+        .map_err(|e| XmlError::Encoding(format!("invalid UTF-8 at byte {}", e.valid_up_to())))
+}
+
+/// The `encoding` pseudo-attribute of the XML declaration, if any.
+fn declared_encoding(input: &[u8]) -> Option<&str> {
+    if !input.starts_with(b"<?xml") {
+        return None;
+    }
+    let end = input.windows(2).position(|w| w == b"?>")?;
+    let decl = std::str::from_utf8(&input[..end]).ok()?;
+    let i = decl.find("encoding")?;
+    let rest = decl[i + "encoding".len()..].trim_start().strip_prefix('=')?.trim_start();
+    let quote = rest.chars().next()?;
+    if quote != '"' && quote != '\'' {
+        return None;
+    }
+    let rest = &rest[1..];
+    rest.find(quote).map(|j| &rest[..j])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tree construction
+
+struct Builder<'l> {
+    limits: &'l Limits,
+    nodes: Vec<NodeData>,
+    /// Open elements.
+    stack: Vec<NodeId>,
+    top: Vec<NodeId>,
+    root: Option<NodeId>,
+    /// Namespace scopes: (prefix, uri) pushed per element, with the stack length at each level.
+    scopes: Vec<(Option<String>, String)>,
+    scope_marks: Vec<usize>,
+    /// Pending character data for the current parent (merged across text/CDATA/refs).
+    text: String,
+}
+
+impl<'l> Builder<'l> {
+    fn new(limits: &'l Limits) -> Self {
+        Builder {
+            limits,
+            nodes: Vec::new(),
+            stack: Vec::new(),
+            top: Vec::new(),
+            root: None,
+            scopes: Vec::new(),
+            scope_marks: Vec::new(),
+            text: String::new(),
+        }
+    }
+
+    fn run(mut self, input: &str) -> Result<Document, XmlError> {
+        let mut reader = Reader::from_str(input);
+        let cfg = reader.config_mut();
+        cfg.check_end_names = true;
+        cfg.check_comments = true;
+        cfg.expand_empty_elements = false;
+        cfg.trim_text_start = false;
+        cfg.trim_text_end = false;
+        loop {
+            let pos = reader.buffer_position();
+            let ev = reader.read_event().map_err(|e| XmlError::Malformed {
+                pos: reader.error_position(),
+                msg: e.to_string(),
+            })?;
+            match ev {
+                Event::Decl(_) => {
+                    if pos != 0 {
+                        return Err(malformed(pos, "XML declaration not at the start"));
+                    }
+                }
+                Event::DocType(_) => return Err(XmlError::DtdRefused),
+                Event::Start(s) => self.start(&s, pos, false)?,
+                Event::Empty(s) => self.start(&s, pos, true)?,
+                Event::End(_) => {
+                    self.flush_text()?;
+                    self.stack.pop();
+                    if let Some(mark) = self.scope_marks.pop() {
+                        self.scopes.truncate(mark);
+                    }
+                }
+                Event::Text(t) => {
+                    let content = t.xml10_content();
+                    self.char_data(&content, pos)?;
+                }
+                Event::CData(c) => {
+                    if self.stack.is_empty() {
+                        return Err(malformed(pos, "CDATA outside the root element"));
+                    }
+                    let content = c.xml10_content();
+                    check_chars(&content, pos)?;
+                    self.text.push_str(&content);
+                }
+                Event::GeneralRef(r) => {
+                    if self.stack.is_empty() {
+                        return Err(malformed(pos, "reference outside the root element"));
+                    }
+                    let name = r.into_inner();
+                    let c = resolve_reference(&name)?;
+                    self.text.push(c);
+                }
+                Event::Comment(c) => {
+                    self.flush_text()?;
+                    let content = c.xml10_content().into_owned();
+                    check_chars(&content, pos)?;
+                    self.push_node(NodeKind::Comment(content))?;
+                }
+                Event::PI(p) => {
+                    self.flush_text()?;
+                    let target = p.target().to_string();
+                    if target.eq_ignore_ascii_case("xml") {
+                        return Err(malformed(pos, "reserved processing-instruction target"));
+                    }
+                    let data = p.content().trim_start().to_string();
+                    self.push_node(NodeKind::Pi { target, data })?;
+                }
+                Event::Eof => break,
+            }
+        }
+        if !self.stack.is_empty() {
+            return Err(malformed(input.len() as u64, "unexpected end of document"));
+        }
+        let root = self
+            .root
+            .ok_or_else(|| malformed(input.len() as u64, "no root element"))?;
+        Ok(Document {
+            nodes: self.nodes,
+            root,
+            top: self.top,
+        })
+    }
+
+    fn char_data(&mut self, content: &str, pos: u64) -> Result<(), XmlError> {
+        check_chars(content, pos)?;
+        if self.stack.is_empty() {
+            if content.chars().all(is_xml_space) {
+                return Ok(());
+            }
+            return Err(malformed(pos, "text outside the root element"));
+        }
+        self.text.push_str(content);
+        Ok(())
+    }
+
+    fn flush_text(&mut self) -> Result<(), XmlError> {
+        if self.text.is_empty() {
+            return Ok(());
+        }
+        let t = std::mem::take(&mut self.text);
+        self.push_node(NodeKind::Text(t))?;
+        Ok(())
+    }
+
+    fn push_node(&mut self, kind: NodeKind) -> Result<NodeId, XmlError> {
+        if self.nodes.len() >= self.limits.max_nodes {
+            return Err(XmlError::TooManyNodes(self.limits.max_nodes));
+        }
+        let id = NodeId(self.nodes.len() as u32);
+        let parent = self.stack.last().copied();
+        self.nodes.push(NodeData {
+            kind,
+            parent,
+            children: Vec::new(),
+        });
+        match parent {
+            Some(p) => self.nodes[p.idx()].children.push(id),
+            None => self.top.push(id),
+        }
+        Ok(id)
+    }
+
+    fn start(&mut self, s: &BytesStart<'_>, pos: u64, empty: bool) -> Result<(), XmlError> {
+        self.flush_text()?;
+        if self.stack.is_empty() && self.root.is_some() {
+            return Err(malformed(pos, "more than one root element"));
+        }
+        if self.stack.len() >= self.limits.max_depth {
+            return Err(XmlError::TooDeep(self.limits.max_depth));
+        }
+        let qname = s.name();
+        let (prefix, local) = split_qname(qname.as_ref(), pos)?;
+
+        // First pass: namespace declarations, raw attributes.
+        let mut ns_decls = Vec::new();
+        let mut raw_attrs: Vec<(Option<String>, String, String)> = Vec::new();
+        let mut count = 0usize;
+        for a in s.attributes().with_checks(true) {
+            let a = a.map_err(|e| malformed(pos, &e.to_string()))?;
+            count += 1;
+            if count > self.limits.max_attributes {
+                return Err(XmlError::TooManyAttributes(self.limits.max_attributes));
+            }
+            let key = a.key.as_ref();
+            let value = attribute_value(&a.value, pos)?;
+            if key == "xmlns" {
+                if value == ns::XML || value == ns::XMLNS {
+                    return Err(XmlError::Namespace(format!("{value} cannot be the default namespace")));
+                }
+                ns_decls.push(NsDecl { prefix: None, uri: value });
+            } else if let Some(p) = key.strip_prefix("xmlns:") {
+                check_ncname(p, pos)?;
+                if value.is_empty() {
+                    return Err(XmlError::Namespace(format!("prefix {p} cannot be undeclared (XML Namespaces 1.0)")));
+                }
+                let is_xml = p == "xml";
+                if is_xml != (value == ns::XML) || p == "xmlns" || value == ns::XMLNS {
+                    return Err(XmlError::Namespace(format!("illegal binding of prefix {p} to {value}")));
+                }
+                if is_xml {
+                    continue; // redundant but legal; never rendered
+                }
+                ns_decls.push(NsDecl { prefix: Some(p.to_string()), uri: value });
+            } else {
+                let (ap, al) = split_qname(key, pos)?;
+                raw_attrs.push((ap.map(str::to_string), al.to_string(), value));
+            }
+        }
+
+        self.scope_marks.push(self.scopes.len());
+        for d in &ns_decls {
+            self.scopes.push((d.prefix.clone(), d.uri.clone()));
+        }
+        let elem_ns = self.resolve(prefix)?;
+        let mut attributes = Vec::with_capacity(raw_attrs.len());
+        for (ap, al, value) in raw_attrs {
+            let ans = match &ap {
+                None => None,
+                Some(p) => Some(self.resolve(Some(p))?.ok_or_else(|| XmlError::UndeclaredPrefix(p.clone()))?),
+            };
+            if attributes
+                .iter()
+                .any(|x: &Attribute| x.local == al && x.ns == ans)
+            {
+                return Err(malformed(pos, &format!("duplicate attribute {al}")));
+            }
+            attributes.push(Attribute { prefix: ap, local: al, ns: ans, value });
+        }
+        let element = Element {
+            prefix: prefix.map(str::to_string),
+            local: local.to_string(),
+            ns: elem_ns,
+            attributes,
+            ns_decls,
+        };
+        let id = self.push_node(NodeKind::Element(element))?;
+        if self.stack.is_empty() {
+            self.root = Some(id);
+        }
+        if empty {
+            if let Some(mark) = self.scope_marks.pop() {
+                self.scopes.truncate(mark);
+            }
+        } else {
+            self.stack.push(id);
+        }
+        Ok(())
+    }
+
+    /// Resolves a prefix against the open scopes. `None` prefix = default namespace, which may
+    /// be absent (`Ok(None)`); an unknown explicit prefix is an error.
+    fn resolve(&self, prefix: Option<&str>) -> Result<Option<String>, XmlError> {
+        if prefix == Some("xml") {
+            return Ok(Some(ns::XML.to_string()));
+        }
+        for (p, uri) in self.scopes.iter().rev() {
+            if p.as_deref() == prefix {
+                return Ok(if uri.is_empty() { None } else { Some(uri.clone()) });
+            }
+        }
+        match prefix {
+            None => Ok(None),
+            Some(p) => Err(XmlError::UndeclaredPrefix(p.to_string())),
+        }
+    }
+}
+
+fn malformed(pos: u64, msg: &str) -> XmlError {
+    XmlError::Malformed {
+        pos,
+        msg: msg.to_string(),
+    }
+}
+
+fn is_xml_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
+}
+
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+fn check_chars(s: &str, pos: u64) -> Result<(), XmlError> {
+    match s.chars().find(|&c| !is_xml_char(c)) {
+        Some(c) => Err(malformed(pos, &format!("character U+{:04X} is not allowed in XML", c as u32))),
+        None => Ok(()),
+    }
+}
+
+fn split_qname(name: &str, pos: u64) -> Result<(Option<&str>, &str), XmlError> {
+    match name.split_once(':') {
+        Some((p, l)) => {
+            check_ncname(p, pos)?;
+            check_ncname(l, pos)?;
+            Ok((Some(p), l))
+        }
+        None => {
+            check_ncname(name, pos)?;
+            Ok((None, name))
+        }
+    }
+}
+
+fn check_ncname(s: &str, pos: u64) -> Result<(), XmlError> {
+    let mut chars = s.chars();
+    let ok = match chars.next() {
+        None => false,
+        Some(c) => (c.is_alphabetic() || c == '_') && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '\u{B7}')),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(malformed(pos, &format!("invalid name {s:?}")))
+    }
+}
+
+/// Expands one `&name;` reference: the five predefined entities and character references.
+/// Anything else is refused: with DTDs refused there is no way to declare an entity.
+fn resolve_reference(name: &str) -> Result<char, XmlError> {
+    let c = match name {
+        "lt" => '<',
+        "gt" => '>',
+        "amp" => '&',
+        "apos" => '\'',
+        "quot" => '"',
+        _ => {
+            let code = if let Some(hex) = name.strip_prefix("#x") {
+                u32::from_str_radix(hex, 16).ok()
+            } else if let Some(dec) = name.strip_prefix('#') {
+                dec.parse::<u32>().ok()
+            } else {
+                return Err(XmlError::UnknownEntity(name.to_string()));
+            };
+            let c = code
+                .and_then(char::from_u32)
+                .filter(|&c| is_xml_char(c))
+                .ok_or_else(|| XmlError::BadCharRef(name.to_string()))?;
+            return Ok(c);
+        }
+    };
+    Ok(c)
+}
+
+/// Attribute-value normalisation (XML 1.0 §3.3.3) for CDATA attributes: line ends become
+/// `\n`, then literal white space becomes a space; characters from references are kept as is.
+fn attribute_value(raw: &str, pos: u64) -> Result<String, XmlError> {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                out.push(' ');
+            }
+            '\n' | '\t' => out.push(' '),
+            '<' => return Err(malformed(pos, "'<' in an attribute value")),
+            '&' => {
+                let mut name = String::new();
+                loop {
+                    match chars.next() {
+                        Some(';') => break,
+                        Some(ch) if name.len() < 32 => name.push(ch),
+                        _ => return Err(malformed(pos, "unterminated reference in an attribute value")),
+                    }
+                }
+                out.push(resolve_reference(&name)?);
+            }
+            c if !is_xml_char(c) => {
+                return Err(malformed(pos, &format!("character U+{:04X} is not allowed in XML", c as u32)))
+            }
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_resolve_by_uri_not_prefix() {
+        let doc = Document::parse(br#"<a:r xmlns:a="urn:x"><b xmlns="urn:y" a:k="v"/></a:r>"#).unwrap();
+        let r = doc.root();
+        assert!(r.is("urn:x", "r"));
+        let b = r.child("urn:y", "b").unwrap();
+        assert_eq!(b.attr(Some("urn:x"), "k"), Some("v"));
+    }
+
+    #[test]
+    fn dtd_refused() {
+        let e = Document::parse(b"<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>").unwrap_err();
+        assert!(matches!(e, XmlError::DtdRefused), "{e:?}");
+    }
+
+    #[test]
+    fn unknown_entity_refused() {
+        let e = Document::parse(b"<a>&x;</a>").unwrap_err();
+        assert!(matches!(e, XmlError::UnknownEntity(_)), "{e:?}");
+    }
+
+    #[test]
+    fn attribute_value_normalised() {
+        let doc = Document::parse(b"<a v=\"x\ty\r\nz&#x9;\"/>").unwrap();
+        assert_eq!(doc.root().attr(None, "v"), Some("x y z\t"));
+    }
+
+    #[test]
+    fn undeclared_prefix_refused() {
+        assert!(matches!(
+            Document::parse(b"<p:a/>").unwrap_err(),
+            XmlError::UndeclaredPrefix(_)
+        ));
+    }
+
+    #[test]
+    fn depth_limit() {
+        let mut s = String::new();
+        for _ in 0..300 {
+            s.push_str("<a>");
+        }
+        for _ in 0..300 {
+            s.push_str("</a>");
+        }
+        assert!(matches!(Document::parse(s.as_bytes()).unwrap_err(), XmlError::TooDeep(_)));
+    }
+}

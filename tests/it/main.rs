@@ -1,0 +1,10 @@
+//! One integration-test binary (one link step on small CI machines), one module per area.
+
+mod support;
+
+mod c14n;
+mod ebms;
+mod mime;
+mod pmode;
+mod security;
+mod store;
