@@ -1,1 +1,3 @@
-//! Integration tests: security.
+//! Integration tests: security (WS-Security verify/sign/encrypt/decrypt, receipts, PKI, CLI).
+
+mod fixtures;
