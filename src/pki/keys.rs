@@ -146,7 +146,14 @@ impl PrivateKey {
         Ok(Zeroizing::new(match &self.inner {
             KeyInner::Rsa { pair, .. } => AsDer::<Pkcs8V1Der>::as_der(pair).map_err(e)?.as_ref().to_vec(),
             KeyInner::Ed25519(k) => k.to_pkcs8v1().map_err(e)?.as_ref().to_vec(),
-            KeyInner::X25519(k) => AsDer::<Pkcs8V1Der>::as_der(k).map_err(e)?.as_ref().to_vec(),
+            KeyInner::X25519(k) => {
+                // aws-lc-rs does not encode X25519 keys as PKCS#8; RFC 8410 §7 is simple enough.
+                use aws_lc_rs::encoding::{AsBigEndian, Curve25519SeedBin};
+                let seed = AsBigEndian::<Curve25519SeedBin>::as_be_bytes(k).map_err(e)?;
+                let inner = Zeroizing::new(der::tlv(0x04, seed.as_ref()));
+                let alg = der::seq(&[&der::tlv(0x06, der::OID_X25519)]);
+                der::seq(&[&der::tlv(0x02, &[0]), &alg, &der::tlv(0x04, &inner)])
+            }
             KeyInner::P256(k) => k.to_pkcs8v1().map_err(e)?.as_ref().to_vec(),
         }))
     }

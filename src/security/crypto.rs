@@ -90,8 +90,17 @@ pub trait Crypto: Send + Sync {
 pub struct AwsLc;
 
 fn rsa_public(public: &[u8]) -> Result<OaepPublicEncryptingKey, CryptoError> {
-    // aws-lc-rs reads SubjectPublicKeyInfo or RSAPublicKey DER.
-    let k = PublicEncryptingKey::from_der(public).map_err(|_| CryptoError)?;
+    // aws-lc-rs reads SubjectPublicKeyInfo; certificates give us the RSAPublicKey bits, so wrap them.
+    let k = match PublicEncryptingKey::from_der(public) {
+        Ok(k) => k,
+        Err(_) => {
+            use crate::pki::der::{seq, tlv, OID_RSA};
+            let alg = seq(&[&tlv(0x06, OID_RSA), &[0x05, 0x00]]);
+            let mut bits = vec![0u8];
+            bits.extend_from_slice(public);
+            PublicEncryptingKey::from_der(&seq(&[&alg, &tlv(0x03, &bits)])).map_err(|_| CryptoError)?
+        }
+    };
     OaepPublicEncryptingKey::new(k).map_err(|_| CryptoError)
 }
 

@@ -14,7 +14,6 @@ use super::{OwnKey, SecurityError};
 
 /// The nodes of one envelope.
 pub(crate) struct Located<'d> {
-    pub header: Option<Node<'d>>,
     pub body: Node<'d>,
     pub messaging: Option<Node<'d>>,
     pub security: Option<Node<'d>>,
@@ -57,7 +56,7 @@ pub(crate) fn locate(doc: &Document) -> Result<Located<'_>, SecurityError> {
             (m.first().copied(), s.first().copied())
         }
     };
-    Ok(Located { header, body, messaging, security })
+    Ok(Located { body, messaging, security })
 }
 
 /// The `cid:` hrefs of `eb:PayloadInfo/eb:PartInfo` in order (without the `cid:` prefix).

@@ -1,3 +1,6 @@
 //! Integration tests: security (WS-Security verify/sign/encrypt/decrypt, receipts, PKI, CLI).
 
 mod fixtures;
+mod msg;
+mod roundtrip;
+mod testpki;
