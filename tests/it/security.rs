@@ -2,5 +2,6 @@
 
 mod fixtures;
 mod msg;
+mod negative;
 mod roundtrip;
 mod testpki;
