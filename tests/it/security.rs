@@ -4,5 +4,6 @@ mod crypto;
 mod fixtures;
 mod msg;
 mod negative;
+mod pki;
 mod roundtrip;
 mod testpki;

@@ -28,6 +28,9 @@ pub struct World {
     pub rogue: Party,
     /// Red's RSA key under a certificate that expired in 2021.
     pub expired_rsa: OwnKey,
+    /// A PEM CRL of the test root revoking `revoked_rsa`.
+    pub crl_pem: String,
+    pub revoked_rsa: OwnKey,
 }
 
 impl World {
@@ -159,5 +162,22 @@ fn make_world() -> World {
     let blue = party(&ca, "blue");
     let rogue = party(&rogue_ca, "rogue");
     let expired_rsa = leaf(&ca, "red expired", KeyType::Rsa, datetime!(2020-01-01 0:00 UTC), datetime!(2021-01-01 0:00 UTC));
-    World { ca: ca.cert, red, blue, rogue, expired_rsa }
+    let revoked_rsa = leaf(&ca, "red revoked", KeyType::Rsa, datetime!(2025-01-01 0:00 UTC), datetime!(2030-01-01 0:00 UTC));
+    let crl = rcgen::CertificateRevocationListParams {
+        this_update: datetime!(2026-01-01 0:00 UTC),
+        next_update: datetime!(2027-01-01 0:00 UTC),
+        crl_number: rcgen::SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: vec![rcgen::RevokedCertParams {
+            serial_number: rcgen::SerialNumber::from_slice(revoked_rsa.cert.serial()),
+            revocation_time: datetime!(2026-02-01 0:00 UTC),
+            reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        }],
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&Issuer::from_params(&ca.params, &ca.rc))
+    .expect("crl");
+    let crl_pem = crl.pem().expect("pem");
+    World { ca: ca.cert, red, blue, rogue, expired_rsa, crl_pem, revoked_rsa }
 }
