@@ -636,3 +636,31 @@ pub fn process_inbound(
         references,
     ))
 }
+
+/// Diagnostics: tries to decrypt the parts with `rx.keys` (any suite, legacy OAEP allowed), then
+/// reports the signature without failing early. Returns the report, the parts after the attempt
+/// (plaintext where decryption worked) and the decryption error, if any.
+pub fn inspect_message(
+    rx: &Receiver<'_>,
+    soap: &[u8],
+    parts: &[Attachment],
+) -> Result<(SignatureReport, Vec<Attachment>, Option<SecurityError>), SecurityError> {
+    let doc = Document::parse(soap)?;
+    let loc = locate(&doc)?;
+    let mut work = parts.to_vec();
+    let mut pending = encrypted_targets(loc.security);
+    let mut dec_err = None;
+    if let Some(sec) = loc.security {
+        if !pending.is_empty() {
+            match super::decrypt::decrypt_parts(rx.crypto, &doc, sec, rx.keys, &mut work, None, true) {
+                Ok(_) => pending.clear(),
+                Err(e) => {
+                    work = parts.to_vec();
+                    dec_err = Some(e);
+                }
+            }
+        }
+    }
+    let report = inspect_doc(rx.crypto, &doc, &work, &pending, rx.trust, rx.partners)?;
+    Ok((report, work, dec_err))
+}

@@ -1,5 +1,6 @@
 //! Integration tests: security (WS-Security verify/sign/encrypt/decrypt, receipts, PKI, CLI).
 
+mod cli;
 mod crypto;
 mod fixtures;
 mod msg;
