@@ -14,6 +14,7 @@
 
 pub mod cert;
 pub mod der;
+pub mod issue;
 pub mod keys;
 pub mod trust;
 
