@@ -28,13 +28,21 @@ pub enum Command {
 
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
-        Command::C14n { with_comments, inclusive_prefixes, id, file } => {
-            c14n(with_comments, &inclusive_prefixes, id.as_deref(), &file)
-        }
+        Command::C14n {
+            with_comments,
+            inclusive_prefixes,
+            id,
+            file,
+        } => c14n(with_comments, &inclusive_prefixes, id.as_deref(), &file),
     }
 }
 
-fn c14n(with_comments: bool, prefixes: &str, id: Option<&str>, file: &Path) -> anyhow::Result<ExitCode> {
+fn c14n(
+    with_comments: bool,
+    prefixes: &str,
+    id: Option<&str>,
+    file: &Path,
+) -> anyhow::Result<ExitCode> {
     use std::io::Write;
 
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
@@ -49,7 +57,11 @@ fn c14n(with_comments: bool, prefixes: &str, id: Option<&str>, file: &Path) -> a
             match found.as_slice() {
                 [one] => canonicalize_subtree(&doc, one.id(), &opts, &mut out),
                 [] => anyhow::bail!("no element with Id {id:?} in {}", file.display()),
-                _ => anyhow::bail!("{} elements carry Id {id:?} in {}: ambiguous", found.len(), file.display()),
+                _ => anyhow::bail!(
+                    "{} elements carry Id {id:?} in {}: ambiguous",
+                    found.len(),
+                    file.display()
+                ),
             }
         }
     }

@@ -36,7 +36,7 @@ pub enum SecurityError {
     #[error("reference {uri} cannot be checked: {reason}")]
     ReferenceUnresolved { uri: String, reason: String },
     #[error("signer not trusted: {0}")]
-    Untrusted(PkiError),
+    Untrusted(Box<PkiError>),
     #[error("decryption failed: {0}")]
     Decryption(String),
     #[error("policy: {0}")]
@@ -57,8 +57,14 @@ impl SecurityError {
         use SecurityError::*;
         match self {
             Xml(_) | NotSoap(_) => EbmsCode::InvalidHeader,
-            Malformed(_) | Wrapping(_) | UnknownAlgorithm { .. } | KeyNotFound(_) | BadSignature
-            | DigestMismatch { .. } | ReferenceUnresolved { .. } | Untrusted(_) => EbmsCode::FailedAuthentication,
+            Malformed(_)
+            | Wrapping(_)
+            | UnknownAlgorithm { .. }
+            | KeyNotFound(_)
+            | BadSignature
+            | DigestMismatch { .. }
+            | ReferenceUnresolved { .. }
+            | Untrusted(_) => EbmsCode::FailedAuthentication,
             Decryption(_) => EbmsCode::FailedDecryption,
             Policy(_) | AlgorithmNotAllowed { .. } => EbmsCode::PolicyNoncompliance,
             MissingPart(_) => EbmsCode::MimeInconsistency,

@@ -52,7 +52,11 @@ pub fn canonicalize_subtree(doc: &Document, apex: NodeId, opts: &C14nOptions, ou
         })
         .unwrap_or_default();
     let mut rendered: Vec<(Option<&str>, &str)> = Vec::new();
-    let mut w = Writer { out, opts, inclusive: &inclusive };
+    let mut w = Writer {
+        out,
+        opts,
+        inclusive: &inclusive,
+    };
     w.node(node, &mut scope, &mut rendered);
 }
 
@@ -75,7 +79,11 @@ pub fn canonicalize_document(doc: &Document, opts: &C14nOptions, out: &mut Vec<u
         if seen_root && !is_root {
             out.push(b'\n');
         }
-        let mut w = Writer { out: &mut *out, opts, inclusive: &inclusive };
+        let mut w = Writer {
+            out: &mut *out,
+            opts,
+            inclusive: &inclusive,
+        };
         w.node(n, &mut Vec::new(), &mut Vec::new());
         if !seen_root && !is_root {
             out.push(b'\n');
@@ -120,7 +128,11 @@ struct Writer<'o, 'p> {
 
 /// Looks a prefix up in a scope stack (last binding wins).
 fn lookup<'a>(stack: &[(Option<&'a str>, &'a str)], prefix: Option<&str>) -> Option<&'a str> {
-    stack.iter().rev().find(|(p, _)| *p == prefix).map(|(_, u)| *u)
+    stack
+        .iter()
+        .rev()
+        .find(|(p, _)| *p == prefix)
+        .map(|(_, u)| *u)
 }
 
 impl Writer<'_, '_> {
@@ -169,7 +181,11 @@ impl Writer<'_, '_> {
                 }
                 for p in &self.inclusive.prefixes {
                     // Borrow the prefix from the document (via the scope), not from the options.
-                    let bound = scope.iter().rev().find(|(k, _)| *k == Some(p.as_str())).map(|(k, _)| *k);
+                    let bound = scope
+                        .iter()
+                        .rev()
+                        .find(|(k, _)| *k == Some(p.as_str()))
+                        .map(|(k, _)| *k);
                     if let Some(k) = bound {
                         if !candidates.contains(&k) {
                             candidates.push(k);
@@ -307,13 +323,19 @@ mod tests {
     #[test]
     fn unused_namespace_dropped_and_used_pushed_down() {
         let x = r#"<r xmlns:a="urn:a" xmlns:b="urn:b"><x Id="t"><a:y/></x></r>"#;
-        assert_eq!(c14n(x, Some("t"), ""), r#"<x Id="t"><a:y xmlns:a="urn:a"></a:y></x>"#);
+        assert_eq!(
+            c14n(x, Some("t"), ""),
+            r#"<x Id="t"><a:y xmlns:a="urn:a"></a:y></x>"#
+        );
     }
 
     #[test]
     fn default_namespace_inherited_into_subset() {
         let x = r#"<r xmlns="urn:d"><x Id="t"><y xmlns=""/></x></r>"#;
-        assert_eq!(c14n(x, Some("t"), ""), r#"<x xmlns="urn:d" Id="t"><y xmlns=""></y></x>"#);
+        assert_eq!(
+            c14n(x, Some("t"), ""),
+            r#"<x xmlns="urn:d" Id="t"><y xmlns=""></y></x>"#
+        );
     }
 
     #[test]
