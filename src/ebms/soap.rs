@@ -1,0 +1,1 @@
+//! SOAP envelope (placeholder, filled below).
