@@ -100,7 +100,9 @@ fn is_dot_atom_text(s: &str) -> bool {
     fn atext(b: u8) -> bool {
         b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b)
     }
-    !s.is_empty() && s.split('.').all(|run| !run.is_empty() && run.bytes().all(atext))
+    !s.is_empty()
+        && s.split('.')
+            .all(|run| !run.is_empty() && run.bytes().all(atext))
 }
 
 impl fmt::Display for MessageId {
@@ -217,7 +219,8 @@ impl Timestamp {
             .and_then(|m| Month::try_from(m).ok())
             .ok_or_else(|| err("month out of range"))?;
         let year = i32::try_from(year).map_err(|_| err("year out of range"))?;
-        let date = Date::from_calendar_date(year, month, day as u8).map_err(|_| err("no such date"))?;
+        let date =
+            Date::from_calendar_date(year, month, day as u8).map_err(|_| err("no such date"))?;
         // xs:dateTime allows 24:00:00 for the end of a day.
         let (date, hour) = if hour == 24 && minute == 0 && second == 0 && nanos == 0 {
             (date.next_day().ok_or_else(|| err("date out of range"))?, 0)
@@ -592,14 +595,26 @@ mod tests {
     fn message_id_levels() {
         assert!(MessageId::parse("MESSAGE_ID").is_ok());
         assert!(!MessageId::parse("MESSAGE_ID").unwrap().is_rfc2822());
-        assert_eq!(MessageId::parse("<a@b>"), Err(MessageIdError::AngleBrackets));
+        assert_eq!(
+            MessageId::parse("<a@b>"),
+            Err(MessageIdError::AngleBrackets)
+        );
         assert_eq!(MessageId::parse(""), Err(MessageIdError::Empty));
         assert_eq!(MessageId::parse("a b@c"), Err(MessageIdError::Whitespace));
         assert!(MessageId::new_rfc2822("ph-as4@e348b6f9-bea5-422b-972a-90").is_ok());
         assert!(MessageId::new_rfc2822("a@[1.2.3.4]").is_ok());
-        assert_eq!(MessageId::new_rfc2822("a@@b"), Err(MessageIdError::NotRfc2822));
-        assert_eq!(MessageId::new_rfc2822("a..b@c"), Err(MessageIdError::NotRfc2822));
-        assert_eq!(MessageId::new_rfc2822("@c"), Err(MessageIdError::NotRfc2822));
+        assert_eq!(
+            MessageId::new_rfc2822("a@@b"),
+            Err(MessageIdError::NotRfc2822)
+        );
+        assert_eq!(
+            MessageId::new_rfc2822("a..b@c"),
+            Err(MessageIdError::NotRfc2822)
+        );
+        assert_eq!(
+            MessageId::new_rfc2822("@c"),
+            Err(MessageIdError::NotRfc2822)
+        );
         let g = MessageId::generate("gw.example.eu").unwrap();
         assert!(g.as_str().ends_with("@gw.example.eu") && g.is_rfc2822());
         assert_eq!(g.as_str().len(), 36 + 1 + 13);
@@ -609,9 +624,15 @@ mod tests {
     #[test]
     fn timestamps() {
         let t = |s| Timestamp::parse(s).map(|t| t.to_xml());
-        assert_eq!(t("2026-08-06T10:00:00.000Z").unwrap(), "2026-08-06T10:00:00Z");
+        assert_eq!(
+            t("2026-08-06T10:00:00.000Z").unwrap(),
+            "2026-08-06T10:00:00Z"
+        );
         assert_eq!(t("2006-07-25T12:19:05").unwrap(), "2006-07-25T12:19:05Z");
-        assert_eq!(t("2016-09-21T15:03:40.314+02:00").unwrap(), "2016-09-21T13:03:40.314Z");
+        assert_eq!(
+            t("2016-09-21T15:03:40.314+02:00").unwrap(),
+            "2016-09-21T13:03:40.314Z"
+        );
         assert_eq!(
             t("2023-03-09T10:23:26.8542515+01:00").unwrap(),
             "2023-03-09T09:23:26.8542515Z"
@@ -621,7 +642,10 @@ mod tests {
             "2025-09-25T07:54:32.971659362Z"
         );
         assert_eq!(t("2020-12-31T24:00:00Z").unwrap(), "2021-01-01T00:00:00Z");
-        assert_eq!(t("2020-01-01T00:30:00-01:30").unwrap(), "2020-01-01T02:00:00Z");
+        assert_eq!(
+            t("2020-01-01T00:30:00-01:30").unwrap(),
+            "2020-01-01T02:00:00Z"
+        );
         for bad in [
             "2006-30-30T30:99:99",
             "2021-02-29T00:00:00Z",

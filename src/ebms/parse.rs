@@ -41,7 +41,10 @@ pub enum ParseErrorKind {
     #[error("bad Timestamp: {0}")]
     Timestamp(#[from] TimestampError),
     #[error("bad message id {value:?}: {reason}")]
-    MessageId { value: String, reason: MessageIdError },
+    MessageId {
+        value: String,
+        reason: MessageIdError,
+    },
     #[error("eb:SignalMessage carries no signal (Receipt, Error or PullRequest)")]
     NoSignal,
     #[error("eb:SignalMessage mixes signal kinds ({0})")]
@@ -84,7 +87,13 @@ impl ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} (at {})", self.code().code(), self.kind, self.path)
+        write!(
+            f,
+            "{}: {} (at {})",
+            self.code().code(),
+            self.kind,
+            self.path
+        )
     }
 }
 
@@ -139,7 +148,8 @@ fn attr_opt(n: Node<'_>, local: &str) -> Option<String> {
 }
 
 fn to_message_id(value: String, path: &str) -> R<MessageId> {
-    MessageId::parse(&value).map_err(|reason| ParseError::at(ParseErrorKind::MessageId { value, reason }, path))
+    MessageId::parse(&value)
+        .map_err(|reason| ParseError::at(ParseErrorKind::MessageId { value, reason }, path))
 }
 
 impl Messaging {
@@ -154,7 +164,10 @@ impl Messaging {
     pub fn from_node(n: Node<'_>) -> Result<Messaging, ParseError> {
         let path = "eb:Messaging";
         if !n.is(ns::EB, "Messaging") {
-            let name = n.element().map(|e| e.qname().into_owned()).unwrap_or_default();
+            let name = n
+                .element()
+                .map(|e| e.qname().into_owned())
+                .unwrap_or_default();
             return Err(ParseError::at(ParseErrorKind::NotMessaging(name), "/"));
         }
         let id = n
@@ -174,7 +187,9 @@ impl Messaging {
         let signal_messages = n
             .children_named(ns::EB, "SignalMessage")
             .enumerate()
-            .map(|(i, s)| SignalMessage::from_node(s, &format!("{path}/eb:SignalMessage[{}]", i + 1)))
+            .map(|(i, s)| {
+                SignalMessage::from_node(s, &format!("{path}/eb:SignalMessage[{}]", i + 1))
+            })
             .collect::<R<Vec<_>>>()?;
         Ok(Messaging {
             id,
@@ -188,8 +203,12 @@ fn message_info(n: Node<'_>, path: &str) -> R<MessageInfo> {
     let mi = one(n, "MessageInfo", path)?;
     let path = child_path(path, "MessageInfo");
     let ts = token(mi, "Timestamp", &path)?;
-    let timestamp = Timestamp::parse(&ts).map_err(|e| ParseError::at(e.into(), &child_path(&path, "Timestamp")))?;
-    let message_id = to_message_id(token(mi, "MessageId", &path)?, &child_path(&path, "MessageId"))?;
+    let timestamp = Timestamp::parse(&ts)
+        .map_err(|e| ParseError::at(e.into(), &child_path(&path, "Timestamp")))?;
+    let message_id = to_message_id(
+        token(mi, "MessageId", &path)?,
+        &child_path(&path, "MessageId"),
+    )?;
     let ref_to_message_id = match opt(mi, "RefToMessageId", &path)? {
         None => None,
         Some(r) => {
@@ -284,7 +303,10 @@ fn properties(n: Node<'_>, path: &str) -> R<Vec<Property>> {
     n.children_named(ns::EB, "Property")
         .map(|p| {
             let name = attr_opt(p, "name").ok_or_else(|| {
-                ParseError::at(ParseErrorKind::MissingAttribute("name"), &child_path(path, "Property"))
+                ParseError::at(
+                    ParseErrorKind::MissingAttribute("name"),
+                    &child_path(path, "Property"),
+                )
             })?;
             Ok(Property {
                 name,
@@ -297,7 +319,10 @@ fn properties(n: Node<'_>, path: &str) -> R<Vec<Property>> {
 
 fn description(n: Node<'_>) -> Description {
     Description {
-        lang: n.attr(Some(ns::XML), "lang").unwrap_or_default().to_string(),
+        lang: n
+            .attr(Some(ns::XML), "lang")
+            .unwrap_or_default()
+            .to_string(),
         text: n.text().into_owned(),
     }
 }
@@ -350,7 +375,10 @@ impl SignalMessage {
         }
         // One kind of signal per SignalMessage ([EBMS3] §5.2.3; digest §2.3).
         if kinds.len() > 1 {
-            return Err(ParseError::at(ParseErrorKind::MixedSignals(kinds.join(", ")), path));
+            return Err(ParseError::at(
+                ParseErrorKind::MixedSignals(kinds.join(", ")),
+                path,
+            ));
         }
         let signal = if let Some(r) = receipt {
             Signal::Receipt(parse_receipt(r, &child_path(path, "Receipt"))?)
@@ -369,15 +397,18 @@ impl SignalMessage {
         } else {
             return Err(ParseError::at(ParseErrorKind::NoSignal, path));
         };
-        Ok(SignalMessage { message_info, signal })
+        Ok(SignalMessage {
+            message_info,
+            signal,
+        })
     }
 }
 
 fn signal_error(n: Node<'_>, path: &str) -> R<SignalError> {
-    let code =
-        attr_opt(n, "errorCode").ok_or_else(|| ParseError::at(ParseErrorKind::MissingAttribute("errorCode"), path))?;
-    let sev =
-        attr_opt(n, "severity").ok_or_else(|| ParseError::at(ParseErrorKind::MissingAttribute("severity"), path))?;
+    let code = attr_opt(n, "errorCode")
+        .ok_or_else(|| ParseError::at(ParseErrorKind::MissingAttribute("errorCode"), path))?;
+    let sev = attr_opt(n, "severity")
+        .ok_or_else(|| ParseError::at(ParseErrorKind::MissingAttribute("severity"), path))?;
     let severity = match sev.to_ascii_lowercase().as_str() {
         "warning" => Severity::Warning,
         "failure" => Severity::Failure,
@@ -402,7 +433,9 @@ fn parse_receipt(n: Node<'_>, path: &str) -> R<Receipt> {
     let children: Vec<Node<'_>> = n.child_elements().collect();
     if let [nri] = children.as_slice() {
         if nri.is(ns::EBBP, "NonRepudiationInformation") {
-            let parts: Vec<Node<'_>> = nri.children_named(ns::EBBP, "MessagePartNRInformation").collect();
+            let parts: Vec<Node<'_>> = nri
+                .children_named(ns::EBBP, "MessagePartNRInformation")
+                .collect();
             if parts.iter().all(|p| p.child(ns::DS, "Reference").is_some()) {
                 let p = format!("{path}/ebbp:NonRepudiationInformation");
                 return parts
@@ -417,7 +450,12 @@ fn parse_receipt(n: Node<'_>, path: &str) -> R<Receipt> {
     Ok(Receipt::Other(
         children
             .into_iter()
-            .map(|c| RawXml(String::from_utf8_lossy(&canonical_bytes(c.document(), c.id(), &opts)).into_owned()))
+            .map(|c| {
+                RawXml(
+                    String::from_utf8_lossy(&canonical_bytes(c.document(), c.id(), &opts))
+                        .into_owned(),
+                )
+            })
             .collect(),
     ))
 }
@@ -445,7 +483,9 @@ fn nr_part(n: Node<'_>, path: &str) -> R<MessagePartNrInformation> {
                     algorithm: t
                         .attr(None, "Algorithm")
                         .map(str::to_string)
-                        .ok_or_else(|| ParseError::at(ParseErrorKind::MissingAttribute("Algorithm"), &rpath))?,
+                        .ok_or_else(|| {
+                            ParseError::at(ParseErrorKind::MissingAttribute("Algorithm"), &rpath)
+                        })?,
                     inclusive_prefixes: t.child(ns::EXC_C14N, "InclusiveNamespaces").map(|i| {
                         i.attr(None, "PrefixList")
                             .unwrap_or_default()
@@ -465,7 +505,11 @@ fn nr_part(n: Node<'_>, path: &str) -> R<MessagePartNrInformation> {
     let dv = r
         .child(ns::DS, "DigestValue")
         .ok_or_else(|| ParseError::at(ParseErrorKind::Missing("ds:DigestValue"), &rpath))?;
-    let b64: String = dv.text().chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let b64: String = dv
+        .text()
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
     let digest_value = base64::engine::general_purpose::STANDARD
         .decode(b64.as_bytes())
         .map_err(|_| ParseError::at(ParseErrorKind::DigestValue, &rpath))?;
@@ -502,8 +546,10 @@ mod tests {
 
     #[test]
     fn missing_to_is_invalid_header() {
-        let e = Messaging::parse(um("<x:From><x:PartyId>urn:a</x:PartyId><x:Role>r</x:Role></x:From>").as_bytes())
-            .unwrap_err();
+        let e = Messaging::parse(
+            um("<x:From><x:PartyId>urn:a</x:PartyId><x:Role>r</x:Role></x:From>").as_bytes(),
+        )
+        .unwrap_err();
         assert_eq!(e.kind, ParseErrorKind::Missing("To"));
         assert_eq!(e.code(), EbmsCode::InvalidHeader);
         assert_eq!(e.path, "eb:Messaging/eb:UserMessage/eb:PartyInfo");
@@ -527,15 +573,22 @@ mod tests {
     fn signal_shapes() {
         let mi = "<eb:MessageInfo><eb:Timestamp>2020-01-01T00:00:00Z</eb:Timestamp><eb:MessageId>a@b</eb:MessageId></eb:MessageInfo>";
         let wrap = |s: &str| {
-            format!(r#"<eb:Messaging xmlns:eb="{EBNS}"><eb:SignalMessage>{mi}{s}</eb:SignalMessage></eb:Messaging>"#)
+            format!(
+                r#"<eb:Messaging xmlns:eb="{EBNS}"><eb:SignalMessage>{mi}{s}</eb:SignalMessage></eb:Messaging>"#
+            )
         };
         let e = Messaging::parse(wrap("").as_bytes()).unwrap_err();
         assert_eq!(e.kind, ParseErrorKind::NoSignal);
         let e = Messaging::parse(wrap("<eb:Receipt/><eb:PullRequest/>").as_bytes()).unwrap_err();
         assert!(matches!(e.kind, ParseErrorKind::MixedSignals(_)));
-        let e = Messaging::parse(wrap(r#"<eb:Error errorCode="EBMS:0004" severity="fatal"/>"#).as_bytes()).unwrap_err();
+        let e = Messaging::parse(
+            wrap(r#"<eb:Error errorCode="EBMS:0004" severity="fatal"/>"#).as_bytes(),
+        )
+        .unwrap_err();
         assert_eq!(e.kind, ParseErrorKind::Severity("fatal".into()));
-        let m = Messaging::parse(wrap(r#"<eb:Error errorCode="X" severity="Warning"/>"#).as_bytes()).unwrap();
+        let m =
+            Messaging::parse(wrap(r#"<eb:Error errorCode="X" severity="Warning"/>"#).as_bytes())
+                .unwrap();
         match &m.signal_messages[0].signal {
             Signal::Errors(e) => {
                 assert_eq!(e[0].severity, Severity::Warning);

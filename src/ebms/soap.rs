@@ -105,7 +105,11 @@ impl Envelope {
 
     /// True when the Body has element children (eDelivery wants it empty, [ED115] §3.2.3).
     pub fn body_has_content(&self) -> bool {
-        self.document.node(self.body).child_elements().next().is_some()
+        self.document
+            .node(self.body)
+            .child_elements()
+            .next()
+            .is_some()
     }
 
     pub fn has_security_header(&self) -> bool {
@@ -163,7 +167,9 @@ pub fn parse_envelope(bytes: &[u8]) -> Result<Envelope, SoapError> {
 }
 
 fn qname(n: Node<'_>) -> String {
-    n.element().map(|e| e.qname().into_owned()).unwrap_or_default()
+    n.element()
+        .map(|e| e.qname().into_owned())
+        .unwrap_or_default()
 }
 
 /// `mustUnderstand` of a header block, in the envelope's namespace. SOAP 1.2 uses xs:boolean;
@@ -192,7 +198,9 @@ pub fn parse_envelope_document(document: Document) -> Result<Envelope, SoapError
     let (header, body) = match kids.as_slice() {
         [h, b] if h.is(env_ns, "Header") && b.is(env_ns, "Body") => (Some(*h), *b),
         [b] if b.is(env_ns, "Body") => (None, *b),
-        [h, b, ..] if h.is(env_ns, "Header") && b.is(env_ns, "Body") && version == SoapVersion::Soap11 => {
+        [h, b, ..]
+            if h.is(env_ns, "Header") && b.is(env_ns, "Body") && version == SoapVersion::Soap11 =>
+        {
             (Some(*h), *b)
         }
         [b, ..] if b.is(env_ns, "Body") && version == SoapVersion::Soap11 => (None, *b),
@@ -278,7 +286,9 @@ fn fault_code_from_qname(n: Node<'_>, value: &str, v: SoapVersion) -> FaultCode 
 fn parse_fault(f: Node<'_>, v: SoapVersion) -> Result<SoapFault, SoapError> {
     match v {
         SoapVersion::Soap12 => {
-            let code = f.child(ns::S12, "Code").ok_or(SoapError::InvalidFault("Code"))?;
+            let code = f
+                .child(ns::S12, "Code")
+                .ok_or(SoapError::InvalidFault("Code"))?;
             let value = code
                 .child(ns::S12, "Value")
                 .ok_or(SoapError::InvalidFault("Code/Value"))?;
@@ -291,7 +301,9 @@ fn parse_fault(f: Node<'_>, v: SoapVersion) -> Result<SoapFault, SoapError> {
                 }
                 cur = sc.child(ns::S12, "Subcode");
             }
-            let reason = f.child(ns::S12, "Reason").ok_or(SoapError::InvalidFault("Reason"))?;
+            let reason = f
+                .child(ns::S12, "Reason")
+                .ok_or(SoapError::InvalidFault("Reason"))?;
             let text = reason
                 .child(ns::S12, "Text")
                 .ok_or(SoapError::InvalidFault("Reason/Text"))?;
@@ -408,8 +420,14 @@ mod tests {
         assert_eq!(e.soap_fault_code(), FaultCode::MustUnderstand);
         assert_eq!(e.ebms_code(), None);
         // Not understood but optional: recorded, not refused.
-        let ok = xml.replace("S12:mustUnderstand=\"1\"/>", "S12:mustUnderstand=\"false\"/>");
-        assert_eq!(parse_envelope(ok.as_bytes()).unwrap().other_headers.len(), 1);
+        let ok = xml.replace(
+            "S12:mustUnderstand=\"1\"/>",
+            "S12:mustUnderstand=\"false\"/>",
+        );
+        assert_eq!(
+            parse_envelope(ok.as_bytes()).unwrap().other_headers.len(),
+            1
+        );
     }
 
     #[test]
@@ -432,7 +450,9 @@ mod tests {
         let e = parse_envelope(b"<a/>").unwrap_err();
         assert_eq!(e.soap_fault_code(), FaultCode::VersionMismatch);
         assert_eq!(e.ebms_code(), Some(EbmsCode::InvalidHeader));
-        let e = parse_envelope(b"<e:Envelope xmlns:e=\"http://www.w3.org/2003/05/soap-envelope\"/>").unwrap_err();
+        let e =
+            parse_envelope(b"<e:Envelope xmlns:e=\"http://www.w3.org/2003/05/soap-envelope\"/>")
+                .unwrap_err();
         assert_eq!(e, SoapError::BadStructure);
     }
 }

@@ -36,10 +36,14 @@ impl std::fmt::Display for Issue {
 
 /// Rule texts (also the `rule` of each [`Issue`]); see docs/ebms.md for the table.
 pub mod rules {
-    pub const PARTY_ID_URI: &str = "PartyId without @type must be a URI ([EBMS3] §5.2.2.4, digest §2.3)";
-    pub const SERVICE_URI: &str = "Service without @type must be a URI ([EBMS3] §5.2.2.8, digest §2.3)";
-    pub const AGREEMENT_URI: &str = "AgreementRef without @type must be a URI ([EBMS3] §5.2.2.7, digest §2.3)";
-    pub const ONE_PARTY_ID: &str = "From/To carry exactly one PartyId ([ED115] §3.5.1, digest §2.3)";
+    pub const PARTY_ID_URI: &str =
+        "PartyId without @type must be a URI ([EBMS3] §5.2.2.4, digest §2.3)";
+    pub const SERVICE_URI: &str =
+        "Service without @type must be a URI ([EBMS3] §5.2.2.8, digest §2.3)";
+    pub const AGREEMENT_URI: &str =
+        "AgreementRef without @type must be a URI ([EBMS3] §5.2.2.7, digest §2.3)";
+    pub const ONE_PARTY_ID: &str =
+        "From/To carry exactly one PartyId ([ED115] §3.5.1, digest §2.3)";
     pub const COMPRESSION_GZIP: &str =
         "PartProperties CompressionType must be application/gzip ([AS4] §3.1, [ED115] §3.3.1, digest §2.9)";
     pub const COMPRESSION_MIME_TYPE: &str =
@@ -52,7 +56,8 @@ pub mod rules {
         "eb:Messaging carries a UserMessage or a SignalMessage ([EBMS3] §5.2.1; ebMS header XSD note)";
     pub const SIGNAL_KIND_ONCE: &str =
         "no two SignalMessages of the same kind in one eb:Messaging ([EBMS3] §5.2.4, digest §2.3)";
-    pub const RECEIPT_REF: &str = "a Receipt must carry RefToMessageId ([EBMS3] §5.2.3.3, digest §2.5)";
+    pub const RECEIPT_REF: &str =
+        "a Receipt must carry RefToMessageId ([EBMS3] §5.2.3.3, digest §2.5)";
 }
 
 /// True for an absolute URI (RFC 3986 `scheme ":" …`, no white space). Relative references do
@@ -152,7 +157,12 @@ fn user_message(u: &UserMessage, path: &str, out: &mut Out) {
     for (name, party) in [("From", &u.party_info.from), ("To", &u.party_info.to)] {
         let p = format!("{path}/eb:PartyInfo/eb:{name}");
         if party.party_ids.len() != 1 {
-            out.push(EbmsCode::ValueInconsistent, rules::ONE_PARTY_ID, p.clone(), None);
+            out.push(
+                EbmsCode::ValueInconsistent,
+                rules::ONE_PARTY_ID,
+                p.clone(),
+                None,
+            );
         }
         for id in &party.party_ids {
             if id.type_.is_none() && !is_absolute_uri(&id.value) {
@@ -222,7 +232,12 @@ mod tests {
 
     #[test]
     fn absolute_uris() {
-        for ok in ["urn:a", "http://x/y", "uri:requester.example.com", "bdx:noprocess"] {
+        for ok in [
+            "urn:a",
+            "http://x/y",
+            "uri:requester.example.com",
+            "bdx:noprocess",
+        ] {
             assert!(is_absolute_uri(ok), "{ok}");
         }
         for bad in [

@@ -105,7 +105,11 @@ fn user_message(w: &mut W<'_>, u: &UserMessage) {
             &a.value,
         );
     }
-    w.text_el("eb:Service", &[("type", c.service.type_.as_deref())], &c.service.value);
+    w.text_el(
+        "eb:Service",
+        &[("type", c.service.type_.as_deref())],
+        &c.service.value,
+    );
     w.text_el("eb:Action", &[], &c.action);
     w.text_el("eb:ConversationId", &[], &c.conversation_id);
     w.raw("</eb:CollaborationInfo>");
@@ -360,8 +364,14 @@ mod tests {
         );
         let xml = m.to_xml();
         assert!(xml.starts_with("<eb:Messaging xmlns:eb="), "{xml}");
-        assert!(xml.contains(r#"S12:mustUnderstand="true" wsu:Id="_msg""#), "{xml}");
-        assert!(xml.contains("<ds:DigestValue>AQID/w==</ds:DigestValue>"), "{xml}");
+        assert!(
+            xml.contains(r#"S12:mustUnderstand="true" wsu:Id="_msg""#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<ds:DigestValue>AQID/w==</ds:DigestValue>"),
+            "{xml}"
+        );
         assert!(xml.contains(r#"PrefixList="S12""#), "{xml}");
         assert_eq!(Messaging::parse(xml.as_bytes()).unwrap(), m);
     }
@@ -369,9 +379,17 @@ mod tests {
     #[test]
     fn error_round_trip_and_escaping() {
         let e = SignalError::from_code(EbmsCode::InvalidHeader)
-            .referring_to(&MessageId::parse("x<y").unwrap_or_else(|_| MessageId::parse("x&y").unwrap()))
+            .referring_to(
+                &MessageId::parse("x<y").unwrap_or_else(|_| MessageId::parse("x&y").unwrap()),
+            )
             .with_detail("a < b & \"c\"");
-        let m = Messaging::error_signal(None, MessageId::new_rfc2822("e@gw").unwrap(), ts(), None, vec![e]);
+        let m = Messaging::error_signal(
+            None,
+            MessageId::new_rfc2822("e@gw").unwrap(),
+            ts(),
+            None,
+            vec![e],
+        );
         let xml = m.to_xml();
         assert!(xml.contains("refToMessageInError=\"x&amp;y\""), "{xml}");
         assert!(
