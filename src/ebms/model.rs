@@ -420,7 +420,8 @@ impl PartInfo {
 /// `eb:Schema` ([EBMS3] §5.2.2.13).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schema {
-    pub location: String,
+    /// Required by the XSD; absent in the OOTS Governikus templates (`<Schema/>`).
+    pub location: Option<String>,
     pub version: Option<String>,
     pub namespace: Option<String>,
 }
@@ -471,14 +472,28 @@ pub struct PullRequest {
 }
 
 /// `eb:Receipt` content ([AS4] §5.1.8, digest §2.5).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Receipt {
-    /// An NRR receipt: one `ebbp:MessagePartNRInformation` per signed part of the receipted
-    /// message, in order. What eDelivery uses.
-    NonRepudiation(Vec<MessagePartNrInformation>),
-    /// Anything else (a copy of the UserMessage for reception awareness, a whole envelope as
-    /// phase4's SOAP 1.1 sample has): the child elements, kept opaque so interop receipts parse.
-    Other(Vec<RawXml>),
+///
+/// An NRR receipt (what eDelivery uses) has `non_repudiation`; a reception-awareness receipt
+/// carries a copy of the UserMessage (or, in phase4's SOAP 1.1 sample, a whole envelope), and
+/// phase4 appends its own `phase4` info element next to the NRR information: everything that is
+/// not a well-formed `ebbp:NonRepudiationInformation` is kept opaque in `other`, in order, so
+/// such receipts still parse and write back unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Receipt {
+    /// One `ebbp:MessagePartNRInformation` per signed part of the receipted message, in order.
+    pub non_repudiation: Option<Vec<MessagePartNrInformation>>,
+    /// The other child elements of `eb:Receipt`.
+    pub other: Vec<RawXml>,
+}
+
+impl Receipt {
+    /// An NRR receipt with these parts and nothing else.
+    pub fn nrr(parts: Vec<MessagePartNrInformation>) -> Receipt {
+        Receipt {
+            non_repudiation: Some(parts),
+            other: Vec::new(),
+        }
+    }
 }
 
 /// `ebbp:MessagePartNRInformation` holding a `ds:Reference`.

@@ -332,12 +332,7 @@ fn part_info(n: Node<'_>, path: &str) -> R<PartInfo> {
         .children_named(ns::EB, "Schema")
         .map(|s| {
             Ok(Schema {
-                location: attr_opt(s, "location").ok_or_else(|| {
-                    ParseError::at(
-                        ParseErrorKind::MissingAttribute("location"),
-                        &child_path(path, "Schema"),
-                    )
-                })?,
+                location: attr_opt(s, "location"),
                 version: attr_opt(s, "version"),
                 namespace: attr_opt(s, "namespace"),
             })
@@ -427,37 +422,34 @@ fn signal_error(n: Node<'_>, path: &str) -> R<SignalError> {
     })
 }
 
-/// `eb:Receipt`: an `ebbp:NonRepudiationInformation` is parsed strictly; any other content is
-/// kept opaque (digest §2.5: a reception-awareness receipt carries a copy of the UserMessage).
+/// `eb:Receipt`: an `ebbp:NonRepudiationInformation` whose parts all hold a `ds:Reference` is
+/// parsed strictly (a bad DigestValue is EBMS:0009); every other child is kept opaque (digest
+/// §2.5: a reception-awareness receipt carries a copy of the UserMessage).
 fn parse_receipt(n: Node<'_>, path: &str) -> R<Receipt> {
-    let children: Vec<Node<'_>> = n.child_elements().collect();
-    if let [nri] = children.as_slice() {
-        if nri.is(ns::EBBP, "NonRepudiationInformation") {
-            let parts: Vec<Node<'_>> = nri
+    let opts = C14nOptions::default();
+    let mut receipt = Receipt::default();
+    for c in n.child_elements() {
+        if receipt.non_repudiation.is_none() && c.is(ns::EBBP, "NonRepudiationInformation") {
+            let parts: Vec<Node<'_>> = c
                 .children_named(ns::EBBP, "MessagePartNRInformation")
                 .collect();
             if parts.iter().all(|p| p.child(ns::DS, "Reference").is_some()) {
                 let p = format!("{path}/ebbp:NonRepudiationInformation");
-                return parts
-                    .into_iter()
-                    .map(|part| nr_part(part, &p))
-                    .collect::<R<Vec<_>>>()
-                    .map(Receipt::NonRepudiation);
+                receipt.non_repudiation = Some(
+                    parts
+                        .into_iter()
+                        .map(|part| nr_part(part, &p))
+                        .collect::<R<Vec<_>>>()?,
+                );
+                continue;
             }
         }
+        let bytes = canonical_bytes(c.document(), c.id(), &opts);
+        receipt
+            .other
+            .push(RawXml(String::from_utf8_lossy(&bytes).into_owned()));
     }
-    let opts = C14nOptions::default();
-    Ok(Receipt::Other(
-        children
-            .into_iter()
-            .map(|c| {
-                RawXml(
-                    String::from_utf8_lossy(&canonical_bytes(c.document(), c.id(), &opts))
-                        .into_owned(),
-                )
-            })
-            .collect(),
-    ))
+    Ok(receipt)
 }
 
 fn nr_part(n: Node<'_>, path: &str) -> R<MessagePartNrInformation> {

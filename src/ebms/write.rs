@@ -165,7 +165,7 @@ fn part_info(w: &mut W<'_>, p: &PartInfo) {
     w.raw(">");
     for s in &p.schemas {
         w.raw("<eb:Schema");
-        w.attr("location", &s.location);
+        w.opt_attr("location", s.location.as_deref());
         w.opt_attr("version", s.version.as_deref());
         w.opt_attr("namespace", s.namespace.as_deref());
         w.raw("/>");
@@ -200,27 +200,23 @@ fn signal_message(w: &mut W<'_>, s: &SignalMessage) {
 
 fn receipt(w: &mut W<'_>, r: &Receipt) {
     w.raw("<eb:Receipt>");
-    match r {
-        Receipt::Other(raw) => {
-            for x in raw {
-                w.raw(x.as_str());
+    if let Some(parts) = &r.non_repudiation {
+        w.raw("<ebbp:NonRepudiationInformation");
+        w.attr("xmlns:ebbp", ns::EBBP);
+        w.attr("xmlns:ds", ns::DS);
+        w.raw(">");
+        for p in parts {
+            w.raw("<ebbp:MessagePartNRInformation>");
+            if let Some(id) = &p.part_identifier {
+                w.text_el("ebbp:MessagePartIdentifier", &[], id);
             }
+            ds_reference(w, &p.reference);
+            w.raw("</ebbp:MessagePartNRInformation>");
         }
-        Receipt::NonRepudiation(parts) => {
-            w.raw("<ebbp:NonRepudiationInformation");
-            w.attr("xmlns:ebbp", ns::EBBP);
-            w.attr("xmlns:ds", ns::DS);
-            w.raw(">");
-            for p in parts {
-                w.raw("<ebbp:MessagePartNRInformation>");
-                if let Some(id) = &p.part_identifier {
-                    w.text_el("ebbp:MessagePartIdentifier", &[], id);
-                }
-                ds_reference(w, &p.reference);
-                w.raw("</ebbp:MessagePartNRInformation>");
-            }
-            w.raw("</ebbp:NonRepudiationInformation>");
-        }
+        w.raw("</ebbp:NonRepudiationInformation>");
+    }
+    for x in &r.other {
+        w.raw(x.as_str());
     }
     w.raw("</eb:Receipt>");
 }
@@ -298,7 +294,7 @@ impl Messaging {
                     message_id,
                     ref_to_message_id: Some(receipted.clone()),
                 },
-                signal: Signal::Receipt(Receipt::NonRepudiation(
+                signal: Signal::Receipt(Receipt::nrr(
                     references
                         .into_iter()
                         .map(|reference| MessagePartNrInformation {
