@@ -454,6 +454,34 @@ mod tests {
         assert_eq!(c14n(x, Some("t"), ""), r#"<x Id="t"><y></y></x>"#);
     }
 
+    /// C14N §2.3 processes namespace nodes like attributes, so `&` in a namespace name is
+    /// escaped (libxml2 writes it raw; see the differential test).
+    #[test]
+    fn ampersand_in_namespace_uri_escaped() {
+        let x = r#"<r xmlns:a="urn:q?x=1&amp;y=&lt;"><a:x Id="t"/></r>"#;
+        assert_eq!(c14n(x, Some("t"), ""), r#"<a:x xmlns:a="urn:q?x=1&amp;y=&lt;" Id="t"></a:x>"#);
+    }
+
+    #[test]
+    fn inclusive_renders_namespace_axis_and_imports_xml_attributes() {
+        let x = r#"<r xmlns="urn:d" xmlns:a="urn:a" xml:lang="en" xml:space="preserve"><x Id="t" xml:lang="fr"><y xmlns:a="urn:a" xmlns:b="urn:b"/><z xmlns=""/></x></r>"#;
+        let doc = Document::parse(x.as_bytes()).unwrap();
+        let t = doc.elements_by_id("t")[0].id();
+        let opts = C14nOptions::from_algorithm_uri(ALG_C14N, "ignored").unwrap();
+        assert_eq!(
+            String::from_utf8(canonical_bytes(&doc, t, &opts)).unwrap(),
+            r#"<x xmlns="urn:d" xmlns:a="urn:a" Id="t" xml:lang="fr" xml:space="preserve"><y xmlns:b="urn:b"></y><z xmlns=""></z></x>"#
+        );
+    }
+
+    #[test]
+    fn algorithm_uris() {
+        assert_eq!(C14nOptions::from_algorithm_uri(ns::ALG_EXC_C14N, "a"), Some(C14nOptions::with_prefix_list("a")));
+        let o = C14nOptions::from_algorithm_uri(ALG_C14N_WITH_COMMENTS, "").unwrap();
+        assert!(o.with_comments && o.algorithm == C14nAlgorithm::Inclusive);
+        assert!(C14nOptions::from_algorithm_uri("http://www.w3.org/2006/12/xml-c14n11", "").is_none());
+    }
+
     #[test]
     fn prefix_list_renders_unused_in_scope_prefix() {
         let x = r#"<r xmlns:a="urn:a"><x Id="t"/></r>"#;

@@ -496,6 +496,11 @@ impl<'l> Builder<'l> {
                     }
                 }
                 Event::Text(t) => {
+                    // XML 1.0 §2.4 [14]: character data never contains `]]>` literally; quick-xml
+                    // does not check it. Events split at `<` and `&` only, so one event holds it.
+                    if t.contains("]]>") {
+                        return Err(malformed(pos, "']]>' in character data"));
+                    }
                     let content = t.xml10_content();
                     self.char_data(&content, pos)?;
                 }
@@ -881,6 +886,45 @@ mod tests {
             Document::parse(b"<p:a/>").unwrap_err(),
             XmlError::UndeclaredPrefix(_)
         ));
+    }
+
+    #[test]
+    fn cdata_end_in_text_refused() {
+        let e = Document::parse(b"<a>x]]>y</a>").unwrap_err();
+        assert!(matches!(e, XmlError::Malformed { .. }), "{e:?}");
+        // Escaped, or split by a reference, it is fine.
+        assert_eq!(Document::parse(b"<a>]]&gt;</a>").unwrap().root().text(), "]]>");
+        assert_eq!(Document::parse(b"<a><![CDATA[]]]]><![CDATA[>]]></a>").unwrap().root().text(), "]]>");
+    }
+
+    #[test]
+    fn char_refs_strict() {
+        for bad in ["&#x+41;", "&#+65;", "&#x;", "&#;", "&#X41;", "&#x0;", "&#xD800;", "&#65a;"] {
+            let doc = format!("<a>{bad}</a>");
+            let e = Document::parse(doc.as_bytes()).unwrap_err();
+            assert!(matches!(e, XmlError::BadCharRef(_) | XmlError::Malformed { .. }), "{bad}: {e:?}");
+            let doc = format!("<a v=\"{bad}\"/>");
+            assert!(Document::parse(doc.as_bytes()).is_err(), "{bad} in an attribute");
+        }
+        assert_eq!(Document::parse(b"<a>&#x41;&#66;</a>").unwrap().root().text(), "AB");
+    }
+
+    #[test]
+    fn pi_data_line_ends_normalised() {
+        let doc = Document::parse(b"<a><?pi x\r\ny\rz?></a>").unwrap();
+        let pi = doc.root().children().next().unwrap();
+        assert_eq!(pi.kind(), &NodeKind::Pi { target: "pi".into(), data: "x\ny\nz".into() });
+        assert!(Document::parse(b"<a><?p:i x?></a>").is_err(), "colon in PI target");
+    }
+
+    #[test]
+    fn names_by_xml_fifth_edition_classes() {
+        // U+0301 (combining acute) is a NameChar, not a NameStartChar; U+00D7 is neither.
+        assert!(Document::parse("<\u{301}e/>".as_bytes()).is_err());
+        assert!(Document::parse("<e\u{301}/>".as_bytes()).is_ok());
+        assert!(Document::parse("<x\u{D7}/>".as_bytes()).is_err());
+        assert!(Document::parse(b"<a-b.c_d\xC2\xB7/>").is_ok());
+        assert!(Document::parse(b"<1a/>").is_err());
     }
 
     #[test]
