@@ -15,6 +15,22 @@ mod vectors;
 
 use as4gw::xml::{canonicalize_document, canonicalize_subtree, C14nOptions, Document, Node};
 
+use crate::support::read_fixture;
+
+/// The signed phase4 Peppol receipt (`helger.as4in`) without its HTTP header block (which
+/// ends at the first empty line; the capture uses bare LF line ends).
+pub fn helger_envelope() -> Vec<u8> {
+    let raw = read_fixture("interop/phase4/peppol-receipts/helger.as4in");
+    let body_at = raw
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|i| i + 2)
+        .or_else(|| raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4))
+        .expect("end of the HTTP header block");
+    assert!(raw[body_at..].starts_with(b"<?xml"), "envelope starts after the header block");
+    raw[body_at..].to_vec()
+}
+
 /// The single element carrying an attribute whose *local name* is `Id` (`Id`, `wsu:Id`, …) with
 /// this value: the selection rule of `c14n/generated/cases.json` and of `xpointer(id(…))` in the
 /// W3C vectors (whose `Id` attributes are unqualified). Panics unless exactly one matches, so a

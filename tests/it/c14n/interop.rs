@@ -154,7 +154,13 @@ fn leak(doc: Document) -> &'static Document {
 }
 
 fn references(doc: &'static Document) -> Vec<Reference> {
-    doc.elements()
+    references_in(doc.root())
+}
+
+/// The `ds:Reference` elements under `scope`, in document order.
+fn references_in(scope: Node<'static>) -> Vec<Reference> {
+    scope
+        .descendants()
         .filter(|n| n.is(ns::DS, "Reference"))
         .map(|r| {
             let mut opts = C14nOptions::from_algorithm_uri(as4gw::xml::ALG_C14N, "").expect("c14n uri");
@@ -378,4 +384,28 @@ fn w3c_folders_are_all_handled() {
         let n = files_in(&format!("{W3C}/{folder}")).iter().filter(|f| f.starts_with("c14n-")).count();
         assert_eq!(n, refs + extra, "{folder}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A real signed AS4 message
+
+/// The phase4 Peppol receipt: each same-document Reference (eb:Messaging, S12:Body) digests,
+/// after its exc-c14n transform, to the DigestValue phase4 signed (README of the fixtures,
+/// "What a test can assert" 1).
+#[test]
+fn phase4_receipt_reference_digests() {
+    let doc = leak(Document::parse(&super::helger_envelope()).expect("parse"));
+    let si = doc.elements().find(|n| n.is(ns::DS, "SignedInfo")).expect("SignedInfo");
+    let mut checked = 0;
+    // SignedInfo's own references only (the receipt also carries ebbp NRR references).
+    for r in references_in(si) {
+        let Some(id) = r.uri.strip_prefix('#') else { continue };
+        let found = doc.elements_by_id(id);
+        assert_eq!(found.len(), 1, "{id}");
+        let got = subtree(doc, found[0], &r.opts);
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &got);
+        assert_eq!(base64::engine::general_purpose::STANDARD.encode(d.as_ref()), r.digest, "{id}");
+        checked += 1;
+    }
+    assert_eq!(checked, 2, "eb:Messaging and S12:Body");
 }
