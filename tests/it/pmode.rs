@@ -1,1 +1,3 @@
-//! Integration tests: pmode.
+//! Integration tests: pmode (demo PKI, configuration, P-Modes, matching, reload).
+
+mod pki;
