@@ -82,7 +82,7 @@ fn shipped_configs_and_presets_are_valid() {
 #[test]
 fn reference_and_domibus_equivalent_files_are_valid() {
     let now = OffsetDateTime::now_utc();
-    for f in ["docs/pmode-reference.toml", "pmodes/domibus-oots/blue_gw-oots.toml"] {
+    for f in ["docs/pmode-reference.toml", "pmodes/domibus-oots/blue_gw-oots.toml", "pmodes/domibus-oots/blue_gw-test.toml"] {
         as4gw::pmode::set::load_file(&root().join(f), now).unwrap_or_else(|d| panic!("{f}: {d:#?}"));
     }
 }
@@ -109,6 +109,8 @@ fn check_cli_prints_file_line_message_and_exits_1() {
     assert!(lines[1].starts_with("p/x.toml:17: responder endpoint \"http://127.0.0.1:9443/as4\" is not an https URL"), "{stdout}");
 }
 
+/// Prints the diagnostics of every broken file: run with `--ignored --nocapture` when adding
+/// a case, to write its `# expect:` header.
 #[test]
 #[ignore]
 fn print_broken() {
