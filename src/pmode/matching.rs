@@ -180,7 +180,7 @@ fn select(set: &PModeSet, c: &Criteria, what: &str) -> Result<Matched, MatchErro
     select_explained(set, c, what).0
 }
 
-/// The selection result plus the closest non-matching legs (at most three differing fields).
+/// The selection result plus the closest non-matching legs (at most two differing fields).
 fn select_explained(
     set: &PModeSet,
     c: &Criteria,
@@ -267,7 +267,7 @@ pub fn match_inbound(set: &PModeSet, key: &MessageKey) -> Result<Matched, MatchE
     select(set, &inbound_criteria(key), "message")
 }
 
-/// [`match_inbound`] plus the legs that differ in at most three fields (`pmode explain`).
+/// [`match_inbound`] plus the legs that differ in at most two fields (`pmode explain`).
 pub fn explain_inbound(
     set: &PModeSet,
     key: &MessageKey,
@@ -333,7 +333,13 @@ fn submission_criteria(own: &PartyId, sub: &Submission) -> Criteria {
         to_role: None,
         service: sub.service.clone(),
         action: Some(sub.action.clone()),
-        agreement: sub.agreement.clone().map(Some),
+        // Without a P-Mode id, an absent agreement means "no AgreementRef": the producer sets
+        // it (digest §3.4 Common Usage Profile), so such a submission must not land on a
+        // P-Mode that sends one. With a P-Mode id, the P-Mode supplies it.
+        agreement: match (&sub.pmode, &sub.agreement) {
+            (Some(_), None) => None,
+            (_, a) => Some(a.clone()),
+        },
     }
 }
 

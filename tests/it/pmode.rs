@@ -1,4 +1,7 @@
 //! Integration tests: pmode (demo PKI, configuration, P-Modes, matching, reload).
 
-mod pki;
 mod check;
+mod config;
+mod matching;
+mod pki;
+mod reload;
