@@ -180,7 +180,7 @@ fn select(set: &PModeSet, c: &Criteria, what: &str) -> Result<Matched, MatchErro
     select_explained(set, c, what).0
 }
 
-/// The selection result plus the closest non-matching legs (at most two differing fields).
+/// The selection result plus the closest non-matching legs (exactly one differing field).
 fn select_explained(
     set: &PModeSet,
     c: &Criteria,
@@ -215,8 +215,8 @@ fn select_explained(
         .collect();
     let close: Vec<NearMiss> = misses
         .iter()
-        .filter(|m| m.diffs.len() <= 3)
-        .take(8)
+        .filter(|m| m.diffs.len() <= 1)
+        .take(5)
         .cloned()
         .collect();
     let result = match exact.len() {
@@ -267,7 +267,7 @@ pub fn match_inbound(set: &PModeSet, key: &MessageKey) -> Result<Matched, MatchE
     select(set, &inbound_criteria(key), "message")
 }
 
-/// [`match_inbound`] plus the legs that differ in at most two fields (`pmode explain`).
+/// [`match_inbound`] plus the legs that differ in exactly one field (`pmode explain`).
 pub fn explain_inbound(
     set: &PModeSet,
     key: &MessageKey,
