@@ -8,6 +8,7 @@
 pub mod config;
 pub mod ebms;
 pub mod mime;
+pub mod msh;
 pub mod ns;
 pub mod pki;
 pub mod pmode;
