@@ -9,6 +9,7 @@ pub mod config;
 pub mod ebms;
 pub mod mime;
 pub mod ns;
+pub mod oots;
 pub mod pki;
 pub mod pmode;
 pub mod security;
