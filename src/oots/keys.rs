@@ -53,7 +53,10 @@ pub fn normalize_request_id(id: &str) -> String {
 pub fn correlation_keys(header: &HeaderFields, payload: &EdmDocument) -> CorrelationKeys {
     let (request_id, evidence_response_id) = match payload {
         EdmDocument::QueryRequest(r) => (Some(r.id.as_str()), None),
-        EdmDocument::QueryResponse(r) => (r.request_id.as_deref(), r.evidence_response_identifier.clone()),
+        EdmDocument::QueryResponse(r) => (
+            r.request_id.as_deref(),
+            r.evidence_response_identifier.clone(),
+        ),
     };
     let exchange_id = header.property(PROP_EXCHANGE_ID).map(|p| {
         let v = p.value.trim();
@@ -64,7 +67,9 @@ pub fn correlation_keys(header: &HeaderFields, payload: &EdmDocument) -> Correla
         }
     });
     CorrelationKeys {
-        request_id: request_id.filter(|s| !s.trim().is_empty()).map(normalize_request_id),
+        request_id: request_id
+            .filter(|s| !s.trim().is_empty())
+            .map(normalize_request_id),
         exchange_id,
         conversation_id: header.conversation_id.clone(),
         evidence_response_id,

@@ -23,7 +23,8 @@ pub use keys::{correlation_keys, normalize_request_id, response_answers, Correla
 pub use model::*;
 pub use read::{parse_edm, read_edm, EdmError};
 pub use rules::{
-    check, check_message, invalid_request_response, HeaderFields, MessageProperty, PayloadPart, Rule, Violation,
+    check, check_message, invalid_request_response, HeaderFields, MessageProperty, PayloadPart,
+    Rule, Violation,
 };
 pub use write::{write_edm, write_request, write_response};
 
@@ -53,7 +54,8 @@ pub const EDM_V1_PREFIX: &str = "oots-edm:v1.";
 /// `QueryResponse/@status` values.
 pub const RS_STATUS_SUCCESS: &str = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success";
 pub const RS_STATUS_FAILURE: &str = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Failure";
-pub const RS_STATUS_UNAVAILABLE: &str = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Unavailable";
+pub const RS_STATUS_UNAVAILABLE: &str =
+    "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Unavailable";
 /// Severity of an ordinary EDM error.
 pub const SEVERITY_ERROR: &str = "urn:oasis:names:tc:ebxml-regrep:ErrorSeverityType:Error";
 /// Severity of a preview-required EDM:ERR:0002 in the v1.0 samples.

@@ -14,7 +14,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    EDM_V1_PREFIX, EDM_V2, RS_STATUS_FAILURE, SEVERITY_ERROR, SEVERITY_PREVIEW_REQUIRED_V1, SEVERITY_PREVIEW_REQUIRED_V2,
+    EDM_V1_PREFIX, EDM_V2, RS_STATUS_FAILURE, SEVERITY_ERROR, SEVERITY_PREVIEW_REQUIRED_V1,
+    SEVERITY_PREVIEW_REQUIRED_V2,
 };
 
 /// The EDM line a document follows, from its `SpecificationIdentifier` (digest §6.1).
@@ -292,7 +293,9 @@ pub struct QueryRequest {
 impl QueryRequest {
     /// The EDM line this request declares.
     pub fn version(&self) -> Option<EdmVersion> {
-        self.specification_identifier.as_deref().and_then(EdmVersion::from_spec_id)
+        self.specification_identifier
+            .as_deref()
+            .and_then(EdmVersion::from_spec_id)
     }
 
     /// True for the second request of the preview flow (it carries `PreviewLocation`).
@@ -467,7 +470,9 @@ pub struct QueryResponse {
 impl QueryResponse {
     /// The EDM line this response declares.
     pub fn version(&self) -> Option<EdmVersion> {
-        self.specification_identifier.as_deref().and_then(EdmVersion::from_spec_id)
+        self.specification_identifier
+            .as_deref()
+            .and_then(EdmVersion::from_spec_id)
     }
 
     /// An error response carries `rs:Exception` or the Failure status (digest §7.4).
@@ -479,6 +484,8 @@ impl QueryResponse {
 /// Any EDM document the gateway carries in the first payload part.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
+// One document per message, moved rarely: boxing the request would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum EdmDocument {
     QueryRequest(QueryRequest),
     QueryResponse(QueryResponse),
@@ -523,7 +530,8 @@ impl EdmDocument {
     }
 
     pub fn version(&self) -> Option<EdmVersion> {
-        self.specification_identifier().and_then(EdmVersion::from_spec_id)
+        self.specification_identifier()
+            .and_then(EdmVersion::from_spec_id)
     }
 
     /// Every `rim:RepositoryItemRef/@xlink:href` of the document (empty for a request).
@@ -586,7 +594,9 @@ impl EdmErrorCode {
     }
 
     pub fn parse(s: &str) -> Option<EdmErrorCode> {
-        EdmErrorCode::ALL.into_iter().find(|c| c.as_str() == s.trim())
+        EdmErrorCode::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s.trim())
     }
 
     /// Local name of the `xsi:type` (rs namespace, except `QueryExceptionType`: query).
@@ -612,8 +622,52 @@ impl EdmErrorCode {
             EdmErrorCode::ObjectNotFound => "Object not found",
             EdmErrorCode::Timeout => "Exceeding timeout period",
             EdmErrorCode::UnresolvedReference => "Referenced object that cannot be resolved",
-            EdmErrorCode::UnsupportedCapability => "Optional feature or capability is not supported",
-            EdmErrorCode::InvalidQuery => "Invalid query syntax or semantics that must be corrected",
+            EdmErrorCode::UnsupportedCapability => {
+                "Optional feature or capability is not supported"
+            }
+            EdmErrorCode::InvalidQuery => {
+                "Invalid query syntax or semantics that must be corrected"
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_round_trip() {
+        for c in EdmErrorCode::ALL {
+            assert_eq!(EdmErrorCode::parse(c.as_str()), Some(c));
+            let json = serde_json::to_string(&c).expect("json");
+            assert_eq!(json, format!("\"{}\"", c.as_str()));
+        }
+        assert_eq!(EdmErrorCode::parse("EDM:ERR:0009"), None);
+        assert_eq!(
+            EdmErrorCode::InvalidQuery.exception_type(),
+            "QueryExceptionType"
+        );
+    }
+
+    #[test]
+    fn versions_from_specification_identifiers() {
+        assert_eq!(
+            EdmVersion::from_spec_id("oots-edm:v1.0"),
+            Some(EdmVersion::V1)
+        );
+        assert_eq!(
+            EdmVersion::from_spec_id("oots-edm:v1.2"),
+            Some(EdmVersion::V1)
+        );
+        assert_eq!(
+            EdmVersion::from_spec_id(" oots-edm:v2.0 "),
+            Some(EdmVersion::V2)
+        );
+        assert_eq!(EdmVersion::from_spec_id("oots-edm:v2.1"), None);
+        assert_ne!(
+            EdmVersion::V1.preview_required_severity(),
+            EdmVersion::V2.preview_required_severity()
+        );
     }
 }

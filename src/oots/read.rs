@@ -78,14 +78,21 @@ fn read_request(root: Node<'_>) -> Result<QueryRequest, EdmError> {
             "PossibilityForPreview" => r.possibility_for_preview = bool_value(value),
             "ExplicitRequestGiven" => r.explicit_request_given = bool_value(value),
             "Requirements" => {
-                r.requirements = any_values(value, "Requirement").map(read_requirement).collect();
-            }
-            "EvidenceRequester" => r.evidence_requester = any_values(value, "Agent").map(read_agent).collect(),
-            "EvidenceProvider" => r.evidence_provider = any_values(value, "Agent").next().map(read_agent),
-            "EvidenceProviderClassification" => {
-                r.evidence_provider_classifications = any_values(value, "EvidenceProviderClassification")
-                    .map(read_ep_classification)
+                r.requirements = any_values(value, "Requirement")
+                    .map(read_requirement)
                     .collect();
+            }
+            "EvidenceRequester" => {
+                r.evidence_requester = any_values(value, "Agent").map(read_agent).collect()
+            }
+            "EvidenceProvider" => {
+                r.evidence_provider = any_values(value, "Agent").next().map(read_agent)
+            }
+            "EvidenceProviderClassification" => {
+                r.evidence_provider_classifications =
+                    any_values(value, "EvidenceProviderClassification")
+                        .map(read_ep_classification)
+                        .collect();
             }
             _ => {}
         }
@@ -107,10 +114,13 @@ fn read_request(root: Node<'_>) -> Result<QueryRequest, EdmError> {
                     }
                 }
                 "AuthorizedRepresentative" => {
-                    r.authorized_representative = any_values(value, "Person").next().map(read_natural_person);
+                    r.authorized_representative =
+                        any_values(value, "Person").next().map(read_natural_person);
                 }
                 "EvidenceRequest" => {
-                    r.evidence_request = any_values(value, "DataServiceEvidenceType").next().map(read_evidence_type);
+                    r.evidence_request = any_values(value, "DataServiceEvidenceType")
+                        .next()
+                        .map(read_evidence_type);
                 }
                 _ => {}
             }
@@ -120,10 +130,12 @@ fn read_request(root: Node<'_>) -> Result<QueryRequest, EdmError> {
 }
 
 fn read_response(root: Node<'_>) -> Result<QueryResponse, EdmError> {
-    let status = root.attr(None, "status").ok_or(EdmError::MissingAttribute {
-        element: "query:QueryResponse",
-        attribute: "status",
-    })?;
+    let status = root
+        .attr(None, "status")
+        .ok_or(EdmError::MissingAttribute {
+            element: "query:QueryResponse",
+            attribute: "status",
+        })?;
     let mut r = QueryResponse {
         request_id: root.attr(None, "requestId").map(|s| s.trim().to_owned()),
         status: status.trim().to_owned(),
@@ -138,9 +150,13 @@ fn read_response(root: Node<'_>) -> Result<QueryResponse, EdmError> {
             "EvidenceResponseIdentifier" => r.evidence_response_identifier = string_value(value),
             "IssueDateTime" => r.issue_date_time = string_value(value),
             "ResponseAvailableDateTime" => r.response_available_date_time = string_value(value),
-            "EvidenceProvider" => r.evidence_provider = any_values(value, "Agent").map(read_agent).collect(),
+            "EvidenceProvider" => {
+                r.evidence_provider = any_values(value, "Agent").map(read_agent).collect()
+            }
             "ErrorProvider" => r.error_provider = any_values(value, "Agent").next().map(read_agent),
-            "EvidenceRequester" => r.evidence_requester = any_values(value, "Agent").next().map(read_agent),
+            "EvidenceRequester" => {
+                r.evidence_requester = any_values(value, "Agent").next().map(read_agent)
+            }
             _ => {}
         }
     }
@@ -173,20 +189,34 @@ fn read_evidence(obj: Node<'_>) -> Evidence {
     for slot in obj.children_named(RIM, "Slot") {
         if slot.attr(None, "name") == Some("EvidenceMetadata") {
             if let Some(value) = slot.child(RIM, "SlotValue") {
-                e.metadata = any_values(value, "Evidence").next().map(read_evidence_metadata);
+                e.metadata = any_values(value, "Evidence")
+                    .next()
+                    .map(read_evidence_metadata);
             }
         }
     }
     for c in obj.children_named(RIM, "Classification") {
         e.classifications.push(Classification {
             id: obj_attr(c, "id"),
-            scheme: c.attr(None, "classificationScheme").unwrap_or("").trim().to_owned(),
-            node: c.attr(None, "classificationNode").unwrap_or("").trim().to_owned(),
+            scheme: c
+                .attr(None, "classificationScheme")
+                .unwrap_or("")
+                .trim()
+                .to_owned(),
+            node: c
+                .attr(None, "classificationNode")
+                .unwrap_or("")
+                .trim()
+                .to_owned(),
         });
     }
     if let Some(item) = obj.child(RIM, "RepositoryItemRef") {
         e.part = Some(PartReference {
-            href: item.attr(Some(XLINK), "href").unwrap_or("").trim().to_owned(),
+            href: item
+                .attr(Some(XLINK), "href")
+                .unwrap_or("")
+                .trim()
+                .to_owned(),
             title: item.attr(Some(XLINK), "title").map(str::to_owned),
         });
     }
@@ -263,7 +293,10 @@ fn read_evidence_type(n: Node<'_>) -> EvidenceTypeRequest {
         evidence_type_classification: sdg_text(n, "EvidenceTypeClassification"),
         titles: sdg_texts(n, "Title"),
         descriptions: sdg_texts(n, "Description"),
-        distributed_as: n.children_named(SDG, "DistributedAs").map(read_distribution).collect(),
+        distributed_as: n
+            .children_named(SDG, "DistributedAs")
+            .map(read_distribution)
+            .collect(),
     }
 }
 
@@ -329,7 +362,10 @@ fn read_evidence_metadata(n: Node<'_>) -> EvidenceMetadata {
             descriptions: sdg_texts(c, "Description"),
         }),
         issuing_date: sdg_text(n, "IssuingDate"),
-        distributions: n.children_named(SDG, "Distribution").map(read_distribution).collect(),
+        distributions: n
+            .children_named(SDG, "Distribution")
+            .map(read_distribution)
+            .collect(),
         validity_period: n.child(SDG, "ValidityPeriod").map(|v| ValidityPeriod {
             start_date: sdg_text(v, "StartDate"),
             end_date: sdg_text(v, "EndDate"),

@@ -76,7 +76,12 @@ impl HeaderFields {
         let text = |n: Option<Node<'_>>| n.map(|n| n.text().trim().to_owned());
         let party = um.child(ns::EB, "PartyInfo");
         let role = |side: &str| {
-            text(party.and_then(|p| p.child(ns::EB, side)).and_then(|s| s.child(ns::EB, "Role"))).unwrap_or_default()
+            text(
+                party
+                    .and_then(|p| p.child(ns::EB, side))
+                    .and_then(|s| s.child(ns::EB, "Role")),
+            )
+            .unwrap_or_default()
         };
         let collab = um.child(ns::EB, "CollaborationInfo");
         let service = collab.and_then(|c| c.child(ns::EB, "Service"));
@@ -111,12 +116,17 @@ impl HeaderFields {
             .unwrap_or_default();
         Some(HeaderFields {
             service: text(service).unwrap_or_default(),
-            service_type: service.and_then(|s| s.attr(None, "type")).map(str::to_owned),
+            service_type: service
+                .and_then(|s| s.attr(None, "type"))
+                .map(str::to_owned),
             action: text(collab.and_then(|c| c.child(ns::EB, "Action"))).unwrap_or_default(),
             from_role: role("From"),
             to_role: role("To"),
             conversation_id: text(collab.and_then(|c| c.child(ns::EB, "ConversationId"))),
-            message_id: text(um.child(ns::EB, "MessageInfo").and_then(|m| m.child(ns::EB, "MessageId"))),
+            message_id: text(
+                um.child(ns::EB, "MessageInfo")
+                    .and_then(|m| m.child(ns::EB, "MessageId")),
+            ),
             properties,
             parts,
         })
@@ -244,13 +254,21 @@ pub fn check(h: &HeaderFields, payload: &EdmDocument) -> Vec<Violation> {
     if h.service.trim() != ns::OOTS_SERVICE {
         v.push(Violation::new(
             Rule::Service,
-            format!("Service is {:?}, expected {:?}", h.service, ns::OOTS_SERVICE),
+            format!(
+                "Service is {:?}, expected {:?}",
+                h.service,
+                ns::OOTS_SERVICE
+            ),
         ));
     }
     if h.service_type.as_deref().map(str::trim) != Some(ns::OOTS_SERVICE_TYPE) {
         v.push(Violation::new(
             Rule::ServiceType,
-            format!("Service/@type is {:?}, expected {:?}", h.service_type, ns::OOTS_SERVICE_TYPE),
+            format!(
+                "Service/@type is {:?}, expected {:?}",
+                h.service_type,
+                ns::OOTS_SERVICE_TYPE
+            ),
         ));
     }
     let action = h.action.trim();
@@ -262,13 +280,20 @@ pub fn check(h: &HeaderFields, payload: &EdmDocument) -> Vec<Violation> {
     } else if action != kind.action() {
         v.push(Violation::new(
             Rule::ActionPayload,
-            format!("Action {action:?} does not fit a {kind:?} payload, which travels as {:?}", kind.action()),
+            format!(
+                "Action {action:?} does not fit a {kind:?} payload, which travels as {:?}",
+                kind.action()
+            ),
         ));
     }
     if h.from_role.trim() != ns::OOTS_ROLE {
         v.push(Violation::new(
             Rule::FromRole,
-            format!("From/Role is {:?}, expected {:?}", h.from_role, ns::OOTS_ROLE),
+            format!(
+                "From/Role is {:?}, expected {:?}",
+                h.from_role,
+                ns::OOTS_ROLE
+            ),
         ));
     }
     if h.to_role.trim() != ns::OOTS_ROLE {
@@ -302,16 +327,22 @@ pub fn check(h: &HeaderFields, payload: &EdmDocument) -> Vec<Violation> {
         (PROP_FINAL_RECIPIENT, Rule::FinalRecipient),
     ] {
         match h.property(name) {
-            None => v.push(Violation::new(rule, format!("message property {name} is missing"))),
-            Some(p) if p.value.trim().is_empty() => {
-                v.push(Violation::new(rule, format!("message property {name} is empty")))
-            }
+            None => v.push(Violation::new(
+                rule,
+                format!("message property {name} is missing"),
+            )),
+            Some(p) if p.value.trim().is_empty() => v.push(Violation::new(
+                rule,
+                format!("message property {name} is empty"),
+            )),
             Some(p) => {
                 let typed = p.r#type.as_deref().is_some_and(|t| !t.trim().is_empty());
                 if version == Some(EdmVersion::V2) && !typed {
                     v.push(Violation::new(
                         Rule::PartyIdType,
-                        format!("message property {name} has no @type (EAS or ebCore unregistered)"),
+                        format!(
+                            "message property {name} has no @type (EAS or ebCore unregistered)"
+                        ),
                     ));
                 }
             }
@@ -321,7 +352,10 @@ pub fn check(h: &HeaderFields, payload: &EdmDocument) -> Vec<Violation> {
     // v2.0 properties (§6.3) and SpecificationId agreement (R-EDM-ebMS-038).
     if version == Some(EdmVersion::V2) {
         match h.property(PROP_EXCHANGE_ID) {
-            None => v.push(Violation::new(Rule::ExchangeIdMissing, "EDM v2.0 requires the ExchangeId property")),
+            None => v.push(Violation::new(
+                Rule::ExchangeIdMissing,
+                "EDM v2.0 requires the ExchangeId property",
+            )),
             Some(p) if !is_uuid(p.value.trim()) => v.push(Violation::new(
                 Rule::ExchangeIdFormat,
                 format!("ExchangeId {:?} is not a UUID", p.value),
@@ -354,11 +388,19 @@ pub fn check(h: &HeaderFields, payload: &EdmDocument) -> Vec<Violation> {
 
     // Payload parts (§6.3, §6.5).
     match h.parts.first() {
-        None => v.push(Violation::new(Rule::FirstPartRegRep, "the message has no payload part")),
-        Some(p) if p.mime_type.as_deref().map(str::trim) != Some(MIME_EBRS) => v.push(Violation::new(
+        None => v.push(Violation::new(
             Rule::FirstPartRegRep,
-            format!("first part {:?} has MimeType {:?}, expected {MIME_EBRS:?}", p.href, p.mime_type),
+            "the message has no payload part",
         )),
+        Some(p) if p.mime_type.as_deref().map(str::trim) != Some(MIME_EBRS) => {
+            v.push(Violation::new(
+                Rule::FirstPartRegRep,
+                format!(
+                    "first part {:?} has MimeType {:?}, expected {MIME_EBRS:?}",
+                    p.href, p.mime_type
+                ),
+            ))
+        }
         Some(_) => {}
     }
     for href in payload.part_references() {
@@ -377,7 +419,10 @@ pub fn check(h: &HeaderFields, payload: &EdmDocument) -> Vec<Violation> {
 }
 
 /// Parses the RegRep bytes of the first part and judges header and payload together.
-pub fn check_message(h: &HeaderFields, regrep: &[u8]) -> Result<(EdmDocument, Vec<Violation>), EdmError> {
+pub fn check_message(
+    h: &HeaderFields,
+    regrep: &[u8],
+) -> Result<(EdmDocument, Vec<Violation>), EdmError> {
     let doc = parse_edm(regrep)?;
     let v = check(h, &doc);
     Ok((doc, v))
@@ -430,7 +475,10 @@ fn request_slots(r: &QueryRequest, v: &mut Vec<Violation>) {
         missing.push("EvidenceRequest");
     }
     for m in missing {
-        v.push(Violation::new(Rule::RequestSlot, format!("request slot {m} is missing or empty")));
+        v.push(Violation::new(
+            Rule::RequestSlot,
+            format!("request slot {m} is missing or empty"),
+        ));
     }
     if let Some(p) = &r.preview_location {
         if !p.starts_with("https://") {
@@ -465,7 +513,12 @@ pub fn invalid_request_response(
     let requester = request
         .evidence_requester
         .iter()
-        .find(|a| matches!(a.classification.as_deref(), Some("ER") | Some("EvidenceRequester")))
+        .find(|a| {
+            matches!(
+                a.classification.as_deref(),
+                Some("ER") | Some("EvidenceRequester")
+            )
+        })
         .or_else(|| request.evidence_requester.first())
         .map(|a| Agent {
             identifier: a.identifier.clone(),
@@ -490,5 +543,33 @@ pub fn invalid_request_response(
         evidence_requester: requester,
         exceptions: vec![ex],
         ..QueryResponse::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_form_is_strict() {
+        assert!(is_uuid("8a18f812-70e0-433f-b51f-f01e9d8a8397"));
+        assert!(!is_uuid("urn:uuid:8a18f812-70e0-433f-b51f-f01e9d8a8397"));
+        assert!(!is_uuid("8a18f81270e0433fb51ff01e9d8a8397"));
+        assert!(!is_uuid("8a18f812-70e0-433f-b51f-f01e9d8a839g"));
+    }
+
+    #[test]
+    fn cid_references_compare_without_scheme_case_or_brackets() {
+        assert!(same_cid("cid:a@b", "CID:<a@b>"));
+        assert!(!same_cid("cid:a@b", "cid:A@b"));
+    }
+
+    #[test]
+    fn every_rule_has_an_id_and_a_reference() {
+        let v = Violation::new(Rule::ExchangeIdFormat, "x");
+        assert_eq!(
+            v.to_string(),
+            "[R-EDM-ebMS-037 (ExchangeId UUID)] x (digest §6.3)"
+        );
     }
 }

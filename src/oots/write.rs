@@ -37,8 +37,15 @@ pub fn write_request(r: &QueryRequest) -> Vec<u8> {
             ("id", &r.id),
         ],
     );
-    w.string_slot("SpecificationIdentifier", r.specification_identifier.as_deref());
-    w.typed_slot("IssueDateTime", "rim:DateTimeValueType", r.issue_date_time.as_deref());
+    w.string_slot(
+        "SpecificationIdentifier",
+        r.specification_identifier.as_deref(),
+    );
+    w.typed_slot(
+        "IssueDateTime",
+        "rim:DateTimeValueType",
+        r.issue_date_time.as_deref(),
+    );
     match &r.procedure {
         Some(Procedure::Code(c)) => w.string_slot("Procedure", Some(c)),
         Some(Procedure::Localized(l)) => w.localized_slot("Procedure", l),
@@ -118,7 +125,10 @@ pub fn write_request(r: &QueryRequest) -> Vec<u8> {
         w.any_open("EvidenceRequest");
         w.open("sdg:DataServiceEvidenceType", &[]);
         w.opt_leaf("sdg:Identifier", e.identifier.as_deref());
-        w.opt_leaf("sdg:EvidenceTypeClassification", e.evidence_type_classification.as_deref());
+        w.opt_leaf(
+            "sdg:EvidenceTypeClassification",
+            e.evidence_type_classification.as_deref(),
+        );
         w.texts("sdg:Title", &e.titles);
         w.texts("sdg:Description", &e.descriptions);
         for d in &e.distributed_as {
@@ -149,9 +159,19 @@ pub fn write_response(r: &QueryResponse) -> Vec<u8> {
         attrs.push(("requestId", id));
     }
     w.open("query:QueryResponse", &attrs);
-    w.string_slot("SpecificationIdentifier", r.specification_identifier.as_deref());
-    w.string_slot("EvidenceResponseIdentifier", r.evidence_response_identifier.as_deref());
-    w.typed_slot("IssueDateTime", "rim:DateTimeValueType", r.issue_date_time.as_deref());
+    w.string_slot(
+        "SpecificationIdentifier",
+        r.specification_identifier.as_deref(),
+    );
+    w.string_slot(
+        "EvidenceResponseIdentifier",
+        r.evidence_response_identifier.as_deref(),
+    );
+    w.typed_slot(
+        "IssueDateTime",
+        "rim:DateTimeValueType",
+        r.issue_date_time.as_deref(),
+    );
     w.typed_slot(
         "ResponseAvailableDateTime",
         "rim:DateTimeValueType",
@@ -308,11 +328,17 @@ impl Writer {
 
     fn localized_slot(&mut self, name: &str, texts: &[LocalizedText]) {
         self.open("rim:Slot", &[("name", name)]);
-        self.open("rim:SlotValue", &[("xsi:type", "rim:InternationalStringValueType")]);
+        self.open(
+            "rim:SlotValue",
+            &[("xsi:type", "rim:InternationalStringValueType")],
+        );
         self.open("rim:Value", &[]);
         for t in texts {
             match &t.lang {
-                Some(l) => self.empty("rim:LocalizedString", &[("xml:lang", l), ("value", &t.value)]),
+                Some(l) => self.empty(
+                    "rim:LocalizedString",
+                    &[("xml:lang", l), ("value", &t.value)],
+                ),
                 None => self.empty("rim:LocalizedString", &[("value", &t.value)]),
             }
         }
@@ -336,7 +362,10 @@ impl Writer {
         if with_set {
             self.open(
                 "rim:SlotValue",
-                &[("xsi:type", "rim:CollectionValueType"), ("collectionType", COLLECTION_SET)],
+                &[
+                    ("xsi:type", "rim:CollectionValueType"),
+                    ("collectionType", COLLECTION_SET),
+                ],
             );
         } else {
             self.open("rim:SlotValue", &[("xsi:type", "rim:CollectionValueType")]);
@@ -431,7 +460,10 @@ impl Writer {
     }
 
     fn evidence(&mut self, e: &Evidence) {
-        self.open("rim:RegistryObject", &[("xsi:type", "rim:ExtrinsicObjectType"), ("id", &e.id)]);
+        self.open(
+            "rim:RegistryObject",
+            &[("xsi:type", "rim:ExtrinsicObjectType"), ("id", &e.id)],
+        );
         if let Some(m) = &e.metadata {
             self.any_open("EvidenceMetadata");
             self.open("sdg:Evidence", &[]);
@@ -454,7 +486,10 @@ impl Writer {
             }
             if let Some(c) = &m.is_conformant_to {
                 self.open("sdg:IsConformantTo", &[]);
-                self.opt_leaf("sdg:EvidenceTypeClassification", c.evidence_type_classification.as_deref());
+                self.opt_leaf(
+                    "sdg:EvidenceTypeClassification",
+                    c.evidence_type_classification.as_deref(),
+                );
                 self.texts("sdg:Title", &c.titles);
                 self.texts("sdg:Description", &c.descriptions);
                 self.close("sdg:IsConformantTo");
@@ -511,7 +546,11 @@ impl Writer {
             attrs.push(("detail", d));
         }
         self.open("rs:Exception", &attrs);
-        self.typed_slot("Timestamp", "rim:DateTimeValueType", ex.timestamp.as_deref());
+        self.typed_slot(
+            "Timestamp",
+            "rim:DateTimeValueType",
+            ex.timestamp.as_deref(),
+        );
         self.string_slot("PreviewLocation", ex.preview_location.as_deref());
         if !ex.preview_description.is_empty() {
             self.localized_slot("PreviewDescription", &ex.preview_description);

@@ -2,8 +2,8 @@
 //! and a broken request must be answered with the EDM:ERR:0003 error response.
 
 use as4gw::oots::{
-    self, EdmDocument, EdmErrorCode, HeaderFields, MessageProperty, PayloadKind, Rule, ACTION_EXCEPTION,
-    ACTION_REQUEST, ACTION_RESPONSE,
+    self, EdmDocument, EdmErrorCode, HeaderFields, MessageProperty, PayloadKind, Rule,
+    ACTION_EXCEPTION, ACTION_REQUEST, ACTION_RESPONSE,
 };
 
 use super::common::*;
@@ -17,14 +17,16 @@ struct Base {
 fn v2_request() -> Base {
     Base {
         header: header(&fr("reference/messages/requete.entete.xml")),
-        body: String::from_utf8(read_fixture(&fr("reference/messages/requete.xml"))).expect("utf-8"),
+        body: String::from_utf8(read_fixture(&fr("reference/messages/requete.xml")))
+            .expect("utf-8"),
     }
 }
 
 fn v2_response() -> Base {
     Base {
         header: header(&fr("reference/messages/reponse.entete.xml")),
-        body: String::from_utf8(read_fixture(&fr("reference/messages/reponse.xml"))).expect("utf-8"),
+        body: String::from_utf8(read_fixture(&fr("reference/messages/reponse.xml")))
+            .expect("utf-8"),
     }
 }
 
@@ -38,7 +40,8 @@ fn v2_exception() -> Base {
 fn v1_request2() -> Base {
     Base {
         header: header(&education("oots_request_header.xml")),
-        body: String::from_utf8(read_fixture(&education("oots_request2_after_preview.xml"))).expect("utf-8"),
+        body: String::from_utf8(read_fixture(&education("oots_request2_after_preview.xml")))
+            .expect("utf-8"),
     }
 }
 
@@ -56,12 +59,19 @@ fn drop_prop(h: &mut HeaderFields, name: &str) {
 }
 
 fn set_prop(h: &mut HeaderFields, name: &str, value: &str) {
-    let p = h.properties.iter_mut().find(|p| p.name == name).expect("property present");
+    let p = h
+        .properties
+        .iter_mut()
+        .find(|p| p.name == name)
+        .expect("property present");
     p.value = value.to_owned();
 }
 
 fn replace(body: &str, from: &str, to: &str) -> String {
-    assert!(body.contains(from), "variant must change the payload: {from:?}");
+    assert!(
+        body.contains(from),
+        "variant must change the payload: {from:?}"
+    );
     body.replace(from, to)
 }
 
@@ -88,23 +98,43 @@ fn variants() -> Vec<Variant> {
 
     let mut b = v2_request();
     b.header.action = ACTION_RESPONSE.into();
-    v.push(("response action with a request payload", b, &[Rule::ActionPayload]));
+    v.push((
+        "response action with a request payload",
+        b,
+        &[Rule::ActionPayload],
+    ));
 
     let mut b = v2_response();
     b.header.action = ACTION_REQUEST.into();
-    v.push(("request action with a response payload", b, &[Rule::ActionPayload]));
+    v.push((
+        "request action with a response payload",
+        b,
+        &[Rule::ActionPayload],
+    ));
 
     let mut b = v2_exception();
     b.header.action = ACTION_RESPONSE.into();
-    v.push(("response action with an exception payload", b, &[Rule::ActionPayload]));
+    v.push((
+        "response action with an exception payload",
+        b,
+        &[Rule::ActionPayload],
+    ));
 
     let mut b = v2_response();
     b.header.action = ACTION_EXCEPTION.into();
-    v.push(("exception action with an evidence payload", b, &[Rule::ActionPayload]));
+    v.push((
+        "exception action with an evidence payload",
+        b,
+        &[Rule::ActionPayload],
+    ));
 
     let mut b = v2_request();
     set_prop(&mut b.header, "SpecificationId", "oots-edm:v1.0");
-    v.push(("SpecificationId disagreeing with the payload", b, &[Rule::SpecificationIdMismatch]));
+    v.push((
+        "SpecificationId disagreeing with the payload",
+        b,
+        &[Rule::SpecificationIdMismatch],
+    ));
 
     let mut b = v1_request();
     b.header.properties.push(MessageProperty {
@@ -112,18 +142,35 @@ fn variants() -> Vec<Variant> {
         value: "oots-edm:v2.0".into(),
         r#type: None,
     });
-    v.push(("v2 SpecificationId on a v1.0 payload", b, &[Rule::SpecificationIdMismatch]));
+    v.push((
+        "v2 SpecificationId on a v1.0 payload",
+        b,
+        &[Rule::SpecificationIdMismatch],
+    ));
 
     let mut b = v2_response();
     b.header.parts.truncate(1);
-    v.push(("dangling RepositoryItemRef (part missing)", b, &[Rule::RepositoryItemRef]));
+    v.push((
+        "dangling RepositoryItemRef (part missing)",
+        b,
+        &[Rule::RepositoryItemRef],
+    ));
 
     let mut b = v2_response();
-    b.body = replace(&b.body, "xlink:href=\"cid:1a2b3c4d-0000-4000-8000-000000000003@pdf.oots.fr\"", "xlink:href=\"cid:other@pdf.oots.fr\"");
-    v.push(("dangling RepositoryItemRef (wrong cid)", b, &[Rule::RepositoryItemRef]));
+    b.body = replace(
+        &b.body,
+        "xlink:href=\"cid:1a2b3c4d-0000-4000-8000-000000000003@pdf.oots.fr\"",
+        "xlink:href=\"cid:other@pdf.oots.fr\"",
+    );
+    v.push((
+        "dangling RepositoryItemRef (wrong cid)",
+        b,
+        &[Rule::RepositoryItemRef],
+    ));
 
     let mut b = v2_request();
-    b.header.from_role = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/defaultRole".into();
+    b.header.from_role =
+        "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/defaultRole".into();
     v.push(("wrong From role", b, &[Rule::FromRole]));
 
     let mut b = v1_request();
@@ -152,15 +199,27 @@ fn variants() -> Vec<Variant> {
 
     let mut b = v2_exception();
     drop_prop(&mut b.header, "SpecificationId");
-    v.push(("missing SpecificationId on v2.0", b, &[Rule::SpecificationIdMissing]));
+    v.push((
+        "missing SpecificationId on v2.0",
+        b,
+        &[Rule::SpecificationIdMissing],
+    ));
 
     let mut b = v2_response();
     b.header.parts.swap(0, 1);
-    v.push(("first part not RegRep (parts swapped)", b, &[Rule::FirstPartRegRep, Rule::RepositoryItemRef]));
+    v.push((
+        "first part not RegRep (parts swapped)",
+        b,
+        &[Rule::FirstPartRegRep, Rule::RepositoryItemRef],
+    ));
 
     let mut b = v2_request();
     b.header.parts[0].mime_type = Some("application/xml".into());
-    v.push(("first part with the wrong MimeType", b, &[Rule::FirstPartRegRep]));
+    v.push((
+        "first part with the wrong MimeType",
+        b,
+        &[Rule::FirstPartRegRep],
+    ));
 
     let mut b = v1_request();
     b.header.parts.clear();
@@ -176,19 +235,38 @@ fn variants() -> Vec<Variant> {
 
     let mut b = v2_request();
     b.header.conversation_id = Some("conversation-1".into());
-    v.push(("v2.0 ConversationId not a UUID", b, &[Rule::ConversationIdFormat]));
+    v.push((
+        "v2.0 ConversationId not a UUID",
+        b,
+        &[Rule::ConversationIdFormat],
+    ));
 
     let mut b = v2_request();
-    b.body = replace(&b.body, "<rim:Value>oots-edm:v2.0</rim:Value>", "<rim:Value>oots-edm:v9.9</rim:Value>");
+    b.body = replace(
+        &b.body,
+        "<rim:Value>oots-edm:v2.0</rim:Value>",
+        "<rim:Value>oots-edm:v9.9</rim:Value>",
+    );
     set_prop(&mut b.header, "SpecificationId", "oots-edm:v9.9");
     v.push(("unknown EDM version", b, &[Rule::PayloadSpecification]));
 
     let mut b = v1_request2();
-    b.body = replace(&b.body, "<rim:Value>https://preview.space", "<rim:Value>http://preview.space");
-    v.push(("PreviewLocation not https", b, &[Rule::PreviewLocationHttps]));
+    b.body = replace(
+        &b.body,
+        "<rim:Value>https://preview.space",
+        "<rim:Value>http://preview.space",
+    );
+    v.push((
+        "PreviewLocation not https",
+        b,
+        &[Rule::PreviewLocationHttps],
+    ));
 
     let mut b = v2_request();
-    let start = b.body.find("<rim:Slot name=\"Procedure\">").expect("Procedure slot");
+    let start = b
+        .body
+        .find("<rim:Slot name=\"Procedure\">")
+        .expect("Procedure slot");
     let end = start + b.body[start..].find("</rim:Slot>").expect("slot end") + "</rim:Slot>".len();
     b.body.replace_range(start..end, "");
     v.push(("request without Procedure", b, &[Rule::RequestSlot]));
@@ -209,7 +287,12 @@ fn broken_variants_fail_with_the_expected_rule() {
         let doc = oots::parse_edm(b.body.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut exp = expected.to_vec();
         exp.sort_by_key(|r| r.id());
-        assert_eq!(rules(&b.header, &doc), exp, "{name}: {:#?}", oots::check(&b.header, &doc));
+        assert_eq!(
+            rules(&b.header, &doc),
+            exp,
+            "{name}: {:#?}",
+            oots::check(&b.header, &doc)
+        );
         // Every message names its rule.
         for viol in oots::check(&b.header, &doc) {
             assert!(viol.to_string().contains(viol.rule.id()), "{name}: {viol}");
@@ -224,7 +307,9 @@ fn broken_request_is_answered_with_edm_err_0003() {
     drop_prop(&mut b.header, "finalRecipient");
     let doc = oots::parse_edm(b.body.as_bytes()).expect("request");
     let violations = oots::check(&b.header, &doc);
-    let EdmDocument::QueryRequest(req) = &doc else { panic!("request") };
+    let EdmDocument::QueryRequest(req) = &doc else {
+        panic!("request")
+    };
     let resp = oots::invalid_request_response(
         req,
         &violations,
@@ -235,7 +320,9 @@ fn broken_request_is_answered_with_edm_err_0003() {
     let xml = oots::write_response(&resp);
     let back = oots::parse_edm(&xml).expect("written error response parses");
     assert_eq!(back.kind(), PayloadKind::Exception);
-    let EdmDocument::QueryResponse(r) = &back else { panic!("response") };
+    let EdmDocument::QueryResponse(r) = &back else {
+        panic!("response")
+    };
     assert_eq!(r, &resp);
     assert_eq!(r.request_id.as_deref(), Some(req.id.as_str()));
     assert_eq!(r.status, oots::RS_STATUS_FAILURE);
@@ -264,20 +351,33 @@ fn broken_request_is_answered_with_edm_err_0003() {
 #[test]
 fn invalid_request_response_matches_the_official_sample() {
     let sample = read_fixture(&fr("reference/messages/erreurRequeteInvalide.xml"));
-    let EdmDocument::QueryResponse(official) = oots::parse_edm(&sample).expect("sample") else { panic!() };
+    let EdmDocument::QueryResponse(official) = oots::parse_edm(&sample).expect("sample") else {
+        panic!()
+    };
     let EdmDocument::QueryRequest(mut req) =
         oots::parse_edm(&read_fixture(&fr("reference/messages/requete.xml"))).expect("request")
     else {
         panic!()
     };
     req.id = official.request_id.clone().expect("requestId");
-    req.evidence_requester[0].names = official.evidence_requester.as_ref().expect("ER").names.clone();
+    req.evidence_requester[0].names = official
+        .evidence_requester
+        .as_ref()
+        .expect("ER")
+        .names
+        .clone();
     let built = oots::invalid_request_response(
         &req,
         &[],
         official.error_provider.clone(),
-        official.evidence_response_identifier.as_deref().expect("id"),
-        official.exceptions[0].timestamp.as_deref().expect("timestamp"),
+        official
+            .evidence_response_identifier
+            .as_deref()
+            .expect("id"),
+        official.exceptions[0]
+            .timestamp
+            .as_deref()
+            .expect("timestamp"),
     );
     assert_eq!(built, official);
     assert_same_structure(

@@ -33,8 +33,14 @@ pub fn header(rel: &str) -> HeaderFields {
 pub fn envelope(rel: &str) -> (HeaderFields, Vec<u8>) {
     let bytes = read_fixture(rel);
     let doc = Document::parse(&bytes).unwrap_or_else(|e| panic!("{rel}: {e}"));
-    let h = HeaderFields::from_messaging(doc.root()).unwrap_or_else(|| panic!("{rel}: no eb:UserMessage"));
-    let first = h.parts.first().unwrap_or_else(|| panic!("{rel}: no PartInfo")).href.clone();
+    let h = HeaderFields::from_messaging(doc.root())
+        .unwrap_or_else(|| panic!("{rel}: no eb:UserMessage"));
+    let first = h
+        .parts
+        .first()
+        .unwrap_or_else(|| panic!("{rel}: no PartInfo"))
+        .href
+        .clone();
     let body = doc
         .root()
         .descendants()
@@ -42,13 +48,22 @@ pub fn envelope(rel: &str) -> (HeaderFields, Vec<u8>) {
         .unwrap_or_else(|| panic!("{rel}: no soap:Body"));
     let payload = body
         .descendants()
-        .find(|n| n.is_element() && n.namespace().is_none() && n.local_name() == "payload" && n.attr(None, "payloadId") == Some(first.as_str()))
+        .find(|n| {
+            n.is_element()
+                && n.namespace().is_none()
+                && n.local_name() == "payload"
+                && n.attr(None, "payloadId") == Some(first.as_str())
+        })
         .unwrap_or_else(|| panic!("{rel}: no payload {first}"));
     let value = payload
         .child_elements()
         .find(|n| n.local_name() == "value")
         .unwrap_or_else(|| panic!("{rel}: payload without value"));
-    let b64: String = value.text().chars().filter(|c| !c.is_whitespace() && *c != '(' && *c != ')').collect();
+    let b64: String = value
+        .text()
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '(' && *c != ')')
+        .collect();
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(b64)
         .unwrap_or_else(|e| panic!("{rel}: base64: {e}"));
@@ -85,7 +100,9 @@ fn walk(n: Node<'_>, depth: usize, out: &mut Vec<String>) {
         .map(|a| {
             let value = if a.ns.as_deref() == Some(ns::XSI) && a.local == "type" {
                 match a.value.split_once(':') {
-                    Some((p, l)) => format!("{{{}}}{l}", n.lookup_namespace(Some(p)).unwrap_or("?")),
+                    Some((p, l)) => {
+                        format!("{{{}}}{l}", n.lookup_namespace(Some(p)).unwrap_or("?"))
+                    }
                     None => a.value.clone(),
                 }
             } else {
@@ -96,7 +113,11 @@ fn walk(n: Node<'_>, depth: usize, out: &mut Vec<String>) {
         .collect();
     attrs.sort();
     let kids: Vec<Node<'_>> = n.child_elements().collect();
-    let text = if kids.is_empty() { n.text().trim().to_owned() } else { String::new() };
+    let text = if kids.is_empty() {
+        n.text().trim().to_owned()
+    } else {
+        String::new()
+    };
     out.push(format!(
         "{}{{{}}}{} [{}] {}",
         "  ".repeat(depth),
@@ -115,5 +136,9 @@ pub fn assert_same_structure(what: &str, expected: &[String], actual: &[String])
     for (i, (e, a)) in expected.iter().zip(actual.iter()).enumerate() {
         assert_eq!(e, a, "{what}: structure differs at element #{i}");
     }
-    assert_eq!(expected.len(), actual.len(), "{what}: element count differs");
+    assert_eq!(
+        expected.len(),
+        actual.len(),
+        "{what}: element count differs"
+    );
 }

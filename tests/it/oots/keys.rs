@@ -1,6 +1,8 @@
 //! Correlation keys: a response is found from its request without the ConversationId.
 
-use as4gw::oots::{self, correlation_keys, normalize_request_id, response_answers, CorrelationKeys, PayloadKind};
+use as4gw::oots::{
+    self, correlation_keys, normalize_request_id, response_answers, CorrelationKeys, PayloadKind,
+};
 
 use super::common::*;
 use crate::support::read_fixture;
@@ -19,11 +21,23 @@ fn keys_of_envelope(rel: &str) -> (CorrelationKeys, PayloadKind) {
 
 #[test]
 fn v1_birth_response_answers_its_request() {
-    let (rq, rqk) = keys_of(&birth("oots_request_header.xml"), &birth("oots_request.xml"));
-    let (rs, rsk) = keys_of(&birth("oots_response_header.xml"), &birth("oots_response.xml"));
-    assert_eq!(rq.request_id.as_deref(), Some("4ffb5281-179d-4578-adf2-39fd13ccc797"));
+    let (rq, rqk) = keys_of(
+        &birth("oots_request_header.xml"),
+        &birth("oots_request.xml"),
+    );
+    let (rs, rsk) = keys_of(
+        &birth("oots_response_header.xml"),
+        &birth("oots_response.xml"),
+    );
+    assert_eq!(
+        rq.request_id.as_deref(),
+        Some("4ffb5281-179d-4578-adf2-39fd13ccc797")
+    );
     assert_eq!(rq.exchange_id, None, "v1.0 has no ExchangeId");
-    assert_eq!(rs.evidence_response_id.as_deref(), Some("166155eb-d7a7-4cac-9086-8a85f0116462"));
+    assert_eq!(
+        rs.evidence_response_id.as_deref(),
+        Some("166155eb-d7a7-4cac-9086-8a85f0116462")
+    );
     assert!(response_answers(&rq, rqk, &rs, rsk));
     assert!(!response_answers(&rs, rsk, &rq, rqk), "direction matters");
 }
@@ -33,10 +47,22 @@ fn v1_preview_flow_pairs() {
     let req_h = education("oots_request_header.xml");
     let (r1, k1) = keys_of(&req_h, &education("oots_request1_preview.xml"));
     let (r2, k2) = keys_of(&req_h, &education("oots_request2_after_preview.xml"));
-    let (ex, kx) = keys_of(&education("oots_response_header.xml"), &education("oots_exception_preview.xml"));
-    let (rs, ks) = keys_of(&education("oots_response_header.xml"), &education("oots_response.xml"));
-    assert!(response_answers(&r1, k1, &ex, kx), "exception answers the first request");
-    assert!(response_answers(&r2, k2, &rs, ks), "evidence answers the second request");
+    let (ex, kx) = keys_of(
+        &education("oots_response_header.xml"),
+        &education("oots_exception_preview.xml"),
+    );
+    let (rs, ks) = keys_of(
+        &education("oots_response_header.xml"),
+        &education("oots_response.xml"),
+    );
+    assert!(
+        response_answers(&r1, k1, &ex, kx),
+        "exception answers the first request"
+    );
+    assert!(
+        response_answers(&r2, k2, &rs, ks),
+        "evidence answers the second request"
+    );
     assert!(!response_answers(&r1, k1, &rs, ks));
     assert!(!response_answers(&r2, k2, &ex, kx));
     // The ConversationId is the same on all four; it cannot tell the pairs apart.
@@ -49,8 +75,14 @@ fn v2_domibus_captures_pair_by_request_id_and_exchange_id() {
     let (rs, k2) = keys_of_envelope(&fr("incoming/reel/reponseAvecPieceJointe.xml"));
     let (rq2, k3) = keys_of_envelope(&fr("incoming/reel/requete.demarcheInconnue.xml"));
     let (ex, k4) = keys_of_envelope(&fr("incoming/reel/erreurObjetIntrouvable.xml"));
-    assert_eq!(rq.request_id.as_deref(), Some("cdd87e02-2bdc-4ce6-bdc9-79e05adae700"));
-    assert_eq!(rq.exchange_id.as_deref(), Some("1647038b-7eaf-4711-b738-d5d83f96fa7b"));
+    assert_eq!(
+        rq.request_id.as_deref(),
+        Some("cdd87e02-2bdc-4ce6-bdc9-79e05adae700")
+    );
+    assert_eq!(
+        rq.exchange_id.as_deref(),
+        Some("1647038b-7eaf-4711-b738-d5d83f96fa7b")
+    );
     assert!(response_answers(&rq, k1, &rs, k2));
     assert!(response_answers(&rq2, k3, &ex, k4));
     assert!(!response_answers(&rq, k1, &ex, k4));
