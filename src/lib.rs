@@ -10,6 +10,7 @@ pub mod ebms;
 pub mod mime;
 pub mod msh;
 pub mod ns;
+pub mod oots;
 pub mod pki;
 pub mod pmode;
 pub mod security;
