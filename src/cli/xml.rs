@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 
-use as4gw::xml::{canonicalize_document, canonicalize_subtree, C14nAlgorithm, C14nOptions, Document};
+use as4gw::xml::{
+    canonicalize_document, canonicalize_subtree, C14nAlgorithm, C14nOptions, Document,
+};
 
 #[derive(Subcommand)]
 pub enum Command {
@@ -61,7 +63,11 @@ fn c14n(opts: &C14nOptions, id: Option<&str>, file: &Path) -> anyhow::Result<Exi
             match found.as_slice() {
                 [one] => canonicalize_subtree(&doc, one.id(), opts, &mut out),
                 [] => anyhow::bail!("no element with Id {id:?} in {}", file.display()),
-                _ => anyhow::bail!("{} elements carry Id {id:?} in {}: ambiguous", found.len(), file.display()),
+                _ => anyhow::bail!(
+                    "{} elements carry Id {id:?} in {}: ambiguous",
+                    found.len(),
+                    file.display()
+                ),
             }
         }
     }

@@ -83,7 +83,8 @@ impl C14nOptions {
 /// Canonical XML 1.0 algorithm identifier (C14N §1).
 pub const ALG_C14N: &str = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315";
 /// Canonical XML 1.0 with comments (C14N §1).
-pub const ALG_C14N_WITH_COMMENTS: &str = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315#WithComments";
+pub const ALG_C14N_WITH_COMMENTS: &str =
+    "http://www.w3.org/TR/2001/REC-xml-c14n-20010315#WithComments";
 
 /// Canonicalizes the subtree rooted at `apex` (an element) and appends the bytes to `out`.
 pub fn canonicalize_subtree(doc: &Document, apex: NodeId, opts: &C14nOptions, out: &mut Vec<u8>) {
@@ -118,7 +119,12 @@ pub fn canonicalize_subtree(doc: &Document, apex: NodeId, opts: &C14nOptions, ou
 /// disjoint, none has an output ancestor, and the nodes between them are not in the set, so
 /// the canonical form of the set is the concatenation of each subtree's form in document order
 /// (C14N §2.1: nodes are processed in document order).
-pub fn canonicalize_subtrees(doc: &Document, apexes: &[NodeId], opts: &C14nOptions, out: &mut Vec<u8>) {
+pub fn canonicalize_subtrees(
+    doc: &Document,
+    apexes: &[NodeId],
+    opts: &C14nOptions,
+    out: &mut Vec<u8>,
+) {
     let mut sorted: Vec<NodeId> = apexes.to_vec();
     // Node ids are allocated in document order (pre-order), see `tree::Builder::push_node`.
     sorted.sort();
@@ -241,7 +247,11 @@ struct Writer<'o, 'p> {
 
 /// Looks a prefix up in a scope stack (last binding wins).
 fn lookup<'a>(stack: &[(Option<&'a str>, &'a str)], prefix: Option<&str>) -> Option<&'a str> {
-    stack.iter().rev().find(|(p, _)| *p == prefix).map(|(_, u)| *u)
+    stack
+        .iter()
+        .rev()
+        .find(|(p, _)| *p == prefix)
+        .map(|(_, u)| *u)
 }
 
 impl Writer<'_, '_> {
@@ -300,7 +310,11 @@ impl Writer<'_, '_> {
                 }
                 for p in &self.inclusive.prefixes {
                     // Borrow the prefix from the document (via the scope), not from the options.
-                    let bound = scope.iter().rev().find(|(k, _)| *k == Some(p.as_str())).map(|(k, _)| *k);
+                    let bound = scope
+                        .iter()
+                        .rev()
+                        .find(|(k, _)| *k == Some(p.as_str()))
+                        .map(|(k, _)| *k);
                     if let Some(k) = bound {
                         if !candidates.contains(&k) {
                             candidates.push(k);
@@ -343,7 +357,8 @@ impl Writer<'_, '_> {
                     self.out.push(b'"');
                 }
                 let imported = std::mem::take(&mut self.imported);
-                let mut attrs: Vec<&Attribute> = e.attributes.iter().chain(imported.iter()).collect();
+                let mut attrs: Vec<&Attribute> =
+                    e.attributes.iter().chain(imported.iter()).collect();
                 attrs.sort_by(|a, b| {
                     (a.ns.as_deref().unwrap_or(""), a.local.as_str())
                         .cmp(&(b.ns.as_deref().unwrap_or(""), b.local.as_str()))
@@ -439,13 +454,19 @@ mod tests {
     #[test]
     fn unused_namespace_dropped_and_used_pushed_down() {
         let x = r#"<r xmlns:a="urn:a" xmlns:b="urn:b"><x Id="t"><a:y/></x></r>"#;
-        assert_eq!(c14n(x, Some("t"), ""), r#"<x Id="t"><a:y xmlns:a="urn:a"></a:y></x>"#);
+        assert_eq!(
+            c14n(x, Some("t"), ""),
+            r#"<x Id="t"><a:y xmlns:a="urn:a"></a:y></x>"#
+        );
     }
 
     #[test]
     fn default_namespace_inherited_into_subset() {
         let x = r#"<r xmlns="urn:d"><x Id="t"><y xmlns=""/></x></r>"#;
-        assert_eq!(c14n(x, Some("t"), ""), r#"<x xmlns="urn:d" Id="t"><y xmlns=""></y></x>"#);
+        assert_eq!(
+            c14n(x, Some("t"), ""),
+            r#"<x xmlns="urn:d" Id="t"><y xmlns=""></y></x>"#
+        );
     }
 
     #[test]
@@ -459,7 +480,10 @@ mod tests {
     #[test]
     fn ampersand_in_namespace_uri_escaped() {
         let x = r#"<r xmlns:a="urn:q?x=1&amp;y=&lt;"><a:x Id="t"/></r>"#;
-        assert_eq!(c14n(x, Some("t"), ""), r#"<a:x xmlns:a="urn:q?x=1&amp;y=&lt;" Id="t"></a:x>"#);
+        assert_eq!(
+            c14n(x, Some("t"), ""),
+            r#"<a:x xmlns:a="urn:q?x=1&amp;y=&lt;" Id="t"></a:x>"#
+        );
     }
 
     #[test]
@@ -476,10 +500,15 @@ mod tests {
 
     #[test]
     fn algorithm_uris() {
-        assert_eq!(C14nOptions::from_algorithm_uri(ns::ALG_EXC_C14N, "a"), Some(C14nOptions::with_prefix_list("a")));
+        assert_eq!(
+            C14nOptions::from_algorithm_uri(ns::ALG_EXC_C14N, "a"),
+            Some(C14nOptions::with_prefix_list("a"))
+        );
         let o = C14nOptions::from_algorithm_uri(ALG_C14N_WITH_COMMENTS, "").unwrap();
         assert!(o.with_comments && o.algorithm == C14nAlgorithm::Inclusive);
-        assert!(C14nOptions::from_algorithm_uri("http://www.w3.org/2006/12/xml-c14n11", "").is_none());
+        assert!(
+            C14nOptions::from_algorithm_uri("http://www.w3.org/2006/12/xml-c14n11", "").is_none()
+        );
     }
 
     #[test]

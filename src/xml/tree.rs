@@ -102,7 +102,10 @@ pub enum NodeKind {
     /// Character data (text and CDATA sections merged, entities expanded, line ends normalised).
     Text(String),
     Comment(String),
-    Pi { target: String, data: String },
+    Pi {
+        target: String,
+        data: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -255,7 +258,11 @@ impl<'a> Node<'a> {
     }
 
     /// Child elements with this namespace and local name.
-    pub fn children_named(&self, ns: &'a str, local: &'a str) -> impl Iterator<Item = Node<'a>> + 'a {
+    pub fn children_named(
+        &self,
+        ns: &'a str,
+        local: &'a str,
+    ) -> impl Iterator<Item = Node<'a>> + 'a {
         self.child_elements().filter(move |n| n.is(ns, local))
     }
 
@@ -325,7 +332,11 @@ impl<'a> Node<'a> {
         while let Some(n) = cur {
             if let Some(e) = n.element() {
                 if let Some(d) = e.ns_decls.iter().find(|d| d.prefix.as_deref() == prefix) {
-                    return if d.uri.is_empty() { None } else { Some(d.uri.as_str()) };
+                    return if d.uri.is_empty() {
+                        None
+                    } else {
+                        Some(d.uri.as_str())
+                    };
                 }
             }
             cur = n.parent();
@@ -383,12 +394,20 @@ fn decode_input(input: &[u8]) -> Result<Cow<'_, str>, XmlError> {
     if input.starts_with(&[0xFF, 0xFE]) || input.starts_with(&[0xFE, 0xFF]) {
         let le = input[0] == 0xFF;
         let body = &input[2..];
-        if body.len() % 2 != 0 {
-            return Err(XmlError::Encoding("odd number of bytes in UTF-16 input".into()));
+        if !body.len().is_multiple_of(2) {
+            return Err(XmlError::Encoding(
+                "odd number of bytes in UTF-16 input".into(),
+            ));
         }
         let units: Vec<u16> = body
             .chunks_exact(2)
-            .map(|c| if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) })
+            .map(|c| {
+                if le {
+                    u16::from_le_bytes([c[0], c[1]])
+                } else {
+                    u16::from_be_bytes([c[0], c[1]])
+                }
+            })
             .collect();
         return String::from_utf16(&units)
             .map(Cow::Owned)
@@ -401,13 +420,17 @@ fn decode_input(input: &[u8]) -> Result<Cow<'_, str>, XmlError> {
             if input.is_ascii() {
                 utf8(input)
             } else {
-                Err(XmlError::Encoding("non-ASCII byte in a US-ASCII document".into()))
+                Err(XmlError::Encoding(
+                    "non-ASCII byte in a US-ASCII document".into(),
+                ))
             }
         }
         Some(e) if e == "iso-8859-1" || e == "latin1" || e == "latin-1" || e == "iso_8859-1" => {
             Ok(Cow::Owned(input.iter().map(|&b| b as char).collect()))
         }
-        Some(other) => Err(XmlError::Encoding(format!("unsupported encoding {other:?}"))),
+        Some(other) => Err(XmlError::Encoding(format!(
+            "unsupported encoding {other:?}"
+        ))),
     }
 }
 
@@ -425,7 +448,10 @@ fn declared_encoding(input: &[u8]) -> Option<&str> {
     let end = input.windows(2).position(|w| w == b"?>")?;
     let decl = std::str::from_utf8(&input[..end]).ok()?;
     let i = decl.find("encoding")?;
-    let rest = decl[i + "encoding".len()..].trim_start().strip_prefix('=')?.trim_start();
+    let rest = decl[i + "encoding".len()..]
+        .trim_start()
+        .strip_prefix('=')?
+        .trim_start();
     let quote = rest.chars().next()?;
     if quote != '"' && quote != '\'' {
         return None;
@@ -623,22 +649,34 @@ impl<'l> Builder<'l> {
             let value = attribute_value(&a.value, pos)?;
             if key == "xmlns" {
                 if value == ns::XML || value == ns::XMLNS {
-                    return Err(XmlError::Namespace(format!("{value} cannot be the default namespace")));
+                    return Err(XmlError::Namespace(format!(
+                        "{value} cannot be the default namespace"
+                    )));
                 }
-                ns_decls.push(NsDecl { prefix: None, uri: value });
+                ns_decls.push(NsDecl {
+                    prefix: None,
+                    uri: value,
+                });
             } else if let Some(p) = key.strip_prefix("xmlns:") {
                 check_ncname(p, pos)?;
                 if value.is_empty() {
-                    return Err(XmlError::Namespace(format!("prefix {p} cannot be undeclared (XML Namespaces 1.0)")));
+                    return Err(XmlError::Namespace(format!(
+                        "prefix {p} cannot be undeclared (XML Namespaces 1.0)"
+                    )));
                 }
                 let is_xml = p == "xml";
                 if is_xml != (value == ns::XML) || p == "xmlns" || value == ns::XMLNS {
-                    return Err(XmlError::Namespace(format!("illegal binding of prefix {p} to {value}")));
+                    return Err(XmlError::Namespace(format!(
+                        "illegal binding of prefix {p} to {value}"
+                    )));
                 }
                 if is_xml {
                     continue; // redundant but legal; never rendered
                 }
-                ns_decls.push(NsDecl { prefix: Some(p.to_string()), uri: value });
+                ns_decls.push(NsDecl {
+                    prefix: Some(p.to_string()),
+                    uri: value,
+                });
             } else {
                 let (ap, al) = split_qname(key, pos)?;
                 raw_attrs.push((ap.map(str::to_string), al.to_string(), value));
@@ -654,7 +692,10 @@ impl<'l> Builder<'l> {
         for (ap, al, value) in raw_attrs {
             let ans = match &ap {
                 None => None,
-                Some(p) => Some(self.resolve(Some(p))?.ok_or_else(|| XmlError::UndeclaredPrefix(p.clone()))?),
+                Some(p) => Some(
+                    self.resolve(Some(p))?
+                        .ok_or_else(|| XmlError::UndeclaredPrefix(p.clone()))?,
+                ),
             };
             if attributes
                 .iter()
@@ -662,7 +703,12 @@ impl<'l> Builder<'l> {
             {
                 return Err(malformed(pos, &format!("duplicate attribute {al}")));
             }
-            attributes.push(Attribute { prefix: ap, local: al, ns: ans, value });
+            attributes.push(Attribute {
+                prefix: ap,
+                local: al,
+                ns: ans,
+                value,
+            });
         }
         let element = Element {
             prefix: prefix.map(str::to_string),
@@ -693,7 +739,11 @@ impl<'l> Builder<'l> {
         }
         for (p, uri) in self.scopes.iter().rev() {
             if p.as_deref() == prefix {
-                return Ok(if uri.is_empty() { None } else { Some(uri.clone()) });
+                return Ok(if uri.is_empty() {
+                    None
+                } else {
+                    Some(uri.clone())
+                });
             }
         }
         match prefix {
@@ -728,7 +778,10 @@ fn is_xml_char(c: char) -> bool {
 
 fn check_chars(s: &str, pos: u64) -> Result<(), XmlError> {
     match s.chars().find(|&c| !is_xml_char(c)) {
-        Some(c) => Err(malformed(pos, &format!("character U+{:04X} is not allowed in XML", c as u32))),
+        Some(c) => Err(malformed(
+            pos,
+            &format!("character U+{:04X} is not allowed in XML", c as u32),
+        )),
         None => Ok(()),
     }
 }
@@ -835,13 +888,21 @@ fn attribute_value(raw: &str, pos: u64) -> Result<String, XmlError> {
                     match chars.next() {
                         Some(';') => break,
                         Some(ch) if name.len() < 32 => name.push(ch),
-                        _ => return Err(malformed(pos, "unterminated reference in an attribute value")),
+                        _ => {
+                            return Err(malformed(
+                                pos,
+                                "unterminated reference in an attribute value",
+                            ))
+                        }
                     }
                 }
                 out.push(resolve_reference(&name)?);
             }
             c if !is_xml_char(c) => {
-                return Err(malformed(pos, &format!("character U+{:04X} is not allowed in XML", c as u32)))
+                return Err(malformed(
+                    pos,
+                    &format!("character U+{:04X} is not allowed in XML", c as u32),
+                ))
             }
             c => out.push(c),
         }
@@ -855,7 +916,8 @@ mod tests {
 
     #[test]
     fn namespaces_resolve_by_uri_not_prefix() {
-        let doc = Document::parse(br#"<a:r xmlns:a="urn:x"><b xmlns="urn:y" a:k="v"/></a:r>"#).unwrap();
+        let doc =
+            Document::parse(br#"<a:r xmlns:a="urn:x"><b xmlns="urn:y" a:k="v"/></a:r>"#).unwrap();
         let r = doc.root();
         assert!(r.is("urn:x", "r"));
         let b = r.child("urn:y", "b").unwrap();
@@ -893,28 +955,60 @@ mod tests {
         let e = Document::parse(b"<a>x]]>y</a>").unwrap_err();
         assert!(matches!(e, XmlError::Malformed { .. }), "{e:?}");
         // Escaped, or split by a reference, it is fine.
-        assert_eq!(Document::parse(b"<a>]]&gt;</a>").unwrap().root().text(), "]]>");
-        assert_eq!(Document::parse(b"<a><![CDATA[]]]]><![CDATA[>]]></a>").unwrap().root().text(), "]]>");
+        assert_eq!(
+            Document::parse(b"<a>]]&gt;</a>").unwrap().root().text(),
+            "]]>"
+        );
+        assert_eq!(
+            Document::parse(b"<a><![CDATA[]]]]><![CDATA[>]]></a>")
+                .unwrap()
+                .root()
+                .text(),
+            "]]>"
+        );
     }
 
     #[test]
     fn char_refs_strict() {
-        for bad in ["&#x+41;", "&#+65;", "&#x;", "&#;", "&#X41;", "&#x0;", "&#xD800;", "&#65a;"] {
+        for bad in [
+            "&#x+41;", "&#+65;", "&#x;", "&#;", "&#X41;", "&#x0;", "&#xD800;", "&#65a;",
+        ] {
             let doc = format!("<a>{bad}</a>");
             let e = Document::parse(doc.as_bytes()).unwrap_err();
-            assert!(matches!(e, XmlError::BadCharRef(_) | XmlError::Malformed { .. }), "{bad}: {e:?}");
+            assert!(
+                matches!(e, XmlError::BadCharRef(_) | XmlError::Malformed { .. }),
+                "{bad}: {e:?}"
+            );
             let doc = format!("<a v=\"{bad}\"/>");
-            assert!(Document::parse(doc.as_bytes()).is_err(), "{bad} in an attribute");
+            assert!(
+                Document::parse(doc.as_bytes()).is_err(),
+                "{bad} in an attribute"
+            );
         }
-        assert_eq!(Document::parse(b"<a>&#x41;&#66;</a>").unwrap().root().text(), "AB");
+        assert_eq!(
+            Document::parse(b"<a>&#x41;&#66;</a>")
+                .unwrap()
+                .root()
+                .text(),
+            "AB"
+        );
     }
 
     #[test]
     fn pi_data_line_ends_normalised() {
         let doc = Document::parse(b"<a><?pi x\r\ny\rz?></a>").unwrap();
         let pi = doc.root().children().next().unwrap();
-        assert_eq!(pi.kind(), &NodeKind::Pi { target: "pi".into(), data: "x\ny\nz".into() });
-        assert!(Document::parse(b"<a><?p:i x?></a>").is_err(), "colon in PI target");
+        assert_eq!(
+            pi.kind(),
+            &NodeKind::Pi {
+                target: "pi".into(),
+                data: "x\ny\nz".into()
+            }
+        );
+        assert!(
+            Document::parse(b"<a><?p:i x?></a>").is_err(),
+            "colon in PI target"
+        );
     }
 
     #[test]
@@ -936,6 +1030,9 @@ mod tests {
         for _ in 0..300 {
             s.push_str("</a>");
         }
-        assert!(matches!(Document::parse(s.as_bytes()).unwrap_err(), XmlError::TooDeep(_)));
+        assert!(matches!(
+            Document::parse(s.as_bytes()).unwrap_err(),
+            XmlError::TooDeep(_)
+        ));
     }
 }

@@ -27,7 +27,10 @@ pub fn helger_envelope() -> Vec<u8> {
         .map(|i| i + 2)
         .or_else(|| raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4))
         .expect("end of the HTTP header block");
-    assert!(raw[body_at..].starts_with(b"<?xml"), "envelope starts after the header block");
+    assert!(
+        raw[body_at..].starts_with(b"<?xml"),
+        "envelope starts after the header block"
+    );
     raw[body_at..].to_vec()
 }
 
@@ -39,11 +42,19 @@ pub fn element_with_id<'a>(doc: &'a Document, value: &str) -> Node<'a> {
     let found: Vec<Node<'a>> = doc
         .elements()
         .filter(|n| {
-            n.element()
-                .is_some_and(|e| e.attributes.iter().any(|a| a.local == "Id" && a.value == value))
+            n.element().is_some_and(|e| {
+                e.attributes
+                    .iter()
+                    .any(|a| a.local == "Id" && a.value == value)
+            })
         })
         .collect();
-    assert_eq!(found.len(), 1, "exactly one element with Id={value:?} expected, found {}", found.len());
+    assert_eq!(
+        found.len(),
+        1,
+        "exactly one element with Id={value:?} expected, found {}",
+        found.len()
+    );
     found[0]
 }
 

@@ -17,47 +17,98 @@ fn run(args: &[&str], file: &Path) -> Output {
 
 #[track_caller]
 fn assert_ok(out: &Output, expected: &[u8]) {
-    assert!(out.status.success(), "exit {:?}, stderr {}", out.status, String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(expected));
+    assert!(
+        out.status.success(),
+        "exit {:?}, stderr {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(expected)
+    );
     assert_eq!(out.stdout, expected);
 }
 
 #[track_caller]
 fn assert_refused(out: &Output, needle: &str) {
-    assert!(!out.status.success(), "expected a failure, got stdout {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "expected a failure, got stdout {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty(), "nothing on stdout when refused");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(needle), "stderr {err:?} should mention {needle:?}");
+    assert!(
+        err.contains(needle),
+        "stderr {err:?} should mention {needle:?}"
+    );
 }
 
 #[test]
 fn subtree_by_id_matches_vector() {
-    for case in ["05-ns-pushed-down", "13-attr-value-escaping", "24-latin1-input"] {
-        let out = run(&["--id", "target"], &fixture(&format!("c14n/generated/{case}/input.xml")));
-        assert_ok(&out, &read_fixture(&format!("c14n/generated/{case}/expected.c14n")));
+    for case in [
+        "05-ns-pushed-down",
+        "13-attr-value-escaping",
+        "24-latin1-input",
+    ] {
+        let out = run(
+            &["--id", "target"],
+            &fixture(&format!("c14n/generated/{case}/input.xml")),
+        );
+        assert_ok(
+            &out,
+            &read_fixture(&format!("c14n/generated/{case}/expected.c14n")),
+        );
     }
 }
 
 #[test]
 fn prefix_list_and_comments() {
     let out = run(
-        &["--id", "target", "--inclusive-prefixes", "ds eb3 ebbp ebint wsa wsse xsd"],
+        &[
+            "--id",
+            "target",
+            "--inclusive-prefixes",
+            "ds eb3 ebbp ebint wsa wsse xsd",
+        ],
         &fixture("c14n/generated/35-as4-body-domibus-style/input.xml"),
     );
-    assert_ok(&out, &read_fixture("c14n/generated/35-as4-body-domibus-style/expected.c14n"));
+    assert_ok(
+        &out,
+        &read_fixture("c14n/generated/35-as4-body-domibus-style/expected.c14n"),
+    );
 
     let sig = fixture("c14n/w3c-interop/merlin-exc-c14n-one/exc-signature.xml");
-    let out = run(&["--with-comments", "--inclusive-prefixes", "bar #default", "--id", "to-be-signed"], &sig);
-    assert_ok(&out, &read_fixture("c14n/w3c-interop/merlin-exc-c14n-one/c14n-3.txt"));
+    let out = run(
+        &[
+            "--with-comments",
+            "--inclusive-prefixes",
+            "bar #default",
+            "--id",
+            "to-be-signed",
+        ],
+        &sig,
+    );
+    assert_ok(
+        &out,
+        &read_fixture("c14n/w3c-interop/merlin-exc-c14n-one/c14n-3.txt"),
+    );
     let out = run(&["--id", "to-be-signed"], &sig);
-    assert_ok(&out, &read_fixture("c14n/w3c-interop/merlin-exc-c14n-one/c14n-0.txt"));
+    assert_ok(
+        &out,
+        &read_fixture("c14n/w3c-interop/merlin-exc-c14n-one/c14n-0.txt"),
+    );
 }
 
 #[test]
 fn whole_document() {
     let out = run(&[], &fixture("c14n/generated/40-whole-document/input.xml"));
-    assert_ok(&out, &read_fixture("c14n/generated/40-whole-document/expected.c14n"));
+    assert_ok(
+        &out,
+        &read_fixture("c14n/generated/40-whole-document/expected.c14n"),
+    );
 }
 
 #[test]
@@ -68,12 +119,16 @@ fn inclusive_flag() {
     );
     assert!(out.status.success());
     // Whole document: the root renders its own declarations, nothing is dropped as unused.
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with(r#"<n0:local xmlns:n0="foo:bar" xmlns:n3="ftp://example.org">"#));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .starts_with(r#"<n0:local xmlns:n0="foo:bar" xmlns:n3="ftp://example.org">"#));
 }
 
 #[test]
 fn missing_id_refused() {
-    let out = run(&["--id", "nope"], &fixture("c14n/generated/05-ns-pushed-down/input.xml"));
+    let out = run(
+        &["--id", "nope"],
+        &fixture("c14n/generated/05-ns-pushed-down/input.xml"),
+    );
     assert_refused(&out, "no element with Id \"nope\"");
 }
 
@@ -93,7 +148,10 @@ fn duplicate_id_refused() {
 
 #[test]
 fn dtd_refused() {
-    let out = run(&[], &fixture("c14n/w3c-interop/joseph-exc-c14n/signature-joseph-exc.xml"));
+    let out = run(
+        &[],
+        &fixture("c14n/w3c-interop/joseph-exc-c14n/signature-joseph-exc.xml"),
+    );
     assert_refused(&out, "document type declarations (DTD) are refused");
 }
 

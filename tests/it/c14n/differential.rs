@@ -56,7 +56,9 @@ for c in cases:
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     match std::env::var(name) {
-        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name}={v:?} is not valid")),
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not valid")),
         Err(_) => default,
     }
 }
@@ -82,7 +84,11 @@ fn exclusive_c14n_agrees_with_lxml() {
         }));
         cases.push(case);
     }
-    std::fs::write(dir.path().join("manifest.json"), serde_json::to_vec(&manifest).expect("json")).expect("manifest");
+    std::fs::write(
+        dir.path().join("manifest.json"),
+        serde_json::to_vec(&manifest).expect("json"),
+    )
+    .expect("manifest");
 
     let out = Command::new(&python)
         .arg("-c")
@@ -90,7 +96,11 @@ fn exclusive_c14n_agrees_with_lxml() {
         .arg(dir.path())
         .output()
         .unwrap_or_else(|e| panic!("running {}: {e}", python.display()));
-    assert!(out.status.success(), "lxml batch failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "lxml batch failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let mut failures = Vec::new();
     let (mut with_comments, mut with_prefixes, mut documents) = (0, 0, 0);
@@ -101,15 +111,28 @@ fn exclusive_c14n_agrees_with_lxml() {
         let lxml = match std::fs::read(dir.path().join(format!("{n}.lxml"))) {
             Ok(b) => b,
             Err(_) => {
-                let err = std::fs::read_to_string(dir.path().join(format!("{n}.err"))).unwrap_or_default();
-                failures.push(report(seed, n, case, "lxml refused the document", err.as_bytes()));
+                let err = std::fs::read_to_string(dir.path().join(format!("{n}.err")))
+                    .unwrap_or_default();
+                failures.push(report(
+                    seed,
+                    n,
+                    case,
+                    "lxml refused the document",
+                    err.as_bytes(),
+                ));
                 continue;
             }
         };
         let doc = match Document::parse(case.xml.as_bytes()) {
             Ok(d) => d,
             Err(e) => {
-                failures.push(report(seed, n, case, &format!("as4gw refused the document: {e}"), &lxml));
+                failures.push(report(
+                    seed,
+                    n,
+                    case,
+                    &format!("as4gw refused the document: {e}"),
+                    &lxml,
+                ));
                 continue;
             }
         };
@@ -117,7 +140,13 @@ fn exclusive_c14n_agrees_with_lxml() {
         opts.with_comments = case.with_comments;
         let ours = c14n(&doc, case.id.as_deref(), &opts);
         if ours != lxml {
-            failures.push(report(seed, n, case, &format!("as4gw: {:?}", String::from_utf8_lossy(&ours)), &lxml));
+            failures.push(report(
+                seed,
+                n,
+                case,
+                &format!("as4gw: {:?}", String::from_utf8_lossy(&ours)),
+                &lxml,
+            ));
         }
     }
     eprintln!(
@@ -131,7 +160,12 @@ fn exclusive_c14n_agrees_with_lxml() {
         failures.is_empty(),
         "{} of {n_docs} documents differ from lxml (first 5 shown):\n{}",
         failures.len(),
-        failures.iter().take(5).cloned().collect::<Vec<_>>().join("\n")
+        failures
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
@@ -160,10 +194,19 @@ fn lxml_python() -> PathBuf {
     let tmp = target.join(format!("venv-lxml.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&target).expect("target dir");
-    run_or_fail(Command::new("python3").args(["-m", "venv"]).arg(&tmp), "python3 -m venv");
+    run_or_fail(
+        Command::new("python3").args(["-m", "venv"]).arg(&tmp),
+        "python3 -m venv",
+    );
     run_or_fail(
         Command::new(python_in(&tmp))
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
             .arg(format!("lxml=={LXML_VERSION}")),
         "pip install lxml",
     );
@@ -171,7 +214,11 @@ fn lxml_python() -> PathBuf {
         // Another run won the race; use its environment if it is complete.
         let _ = std::fs::remove_dir_all(&tmp);
     }
-    assert!(lxml_ok(&venv), "{} does not provide lxml {LXML_VERSION}", venv.display());
+    assert!(
+        lxml_ok(&venv),
+        "{} does not provide lxml {LXML_VERSION}",
+        venv.display()
+    );
     python_in(&venv)
 }
 
@@ -182,13 +229,17 @@ fn python_in(venv: &Path) -> PathBuf {
 fn lxml_ok(venv: &Path) -> bool {
     Command::new(python_in(venv))
         .arg("-c")
-        .arg(format!("import lxml; assert lxml.__version__ == '{LXML_VERSION}', lxml.__version__"))
+        .arg(format!(
+            "import lxml; assert lxml.__version__ == '{LXML_VERSION}', lxml.__version__"
+        ))
         .output()
         .is_ok_and(|o| o.status.success())
 }
 
 fn run_or_fail(cmd: &mut Command, what: &str) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
     assert!(
         out.status.success(),
         "{what} failed ({}):\n{}\n{}",
@@ -224,16 +275,50 @@ const URIS: &[&str] = &[
     "urn:q?a=1;b=%262",
     "http://www.w3.org/2000/09/xmldsig#",
 ];
-const LOCALS: &[&str] = &["e", "Body", "élément", "x-y", "a.b", "_z", "日本", "Messaging"];
+const LOCALS: &[&str] = &[
+    "e",
+    "Body",
+    "élément",
+    "x-y",
+    "a.b",
+    "_z",
+    "日本",
+    "Messaging",
+];
 const ATTR_LOCALS: &[&str] = &["a", "b", "z", "id", "Zz", "é", "k-1", "type"];
 /// Pieces of character data as written in the document (references left to the parser).
 const TEXT_BITS: &[&str] = &[
-    "text", " ", "  ", "\n", "\r\n", "\r", "\t", "&amp;", "&lt;", "&gt;", ">", "&quot;", "\"", "'", "&apos;", "&#xD;",
-    "&#13;", "&#x9;", "&#xA;", "&#233;", "&#x1F600;", "é", "日本語", "😀", "a&amp;b", "]", "&#x5D;",
+    "text",
+    " ",
+    "  ",
+    "\n",
+    "\r\n",
+    "\r",
+    "\t",
+    "&amp;",
+    "&lt;",
+    "&gt;",
+    ">",
+    "&quot;",
+    "\"",
+    "'",
+    "&apos;",
+    "&#xD;",
+    "&#13;",
+    "&#x9;",
+    "&#xA;",
+    "&#233;",
+    "&#x1F600;",
+    "é",
+    "日本語",
+    "😀",
+    "a&amp;b",
+    "]",
+    "&#x5D;",
 ];
 const ATTR_BITS: &[&str] = &[
-    "v", " ", "\t", "\n", "\r\n", "&amp;", "&lt;", ">", "&gt;", "&quot;", "'", "&apos;", "&#xD;", "&#x9;", "&#xA;",
-    "&#10;", "&#233;", "é", "😀", "x y",
+    "v", " ", "\t", "\n", "\r\n", "&amp;", "&lt;", ">", "&gt;", "&quot;", "'", "&apos;", "&#xD;",
+    "&#x9;", "&#xA;", "&#10;", "&#233;", "é", "😀", "x y",
 ];
 
 struct Generator<'r> {
@@ -282,7 +367,8 @@ impl<'r> Generator<'r> {
             }
         }
         if self.chance(0.3) {
-            self.out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+            self.out
+                .push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
             if self.chance(0.5) {
                 self.out.push('\n');
             }
@@ -354,7 +440,11 @@ impl<'r> Generator<'r> {
                     continue;
                 }
                 declared.push(None);
-                let uri = if self.chance(0.3) { "" } else { self.pick(URIS) };
+                let uri = if self.chance(0.3) {
+                    ""
+                } else {
+                    self.pick(URIS)
+                };
                 write!(decls, "{}xmlns=\"{uri}\"", self.space()).expect("write");
                 self.scope.push((None, Self::expanded(uri)));
             } else {
@@ -367,7 +457,11 @@ impl<'r> Generator<'r> {
                 let same = self.chance(0.3);
                 let current = self.lookup(Some(p)).map(str::to_string);
                 let uri = match current {
-                    Some(cur) if same => URIS.iter().find(|u| Self::expanded(u) == cur).copied().unwrap_or("urn:a"),
+                    Some(cur) if same => URIS
+                        .iter()
+                        .find(|u| Self::expanded(u) == cur)
+                        .copied()
+                        .unwrap_or("urn:a"),
                     _ => self.pick(URIS),
                 };
                 write!(decls, "{}xmlns:{p}=\"{uri}\"", self.space()).expect("write");
@@ -382,7 +476,10 @@ impl<'r> Generator<'r> {
             .collect();
         let local = self.pick(LOCALS);
         let name = if !in_scope.is_empty() && self.chance(0.6) {
-            format!("{}:{local}", in_scope[self.rng.random_range(0..in_scope.len())])
+            format!(
+                "{}:{local}",
+                in_scope[self.rng.random_range(0..in_scope.len())]
+            )
         } else {
             local.to_string()
         };
@@ -399,7 +496,10 @@ impl<'r> Generator<'r> {
             let (qname, key) = match self.rng.random_range(0..6) {
                 0 => {
                     let local = self.pick(&["lang", "space", "base"]);
-                    (format!("xml:{local}"), ("xml".to_string(), local.to_string()))
+                    (
+                        format!("xml:{local}"),
+                        ("xml".to_string(), local.to_string()),
+                    )
                 }
                 1 | 2 if !in_scope.is_empty() => {
                     let p = &in_scope[self.rng.random_range(0..in_scope.len())];
@@ -422,15 +522,34 @@ impl<'r> Generator<'r> {
             };
             seen.push(key);
             let q = if self.chance(0.2) { '\'' } else { '"' };
-            let value = if q == '\'' { value.replace('\'', "&apos;") } else { value.replace('"', "&quot;") };
-            write!(attrs, "{}{qname}{}={}{q}{value}{q}", self.space(), self.ws(), self.ws()).expect("write");
+            let value = if q == '\'' {
+                value.replace('\'', "&apos;")
+            } else {
+                value.replace('"', "&quot;")
+            };
+            write!(
+                attrs,
+                "{}{qname}{}={}{q}{value}{q}",
+                self.space(),
+                self.ws(),
+                self.ws()
+            )
+            .expect("write");
         }
 
         // Attributes and declarations interleave in any order in the start tag.
-        let start = if self.chance(0.5) { format!("{decls}{attrs}") } else { format!("{attrs}{decls}") };
+        let start = if self.chance(0.5) {
+            format!("{decls}{attrs}")
+        } else {
+            format!("{attrs}{decls}")
+        };
         let ws = self.ws();
         write!(self.out, "<{name}{start}{ws}").expect("write");
-        let n_children = if depth >= 5 || self.elements > 40 { 0 } else { self.rng.random_range(0..5) };
+        let n_children = if depth >= 5 || self.elements > 40 {
+            0
+        } else {
+            self.rng.random_range(0..5)
+        };
         if n_children == 0 && self.chance(0.5) {
             self.out.push_str("/>");
         } else {
@@ -451,7 +570,7 @@ impl<'r> Generator<'r> {
     }
 
     fn space(&mut self) -> &'static str {
-        *[" ", " ", "  ", "\n\t", "\r\n "].get(self.rng.random_range(0..5)).unwrap_or(&" ")
+        self.pick(&[" ", " ", "  ", "\n\t", "\r\n "])
     }
 
     fn ws(&mut self) -> &'static str {

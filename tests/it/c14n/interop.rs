@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 
 use as4gw::ns;
 use as4gw::xml::{
-    canonicalize_subtree, canonicalize_subtrees, C14nAlgorithm, C14nOptions, Document, Node, XmlError,
+    canonicalize_subtree, canonicalize_subtrees, C14nAlgorithm, C14nOptions, Document, Node,
+    XmlError,
 };
 use base64::Engine;
 
@@ -54,11 +55,18 @@ fn santuario_example_2_2_1_and_2_2_2() {
         ("example2_2_2.xml", "example2_2_2_c14nized.xml"),
     ] {
         let doc = Document::parse(&sant(input)).expect(input);
-        let elem2 = doc.elements().find(|n| n.is("http://example.net", "elem2")).expect("n1:elem2");
+        let elem2 = doc
+            .elements()
+            .find(|n| n.is("http://example.net", "elem2"))
+            .expect("n1:elem2");
         let got = subtree(&doc, elem2, &with_comments(C14nAlgorithm::Exclusive));
         assert_same(&format!("{input} exclusive"), &got, &exclusive);
         let got = subtree(&doc, elem2, &with_comments(C14nAlgorithm::Inclusive));
-        assert_same(&format!("{input} inclusive"), &got, &sant(inclusive_expected));
+        assert_same(
+            &format!("{input} inclusive"),
+            &got,
+            &sant(inclusive_expected),
+        );
     }
 }
 
@@ -69,16 +77,35 @@ fn santuario_example_2_2_1_and_2_2_2() {
 #[test]
 fn santuario_example_2_2_3_xpath_node_set() {
     let doc = Document::parse(&sant("example2_2_3.xml")).expect("parse");
-    let ps: Vec<_> = doc.elements().filter(|n| n.local_name() == "p" && n.namespace().is_none()).map(|n| n.id()).collect();
+    let ps: Vec<_> = doc
+        .elements()
+        .filter(|n| n.local_name() == "p" && n.namespace().is_none())
+        .map(|n| n.id())
+        .collect();
     assert_eq!(ps.len(), 1);
     let mut got = Vec::new();
-    canonicalize_subtrees(&doc, &ps, &with_comments(C14nAlgorithm::Exclusive), &mut got);
-    assert_same("example2_2_3", &got, &sant("example2_2_3_c14nized_exclusive.xml"));
+    canonicalize_subtrees(
+        &doc,
+        &ps,
+        &with_comments(C14nAlgorithm::Exclusive),
+        &mut got,
+    );
+    assert_same(
+        "example2_2_3",
+        &got,
+        &sant("example2_2_3_c14nized_exclusive.xml"),
+    );
 
     // Two disjoint `p` and one nested in the first: the nested one adds nothing, the text
     // between the subtrees is not in the node-set.
-    let doc = Document::parse(br#"<r xmlns:a="urn:a"><p a:k="1"><p/></p> gap <x><p><a:y/></p></x></r>"#).expect("parse");
-    let ps: Vec<_> = doc.elements().filter(|n| n.local_name() == "p").map(|n| n.id()).collect();
+    let doc =
+        Document::parse(br#"<r xmlns:a="urn:a"><p a:k="1"><p/></p> gap <x><p><a:y/></p></x></r>"#)
+            .expect("parse");
+    let ps: Vec<_> = doc
+        .elements()
+        .filter(|n| n.local_name() == "p")
+        .map(|n| n.id())
+        .collect();
     assert_eq!(ps.len(), 3);
     let mut reversed = ps.clone();
     reversed.reverse();
@@ -94,7 +121,10 @@ fn santuario_example_2_2_3_xpath_node_set() {
 #[test]
 fn santuario_example_2_4() {
     let doc = Document::parse(&sant("example2_4.xml")).expect("parse");
-    let elem2 = doc.elements().find(|n| n.is("http://example.net", "elem2")).expect("elem2");
+    let elem2 = doc
+        .elements()
+        .find(|n| n.is("http://example.net", "elem2"))
+        .expect("elem2");
     let got = subtree(&doc, elem2, &with_comments(C14nAlgorithm::Exclusive));
     assert_same("example2_4", &got, &sant("example2_4_c14nized.xml"));
 }
@@ -163,7 +193,8 @@ fn references_in(scope: Node<'static>) -> Vec<Reference> {
         .descendants()
         .filter(|n| n.is(ns::DS, "Reference"))
         .map(|r| {
-            let mut opts = C14nOptions::from_algorithm_uri(as4gw::xml::ALG_C14N, "").expect("c14n uri");
+            let mut opts =
+                C14nOptions::from_algorithm_uri(as4gw::xml::ALG_C14N, "").expect("c14n uri");
             let mut xpath = None;
             let mut xpath_node = None;
             for t in r.descendants().filter(|n| n.is(ns::DS, "Transform")) {
@@ -177,7 +208,8 @@ fn references_in(scope: Node<'static>) -> Vec<Reference> {
                         .child(ns::EXC_C14N, "InclusiveNamespaces")
                         .and_then(|i| i.attr(None, "PrefixList"))
                         .unwrap_or("");
-                    opts = C14nOptions::from_algorithm_uri(alg, list).unwrap_or_else(|| panic!("transform {alg}"));
+                    opts = C14nOptions::from_algorithm_uri(alg, list)
+                        .unwrap_or_else(|| panic!("transform {alg}"));
                 }
             }
             Reference {
@@ -185,7 +217,12 @@ fn references_in(scope: Node<'static>) -> Vec<Reference> {
                 xpath,
                 xpath_node,
                 opts,
-                digest: r.child(ns::DS, "DigestValue").expect("DigestValue").text().trim().to_string(),
+                digest: r
+                    .child(ns::DS, "DigestValue")
+                    .expect("DigestValue")
+                    .text()
+                    .trim()
+                    .to_string(),
             }
         })
         .collect()
@@ -202,7 +239,11 @@ fn plain_subtree_selection<'a>(doc: &'a Document, r: &Reference) -> Option<Vec<N
         // An unprefixed name in XPath 1.0 is in no namespace.
         None => (None, name),
     };
-    Some(doc.elements().filter(|n| n.local_name() == local && n.namespace() == uri).collect())
+    Some(
+        doc.elements()
+            .filter(|n| n.local_name() == local && n.namespace() == uri)
+            .collect(),
+    )
 }
 
 fn sha1_b64(bytes: &[u8]) -> String {
@@ -212,14 +253,21 @@ fn sha1_b64(bytes: &[u8]) -> String {
 
 /// The last `c14n-N.txt` of each folder is the canonical SignedInfo (N = number of References).
 fn check_signed_info(doc: &Document, folder: &str, n_refs: usize) {
-    let si = doc.elements().find(|n| n.is(ns::DS, "SignedInfo")).expect("SignedInfo");
+    let si = doc
+        .elements()
+        .find(|n| n.is(ns::DS, "SignedInfo"))
+        .expect("SignedInfo");
     let alg = si
         .child(ns::DS, "CanonicalizationMethod")
         .and_then(|m| m.attr(None, "Algorithm"))
         .expect("CanonicalizationMethod");
     let opts = C14nOptions::from_algorithm_uri(alg, "").expect("c14n algorithm");
     let got = subtree(doc, si, &opts);
-    assert_same(&format!("{folder} SignedInfo"), &got, &read_fixture(&format!("{W3C}/{folder}/c14n-{n_refs}.txt")));
+    assert_same(
+        &format!("{folder} SignedInfo"),
+        &got,
+        &read_fixture(&format!("{W3C}/{folder}/c14n-{n_refs}.txt")),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -232,7 +280,10 @@ fn check_signed_info(doc: &Document, folder: &str, n_refs: usize) {
 #[test]
 fn merlin_exc_c14n_one() {
     let folder = "merlin-exc-c14n-one";
-    let doc = leak(Document::parse(&read_fixture(&format!("{W3C}/{folder}/exc-signature.xml"))).expect("parse"));
+    let doc = leak(
+        Document::parse(&read_fixture(&format!("{W3C}/{folder}/exc-signature.xml")))
+            .expect("parse"),
+    );
     let refs = references(doc);
     assert_eq!(refs.len(), 4);
     let expected_opts = [
@@ -249,14 +300,22 @@ fn merlin_exc_c14n_one() {
         opts.with_comments = expected_opts[i].0;
         assert_eq!(r.opts, opts, "reference {i}");
         let got = c14n(doc, Some("to-be-signed"), &r.opts);
-        assert_same(&format!("{folder} c14n-{i}"), &got, &read_fixture(&format!("{W3C}/{folder}/c14n-{i}.txt")));
+        assert_same(
+            &format!("{folder} c14n-{i}"),
+            &got,
+            &read_fixture(&format!("{W3C}/{folder}/c14n-{i}.txt")),
+        );
         assert_eq!(sha1_b64(&got), r.digest, "reference {i} digest");
     }
     // c14n-1 is the case lxml gets wrong: the in-scope default namespace must appear on the apex.
     let c1 = read_fixture(&format!("{W3C}/{folder}/c14n-1.txt"));
     assert!(c1.starts_with(br#"<dsig:Object xmlns="urn:foo" xmlns:bar="urn:bar""#));
     check_signed_info(doc, folder, refs.len());
-    assert_eq!(files_in(&format!("{W3C}/{folder}")).len(), 4 + 1 + 2, "4 references + SignedInfo + signature + Readme");
+    assert_eq!(
+        files_in(&format!("{W3C}/{folder}")).len(),
+        4 + 1 + 2,
+        "4 references + SignedInfo + signature + Readme"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -271,13 +330,18 @@ fn merlin_exc_c14n_one() {
 #[test]
 fn merlin_c14n_three() {
     let folder = "merlin-c14n-three";
-    let doc = leak(Document::parse(&read_fixture(&format!("{W3C}/{folder}/signature.xml"))).expect("parse"));
+    let doc = leak(
+        Document::parse(&read_fixture(&format!("{W3C}/{folder}/signature.xml"))).expect("parse"),
+    );
     let refs = references(doc);
     assert_eq!(refs.len(), 27);
     let mut run = Vec::new();
     for (i, r) in refs.iter().enumerate() {
         assert_eq!(r.uri, "", "reference {i}: same-document, whole document");
-        let xpath = r.xpath.as_deref().unwrap_or_else(|| panic!("reference {i} has no XPath filter"));
+        let xpath = r
+            .xpath
+            .as_deref()
+            .unwrap_or_else(|| panic!("reference {i} has no XPath filter"));
         match plain_subtree_selection(doc, r) {
             Some(apexes) => {
                 assert!(!apexes.is_empty());
@@ -313,15 +377,30 @@ fn merlin_c14n_three() {
 #[test]
 fn iaik_exc_c14n() {
     let folder = "iaik-exc-c14n";
-    let doc = leak(Document::parse(&read_fixture(&format!("{W3C}/{folder}/signature.xml"))).expect("parse"));
+    let doc = leak(
+        Document::parse(&read_fixture(&format!("{W3C}/{folder}/signature.xml"))).expect("parse"),
+    );
     let refs = references(doc);
     assert_eq!(refs.len(), 8);
     for (i, r) in refs.iter().enumerate() {
-        assert!(r.uri.starts_with("iaikTests.example"), "reference {i}: external document");
-        let xpath = r.xpath.as_deref().unwrap_or_else(|| panic!("reference {i} has no XPath filter"));
-        assert!(plain_subtree_selection(doc, r).is_none(), "reference {i} would be runnable: {xpath}");
-        assert!(xpath.contains(" or ") || xpath.contains("not("), "reference {i}: {xpath}");
-        Document::parse(&read_fixture(&format!("{W3C}/{folder}/{}", r.uri))).expect("example parses");
+        assert!(
+            r.uri.starts_with("iaikTests.example"),
+            "reference {i}: external document"
+        );
+        let xpath = r
+            .xpath
+            .as_deref()
+            .unwrap_or_else(|| panic!("reference {i} has no XPath filter"));
+        assert!(
+            plain_subtree_selection(doc, r).is_none(),
+            "reference {i} would be runnable: {xpath}"
+        );
+        assert!(
+            xpath.contains(" or ") || xpath.contains("not("),
+            "reference {i}: {xpath}"
+        );
+        Document::parse(&read_fixture(&format!("{W3C}/{folder}/{}", r.uri)))
+            .expect("example parses");
     }
     check_signed_info(doc, folder, refs.len());
 }
@@ -347,18 +426,24 @@ fn joseph_exc_c14n_dtd_refused_and_vectors_with_the_dtd_applied_by_hand() {
     let e9 = r#"<e9 xmlns:a="http://www.ietf.org" xmlns="" />"#;
     assert_eq!(text.matches(dtd).count(), 1);
     assert_eq!(text.matches(e9).count(), 1);
-    let patched = text
-        .replace(dtd, "")
-        .replace(e9, r#"<e9 xmlns:a="http://www.ietf.org" xmlns="" attr="default" />"#);
+    let patched = text.replace(dtd, "").replace(
+        e9,
+        r#"<e9 xmlns:a="http://www.ietf.org" xmlns="" attr="default" />"#,
+    );
     let doc = leak(Document::parse(patched.as_bytes()).expect("patched parses"));
     let refs = references(doc);
     assert_eq!(refs.len(), 3);
     for (i, r) in refs.iter().enumerate() {
-        let apexes = plain_subtree_selection(doc, r).unwrap_or_else(|| panic!("reference {i}: plain subtree"));
+        let apexes = plain_subtree_selection(doc, r)
+            .unwrap_or_else(|| panic!("reference {i}: plain subtree"));
         let ids: Vec<_> = apexes.iter().map(|n| n.id()).collect();
         let mut got = Vec::new();
         canonicalize_subtrees(doc, &ids, &r.opts, &mut got);
-        assert_same(&format!("{folder} c14n-{i}"), &got, &read_fixture(&format!("{W3C}/{folder}/c14n-{i}.txt")));
+        assert_same(
+            &format!("{folder} c14n-{i}"),
+            &got,
+            &read_fixture(&format!("{W3C}/{folder}/c14n-{i}.txt")),
+        );
     }
     assert_eq!(refs[0].opts.algorithm, C14nAlgorithm::Inclusive);
     assert_eq!(refs[2].opts, C14nOptions::with_prefix_list("a"));
@@ -370,10 +455,15 @@ fn joseph_exc_c14n_dtd_refused_and_vectors_with_the_dtd_applied_by_hand() {
 fn w3c_folders_are_all_handled() {
     assert_eq!(
         files_in(W3C),
-        ["iaik-exc-c14n", "joseph-exc-c14n", "merlin-c14n-three", "merlin-exc-c14n-one"]
-            .into_iter()
-            .map(String::from)
-            .collect::<BTreeSet<_>>()
+        [
+            "iaik-exc-c14n",
+            "joseph-exc-c14n",
+            "merlin-c14n-three",
+            "merlin-exc-c14n-one"
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<BTreeSet<_>>()
     );
     for (folder, refs, extra) in [
         ("iaik-exc-c14n", 8, 1),
@@ -381,7 +471,10 @@ fn w3c_folders_are_all_handled() {
         ("merlin-c14n-three", 27, 1),
         ("merlin-exc-c14n-one", 4, 1),
     ] {
-        let n = files_in(&format!("{W3C}/{folder}")).iter().filter(|f| f.starts_with("c14n-")).count();
+        let n = files_in(&format!("{W3C}/{folder}"))
+            .iter()
+            .filter(|f| f.starts_with("c14n-"))
+            .count();
         assert_eq!(n, refs + extra, "{folder}");
     }
 }
@@ -395,16 +488,25 @@ fn w3c_folders_are_all_handled() {
 #[test]
 fn phase4_receipt_reference_digests() {
     let doc = leak(Document::parse(&super::helger_envelope()).expect("parse"));
-    let si = doc.elements().find(|n| n.is(ns::DS, "SignedInfo")).expect("SignedInfo");
+    let si = doc
+        .elements()
+        .find(|n| n.is(ns::DS, "SignedInfo"))
+        .expect("SignedInfo");
     let mut checked = 0;
     // SignedInfo's own references only (the receipt also carries ebbp NRR references).
     for r in references_in(si) {
-        let Some(id) = r.uri.strip_prefix('#') else { continue };
+        let Some(id) = r.uri.strip_prefix('#') else {
+            continue;
+        };
         let found = doc.elements_by_id(id);
         assert_eq!(found.len(), 1, "{id}");
         let got = subtree(doc, found[0], &r.opts);
         let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &got);
-        assert_eq!(base64::engine::general_purpose::STANDARD.encode(d.as_ref()), r.digest, "{id}");
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD.encode(d.as_ref()),
+            r.digest,
+            "{id}"
+        );
         checked += 1;
     }
     assert_eq!(checked, 2, "eb:Messaging and S12:Body");

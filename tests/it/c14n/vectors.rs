@@ -12,7 +12,8 @@ use crate::support::{fixture, read_fixture};
 const DIR: &str = "c14n/generated";
 
 fn cases() -> Vec<Value> {
-    let json: Value = serde_json::from_slice(&read_fixture(&format!("{DIR}/cases.json"))).expect("cases.json");
+    let json: Value =
+        serde_json::from_slice(&read_fixture(&format!("{DIR}/cases.json"))).expect("cases.json");
     assert_eq!(json["algorithm"], "http://www.w3.org/2001/10/xml-exc-c14n#");
     json["cases"].as_array().expect("cases array").clone()
 }
@@ -29,7 +30,10 @@ fn every_generated_vector_byte_for_byte() {
         .filter(|e| e.path().is_dir())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    let listed: BTreeSet<String> = cases.iter().map(|c| c["id"].as_str().expect("id").to_string()).collect();
+    let listed: BTreeSet<String> = cases
+        .iter()
+        .map(|c| c["id"].as_str().expect("id").to_string())
+        .collect();
     assert_eq!(on_disk, listed, "case folders and cases.json disagree");
 
     let mut failures = Vec::new();
@@ -39,8 +43,15 @@ fn every_generated_vector_byte_for_byte() {
         let expected = read_fixture(&format!("{DIR}/{name}/expected.c14n"));
 
         // The fixture's own integrity: expected.c14n is what was cross-checked.
-        let sha = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &expected));
-        assert_eq!(Some(sha.as_str()), case["expected_sha256"].as_str(), "{name}: expected.c14n altered");
+        let sha = hex::encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            &expected,
+        ));
+        assert_eq!(
+            Some(sha.as_str()),
+            case["expected_sha256"].as_str(),
+            "{name}: expected.c14n altered"
+        );
 
         let prefixes: Vec<&str> = case["inclusive_namespaces_prefix_list"]
             .as_array()
@@ -71,7 +82,13 @@ fn every_generated_vector_byte_for_byte() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} vectors fail:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} vectors fail:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 /// Two cases record lxml's wrong `#default` output; make sure ours is the spec's, not lxml's.
@@ -79,12 +96,19 @@ fn every_generated_vector_byte_for_byte() {
 fn default_prefixlist_cases_differ_from_recorded_lxml_output() {
     let mut seen = 0;
     for case in cases() {
-        let Some(lxml) = case["lxml_output"].as_str() else { continue };
+        let Some(lxml) = case["lxml_output"].as_str() else {
+            continue;
+        };
         seen += 1;
         let name = case["id"].as_str().expect("id");
         let expected = read_fixture(&format!("{DIR}/{name}/expected.c14n"));
-        assert_ne!(lxml.as_bytes(), expected.as_slice(), "{name}: lxml output recorded as wrong");
-        let doc = Document::parse(&read_fixture(&format!("{DIR}/{name}/input.xml"))).expect("parse");
+        assert_ne!(
+            lxml.as_bytes(),
+            expected.as_slice(),
+            "{name}: lxml output recorded as wrong"
+        );
+        let doc =
+            Document::parse(&read_fixture(&format!("{DIR}/{name}/input.xml"))).expect("parse");
         let list: Vec<&str> = case["inclusive_namespaces_prefix_list"]
             .as_array()
             .expect("list")
@@ -92,7 +116,11 @@ fn default_prefixlist_cases_differ_from_recorded_lxml_output() {
             .filter_map(|v| v.as_str())
             .collect();
         assert!(list.contains(&"#default"));
-        let got = c14n(&doc, Some("target"), &C14nOptions::with_prefix_list(&list.join(" ")));
+        let got = c14n(
+            &doc,
+            Some("target"),
+            &C14nOptions::with_prefix_list(&list.join(" ")),
+        );
         assert_same(name, &got, &expected);
     }
     assert_eq!(seen, 2);
