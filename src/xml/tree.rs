@@ -25,7 +25,8 @@ use crate::ns;
 pub struct Limits {
     /// Maximum input size in bytes.
     pub max_bytes: usize,
-    /// Maximum element nesting depth.
+    /// Maximum element nesting depth. The canonicalizer recurses once per level, so keep this
+    /// in the hundreds; a signed AS4 header is about 10 levels deep.
     pub max_depth: usize,
     /// Maximum attributes (including namespace declarations) on one element.
     pub max_attributes: usize,
