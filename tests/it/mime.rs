@@ -598,8 +598,7 @@ fn input_errors_are_not_the_peers_fault() {
             )?;
             collect(&mut r).await
         })
-        .err()
-        .expect("error");
+        .expect_err("error");
     assert!(matches!(e, MimeError::Input(_)), "{e:?}");
     assert!(!e.is_peer_fault());
     assert_eq!(e.ebms_code(), EbmsCode::Other);
@@ -626,8 +625,7 @@ fn spool_removes_files_on_error() {
             )?;
             spool_to_dir(&mut r, dir.path()).await
         })
-        .err()
-        .expect("error");
+        .expect_err("error");
     assert_eq!(e, MimeError::Truncated);
     assert_eq!(
         std::fs::read_dir(dir.path()).expect("dir").count(),
