@@ -529,6 +529,23 @@ fn truncated_bodies() {
 }
 
 #[test]
+fn excessive_transport_padding() {
+    let body = frame("b", "\r\n", &[root_part(None), payload("p@x", b"1")]);
+    let padded = String::from_utf8(body).expect("utf8").replacen(
+        "--b\r\nContent-Type: application/octet",
+        &format!("--b{}\r\nContent-Type: application/octet", " ".repeat(300)),
+        1,
+    );
+    assert!(padded.contains(&" ".repeat(300)));
+    // 200 bytes of padding are fine.
+    let ok = padded.replacen(&" ".repeat(300), &" ".repeat(200), 1);
+    assert!(parse(&ct("b", None), ok.as_bytes()).is_ok());
+    let e = expect_err(parse(&ct("b", None), padded.as_bytes()));
+    assert_eq!(e, MimeError::MalformedDelimiter { index: 0 });
+    assert_mime_code(&e);
+}
+
+#[test]
 fn refused_encodings_and_types() {
     let qp = "Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\nContent-ID: <q@x>\r\n".to_string();
     let body = frame("b", "\r\n", &[root_part(None), (qp, b"a=3Db".to_vec())]);
