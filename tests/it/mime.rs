@@ -857,3 +857,43 @@ fn stream_of_a_payload_part() {
         assert_eq!(total, 70_000);
     });
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Every strict prefix of a message that stops before its close delimiter is refused as
+    /// truncated (or as having no delimiter at all), never accepted.
+    #[test]
+    fn every_cut_is_refused(payload in payload_bytes(), cut_frac in 0.0f64..1.0) {
+        let mut w = MimeWriter::with_boundary("CUTB", "r@x", ENV).expect("writer");
+        w.add_part("p@x", "application/octet-stream", PartBody::Bytes(Bytes::from(payload))).expect("part");
+        let ct_value = w.content_type();
+        let body = body_of(w);
+        let close = body.len() - "--CUTB--\r\n".len();
+        let cut = ((close + 6) as f64 * cut_frac) as usize; // up to "--CUTB-" inclusive
+        let r = rt().block_on(parse_chunked(&ct_value, &body[..cut], &[4096, 333], MimeLimits::default()));
+        prop_assert!(
+            matches!(r, Err(MimeError::Truncated) | Err(MimeError::NoDelimiter)),
+            "cut {} of {}: {:?}", cut, body.len(), r.map(|m| m.payloads.len())
+        );
+    }
+
+    /// Arbitrary bytes never panic the parser; whatever it refuses is the peer's fault.
+    #[test]
+    fn garbage_never_panics(
+        body in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'-'), Just(b'G'), Just(b':'), any::<u8>()], 0..600),
+        sizes in proptest::collection::vec(1usize..50, 1..3),
+        opened in any::<bool>(),
+    ) {
+        // Half the cases start like a real message, so the garbage reaches headers and bodies.
+        let mut body = body;
+        if opened {
+            body.splice(0..0, format!("--G\r\nContent-Type: {SOAP}\r\n\r\n").bytes());
+        }
+        let limits = MimeLimits { max_parts: 8, max_header_bytes: 200, ..MimeLimits::default() };
+        let r = rt().block_on(parse_chunked(&ct("G", None), &body, &sizes, limits));
+        if let Err(e) = r {
+            prop_assert!(e.is_peer_fault(), "{e:?}");
+        }
+    }
+}
