@@ -135,7 +135,9 @@ pub enum MimeError {
     /// A base64 part whose content is not valid base64 (RFC 2045 §6.8).
     #[error("invalid base64 in part {index}: {reason}")]
     InvalidBase64 { index: usize, reason: String },
-    /// A delimiter line with trailing garbage (RFC 2046 §5.1.1 allows only whitespace).
+    /// A delimiter line followed by more than 256 bytes of white space (RFC 2046 §5.1.1 allows
+    /// transport padding; we bound it so it cannot be used to make us buffer). A line that starts
+    /// with `--boundary` followed by other text is not a delimiter and stays content.
     #[error("malformed delimiter line after part {index}")]
     MalformedDelimiter { index: usize },
     /// Reading the input stream failed (connection dropped, I/O error): not a MIME fault.

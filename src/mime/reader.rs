@@ -192,7 +192,13 @@ enum Suffix {
     /// Optional white space then a line end; the value is the length to skip.
     Open(usize),
     NotDelimiter,
+    /// More than [`MAX_PADDING`] bytes of white space after the boundary.
+    TooMuchPadding,
 }
+
+/// Transport padding allowed after a delimiter (RFC 2046 §5.1.1 allows "linear white space";
+/// this bounds how much of it we buffer while looking for the line end).
+const MAX_PADDING: usize = 256;
 
 fn delimiter_suffix(rest: &[u8]) -> Suffix {
     if rest.len() < 2 {
@@ -204,6 +210,9 @@ fn delimiter_suffix(rest: &[u8]) -> Suffix {
     let mut i = 0;
     while i < rest.len() && (rest[i] == b' ' || rest[i] == b'\t') {
         i += 1;
+        if i > MAX_PADDING {
+            return Suffix::TooMuchPadding;
+        }
     }
     match rest.get(i) {
         None => Suffix::NeedMore,
@@ -395,6 +404,9 @@ impl<'r> MimeReader<'r> {
                             break;
                         }
                         Suffix::NotDelimiter => {}
+                        Suffix::TooMuchPadding => {
+                            return Err(MimeError::MalformedDelimiter { index: 0 })
+                        }
                     }
                 }
                 from = p + 1;
@@ -518,6 +530,11 @@ impl<'r> MimeReader<'r> {
                         }
                         continue;
                     }
+                    Suffix::TooMuchPadding => {
+                        return Err(MimeError::MalformedDelimiter {
+                            index: self.parts.saturating_sub(1),
+                        })
+                    }
                     Suffix::NotDelimiter => {
                         // `--boundary` followed by other text is content (RFC 2046 §5.1.1 only
                         // recognises whole delimiter lines).
@@ -566,6 +583,9 @@ impl<'r> MimeReader<'r> {
                 self.buf.advance(dl + n);
                 Ok(true)
             }
+            Suffix::TooMuchPadding => Err(MimeError::MalformedDelimiter {
+                index: self.parts.saturating_sub(1),
+            }),
             Suffix::NeedMore | Suffix::NotDelimiter => Ok(false),
         }
     }

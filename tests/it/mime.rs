@@ -529,6 +529,23 @@ fn truncated_bodies() {
 }
 
 #[test]
+fn excessive_transport_padding() {
+    let body = frame("b", "\r\n", &[root_part(None), payload("p@x", b"1")]);
+    let padded = String::from_utf8(body).expect("utf8").replacen(
+        "--b\r\nContent-Type: application/octet",
+        &format!("--b{}\r\nContent-Type: application/octet", " ".repeat(300)),
+        1,
+    );
+    assert!(padded.contains(&" ".repeat(300)));
+    // 200 bytes of padding are fine.
+    let ok = padded.replacen(&" ".repeat(300), &" ".repeat(200), 1);
+    assert!(parse(&ct("b", None), ok.as_bytes()).is_ok());
+    let e = expect_err(parse(&ct("b", None), padded.as_bytes()));
+    assert_eq!(e, MimeError::MalformedDelimiter { index: 0 });
+    assert_mime_code(&e);
+}
+
+#[test]
 fn refused_encodings_and_types() {
     let qp = "Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\nContent-ID: <q@x>\r\n".to_string();
     let body = frame("b", "\r\n", &[root_part(None), (qp, b"a=3Db".to_vec())]);
@@ -598,8 +615,7 @@ fn input_errors_are_not_the_peers_fault() {
             )?;
             collect(&mut r).await
         })
-        .err()
-        .expect("error");
+        .expect_err("error");
     assert!(matches!(e, MimeError::Input(_)), "{e:?}");
     assert!(!e.is_peer_fault());
     assert_eq!(e.ebms_code(), EbmsCode::Other);
@@ -626,8 +642,7 @@ fn spool_removes_files_on_error() {
             )?;
             spool_to_dir(&mut r, dir.path()).await
         })
-        .err()
-        .expect("error");
+        .expect_err("error");
     assert_eq!(e, MimeError::Truncated);
     assert_eq!(
         std::fs::read_dir(dir.path()).expect("dir").count(),
@@ -841,4 +856,44 @@ fn stream_of_a_payload_part() {
         }
         assert_eq!(total, 70_000);
     });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Every strict prefix of a message that stops before its close delimiter is refused as
+    /// truncated (or as having no delimiter at all), never accepted.
+    #[test]
+    fn every_cut_is_refused(payload in payload_bytes(), cut_frac in 0.0f64..1.0) {
+        let mut w = MimeWriter::with_boundary("CUTB", "r@x", ENV).expect("writer");
+        w.add_part("p@x", "application/octet-stream", PartBody::Bytes(Bytes::from(payload))).expect("part");
+        let ct_value = w.content_type();
+        let body = body_of(w);
+        let close = body.len() - "--CUTB--\r\n".len();
+        let cut = ((close + 6) as f64 * cut_frac) as usize; // up to "--CUTB-" inclusive
+        let r = rt().block_on(parse_chunked(&ct_value, &body[..cut], &[4096, 333], MimeLimits::default()));
+        prop_assert!(
+            matches!(r, Err(MimeError::Truncated) | Err(MimeError::NoDelimiter)),
+            "cut {} of {}: {:?}", cut, body.len(), r.map(|m| m.payloads.len())
+        );
+    }
+
+    /// Arbitrary bytes never panic the parser; whatever it refuses is the peer's fault.
+    #[test]
+    fn garbage_never_panics(
+        body in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'-'), Just(b'G'), Just(b':'), any::<u8>()], 0..600),
+        sizes in proptest::collection::vec(1usize..50, 1..3),
+        opened in any::<bool>(),
+    ) {
+        // Half the cases start like a real message, so the garbage reaches headers and bodies.
+        let mut body = body;
+        if opened {
+            body.splice(0..0, format!("--G\r\nContent-Type: {SOAP}\r\n\r\n").bytes());
+        }
+        let limits = MimeLimits { max_parts: 8, max_header_bytes: 200, ..MimeLimits::default() };
+        let r = rt().block_on(parse_chunked(&ct("G", None), &body, &sizes, limits));
+        if let Err(e) = r {
+            prop_assert!(e.is_peer_fault(), "{e:?}");
+        }
+    }
 }
