@@ -920,7 +920,7 @@ fn finish_tx(
     };
     conn.prepare_cached(
         "UPDATE messages SET state = ?2, next_attempt_at = ?3, lease_owner = NULL, lease_until = NULL, \
-         last_code = coalesce(?4, last_code), last_detail = ?5, updated_at = ?6 WHERE id = ?1",
+         last_code = ?4, last_detail = ?5, updated_at = ?6 WHERE id = ?1",
     )?
     .execute(params![id.0, to.as_str(), next, code.map(EbmsCode::code), detail, now])?;
     insert_event(conn, id.0, now, Some(State::Sending), to, &detail, code)?;
