@@ -23,7 +23,7 @@ mod spool;
 mod sqlite;
 
 pub use spool::{FileRef, Spool};
-pub use sqlite::{SqliteStore, WriterHold, WriterStats};
+pub use sqlite::{BackupReport, SqliteStore, WriterHold, WriterStats};
 
 use std::fmt;
 use std::str::FromStr;
@@ -526,4 +526,70 @@ pub trait MessageStore: Send + Sync {
     /// files), finished outbox items and duplicate keys older than `before`. Choose
     /// `before <= now - duplicate window`, or duplicates may be delivered again.
     fn prune(&self, before: OffsetDateTime) -> BoxFuture<'_, Result<PruneReport>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_names_are_the_api_names() {
+        let names: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "SUBMITTED",
+                "SENDING",
+                "WAITING_FOR_RETRY",
+                "ACKNOWLEDGED",
+                "FAILED",
+                "RECEIVED",
+                "DELIVERED"
+            ]
+        );
+        for s in State::ALL {
+            assert_eq!(s.as_str().parse::<State>().ok(), Some(*s));
+        }
+        assert!("sending".parse::<State>().is_err());
+        let finals: Vec<State> = State::ALL
+            .iter()
+            .copied()
+            .filter(|s| s.is_final())
+            .collect();
+        assert_eq!(
+            finals,
+            [State::Acknowledged, State::Failed, State::Delivered]
+        );
+    }
+
+    #[test]
+    fn cursor_round_trips_and_rejects_junk() {
+        let c: Cursor = "c42".parse().expect("cursor");
+        assert_eq!(c.to_string(), "c42");
+        for bad in ["", "c", "42", "cx", "c1 ", "d42"] {
+            assert!(bad.parse::<Cursor>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn stored_file_names_cannot_escape_the_spool() {
+        let sha = [0u8; 32];
+        assert!(FileRef::from_stored("0123abcd.bin".into(), 5, &sha).is_ok());
+        for bad in [
+            "../etc/passwd",
+            "/etc/passwd",
+            "a/b",
+            "",
+            ".hidden",
+            "a\\b",
+            "x\0y",
+        ] {
+            assert!(
+                FileRef::from_stored(bad.into(), 5, &sha).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(FileRef::from_stored("ok.bin".into(), -1, &sha).is_err());
+        assert!(FileRef::from_stored("ok.bin".into(), 1, &sha[..31]).is_err());
+    }
 }

@@ -153,6 +153,15 @@ pub struct WriterStats {
     pub largest_batch: u64,
 }
 
+/// What [`SqliteStore::backup`] copied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackupReport {
+    /// Spool files copied.
+    pub files: u64,
+    /// Their total size.
+    pub bytes: u64,
+}
+
 #[derive(Default)]
 struct Counters {
     commits: AtomicU64,
@@ -346,6 +355,55 @@ impl SqliteStore {
             r.clear();
         }
         Ok(())
+    }
+
+    /// Online backup into the empty or new directory `dest`: a consistent snapshot of the
+    /// database (`VACUUM INTO`, readers and the writer keep going), then a copy of exactly the
+    /// spool files that snapshot references. Files are written before their rows commit, so
+    /// every file the snapshot names exists — unless `prune` removed it meanwhile: don't run
+    /// both at once (the copy then fails with `NotFound`). `dest` gets the same layout as a
+    /// store directory and can be opened with [`SqliteStore::open`].
+    pub async fn backup(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {
+        let dest = dest.as_ref().to_path_buf();
+        let db_path = self.inner.db_path.clone();
+        let spool = self.inner.spool.clone();
+        tokio::task::spawn_blocking(move || {
+            let dest_spool = dest.join(SPOOL_DIR);
+            std::fs::create_dir_all(&dest_spool)?;
+            let dest_db = dest.join(DB_FILE);
+            let conn = open_connection(&db_path)?;
+            let dest_str = dest_db.to_str().ok_or_else(|| StoreError::Conflict("backup path is not UTF-8".into()))?;
+            conn.execute("VACUUM INTO ?1", [dest_str])?;
+            drop(conn);
+            let snap = open_connection(&dest_db)?;
+            let names = snap
+                .prepare("SELECT file FROM payloads UNION SELECT wire_file FROM messages WHERE wire_file IS NOT NULL")?
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            drop(snap);
+            let mut report = BackupReport::default();
+            for name in names {
+                // Names come from our own database; still, only spool-made names are copied.
+                FileRef::from_stored(name.clone(), 0, &[0u8; 32])?;
+                let target = dest_spool.join(&name);
+                let bytes = std::fs::copy(spool.dir().join(&name), &target).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        StoreError::NotFound(format!("spool file {name} (pruned during backup?)"))
+                    } else {
+                        e.into()
+                    }
+                })?;
+                std::fs::File::open(&target)?.sync_all()?;
+                report.files += 1;
+                report.bytes += bytes;
+            }
+            std::fs::File::open(&dest_db)?.sync_all()?;
+            sync_dir(&dest_spool)?;
+            sync_dir(&dest)?;
+            Ok(report)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
     }
 
     /// Make the writer thread wait (inside a transaction) until the returned guard is dropped.
@@ -862,7 +920,7 @@ fn finish_tx(
     };
     conn.prepare_cached(
         "UPDATE messages SET state = ?2, next_attempt_at = ?3, lease_owner = NULL, lease_until = NULL, \
-         last_code = coalesce(?4, last_code), last_detail = ?5, updated_at = ?6 WHERE id = ?1",
+         last_code = ?4, last_detail = ?5, updated_at = ?6 WHERE id = ?1",
     )?
     .execute(params![id.0, to.as_str(), next, code.map(EbmsCode::code), detail, now])?;
     insert_event(conn, id.0, now, Some(State::Sending), to, &detail, code)?;

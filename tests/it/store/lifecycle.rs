@@ -122,6 +122,10 @@ async fn outbound_retry_then_acknowledged_with_every_event() {
     let rec = s.get(sub.id).await.expect("get").expect("present");
     assert_eq!(rec.state, State::Acknowledged);
     assert_eq!(
+        rec.last_code, None,
+        "the last outcome's code, not an earlier attempt's"
+    );
+    assert_eq!(
         s.receipt(sub.id).await.expect("receipt").map(|r| r.bytes),
         Some(receipt)
     );

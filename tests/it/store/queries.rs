@@ -451,3 +451,47 @@ async fn schema_version_is_recorded_and_newer_schemas_are_refused() {
         })
     ));
 }
+
+#[tokio::test]
+async fn online_backup_opens_as_a_store_with_intact_files() {
+    let (_dir, s) = open_temp().await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            s.submit(t(i), outbound(&s, &format!("b{i}")).await)
+                .await
+                .expect("submit")
+                .id,
+        );
+    }
+    s.lease_due(t(10), "a", 1, Duration::seconds(60))
+        .await
+        .expect("lease");
+    let wire = s.spool().write_bytes(b"wire bytes").await.expect("spool");
+    s.record_wire(ids[0], "a", t(11), wire).await.expect("wire");
+    // An orphan (spooled, never referenced) is not copied.
+    s.spool().write_bytes(b"orphan").await.expect("spool");
+
+    let dest = tempfile::tempdir().expect("tempdir");
+    let report = s.backup(dest.path().join("bk")).await.expect("backup");
+    assert_eq!(report.files, 6, "five payloads and one wire file");
+    let b = SqliteStore::open(dest.path().join("bk"))
+        .await
+        .expect("open backup");
+    for id in &ids {
+        let rec = b.get(*id).await.expect("get").expect("present in backup");
+        assert!(b
+            .spool()
+            .verify(&rec.payloads[0].file)
+            .await
+            .expect("verify"));
+    }
+    let rec0 = b.get(ids[0]).await.expect("get").expect("present");
+    assert_eq!(rec0.state, State::Sending);
+    assert!(b
+        .spool()
+        .verify(rec0.wire.as_ref().expect("wire"))
+        .await
+        .expect("verify"));
+    assert_eq!(std::fs::read_dir(b.spool().dir()).expect("dir").count(), 6);
+}
