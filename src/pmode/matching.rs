@@ -428,3 +428,38 @@ impl MessageKey {
         })
     }
 }
+
+impl From<&crate::ebms::model::UserMessage> for MessageKey {
+    /// The selection fields of a parsed `eb:UserMessage`. The first PartyId is used: the
+    /// one-PartyId rule (digest §2.3) is the header validator's job.
+    fn from(um: &crate::ebms::model::UserMessage) -> MessageKey {
+        let party = |p: &crate::ebms::model::Party| {
+            p.party_ids
+                .first()
+                .map(|id| PartyId {
+                    id: id.value.clone(),
+                    id_type: id.type_.clone(),
+                })
+                .unwrap_or(PartyId {
+                    id: String::new(),
+                    id_type: None,
+                })
+        };
+        let c = &um.collaboration_info;
+        MessageKey {
+            from: party(&um.party_info.from),
+            from_role: um.party_info.from.role.clone(),
+            to: party(&um.party_info.to),
+            to_role: um.party_info.to.role.clone(),
+            service: Service {
+                value: c.service.value.clone(),
+                service_type: c.service.type_.clone(),
+            },
+            action: c.action.clone(),
+            agreement: c.agreement_ref.as_ref().map(|a| Agreement {
+                value: a.value.clone(),
+                agreement_type: a.type_.clone(),
+            }),
+        }
+    }
+}

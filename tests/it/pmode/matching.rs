@@ -245,6 +245,17 @@ fn key_from_soap_envelope_and_fixture_header() {
     );
 }
 
+#[test]
+fn key_from_parsed_user_message_equals_key_from_envelope() {
+    let xml = std::fs::read(root().join("tests/it/pmode/messages/request-red-blue.xml")).unwrap();
+    let env = as4gw::ebms::soap::parse_envelope(&xml).unwrap();
+    let um = env.messaging.unwrap().messaging.user_message.unwrap();
+    assert_eq!(
+        MessageKey::from(&um),
+        MessageKey::from_envelope(&xml).unwrap()
+    );
+}
+
 fn explain(file: &str) -> (i32, String) {
     let out = Command::new(as4gw_bin())
         .current_dir(root())
