@@ -14,11 +14,13 @@ pub const EB: &str = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200
 /// ebBP signals (NRR receipt content) [EBMS3] §5.3.4.
 pub const EBBP: &str = "http://docs.oasis-open.org/ebxml-bp/ebbp-signals-2.0";
 /// WS-Security 1.0 secext.
-pub const WSSE: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
+pub const WSSE: &str =
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
 /// WS-Security 1.1 secext.
 pub const WSSE11: &str = "http://docs.oasis-open.org/wss/oasis-wss-wssecurity-secext-1.1.xsd";
 /// WS-Security utility (wsu:Id).
-pub const WSU: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
+pub const WSU: &str =
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
 /// XML-DSig.
 pub const DS: &str = "http://www.w3.org/2000/09/xmldsig#";
 /// XML-DSig 1.1.
@@ -41,21 +43,28 @@ pub const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
 // --- ebMS 3.0 defaults (digest §2.3, §2.4, §2.10) ---------------------------------------------
 
 /// Default MPC [EBMS3] §3.4.
-pub const DEFAULT_MPC: &str = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/defaultMPC";
+pub const DEFAULT_MPC: &str =
+    "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/defaultMPC";
 /// Default role [EBMS3] §5.2.2.3.
-pub const DEFAULT_ROLE: &str = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/defaultRole";
+pub const DEFAULT_ROLE: &str =
+    "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/defaultRole";
 /// Test service [EBMS3] §5.2.2.8: never delivered to a backend.
-pub const TEST_SERVICE: &str = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/service";
+pub const TEST_SERVICE: &str =
+    "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/service";
 /// Test action [EBMS3] §5.2.2.9.
 pub const TEST_ACTION: &str = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/test";
 /// One-way MEP [ED115] §3.2.1.
-pub const MEP_ONE_WAY: &str = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/oneWay";
+pub const MEP_ONE_WAY: &str =
+    "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/oneWay";
 /// Two-way MEP [ED115] §3.2.1.
-pub const MEP_TWO_WAY: &str = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/twoWay";
+pub const MEP_TWO_WAY: &str =
+    "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/twoWay";
 /// Push binding.
-pub const MEP_BINDING_PUSH: &str = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/push";
+pub const MEP_BINDING_PUSH: &str =
+    "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/push";
 /// Push-and-push binding.
-pub const MEP_BINDING_PUSH_AND_PUSH: &str = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/pushAndPush";
+pub const MEP_BINDING_PUSH_AND_PUSH: &str =
+    "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/pushAndPush";
 
 // --- MIME (digest §2.2, §2.9) ----------------------------------------------------------------
 
@@ -76,7 +85,8 @@ pub const SWA_CONTENT_SIGNATURE_TRANSFORM: &str =
     "http://docs.oasis-open.org/wss/oasis-wss-SwAProfile-1.1#Attachment-Content-Signature-Transform";
 pub const SWA_CIPHERTEXT_TRANSFORM: &str =
     "http://docs.oasis-open.org/wss/oasis-wss-SwAProfile-1.1#Attachment-Ciphertext-Transform";
-pub const SWA_CONTENT_ONLY: &str = "http://docs.oasis-open.org/wss/oasis-wss-SwAProfile-1.1#Attachment-Content-Only";
+pub const SWA_CONTENT_ONLY: &str =
+    "http://docs.oasis-open.org/wss/oasis-wss-SwAProfile-1.1#Attachment-Content-Only";
 pub const ALG_AES128_GCM: &str = "http://www.w3.org/2009/xmlenc11#aes128-gcm";
 pub const ALG_RSA_OAEP: &str = "http://www.w3.org/2009/xmlenc11#rsa-oaep";
 pub const ALG_MGF1_SHA256: &str = "http://www.w3.org/2009/xmlenc11#mgf1sha256";
@@ -89,7 +99,8 @@ pub const ALG_KW_AES128: &str = "http://www.w3.org/2001/04/xmlenc#kw-aes128";
 
 // --- WS-Security token profile (digest §3.2, §5) ----------------------------------------------
 
-pub const WSS_X509V3: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3";
+pub const WSS_X509V3: &str =
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3";
 pub const WSS_X509_PKIPATH: &str =
     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509PKIPathv1";
 pub const WSS_X509_SKI: &str =

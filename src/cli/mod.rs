@@ -10,7 +10,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "as4gw", version, about = "eDelivery AS4 access point for the Once-Only Technical System")]
+#[command(
+    name = "as4gw",
+    version,
+    about = "eDelivery AS4 access point for the Once-Only Technical System"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

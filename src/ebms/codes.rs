@@ -163,7 +163,11 @@ impl FromStr for EbmsCode {
     type Err = ();
     /// Parses the wire form (`EBMS:0004`).
     fn from_str(s: &str) -> Result<Self, ()> {
-        EbmsCode::ALL.iter().copied().find(|c| c.code() == s).ok_or(())
+        EbmsCode::ALL
+            .iter()
+            .copied()
+            .find(|c| c.code() == s)
+            .ok_or(())
     }
 }
 
@@ -177,18 +181,46 @@ mod tests {
         assert_eq!(
             codes,
             [
-                "EBMS:0001", "EBMS:0002", "EBMS:0003", "EBMS:0004", "EBMS:0005", "EBMS:0006", "EBMS:0007",
-                "EBMS:0008", "EBMS:0009", "EBMS:0010", "EBMS:0011", "EBMS:0101", "EBMS:0102", "EBMS:0103",
-                "EBMS:0201", "EBMS:0202", "EBMS:0301", "EBMS:0302", "EBMS:0303"
+                "EBMS:0001",
+                "EBMS:0002",
+                "EBMS:0003",
+                "EBMS:0004",
+                "EBMS:0005",
+                "EBMS:0006",
+                "EBMS:0007",
+                "EBMS:0008",
+                "EBMS:0009",
+                "EBMS:0010",
+                "EBMS:0011",
+                "EBMS:0101",
+                "EBMS:0102",
+                "EBMS:0103",
+                "EBMS:0201",
+                "EBMS:0202",
+                "EBMS:0301",
+                "EBMS:0302",
+                "EBMS:0303"
             ]
         );
         // Where phase4 deviates, the specification wins (digest §2.6).
         assert_eq!(EbmsCode::ConnectionFailure.severity(), Severity::Failure);
         assert_eq!(EbmsCode::ExternalPayloadError.category(), Category::Content);
-        assert_eq!(EbmsCode::ValueInconsistent.short_description(), "ValueInconsistent");
-        assert_eq!(EbmsCode::FeatureNotSupportedUnpackaging.short_description(), "FeatureNotSupported");
+        assert_eq!(
+            EbmsCode::ValueInconsistent.short_description(),
+            "ValueInconsistent"
+        );
+        assert_eq!(
+            EbmsCode::FeatureNotSupportedUnpackaging.short_description(),
+            "FeatureNotSupported"
+        );
         assert_eq!(EbmsCode::FeatureNotSupported.severity(), Severity::Warning);
-        assert_eq!(EbmsCode::EmptyMessagePartitionChannel.severity(), Severity::Warning);
-        assert_eq!("EBMS:0303".parse::<EbmsCode>(), Ok(EbmsCode::DecompressionFailure));
+        assert_eq!(
+            EbmsCode::EmptyMessagePartitionChannel.severity(),
+            Severity::Warning
+        );
+        assert_eq!(
+            "EBMS:0303".parse::<EbmsCode>(),
+            Ok(EbmsCode::DecompressionFailure)
+        );
     }
 }

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 /// Path of a file under `tests/fixtures/` (copies of `../shared/fixtures/`, same layout).
 pub fn fixture(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
 }
 
 /// Bytes of a fixture file; panics with the path when missing.
