@@ -1,1 +1,10 @@
-//! Integration tests: security.
+//! Integration tests: security (WS-Security verify/sign/encrypt/decrypt, receipts, PKI, CLI).
+
+mod cli;
+mod crypto;
+mod fixtures;
+mod msg;
+mod negative;
+mod pki;
+mod roundtrip;
+mod testpki;

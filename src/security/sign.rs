@@ -1,0 +1,324 @@
+//! Sending: detached signature over eb:Messaging, the empty Body and every payload part, then
+//! encryption of all and only the payload parts (digest §3.2 for 1.15, §4.2 for 2.0).
+//!
+//! - Signature: exc-c14n (SignedInfo with `PrefixList="env"` as in the 1.15 example), SHA-256
+//!   digests, RSA-SHA256 (1.15) or Ed25519 (2.0); parts digested with the
+//!   Attachment-Content-Signature-Transform over the bytes given (already compressed, not yet
+//!   encrypted: [AS4] §5.1.8); the signer's BST is X509v3 or X509PKIPathv1.
+//! - Encryption: one random AES-128 key per message; each part AES-128-GCM (`IV‖CT‖TAG`); key
+//!   transport RSA-OAEP SHA-256/MGF1-SHA-256 (1.15) or X25519 ephemeral-static + HKDF-SHA256
+//!   (random 32-byte salt, no Info) + AES-128-KW (2.0), the originator key as
+//!   `dsig11:DEREncodedKeyValue` and `dsig-more:HKDFParams` in the 2021 namespace; the recipient
+//!   certificate referenced by SKI, IssuerSerial or BST (per partner, digest §12.4).
+
+use std::io::{Read, Write};
+
+use zeroize::Zeroizing;
+
+use crate::ns;
+use crate::pki::{Certificate, KeyType};
+use crate::xml::{canonical_bytes, C14nOptions, Document};
+
+use super::crypto::{Crypto, Oaep};
+use super::verify::attachment_digest_input;
+use super::wsse::locate;
+use super::xmlw::{attr, b64, new_id, text};
+use super::{Attachment, KeyReference, OwnKey, SecurityError, SignedReference, Suite, TokenType};
+
+/// Sender-side settings for one message (from the P-Mode and the partner configuration).
+pub struct SenderConfig<'a> {
+    pub suite: Suite,
+    /// Our signing key and certificate.
+    pub signer: &'a OwnKey,
+    /// The BST value type for the signer.
+    pub token_type: TokenType,
+    /// The partner's encryption certificate; `None` signs only (signals).
+    pub recipient: Option<&'a Certificate>,
+    /// How the EncryptedKey names the recipient certificate.
+    pub recipient_reference: KeyReference,
+}
+
+/// The secured message: the SOAP envelope, the (encrypted) MIME parts, and what was signed (to
+/// be kept for checking the receipt, and identical on every retry).
+#[derive(Debug, Clone)]
+pub struct SecuredMessage {
+    pub soap: Vec<u8>,
+    pub attachments: Vec<Attachment>,
+    pub references: Vec<SignedReference>,
+}
+
+const SIG_PLACEHOLDER: &str = "@@SIGNATURE-VALUE@@";
+
+fn build(msg: impl Into<String>) -> SecurityError {
+    SecurityError::Build(msg.into())
+}
+
+fn envelope(messaging: &str, security: &str, body_id: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><env:Envelope xmlns:env=\"{}\" xmlns:wsu=\"{}\"><env:Header>{messaging}{security}</env:Header><env:Body wsu:Id=\"{body_id}\"/></env:Envelope>",
+        ns::S12,
+        ns::WSU
+    )
+}
+
+fn reference_xml(uri: &str, transform: &str, digest: &[u8]) -> String {
+    format!(
+        "<ds:Reference URI=\"{}\"><ds:Transforms><ds:Transform Algorithm=\"{transform}\"/></ds:Transforms><ds:DigestMethod Algorithm=\"{}\"/><ds:DigestValue>{}</ds:DigestValue></ds:Reference>",
+        attr(uri),
+        ns::ALG_SHA256,
+        b64(digest)
+    )
+}
+
+/// A SecurityTokenReference naming `cert`; may add a BST to `extra_tokens`.
+fn token_reference(cert: &Certificate, how: KeyReference, extra_tokens: &mut String) -> String {
+    match how {
+        KeyReference::Ski => format!(
+            "<wsse:SecurityTokenReference><wsse:KeyIdentifier EncodingType=\"{}\" ValueType=\"{}\">{}</wsse:KeyIdentifier></wsse:SecurityTokenReference>",
+            ns::WSS_BASE64_BINARY,
+            ns::WSS_X509_SKI,
+            b64(cert.ski())
+        ),
+        KeyReference::IssuerSerial => format!(
+            "<wsse:SecurityTokenReference><ds:X509Data><ds:X509IssuerSerial><ds:X509IssuerName>{}</ds:X509IssuerName><ds:X509SerialNumber>{}</ds:X509SerialNumber></ds:X509IssuerSerial></ds:X509Data></wsse:SecurityTokenReference>",
+            text(cert.issuer()),
+            cert.serial_decimal()
+        ),
+        KeyReference::Bst => {
+            let id = new_id("X509");
+            extra_tokens.push_str(&bst(&id, ns::WSS_X509V3, cert.der()));
+            format!(
+                "<wsse:SecurityTokenReference><wsse:Reference URI=\"#{id}\" ValueType=\"{}\"/></wsse:SecurityTokenReference>",
+                ns::WSS_X509V3
+            )
+        }
+    }
+}
+
+fn bst(id: &str, value_type: &str, der: &[u8]) -> String {
+    format!(
+        "<wsse:BinarySecurityToken EncodingType=\"{}\" ValueType=\"{value_type}\" wsu:Id=\"{id}\">{}</wsse:BinarySecurityToken>",
+        ns::WSS_BASE64_BINARY,
+        b64(der)
+    )
+}
+
+/// Signs (and, with a recipient, encrypts) a message. `messaging_xml` is the complete
+/// `eb:Messaging` element; it must declare the `eb` namespace and carry a `wsu:Id` (the envelope
+/// declares `env` and `wsu`). `payloads` are the parts as they go on the wire before encryption
+/// (already compressed when compression applies).
+pub fn secure_outbound(
+    crypto: &dyn Crypto,
+    messaging_xml: &str,
+    payloads: Vec<Attachment>,
+    cfg: &SenderConfig<'_>,
+) -> Result<SecuredMessage, SecurityError> {
+    let body_id = new_id("_body");
+    // 1. digests of eb:Messaging and the Body, in their final namespace context
+    let skeleton = envelope(messaging_xml, "", &body_id);
+    let doc = Document::parse(skeleton.as_bytes())?;
+    let loc = locate(&doc)?;
+    let messaging = loc.messaging.ok_or_else(|| build("messaging_xml is not an eb:Messaging element"))?;
+    let msg_id = messaging
+        .attr(Some(ns::WSU), "Id")
+        .ok_or_else(|| build("eb:Messaging needs a wsu:Id to be signed"))?
+        .to_string();
+    let mut refs = String::new();
+    let m_digest = crypto.sha256(&canonical_bytes(&doc, messaging.id(), &C14nOptions::default()));
+    let b_digest = crypto.sha256(&canonical_bytes(&doc, loc.body.id(), &C14nOptions::default()));
+    refs.push_str(&reference_xml(&format!("#{msg_id}"), ns::ALG_EXC_C14N, &m_digest));
+    refs.push_str(&reference_xml(&format!("#{body_id}"), ns::ALG_EXC_C14N, &b_digest));
+    for p in &payloads {
+        if p.content_id.is_empty() || p.content_id.contains(['<', '>', '"']) {
+            return Err(build(format!("invalid Content-ID {:?}", p.content_id)));
+        }
+        let d = crypto.sha256(&attachment_digest_input(&p.mime_type, &p.data));
+        refs.push_str(&reference_xml(&format!("cid:{}", p.content_id), ns::SWA_CONTENT_SIGNATURE_TRANSFORM, &d));
+    }
+    // 2. encryption of the parts
+    let mut tokens = String::new();
+    let mut enc_xml = String::new();
+    let mut attachments = payloads;
+    if let Some(rcpt) = cfg.recipient {
+        enc_xml = encrypt_parts(crypto, cfg, rcpt, &mut attachments, &mut tokens)?;
+    }
+    // 3. the signature
+    let (sig_alg, want) = match cfg.suite {
+        Suite::Edelivery115 => (ns::ALG_RSA_SHA256, KeyType::Rsa),
+        Suite::Edelivery20 => (ns::ALG_ED25519, KeyType::Ed25519),
+    };
+    if cfg.signer.key.key_type() != want {
+        return Err(build(format!("the {:?} suite signs with {} keys", cfg.suite, want.as_str())));
+    }
+    let bst_id = new_id("X509");
+    let signer_bst = match cfg.token_type {
+        TokenType::X509v3 => bst(&bst_id, ns::WSS_X509V3, cfg.signer.cert.der()),
+        TokenType::PkiPath => {
+            let mut ders: Vec<&[u8]> = cfg.signer.chain.iter().rev().map(|c| c.der()).collect();
+            ders.push(cfg.signer.cert.der());
+            bst(&bst_id, ns::WSS_X509_PKIPATH, &crate::pki::der::seq(&ders))
+        }
+    };
+    let vt = match cfg.token_type {
+        TokenType::X509v3 => ns::WSS_X509V3,
+        TokenType::PkiPath => ns::WSS_X509_PKIPATH,
+    };
+    let signature = format!(
+        "<ds:Signature xmlns:ds=\"{ds}\" Id=\"{sid}\"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm=\"{c14n}\"><ec:InclusiveNamespaces xmlns:ec=\"{c14n}\" PrefixList=\"env\"/></ds:CanonicalizationMethod><ds:SignatureMethod Algorithm=\"{sig_alg}\"/>{refs}</ds:SignedInfo><ds:SignatureValue>{SIG_PLACEHOLDER}</ds:SignatureValue><ds:KeyInfo><wsse:SecurityTokenReference><wsse:Reference URI=\"#{bst_id}\" ValueType=\"{vt}\"/></wsse:SecurityTokenReference></ds:KeyInfo></ds:Signature>",
+        ds = ns::DS,
+        sid = new_id("SIG"),
+        c14n = ns::ALG_EXC_C14N,
+    );
+    let security = format!(
+        "<wsse:Security xmlns:wsse=\"{}\" xmlns:wsse11=\"{}\" xmlns:xenc=\"{}\" xmlns:ds=\"{}\" env:mustUnderstand=\"true\">{tokens}{enc_xml}{signer_bst}{signature}</wsse:Security>",
+        ns::WSSE,
+        ns::WSSE11,
+        ns::XENC,
+        ns::DS
+    );
+    let full = envelope(messaging_xml, &security, &body_id);
+    let doc = Document::parse(full.as_bytes())?;
+    let si = doc
+        .elements()
+        .find(|n| n.is(ns::DS, "SignedInfo"))
+        .ok_or_else(|| build("SignedInfo not found"))?;
+    let si_bytes = canonical_bytes(&doc, si.id(), &C14nOptions::with_prefix_list("env"));
+    let sig_value = match cfg.suite {
+        Suite::Edelivery115 => crypto.rsa_sha256_sign(&cfg.signer.key, &si_bytes),
+        Suite::Edelivery20 => crypto.ed25519_sign(&cfg.signer.key, &si_bytes),
+    }
+    .map_err(|_| build("signing failed"))?;
+    let references = si
+        .children_named(ns::DS, "Reference")
+        .map(|r| {
+            let xml = String::from_utf8(canonical_bytes(&doc, r.id(), &C14nOptions::default())).unwrap_or_default();
+            SignedReference {
+                uri: r.attr(None, "URI").unwrap_or("").to_string(),
+                digest_method: ns::ALG_SHA256.to_string(),
+                digest_value: r.child(ns::DS, "DigestValue").map(|d| d.text().into_owned()).unwrap_or_default(),
+                xml,
+            }
+        })
+        .collect();
+    let soap = full.replacen(SIG_PLACEHOLDER, &b64(&sig_value), 1).into_bytes();
+    Ok(SecuredMessage { soap, attachments, references })
+}
+
+fn encrypt_parts(
+    crypto: &dyn Crypto,
+    cfg: &SenderConfig<'_>,
+    rcpt: &Certificate,
+    parts: &mut [Attachment],
+    tokens: &mut String,
+) -> Result<String, SecurityError> {
+    let mut cek = Zeroizing::new([0u8; 16]);
+    crypto.random(cek.as_mut()).map_err(|_| build("no randomness"))?;
+    let ek_id = new_id("EK");
+    let mut data_refs = String::new();
+    let mut eds = String::new();
+    for p in parts.iter_mut() {
+        let ed_id = new_id("ED");
+        data_refs.push_str(&format!("<xenc:DataReference URI=\"#{ed_id}\"/>"));
+        eds.push_str(&format!(
+            "<xenc:EncryptedData Id=\"{ed_id}\" MimeType=\"{}\" Type=\"{}\"><xenc:EncryptionMethod Algorithm=\"{}\"/><ds:KeyInfo><wsse:SecurityTokenReference wsse11:TokenType=\"{}\"><wsse:Reference URI=\"#{ek_id}\"/></wsse:SecurityTokenReference></ds:KeyInfo><xenc:CipherData><xenc:CipherReference URI=\"cid:{}\"><xenc:Transforms><ds:Transform Algorithm=\"{}\"/></xenc:Transforms></xenc:CipherReference></xenc:CipherData></xenc:EncryptedData>",
+            attr(&p.mime_type),
+            ns::SWA_CONTENT_ONLY,
+            ns::ALG_AES128_GCM,
+            ns::WSS_TOKEN_ENCRYPTED_KEY,
+            attr(&p.content_id),
+            ns::SWA_CIPHERTEXT_TRANSFORM
+        ));
+        p.data = crypto.aes128_gcm_seal(cek.as_ref(), &p.data).map_err(|_| build("part encryption failed"))?;
+        p.mime_type = "application/octet-stream".into();
+    }
+    let str_xml = token_reference(rcpt, cfg.recipient_reference, tokens);
+    let (method, key_info, cipher) = match cfg.suite {
+        Suite::Edelivery115 => {
+            if rcpt.key_type() != KeyType::Rsa {
+                return Err(build("the 1.15 suite needs an RSA encryption certificate"));
+            }
+            let ct = crypto
+                .rsa_oaep_encrypt(rcpt.public_key_bits(), Oaep::Sha256Mgf1Sha256, cek.as_ref())
+                .map_err(|_| build("key transport failed"))?;
+            (
+                format!(
+                    "<xenc:EncryptionMethod Algorithm=\"{}\"><ds:DigestMethod Algorithm=\"{}\"/><xenc11:MGF xmlns:xenc11=\"{}\" Algorithm=\"{}\"/></xenc:EncryptionMethod>",
+                    ns::ALG_RSA_OAEP,
+                    ns::ALG_SHA256,
+                    ns::XENC11,
+                    ns::ALG_MGF1_SHA256
+                ),
+                format!("<ds:KeyInfo>{str_xml}</ds:KeyInfo>"),
+                ct,
+            )
+        }
+        Suite::Edelivery20 => {
+            if rcpt.key_type() != KeyType::X25519 {
+                return Err(build("the 2.0 suite needs an X25519 encryption certificate"));
+            }
+            let (eph, shared) = crypto.x25519_ephemeral(rcpt.public_key_bits()).map_err(|_| build("key agreement failed"))?;
+            let mut salt = [0u8; 32];
+            crypto.random(&mut salt).map_err(|_| build("no randomness"))?;
+            let kek = crypto.hkdf_sha256(&shared, &salt, &[], 16).map_err(|_| build("key derivation failed"))?;
+            let wrapped = crypto.aes128_kw_wrap(&kek, cek.as_ref()).map_err(|_| build("key wrap failed"))?;
+            (
+                format!("<xenc:EncryptionMethod Algorithm=\"{}\"/>", ns::ALG_KW_AES128),
+                format!(
+                    "<ds:KeyInfo><xenc:AgreementMethod Algorithm=\"{x25519}\"><xenc11:KeyDerivationMethod xmlns:xenc11=\"{xenc11}\" Algorithm=\"{hkdf}\"><dsig-more:HKDFParams xmlns:dsig-more=\"{more}\"><dsig-more:PRF Algorithm=\"{prf}\"/><dsig-more:Salt>{salt}</dsig-more:Salt><dsig-more:KeyLength>16</dsig-more:KeyLength></dsig-more:HKDFParams></xenc11:KeyDerivationMethod><xenc:OriginatorKeyInfo><dsig11:DEREncodedKeyValue xmlns:dsig11=\"{dsig11}\">{orig}</dsig11:DEREncodedKeyValue></xenc:OriginatorKeyInfo><xenc:RecipientKeyInfo>{str_xml}</xenc:RecipientKeyInfo></xenc:AgreementMethod></ds:KeyInfo>",
+                    x25519 = ns::ALG_X25519,
+                    xenc11 = ns::XENC11,
+                    hkdf = ns::ALG_HKDF,
+                    more = ns::DSIG_MORE_2021,
+                    prf = ns::ALG_HMAC_SHA256,
+                    salt = b64(&salt),
+                    dsig11 = ns::DSIG11,
+                    orig = b64(&crate::pki::der::x25519_spki(&eph)),
+                ),
+                wrapped,
+            )
+        }
+    };
+    Ok(format!(
+        "<xenc:EncryptedKey Id=\"{ek_id}\">{method}{key_info}<xenc:CipherData><xenc:CipherValue>{}</xenc:CipherValue></xenc:CipherData><xenc:ReferenceList>{data_refs}</xenc:ReferenceList></xenc:EncryptedKey>{eds}",
+        b64(&cipher)
+    ))
+}
+
+/// Encrypts one part from `input` to `output` in the SwA layout `IV ‖ CT ‖ TAG`.
+///
+/// The API is over `Read`/`Write` so the gateway can later stream 1 GB parts from and to its
+/// spool files. AES-GCM has a single tag at the end, so a streaming *decryptor* must not release
+/// plaintext before the tag is checked: it has to write to a spool and commit only after
+/// verification. This implementation buffers the part in memory (aws-lc-rs exposes GCM as a
+/// one-shot AEAD); the signature of the function does not change when that is replaced.
+pub fn encrypt_part_stream(
+    crypto: &dyn Crypto,
+    cek: &[u8],
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+) -> std::io::Result<u64> {
+    let mut buf = Vec::new();
+    input.read_to_end(&mut buf)?;
+    let ct = crypto
+        .aes128_gcm_seal(cek, &buf)
+        .map_err(|_| std::io::Error::other("AES-GCM encryption failed"))?;
+    output.write_all(&ct)?;
+    Ok(ct.len() as u64)
+}
+
+/// Decrypts one `IV ‖ CT ‖ TAG` part from `input` to `output`; nothing is written unless the tag
+/// verifies (see [`encrypt_part_stream`] for the streaming plan).
+pub fn decrypt_part_stream(
+    crypto: &dyn Crypto,
+    cek: &[u8],
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+) -> std::io::Result<u64> {
+    let mut buf = Vec::new();
+    input.read_to_end(&mut buf)?;
+    let pt = crypto
+        .aes128_gcm_open(cek, &buf)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "AES-GCM tag check failed"))?;
+    output.write_all(&pt)?;
+    Ok(pt.len() as u64)
+}

@@ -1,0 +1,666 @@
+//! Receiving: strict reference resolution, signature verification, trust, decryption.
+//!
+//! Order of processing (see `docs/security.md`):
+//! 1. envelope structure: one Header, one Body, at most one `eb:Messaging` and one `wsse:Security`
+//!    header block ([`super::wsse::locate`]);
+//! 2. exactly one `ds:Signature` in the Security header; SignedInfo read strictly (only
+//!    exc-c14n, the suite's SignatureMethod, SHA-256 digests, known transforms);
+//! 3. the signer certificate from the BST (X509v3 / PKIPath), or by SKI / IssuerSerial among the
+//!    known partner certificates; SignedInfo canonicalized with its PrefixList and its
+//!    SignatureValue checked; then the signer trusted at the given time;
+//! 4. same-document references: `#id` must select exactly one element, and that element must be
+//!    *the* `eb:Messaging` header block or *the* SOAP Body located in step 1 (node identity, not
+//!    name: a copy in a wrapper does not count);
+//! 5. payload decryption (only now, so no unauthenticated input reaches RSA/X25519 private-key
+//!    operations);
+//! 6. `cid:` references over the decrypted (compressed) bytes; each must name a MIME part listed
+//!    in `eb:PayloadInfo`;
+//! 7. coverage: eb:Messaging, the Body and every PayloadInfo part signed; with encryption
+//!    required, every PayloadInfo part encrypted; no URI signed twice.
+//!
+//! Verifying SignedInfo before decrypting departs from the receiver order sketched in digest
+//! §4.2 (decrypt then verify); the outcome for a valid message is the same.
+
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+
+use crate::ns;
+use crate::pki::{Certificate, KeyType, Purpose, TrustPath, TrustStore};
+use crate::xml::{canonical_bytes, canonicalize_document, C14nOptions, Document, Node, NodeId};
+
+use super::crypto::Crypto;
+use super::decrypt::suite_name;
+use super::wsse::{locate, payload_cids, read_token_ref, resolve_signer, Located};
+use super::xmlw::unb64;
+use super::{Attachment, OwnKey, SecurityError, SignedReference, Suite};
+
+/// What the receiving P-Mode requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboundPolicy {
+    /// Expected suite; `None` accepts the algorithms of either (diagnostics, CLI).
+    pub suite: Option<Suite>,
+    /// eDelivery: always signed (digest §3.2).
+    pub require_signature: bool,
+    /// eDelivery: payload parts always encrypted (digest §3.2). Signals have no parts.
+    pub require_encryption: bool,
+    /// Accept `rsa-oaep-mgf1p` / SHA-1 OAEP from pre-1.13 senders (digest §3.2 "Legacy tolerance").
+    pub allow_legacy_oaep: bool,
+}
+
+impl Default for InboundPolicy {
+    fn default() -> Self {
+        InboundPolicy { suite: None, require_signature: true, require_encryption: true, allow_legacy_oaep: false }
+    }
+}
+
+impl InboundPolicy {
+    /// The eDelivery policy for one suite.
+    pub fn for_suite(suite: Suite) -> Self {
+        InboundPolicy { suite: Some(suite), ..Default::default() }
+    }
+}
+
+/// Everything the receiving side needs besides the message.
+pub struct Receiver<'a> {
+    pub crypto: &'a dyn Crypto,
+    pub trust: &'a TrustStore,
+    /// Partner certificates to resolve SKI / IssuerSerial references against (besides the trust store's).
+    pub partners: &'a [Certificate],
+    /// Our decryption keys.
+    pub keys: &'a [OwnKey],
+    /// The time at which certificates must be valid.
+    pub at: OffsetDateTime,
+    pub policy: InboundPolicy,
+}
+
+/// A value whose signature, references and signer were verified. Only this module creates it.
+#[derive(Debug, Clone)]
+pub struct Verified<T> {
+    value: T,
+    signer: Certificate,
+    signer_chain: Vec<Certificate>,
+    trust_path: TrustPath,
+    references: Vec<SignedReference>,
+}
+
+impl<T> Verified<T> {
+    pub(crate) fn new(
+        value: T,
+        signer: Certificate,
+        signer_chain: Vec<Certificate>,
+        trust_path: TrustPath,
+        references: Vec<SignedReference>,
+    ) -> Self {
+        Verified { value, signer, signer_chain, trust_path, references }
+    }
+    pub fn value(&self) -> &T {
+        &self.value
+    }
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+    /// The certificate whose key made the signature.
+    pub fn signer(&self) -> &Certificate {
+        &self.signer
+    }
+    /// The chain presented with the signer (PKIPath), leaf excluded.
+    pub fn signer_chain(&self) -> &[Certificate] {
+        &self.signer_chain
+    }
+    pub fn trust_path(&self) -> &TrustPath {
+        &self.trust_path
+    }
+    /// The signed `ds:Reference`s, in SignedInfo order (for the NRR receipt).
+    pub fn references(&self) -> &[SignedReference] {
+        &self.references
+    }
+}
+
+/// An inbound message after security processing.
+#[derive(Debug, Clone)]
+pub struct InboundMessage {
+    /// The SOAP envelope as received.
+    pub doc: Document,
+    /// The `eb:Messaging` header block.
+    pub messaging: Option<NodeId>,
+    /// The payload parts in `eb:PayloadInfo` order, decrypted (still compressed if they were).
+    pub payloads: Vec<Attachment>,
+    /// Content-IDs of the parts that arrived encrypted.
+    pub encrypted_cids: Vec<String>,
+}
+
+impl InboundMessage {
+    /// `eb:UserMessage` or `eb:SignalMessage` MessageId.
+    pub fn message_id(&self) -> Option<String> {
+        let m = self.doc.node(self.messaging?);
+        m.child_elements()
+            .filter_map(|um| um.child(ns::EB, "MessageInfo"))
+            .find_map(|mi| mi.child(ns::EB, "MessageId").map(|x| x.text().trim().to_string()))
+    }
+}
+
+/// What a single reference check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefOutcome {
+    Match,
+    Mismatch,
+    /// `#id` selects no element.
+    TargetMissing,
+    /// The `cid:` part is not in the message.
+    AttachmentMissing,
+    /// The part is still encrypted (no key to decrypt it): digest not checkable.
+    NotDecrypted,
+    /// Selects the wrong node, a duplicate id, or a part not in PayloadInfo.
+    Wrapping(String),
+    /// Unknown transform, digest or URI form.
+    Unsupported(String),
+}
+
+impl RefOutcome {
+    /// The word `expectations.json` uses for this outcome.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RefOutcome::Match => "match",
+            RefOutcome::Mismatch => "mismatch",
+            RefOutcome::TargetMissing => "target missing",
+            RefOutcome::AttachmentMissing => "attachment not in file",
+            RefOutcome::NotDecrypted => "not decrypted",
+            RefOutcome::Wrapping(_) => "wrapping",
+            RefOutcome::Unsupported(_) => "unsupported",
+        }
+    }
+}
+
+/// One reference and its outcome.
+#[derive(Debug, Clone)]
+pub struct RefReport {
+    pub reference: SignedReference,
+    /// `Messaging`, `Body`, `attachment` or `None` (unresolved / other).
+    pub target: Option<&'static str>,
+    pub outcome: RefOutcome,
+}
+
+/// The SignedInfo verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignedInfoOutcome {
+    Valid,
+    Invalid,
+    NoKey(String),
+    UnsupportedAlgorithm(String),
+}
+
+impl SignedInfoOutcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SignedInfoOutcome::Valid => "valid",
+            SignedInfoOutcome::Invalid => "invalid",
+            SignedInfoOutcome::NoKey(_) => "no key",
+            SignedInfoOutcome::UnsupportedAlgorithm(_) => "unsupported algorithm",
+        }
+    }
+}
+
+/// A non-failing look at one signature: the verdict of SignedInfo and of every reference.
+#[derive(Debug, Clone)]
+pub struct SignatureReport {
+    pub signature_method: String,
+    pub prefix_list: Vec<String>,
+    pub signer: Option<Certificate>,
+    pub signer_chain: Vec<Certificate>,
+    pub signed_info: SignedInfoOutcome,
+    pub references: Vec<RefReport>,
+}
+
+struct ParsedRef<'d> {
+    uri: String,
+    transforms: Vec<(String, Vec<String>)>,
+    digest_method: String,
+    digest_value: Vec<u8>,
+    shared: SignedReference,
+    _node: Node<'d>,
+}
+
+struct ParsedSignature<'d> {
+    signed_info: Node<'d>,
+    c14n: C14nOptions,
+    method: String,
+    refs: Vec<ParsedRef<'d>>,
+    value: Vec<u8>,
+    key_info: Option<Node<'d>>,
+}
+
+fn alg(n: Node<'_>) -> String {
+    n.attr(None, "Algorithm").unwrap_or("").to_string()
+}
+
+fn prefix_list(n: Node<'_>) -> Vec<String> {
+    n.child(ns::EXC_C14N, "InclusiveNamespaces")
+        .and_then(|i| i.attr(None, "PrefixList"))
+        .map(|p| p.split_ascii_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+fn parse_signature<'d>(sig: Node<'d>) -> Result<ParsedSignature<'d>, SecurityError> {
+    let bad = |m: &str| SecurityError::Malformed(m.to_string());
+    let kids: Vec<_> = sig.child_elements().collect();
+    let si = *kids.first().filter(|k| k.is(ns::DS, "SignedInfo")).ok_or_else(|| bad("Signature must start with SignedInfo"))?;
+    let sv = kids.get(1).filter(|k| k.is(ns::DS, "SignatureValue")).ok_or_else(|| bad("SignatureValue missing"))?;
+    let key_info = kids.iter().copied().find(|k| k.is(ns::DS, "KeyInfo"));
+    let si_kids: Vec<_> = si.child_elements().collect();
+    let cm = *si_kids.first().filter(|k| k.is(ns::DS, "CanonicalizationMethod")).ok_or_else(|| bad("CanonicalizationMethod missing"))?;
+    if alg(cm) != ns::ALG_EXC_C14N {
+        return Err(SecurityError::UnknownAlgorithm { what: "canonicalization", uri: alg(cm) });
+    }
+    let sm = *si_kids.get(1).filter(|k| k.is(ns::DS, "SignatureMethod")).ok_or_else(|| bad("SignatureMethod missing"))?;
+    let c14n = C14nOptions { with_comments: false, inclusive_prefixes: prefix_list(cm), ..Default::default() };
+    let mut refs = Vec::new();
+    for r in &si_kids[2..] {
+        if !r.is(ns::DS, "Reference") {
+            return Err(bad("unexpected element in SignedInfo"));
+        }
+        let uri = r.attr(None, "URI").ok_or_else(|| bad("Reference without URI"))?.to_string();
+        let mut transforms = Vec::new();
+        if let Some(ts) = r.child(ns::DS, "Transforms") {
+            for t in ts.child_elements() {
+                if !t.is(ns::DS, "Transform") {
+                    return Err(bad("unexpected element in Transforms"));
+                }
+                transforms.push((alg(t), prefix_list(t)));
+            }
+        }
+        let dm = r.child(ns::DS, "DigestMethod").ok_or_else(|| bad("DigestMethod missing"))?;
+        let dv_node = r.child(ns::DS, "DigestValue").ok_or_else(|| bad("DigestValue missing"))?;
+        let dv_text: String = dv_node.text().chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        let digest_value = unb64(&dv_text).ok_or_else(|| bad("DigestValue is not base64"))?;
+        let xml = String::from_utf8(canonical_bytes(r.document(), r.id(), &C14nOptions::default())).unwrap_or_default();
+        refs.push(ParsedRef {
+            shared: SignedReference { uri: uri.clone(), digest_method: alg(dm), digest_value: dv_text, xml },
+            uri,
+            transforms,
+            digest_method: alg(dm),
+            digest_value,
+            _node: *r,
+        });
+    }
+    if refs.is_empty() {
+        return Err(bad("SignedInfo without Reference"));
+    }
+    let value = unb64(&sv.text()).ok_or_else(|| bad("SignatureValue is not base64"))?;
+    Ok(ParsedSignature { signed_info: si, c14n, method: alg(sm), refs, value, key_info })
+}
+
+/// SHA-256 digest input for a `cid:` part under the Attachment-Content-Signature-Transform:
+/// XML types canonicalized (exc-c14n, no comments), other `text/*` with CRLF line ends, the rest
+/// as octets (OASIS SwA 1.1 §5.4.2; digest §12.1).
+pub fn attachment_digest_input(mime_type: &str, data: &[u8]) -> Vec<u8> {
+    let mt = mime_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let is_xml = mt == "text/xml"
+        || mt == "application/xml"
+        || ((mt.starts_with("application/") || mt.starts_with("image/")) && mt.ends_with("+xml"));
+    if is_xml {
+        if let Ok(doc) = Document::parse(data) {
+            let mut out = Vec::with_capacity(data.len());
+            canonicalize_document(&doc, &C14nOptions::default(), &mut out);
+            return out;
+        }
+        return data.to_vec();
+    }
+    if mt.starts_with("text/") {
+        let mut out = Vec::with_capacity(data.len() + data.len() / 32);
+        let mut prev = 0u8;
+        for &b in data {
+            if b == b'\n' && prev != b'\r' {
+                out.push(b'\r');
+            }
+            out.push(b);
+            prev = b;
+        }
+        return out;
+    }
+    data.to_vec()
+}
+
+fn check_ref(
+    crypto: &dyn Crypto,
+    doc: &Document,
+    loc: &Located<'_>,
+    r: &ParsedRef<'_>,
+    parts: &[Attachment],
+    payload: &[String],
+    pending: &[String],
+) -> (Option<&'static str>, RefOutcome) {
+    if r.digest_method != ns::ALG_SHA256 {
+        return (None, RefOutcome::Unsupported(format!("digest method {}", r.digest_method)));
+    }
+    let digest_ok = |input: &[u8]| {
+        let d = crypto.sha256(input);
+        if bool::from(d.as_slice().ct_eq(&r.digest_value)) {
+            RefOutcome::Match
+        } else {
+            RefOutcome::Mismatch
+        }
+    };
+    if let Some(id) = r.uri.strip_prefix('#') {
+        let opts = match r.transforms.as_slice() {
+            [(a, pl)] if a == ns::ALG_EXC_C14N => C14nOptions { with_comments: false, inclusive_prefixes: pl.clone(), ..Default::default() },
+            other => {
+                let list: Vec<_> = other.iter().map(|(a, _)| a.as_str()).collect();
+                return (None, RefOutcome::Unsupported(format!("transforms {list:?}")));
+            }
+        };
+        let found = doc.elements_by_id(id);
+        let node = match found.as_slice() {
+            [] => return (None, RefOutcome::TargetMissing),
+            [one] => *one,
+            more => return (None, RefOutcome::Wrapping(format!("{} elements carry id {id:?}", more.len()))),
+        };
+        let target = if loc.messaging.is_some_and(|m| m.id() == node.id()) {
+            "Messaging"
+        } else if loc.body.id() == node.id() {
+            "Body"
+        } else {
+            return (
+                None,
+                RefOutcome::Wrapping(format!(
+                    "#{id} selects {} which is neither the eb:Messaging header block nor the SOAP Body",
+                    node.element().map(|e| e.qname().into_owned()).unwrap_or_default()
+                )),
+            );
+        };
+        let bytes = canonical_bytes(doc, node.id(), &opts);
+        (Some(target), digest_ok(&bytes))
+    } else if let Some(cid) = r.uri.strip_prefix("cid:") {
+        match r.transforms.as_slice() {
+            [(a, _)] if a == ns::SWA_CONTENT_SIGNATURE_TRANSFORM => {}
+            other => {
+                let list: Vec<_> = other.iter().map(|(a, _)| a.as_str()).collect();
+                return (None, RefOutcome::Unsupported(format!("transforms {list:?}")));
+            }
+        }
+        let Some(part) = parts.iter().find(|p| p.content_id == cid) else {
+            return (None, RefOutcome::AttachmentMissing);
+        };
+        if !payload.iter().any(|p| p == cid) {
+            return (None, RefOutcome::Wrapping(format!("cid:{cid} is not listed in eb:PayloadInfo")));
+        }
+        if pending.iter().any(|p| p == cid) {
+            return (Some("attachment"), RefOutcome::NotDecrypted);
+        }
+        (Some("attachment"), digest_ok(&attachment_digest_input(&part.mime_type, &part.data)))
+    } else {
+        (None, RefOutcome::Unsupported(format!("reference URI form {:?}", r.uri)))
+    }
+}
+
+fn check_signed_info(
+    crypto: &dyn Crypto,
+    doc: &Document,
+    sig: &ParsedSignature<'_>,
+    signer: &Certificate,
+) -> SignedInfoOutcome {
+    let bytes = canonical_bytes(doc, sig.signed_info.id(), &sig.c14n);
+    let r = match sig.method.as_str() {
+        m if m == ns::ALG_RSA_SHA256 => {
+            if signer.key_type() != KeyType::Rsa {
+                return SignedInfoOutcome::Invalid;
+            }
+            crypto.rsa_sha256_verify(signer.public_key_bits(), &bytes, &sig.value)
+        }
+        m if m == ns::ALG_ED25519 => {
+            if signer.key_type() != KeyType::Ed25519 {
+                return SignedInfoOutcome::Invalid;
+            }
+            crypto.ed25519_verify(signer.public_key_bits(), &bytes, &sig.value)
+        }
+        other => return SignedInfoOutcome::UnsupportedAlgorithm(other.to_string()),
+    };
+    if r.is_ok() {
+        SignedInfoOutcome::Valid
+    } else {
+        SignedInfoOutcome::Invalid
+    }
+}
+
+fn the_signature<'d>(security: Node<'d>) -> Result<Option<Node<'d>>, SecurityError> {
+    let sigs: Vec<_> = security.children_named(ns::DS, "Signature").collect();
+    match sigs.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(*one)),
+        _ => Err(SecurityError::Wrapping("more than one ds:Signature in the Security header".into())),
+    }
+}
+
+fn encrypted_targets(security: Option<Node<'_>>) -> Vec<String> {
+    let Some(sec) = security else { return Vec::new() };
+    sec.children_named(ns::XENC, "EncryptedData")
+        .filter_map(|ed| ed.child(ns::XENC, "CipherData")?.child(ns::XENC, "CipherReference")?.attr(None, "URI"))
+        .filter_map(|u| u.strip_prefix("cid:").map(str::to_string))
+        .collect()
+}
+
+/// Looks at the signature of `soap` without failing on the first problem (tests, CLI). `parts`
+/// are taken as given: parts that are still encrypted are reported `NotDecrypted`.
+pub fn inspect_signature(
+    crypto: &dyn Crypto,
+    soap: &[u8],
+    parts: &[Attachment],
+    trust: &TrustStore,
+    partners: &[Certificate],
+) -> Result<SignatureReport, SecurityError> {
+    let doc = Document::parse(soap)?;
+    inspect_doc(crypto, &doc, parts, &encrypted_targets(locate(&doc)?.security), trust, partners)
+}
+
+fn inspect_doc(
+    crypto: &dyn Crypto,
+    doc: &Document,
+    parts: &[Attachment],
+    pending: &[String],
+    trust: &TrustStore,
+    partners: &[Certificate],
+) -> Result<SignatureReport, SecurityError> {
+    let loc = locate(doc)?;
+    let sec = loc.security.ok_or_else(|| SecurityError::Policy("no wsse:Security header".into()))?;
+    let sig_node = the_signature(sec)?.ok_or_else(|| SecurityError::Policy("message is not signed".into()))?;
+    let sig = parse_signature(sig_node)?;
+    let payload = payload_cids(loc.messaging);
+    let (signer, chain, signed_info) = match sig.key_info.map(read_token_ref) {
+        None => (None, Vec::new(), SignedInfoOutcome::NoKey("no KeyInfo".into())),
+        Some(Err(e)) => (None, Vec::new(), SignedInfoOutcome::NoKey(e.to_string())),
+        Some(Ok(tr)) => match resolve_signer(doc, sec, &tr, trust, partners) {
+            Err(e) => (None, Vec::new(), SignedInfoOutcome::NoKey(e.to_string())),
+            Ok((c, chain)) => {
+                let o = check_signed_info(crypto, doc, &sig, &c);
+                (Some(c), chain, o)
+            }
+        },
+    };
+    let references = sig
+        .refs
+        .iter()
+        .map(|r| {
+            let (target, outcome) = check_ref(crypto, doc, &loc, r, parts, &payload, pending);
+            RefReport { reference: r.shared.clone(), target, outcome }
+        })
+        .collect();
+    Ok(SignatureReport {
+        signature_method: sig.method.clone(),
+        prefix_list: sig.c14n.inclusive_prefixes.clone(),
+        signer,
+        signer_chain: chain,
+        signed_info,
+        references,
+    })
+}
+
+fn check_sig_suite(method: &str, suite: Option<Suite>) -> Result<(), SecurityError> {
+    if method != ns::ALG_RSA_SHA256 && method != ns::ALG_ED25519 {
+        return Err(SecurityError::UnknownAlgorithm { what: "signature method", uri: method.to_string() });
+    }
+    let allowed = match suite {
+        None => true,
+        Some(Suite::Edelivery115) => method == ns::ALG_RSA_SHA256,
+        Some(Suite::Edelivery20) => method == ns::ALG_ED25519,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(SecurityError::AlgorithmNotAllowed { suite: suite.map(suite_name).unwrap_or("any"), uri: method.to_string() })
+    }
+}
+
+fn outcome_error(uri: &str, o: &RefOutcome) -> Option<SecurityError> {
+    match o {
+        RefOutcome::Match => None,
+        RefOutcome::Mismatch => Some(SecurityError::DigestMismatch { uri: uri.to_string() }),
+        RefOutcome::TargetMissing => {
+            Some(SecurityError::ReferenceUnresolved { uri: uri.to_string(), reason: "no element has this id".into() })
+        }
+        RefOutcome::AttachmentMissing => {
+            Some(SecurityError::ReferenceUnresolved { uri: uri.to_string(), reason: "no such MIME part".into() })
+        }
+        RefOutcome::NotDecrypted => {
+            Some(SecurityError::ReferenceUnresolved { uri: uri.to_string(), reason: "part could not be decrypted".into() })
+        }
+        RefOutcome::Wrapping(w) => Some(SecurityError::Wrapping(w.clone())),
+        RefOutcome::Unsupported(u) => Some(SecurityError::UnknownAlgorithm { what: "reference", uri: u.clone() }),
+    }
+}
+
+/// Security processing of an inbound message: see the module documentation for the order.
+/// `parts` are the MIME parts after the root (Content-ID without angle brackets).
+pub fn process_inbound(
+    rx: &Receiver<'_>,
+    soap: &[u8],
+    parts: Vec<Attachment>,
+) -> Result<Verified<InboundMessage>, SecurityError> {
+    let doc = Document::parse(soap)?;
+    let (signer, chain, trust_path, references, payloads, encrypted_cids, messaging) = {
+        let loc = locate(&doc)?;
+        let payload = payload_cids(loc.messaging);
+        let sec = match loc.security {
+            Some(s) => s,
+            None => return Err(SecurityError::Policy("no wsse:Security header: message is not signed".into())),
+        };
+        // 2. the signature
+        let sig_node = match the_signature(sec)? {
+            Some(s) => s,
+            None => return Err(SecurityError::Policy("message is not signed".into())),
+        };
+        let sig = parse_signature(sig_node)?;
+        check_sig_suite(&sig.method, rx.policy.suite)?;
+        // 3. key, SignedInfo, trust
+        let key_info = sig.key_info.ok_or_else(|| SecurityError::KeyNotFound("Signature has no KeyInfo".into()))?;
+        let tr = read_token_ref(key_info)?;
+        let (signer, chain) = resolve_signer(&doc, sec, &tr, rx.trust, rx.partners)?;
+        match check_signed_info(rx.crypto, &doc, &sig, &signer) {
+            SignedInfoOutcome::Valid => {}
+            SignedInfoOutcome::UnsupportedAlgorithm(u) => {
+                return Err(SecurityError::UnknownAlgorithm { what: "signature method", uri: u })
+            }
+            _ => return Err(SecurityError::BadSignature),
+        }
+        let trust_path =
+            rx.trust.check(&signer, &chain, rx.at, Purpose::Signing).map_err(SecurityError::Untrusted)?;
+        // reference bookkeeping
+        let mut seen: Vec<&str> = Vec::new();
+        for r in &sig.refs {
+            if seen.contains(&r.uri.as_str()) {
+                return Err(SecurityError::Wrapping(format!("{} is referenced twice in SignedInfo", r.uri)));
+            }
+            seen.push(&r.uri);
+        }
+        // 4. same-document references
+        let encrypted = encrypted_targets(Some(sec));
+        for r in sig.refs.iter().filter(|r| !r.uri.starts_with("cid:")) {
+            let (_, o) = check_ref(rx.crypto, &doc, &loc, r, &parts, &payload, &encrypted);
+            if let Some(e) = outcome_error(&r.uri, &o) {
+                return Err(e);
+            }
+        }
+        // 5. decryption
+        let mut parts = parts;
+        let dec = super::decrypt::decrypt_parts(
+            rx.crypto,
+            &doc,
+            sec,
+            rx.keys,
+            &mut parts,
+            rx.policy.suite,
+            rx.policy.allow_legacy_oaep,
+        )?;
+        // 6. attachment references
+        let mut targets: Vec<(&'static str, String)> = Vec::new();
+        for r in &sig.refs {
+            let (t, o) = check_ref(rx.crypto, &doc, &loc, r, &parts, &payload, &[]);
+            if let Some(e) = outcome_error(&r.uri, &o) {
+                return Err(e);
+            }
+            if let Some(t) = t {
+                targets.push((t, r.uri.clone()));
+            }
+        }
+        // 7. coverage
+        if loc.messaging.is_none() {
+            return Err(SecurityError::Policy("no eb:Messaging header block".into()));
+        }
+        if !targets.iter().any(|(t, _)| *t == "Messaging") {
+            return Err(SecurityError::Policy("eb:Messaging is not signed".into()));
+        }
+        if !targets.iter().any(|(t, _)| *t == "Body") {
+            return Err(SecurityError::Policy("the SOAP Body is not signed".into()));
+        }
+        let mut payloads = Vec::new();
+        for cid in &payload {
+            if !targets.iter().any(|(t, u)| *t == "attachment" && u.strip_prefix("cid:") == Some(cid.as_str())) {
+                return Err(SecurityError::Policy(format!("payload part cid:{cid} is not signed")));
+            }
+            if rx.policy.require_encryption && !dec.encrypted_cids.iter().any(|c| c == cid) {
+                return Err(SecurityError::Policy(format!("payload part cid:{cid} is not encrypted")));
+            }
+            let part = parts
+                .iter()
+                .find(|p| &p.content_id == cid)
+                .cloned()
+                .ok_or_else(|| SecurityError::MissingPart(cid.clone()))?;
+            payloads.push(part);
+        }
+        let references = sig.refs.iter().map(|r| r.shared.clone()).collect::<Vec<_>>();
+        (signer, chain, trust_path, references, payloads, dec.encrypted_cids, loc.messaging.map(|m| m.id()))
+    };
+    Ok(Verified::new(
+        InboundMessage { doc, messaging, payloads, encrypted_cids },
+        signer,
+        chain,
+        trust_path,
+        references,
+    ))
+}
+
+/// Diagnostics: tries to decrypt the parts with `rx.keys` (any suite, legacy OAEP allowed), then
+/// reports the signature without failing early. Returns the report, the parts after the attempt
+/// (plaintext where decryption worked) and the decryption error, if any.
+pub fn inspect_message(
+    rx: &Receiver<'_>,
+    soap: &[u8],
+    parts: &[Attachment],
+) -> Result<(SignatureReport, Vec<Attachment>, Option<SecurityError>), SecurityError> {
+    let doc = Document::parse(soap)?;
+    let loc = locate(&doc)?;
+    let mut work = parts.to_vec();
+    let mut pending = encrypted_targets(loc.security);
+    let mut dec_err = None;
+    if let Some(sec) = loc.security {
+        if !pending.is_empty() {
+            match super::decrypt::decrypt_parts(rx.crypto, &doc, sec, rx.keys, &mut work, None, true) {
+                Ok(_) => pending.clear(),
+                Err(e) => {
+                    work = parts.to_vec();
+                    dec_err = Some(e);
+                }
+            }
+        }
+    }
+    let report = inspect_doc(rx.crypto, &doc, &work, &pending, rx.trust, rx.partners)?;
+    Ok((report, work, dec_err))
+}
