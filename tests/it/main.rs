@@ -8,3 +8,4 @@ mod mime;
 mod pmode;
 mod security;
 mod store;
+mod transport;
