@@ -1,32 +1,35 @@
 //! The HTTPS client that POSTs AS4 messages to partners.
 //!
-//! Built on hyper-util's pooled (legacy) client with our own connector over tokio-rustls
-//! rather than reqwest: the connector returns typed errors (refused / resolve / TLS /
-//! timeout), which is what the MSH needs to decide on EBMS:0005 and on retries; the pool is
-//! tunable per partner; no proxy is picked up from the environment; and no second HTTP stack
-//! is compiled. One POST per AS4 message, the signal comes back in the response (digest §2.2).
+//! Built on hyper's connection-level HTTP/1.1 client with our own connector (tokio-rustls)
+//! and our own per-partner pool, rather than reqwest or hyper-util's legacy client:
+//! * the connect step returns typed errors (resolve / refused / TLS / timeout) instead of
+//!   errors to dig out of a boxed chain — what the MSH needs for EBMS:0005 and retries;
+//! * the pool and the concurrency limit are one per-partner structure: a connection goes back
+//!   to the pool synchronously when its exchange is complete, so back-to-back messages reuse
+//!   it deterministically (the legacy pool returns it from a background task, which races);
+//! * no proxy is picked up from the environment, and no second HTTP stack is compiled.
+//!
+//! One POST per AS4 message; the signal comes back in the response (digest §2.2).
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
-use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::header::HOST;
 use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited};
-use hyper_util::client::legacy::connect::{Connected, Connection};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 
@@ -47,9 +50,11 @@ pub struct ClientSettings {
     pub max_response_bytes: usize,
     /// Concurrent requests per partner (`host:port`) at most; more wait their turn.
     pub max_concurrent_per_partner: usize,
-    /// Idle keep-alive connections are closed after this.
+    /// Idle keep-alive connections older than this are not reused (servers usually close
+    /// theirs sooner).
     pub pool_idle_timeout: Duration,
-    /// Idle connections kept per partner.
+    /// Idle connections kept per partner (at most `max_concurrent_per_partner` are ever
+    /// open at once anyway).
     pub pool_max_idle_per_partner: usize,
 }
 
@@ -130,15 +135,16 @@ pub enum TransportError {
         #[source]
         source: io::Error,
     },
-    #[error("TLS failure with {partner} ({}): {detail}", if *.after_handshake { "after handshake" } else { "handshake" })]
+    #[error("TLS failure with {partner} ({}): {detail}", if *.request_sent { "request sent" } else { "request not sent" })]
     Tls {
         partner: String,
         /// The rustls error when there is one (not for a peer that just closed).
         rustls: Option<rustls::Error>,
         detail: String,
-        /// True when the failure came after a completed handshake (e.g. TLS 1.3, where
-        /// the server rejects a missing client certificate after the client finished).
-        after_handshake: bool,
+        /// False when the request had not been written yet: a failed handshake, or (TLS 1.3)
+        /// the server's rejection of the client certificate arriving right after the
+        /// client finished its side of the handshake.
+        request_sent: bool,
     },
     #[error("{partner}: timed out ({stage:?}) after {after:?}")]
     Timeout {
@@ -154,12 +160,11 @@ pub enum TransportError {
     },
     #[error("response from {partner} larger than {limit} bytes")]
     ResponseTooLarge { partner: String, limit: usize },
-    #[error("{partner} answered HTTP {status}")]
+    #[error("{} answered HTTP {status}", .response.partner)]
     HttpStatus {
-        partner: String,
         status: StatusCode,
-        headers: HeaderMap,
-        body: Bytes,
+        /// The whole response: an error signal may be in its body.
+        response: Box<TransportResponse>,
     },
 }
 
@@ -194,9 +199,7 @@ impl TransportError {
             | TransportError::Connect { .. } => false,
             // The body was cut short: the partner never saw a complete message.
             TransportError::Body(_) => false,
-            TransportError::Tls {
-                after_handshake, ..
-            } => *after_handshake,
+            TransportError::Tls { request_sent, .. } => *request_sent,
             TransportError::Timeout { stage, .. } => *stage == TimeoutStage::Response,
             TransportError::Protocol { .. }
             | TransportError::ResponseTooLarge { .. }
@@ -247,10 +250,8 @@ impl TransportResponse {
             Ok(self)
         } else {
             Err(TransportError::HttpStatus {
-                partner: self.partner,
                 status: self.status,
-                headers: self.headers,
-                body: self.body,
+                response: Box::new(self),
             })
         }
     }
@@ -264,7 +265,7 @@ impl TransportResponse {
 // ---------------------------------------------------------------------------------------------
 // Connector
 
-/// Errors of our connector; found again in hyper's error chain to classify failures.
+/// Failures of the connect step (resolve, TCP, TLS handshake), typed from the start.
 #[derive(Debug, thiserror::Error)]
 enum ConnectError {
     #[error("bad URI: {0}")]
@@ -279,56 +280,31 @@ enum ConnectError {
     Timeout(Duration),
 }
 
-/// A TLS connection as hyper-util's pool wants it.
-struct TlsConn(TlsStream<TcpStream>);
-
-impl Connection for TlsConn {
-    fn connected(&self) -> Connected {
-        Connected::new()
+impl ConnectError {
+    fn into_transport(self, partner: &str) -> TransportError {
+        match self {
+            ConnectError::BadUri(reason) => TransportError::InvalidUrl {
+                url: partner.to_string(),
+                reason,
+            },
+            ConnectError::Resolve { host, source } => TransportError::Resolve { host, source },
+            ConnectError::Tcp(io) if io.kind() == io::ErrorKind::ConnectionRefused => {
+                TransportError::ConnectionRefused {
+                    partner: partner.to_string(),
+                }
+            }
+            ConnectError::Tcp(source) => TransportError::Connect {
+                partner: partner.to_string(),
+                source,
+            },
+            ConnectError::Tls(io) => tls_error(partner, &io, false),
+            ConnectError::Timeout(after) => TransportError::Timeout {
+                partner: partner.to_string(),
+                stage: TimeoutStage::Connect,
+                after,
+            },
+        }
     }
-}
-
-impl AsyncRead for TlsConn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for TlsConn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
-    }
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
-    }
-}
-
-#[derive(Clone)]
-struct TlsConnector {
-    tls: tokio_rustls::TlsConnector,
-    timeout: Duration,
-    opened: Arc<AtomicU64>,
 }
 
 /// Host without IPv6 brackets, port defaulting to 443.
@@ -341,72 +317,97 @@ fn host_port(uri: &Uri) -> Result<(String, u16), String> {
     Ok((host.to_string(), uri.port_u16().unwrap_or(443)))
 }
 
-impl TlsConnector {
-    async fn connect(self, uri: Uri) -> Result<TokioIo<TlsConn>, ConnectError> {
-        let (host, port) = host_port(&uri).map_err(ConnectError::BadUri)?;
-        // SNI from the URL host; for an IP address rustls verifies the IP SAN and sends no SNI.
-        let server_name = ServerName::try_from(host.clone())
-            .map_err(|e| ConnectError::BadUri(format!("{host}: {e}")))?;
-        let addrs: Vec<_> = tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .map_err(|source| ConnectError::Resolve {
-                host: host.clone(),
-                source,
-            })?
-            .collect();
-        let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
-        let mut tcp = None;
-        for a in addrs {
-            match TcpStream::connect(a).await {
-                Ok(s) => {
-                    tcp = Some(s);
-                    break;
-                }
-                Err(e) => last = e,
+type Io = TokioIo<TlsStream<TcpStream>>;
+
+async fn connect_tls(
+    tls: &tokio_rustls::TlsConnector,
+    host: &str,
+    port: u16,
+    opened: &AtomicU64,
+) -> Result<Io, ConnectError> {
+    // SNI from the URL host; for an IP address rustls checks the IP SAN and sends no SNI.
+    let server_name = ServerName::try_from(host.to_string())
+        .map_err(|e| ConnectError::BadUri(format!("{host}: {e}")))?;
+    let addrs: Vec<_> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|source| ConnectError::Resolve {
+            host: host.to_string(),
+            source,
+        })?
+        .collect();
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+    let mut tcp = None;
+    for a in addrs {
+        match TcpStream::connect(a).await {
+            Ok(s) => {
+                tcp = Some(s);
+                break;
             }
+            Err(e) => last = e,
         }
-        let tcp = tcp.ok_or(ConnectError::Tcp(last))?;
-        let _ = tcp.set_nodelay(true);
-        self.opened.fetch_add(1, Ordering::Relaxed);
-        let tls = self
-            .tls
-            .connect(server_name, tcp)
-            .await
-            .map_err(ConnectError::Tls)?;
-        Ok(TokioIo::new(TlsConn(tls)))
     }
-}
-
-impl tower_service::Service<Uri> for TlsConnector {
-    type Response = TokioIo<TlsConn>;
-    type Error = ConnectError;
-    type Future =
-        Pin<Box<dyn Future<Output = Result<TokioIo<TlsConn>, ConnectError>> + Send + 'static>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ConnectError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let this = self.clone();
-        let timeout = self.timeout;
-        Box::pin(async move {
-            tokio::time::timeout(timeout, this.connect(uri))
-                .await
-                .map_err(|_| ConnectError::Timeout(timeout))?
-        })
-    }
+    let tcp = tcp.ok_or(ConnectError::Tcp(last))?;
+    let _ = tcp.set_nodelay(true);
+    opened.fetch_add(1, Ordering::Relaxed);
+    let tls = tls
+        .connect(server_name, tcp)
+        .await
+        .map_err(ConnectError::Tls)?;
+    Ok(TokioIo::new(tls))
 }
 
 // ---------------------------------------------------------------------------------------------
 // Client
 
+/// A client connection: the request handle and the task driving the socket (its result
+/// says why a connection died, e.g. the TLS alert of a server refusing our certificate).
+struct Conn {
+    sender: SendRequest<OutboundBody>,
+    task: JoinHandle<Result<(), hyper::Error>>,
+}
+
+impl Conn {
+    /// Why the connection failed, once its task has ended (bounded wait: it is closing).
+    async fn failure(self, partner: &str, request_sent: bool) -> Option<TransportError> {
+        let Conn { sender, task } = self;
+        drop(sender);
+        match tokio::time::timeout(Duration::from_secs(5), task).await {
+            Ok(Ok(Err(e))) => Some(classify_dyn(&e, partner, request_sent).unwrap_or(
+                TransportError::Protocol {
+                    partner: partner.to_string(),
+                    source: Box::new(e),
+                },
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// An idle keep-alive connection.
+struct Idle {
+    conn: Conn,
+    since: Instant,
+}
+
+/// Per partner (`host:port`): the concurrency limit and the idle connections.
+struct Partner {
+    slots: Arc<Semaphore>,
+    idle: Mutex<Vec<Idle>>,
+}
+
+impl Partner {
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
+        // A panic while holding the lock leaves a plain Vec intact; keep going.
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// The pooled HTTPS client for one TLS configuration (trust anchors + optional client
-/// certificate). Cheap to share (`Arc`); create one per distinct partner TLS setting.
+/// certificate). Share it (`Arc`); create one per distinct partner TLS setting.
 pub struct HttpsClient {
-    inner: Client<TlsConnector, OutboundBody>,
+    tls: tokio_rustls::TlsConnector,
     settings: ClientSettings,
-    partners: Mutex<HashMap<String, Arc<Semaphore>>>,
+    partners: Mutex<HashMap<String, Arc<Partner>>>,
     opened: Arc<AtomicU64>,
 }
 
@@ -426,27 +427,38 @@ fn invalid_url(url: &str, reason: impl Into<String>) -> TransportError {
     }
 }
 
+/// What came of handing the request to a connection.
+enum Outcome {
+    Response(http::Response<Incoming>),
+    /// The connection refused it before writing a byte; the request comes back.
+    Unsent(Box<Request<OutboundBody>>),
+    /// The exchange failed after (part of) the request was written.
+    Failed(hyper::Error),
+}
+
+/// Classifies a failed exchange: from hyper's error, else from the connection task's error
+/// (where, for example, a TLS alert ends up), else as a protocol failure.
+async fn exchange_failure(conn: Conn, err: hyper::Error, partner: &str) -> TransportError {
+    if let Some(t) = classify_dyn(&err, partner, true) {
+        return t;
+    }
+    match conn.failure(partner, true).await {
+        Some(t @ TransportError::Tls { .. }) | Some(t @ TransportError::Body(_)) => t,
+        _ => TransportError::Protocol {
+            partner: partner.to_string(),
+            source: Box::new(err),
+        },
+    }
+}
+
 impl HttpsClient {
     /// A client using `tls` (from [`ClientTls::build`](super::tls::ClientTls::build)).
     pub fn new(tls: Arc<rustls::ClientConfig>, settings: ClientSettings) -> HttpsClient {
-        let opened = Arc::new(AtomicU64::new(0));
-        let connector = TlsConnector {
-            tls: tokio_rustls::TlsConnector::from(tls),
-            timeout: settings.connect_timeout,
-            opened: opened.clone(),
-        };
-        let inner = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(settings.pool_idle_timeout)
-            .pool_max_idle_per_host(settings.pool_max_idle_per_partner)
-            .http1_max_buf_size(64 * 1024)
-            .build(connector);
         HttpsClient {
-            inner,
+            tls: tokio_rustls::TlsConnector::from(tls),
             settings,
             partners: Mutex::new(HashMap::new()),
-            opened,
+            opened: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -456,19 +468,111 @@ impl HttpsClient {
         self.opened.load(Ordering::Relaxed)
     }
 
-    fn partner_slots(&self, partner: &str) -> Arc<Semaphore> {
-        let mut map = match self.partners.lock() {
-            Ok(m) => m,
-            // A panic while holding the lock left the map intact; keep going.
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        map.entry(partner.to_string())
+    fn partner(&self, key: &str) -> Arc<Partner> {
+        let mut map = self.partners.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(key.to_string())
             .or_insert_with(|| {
-                Arc::new(Semaphore::new(
-                    self.settings.max_concurrent_per_partner.max(1),
-                ))
+                Arc::new(Partner {
+                    slots: Arc::new(Semaphore::new(
+                        self.settings.max_concurrent_per_partner.max(1),
+                    )),
+                    idle: Mutex::new(Vec::new()),
+                })
             })
             .clone()
+    }
+
+    /// A ready idle connection of the partner, if any (most recently used first).
+    async fn checkout(&self, partner: &Partner) -> Option<Conn> {
+        loop {
+            let next = partner.idle().pop();
+            let mut idle = next?;
+            if idle.since.elapsed() > self.settings.pool_idle_timeout
+                || idle.conn.sender.is_closed()
+            {
+                continue;
+            }
+            // Ready means the previous exchange is fully done and the connection is open.
+            if let Ok(Ok(())) =
+                tokio::time::timeout(self.settings.connect_timeout, idle.conn.sender.ready()).await
+            {
+                return Some(idle.conn);
+            }
+        }
+    }
+
+    fn checkin(&self, partner: &Partner, conn: Conn) {
+        let mut idle = partner.idle();
+        if idle.len() < self.settings.pool_max_idle_per_partner && !conn.sender.is_closed() {
+            idle.push(Idle {
+                conn,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    async fn connect(&self, host: &str, port: u16, partner: &str) -> Result<Conn, TransportError> {
+        let t = self.settings.connect_timeout;
+        let io = tokio::time::timeout(t, connect_tls(&self.tls, host, port, &self.opened))
+            .await
+            .map_err(|_| ConnectError::Timeout(t))
+            .and_then(|r| r)
+            .map_err(|e| e.into_transport(partner))?;
+        let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .max_buf_size(64 * 1024)
+            .handshake(io)
+            .await
+            .map_err(|e| TransportError::Protocol {
+                partner: partner.to_string(),
+                source: Box::new(e),
+            })?;
+        let task = tokio::spawn(conn);
+        Ok(Conn { sender, task })
+    }
+
+    /// Sends on a pooled connection if there is one, else (or when the pooled one turns out
+    /// closed before the request was written) on a fresh connection.
+    async fn send(
+        &self,
+        partner: &Partner,
+        (host, port, key): (&str, u16, &str),
+        req: Request<OutboundBody>,
+        progress: &mut watch::Receiver<u64>,
+        total: u64,
+        response_deadline: &mut Option<Instant>,
+    ) -> Result<(Conn, http::Response<Incoming>), TransportError> {
+        let req = match self.checkout(partner).await {
+            Some(mut conn) => {
+                match self
+                    .exchange(&mut conn, req, progress, total, key, response_deadline)
+                    .await?
+                {
+                    Outcome::Response(r) => return Ok((conn, r)),
+                    Outcome::Failed(e) => return Err(exchange_failure(conn, e, key).await),
+                    // The partner closed the idle connection just now: the request comes back
+                    // unsent and goes out once more on a fresh connection.
+                    Outcome::Unsent(req) => *req,
+                }
+            }
+            None => req,
+        };
+        let mut conn = self.connect(host, port, key).await?;
+        match self
+            .exchange(&mut conn, req, progress, total, key, response_deadline)
+            .await?
+        {
+            Outcome::Response(r) => Ok((conn, r)),
+            Outcome::Failed(e) => Err(exchange_failure(conn, e, key).await),
+            Outcome::Unsent(_) => {
+                Err(conn
+                    .failure(key, false)
+                    .await
+                    .unwrap_or_else(|| TransportError::Protocol {
+                        partner: key.to_string(),
+                        source: "connection closed before the request was sent".into(),
+                    }))
+            }
+        }
     }
 
     /// POSTs `body` with `content_type` to the https `url` and returns the complete
@@ -488,8 +592,8 @@ impl HttpsClient {
         self.post_with_headers(url, headers, body).await
     }
 
-    /// Like [`post`](Self::post) with arbitrary headers (`Content-Type` among them; AS4 may
-    /// add `SOAPAction`-like or `Content-Transfer-Encoding` headers).
+    /// Like [`post`](Self::post) with arbitrary headers (`Content-Type` among them).
+    /// `Host`, `Content-Length` and (unless given) `User-Agent` are set here.
     pub async fn post_with_headers(
         &self,
         url: &str,
@@ -502,75 +606,61 @@ impl HttpsClient {
             return Err(invalid_url(url, "only https is allowed"));
         }
         let (host, port) = host_port(&uri).map_err(|r| invalid_url(url, r))?;
-        let partner = if host.contains(':') {
+        let key = if host.contains(':') {
             format!("[{host}]:{port}")
         } else {
             format!("{host}:{port}")
         };
-        let slots = self.partner_slots(&partner);
-        let _permit = slots
-            .acquire_owned()
-            .await
-            .map_err(|e| TransportError::InvalidHeader(format!("semaphore closed: {e}")))?;
+        let host_header = if port == 443 {
+            key.trim_end_matches(":443").to_string()
+        } else {
+            key.clone()
+        };
+        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
 
         let total = body.len();
-        let mut progress = body.watch_progress();
+        let progress = body.watch_progress();
         let mut req = Request::builder()
             .method(Method::POST)
-            .uri(uri)
+            .uri(path)
             .body(body)
             .map_err(|e| invalid_url(url, e.to_string()))?;
         *req.headers_mut() = headers;
-        req.headers_mut()
-            .insert(CONTENT_LENGTH, HeaderValue::from(total));
-        if !req.headers().contains_key(USER_AGENT) {
-            req.headers_mut().insert(
+        let h = req.headers_mut();
+        h.insert(
+            HOST,
+            HeaderValue::from_str(&host_header).map_err(|e| invalid_url(url, e.to_string()))?,
+        );
+        h.insert(CONTENT_LENGTH, HeaderValue::from(total));
+        if !h.contains_key(USER_AGENT) {
+            h.insert(
                 USER_AGENT,
                 HeaderValue::from_static(concat!("as4gw/", env!("CARGO_PKG_VERSION"))),
             );
         }
 
+        let partner = self.partner(&key);
+        let _permit = partner
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| TransportError::InvalidHeader(format!("semaphore closed: {e}")))?;
+
+        let mut progress = progress;
+        let mut response_deadline = None;
+        let (conn, response) = self
+            .send(
+                &partner,
+                (&host, port, &key),
+                req,
+                &mut progress,
+                total,
+                &mut response_deadline,
+            )
+            .await?;
+
         let s = &self.settings;
-        let fut = self.inner.request(req);
-        tokio::pin!(fut);
-        // Phase 1: while uploading, only a stall ends the wait. Phase 2: once the body has
-        // been handed over (or dropped by hyper), the response timeout runs.
-        let mut response_deadline: Option<Instant> = None;
-        let response = loop {
-            if response_deadline.is_none() && *progress.borrow() >= total {
-                response_deadline = Some(Instant::now() + s.response_timeout);
-            }
-            if let Some(deadline) = response_deadline {
-                match tokio::time::timeout_at(deadline, &mut fut).await {
-                    Ok(r) => break r,
-                    Err(_) => {
-                        return Err(TransportError::Timeout {
-                            partner,
-                            stage: TimeoutStage::Response,
-                            after: s.response_timeout,
-                        })
-                    }
-                }
-            }
-            tokio::select! {
-                r = &mut fut => break r,
-                changed = progress.changed() => {
-                    if changed.is_err() {
-                        // Body dropped (sent, or the connection failed): wait for the outcome.
-                        response_deadline = Some(Instant::now() + s.response_timeout);
-                    }
-                }
-                () = tokio::time::sleep(s.upload_stall_timeout) => {
-                    let stage = if self.opened.load(Ordering::Relaxed) == 0 && *progress.borrow() == 0 {
-                        TimeoutStage::Connect
-                    } else {
-                        TimeoutStage::Upload
-                    };
-                    return Err(TransportError::Timeout { partner, stage, after: s.upload_stall_timeout });
-                }
-            }
-        };
-        let response = response.map_err(|e| classify(&e, &partner))?;
         let (parts, incoming) = response.into_parts();
         let deadline = response_deadline.unwrap_or_else(|| Instant::now() + s.response_timeout);
         let collected = tokio::time::timeout_at(
@@ -579,7 +669,7 @@ impl HttpsClient {
         )
         .await
         .map_err(|_| TransportError::Timeout {
-            partner: partner.clone(),
+            partner: key.clone(),
             stage: TimeoutStage::Response,
             after: s.response_timeout,
         })?;
@@ -590,28 +680,87 @@ impl HttpsClient {
                     .is_some()
                 {
                     return Err(TransportError::ResponseTooLarge {
-                        partner,
+                        partner: key,
                         limit: s.max_response_bytes,
                     });
                 }
-                return Err(classify_dyn(e.as_ref(), &partner, true)
-                    .unwrap_or(TransportError::Protocol { partner, source: e }));
+                return Err(classify_dyn(e.as_ref(), &key, true).unwrap_or(
+                    TransportError::Protocol {
+                        partner: key,
+                        source: e,
+                    },
+                ));
             }
         };
+        // Complete exchange: the connection may carry the next message.
+        self.checkin(&partner, conn);
         Ok(TransportResponse {
             status: parts.status,
             headers: parts.headers,
             body,
-            partner,
+            partner: key,
         })
+    }
+
+    /// Sends the request and waits for the response head. While uploading only a stall ends
+    /// the wait; once the body has been handed over (or dropped by hyper) the response
+    /// timeout runs, and its deadline is left in `response_deadline` for the body read.
+    async fn exchange(
+        &self,
+        conn: &mut Conn,
+        req: Request<OutboundBody>,
+        progress: &mut watch::Receiver<u64>,
+        total: u64,
+        partner: &str,
+        response_deadline: &mut Option<Instant>,
+    ) -> Result<Outcome, TransportError> {
+        let s = &self.settings;
+        let fut = conn.sender.try_send_request(req);
+        tokio::pin!(fut);
+        let result = loop {
+            if response_deadline.is_none() && *progress.borrow() >= total {
+                *response_deadline = Some(Instant::now() + s.response_timeout);
+            }
+            if let Some(deadline) = *response_deadline {
+                match tokio::time::timeout_at(deadline, &mut fut).await {
+                    Ok(r) => break r,
+                    Err(_) => {
+                        return Err(TransportError::Timeout {
+                            partner: partner.to_string(),
+                            stage: TimeoutStage::Response,
+                            after: s.response_timeout,
+                        })
+                    }
+                }
+            }
+            tokio::select! {
+                r = &mut fut => break r,
+                changed = progress.changed() => {
+                    if changed.is_err() {
+                        // Body dropped (sent, or the connection failed): await the outcome.
+                        *response_deadline = Some(Instant::now() + s.response_timeout);
+                    }
+                }
+                () = tokio::time::sleep(s.upload_stall_timeout) => {
+                    return Err(TransportError::Timeout {
+                        partner: partner.to_string(),
+                        stage: TimeoutStage::Upload,
+                        after: s.upload_stall_timeout,
+                    });
+                }
+            }
+        };
+        match result {
+            Ok(resp) => Ok(Outcome::Response(resp)),
+            Err(mut e) => match e.take_message() {
+                Some(req) => Ok(Outcome::Unsent(Box::new(req))),
+                None => Ok(Outcome::Failed(e.into_error())),
+            },
+        }
     }
 }
 
-fn copy_io(e: &io::Error) -> io::Error {
-    io::Error::new(e.kind(), e.to_string())
-}
-
-fn tls_error(partner: &str, io: &io::Error, after_handshake: bool) -> TransportError {
+fn tls_error(partner: &str, io: &io::Error, request_sent: bool) -> TransportError {
     let rustls = io
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
@@ -623,54 +772,30 @@ fn tls_error(partner: &str, io: &io::Error, after_handshake: bool) -> TransportE
             None => io.to_string(),
         },
         rustls,
-        after_handshake,
+        request_sent,
     }
 }
 
-/// Finds our connector's error or a TLS error in an error chain.
+/// After the handshake: finds a TLS error or a local body error in an error chain.
 fn classify_dyn(
     err: &(dyn StdError + 'static),
     partner: &str,
-    after_handshake: bool,
+    request_sent: bool,
 ) -> Option<TransportError> {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cur {
-        if let Some(c) = e.downcast_ref::<ConnectError>() {
-            return Some(match c {
-                ConnectError::BadUri(r) => TransportError::InvalidUrl {
-                    url: partner.to_string(),
-                    reason: r.clone(),
-                },
-                ConnectError::Resolve { host, source } => TransportError::Resolve {
-                    host: host.clone(),
-                    source: copy_io(source),
-                },
-                ConnectError::Tcp(io) if io.kind() == io::ErrorKind::ConnectionRefused => {
-                    TransportError::ConnectionRefused {
-                        partner: partner.to_string(),
-                    }
-                }
-                ConnectError::Tcp(io) => TransportError::Connect {
-                    partner: partner.to_string(),
-                    source: copy_io(io),
-                },
-                ConnectError::Tls(io) => tls_error(partner, io, false),
-                ConnectError::Timeout(after) => TransportError::Timeout {
-                    partner: partner.to_string(),
-                    stage: TimeoutStage::Connect,
-                    after: *after,
-                },
-            });
-        }
         if let Some(b) = e.downcast_ref::<OutboundBodyError>() {
-            return Some(TransportError::Body(copy_io(&b.0)));
+            return Some(TransportError::Body(io::Error::new(
+                b.0.kind(),
+                b.0.to_string(),
+            )));
         }
         if let Some(r) = e.downcast_ref::<rustls::Error>() {
             return Some(TransportError::Tls {
                 partner: partner.to_string(),
                 rustls: Some(r.clone()),
                 detail: r.to_string(),
-                after_handshake,
+                request_sent,
             });
         }
         if let Some(io) = e.downcast_ref::<io::Error>() {
@@ -678,17 +803,10 @@ fn classify_dyn(
                 .get_ref()
                 .is_some_and(|i| i.downcast_ref::<rustls::Error>().is_some())
             {
-                return Some(tls_error(partner, io, after_handshake));
+                return Some(tls_error(partner, io, request_sent));
             }
         }
         cur = e.source();
     }
     None
-}
-
-fn classify(err: &hyper_util::client::legacy::Error, partner: &str) -> TransportError {
-    classify_dyn(err, partner, true).unwrap_or_else(|| TransportError::Protocol {
-        partner: partner.to_string(),
-        source: err.to_string().into(),
-    })
 }

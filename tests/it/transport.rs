@@ -291,10 +291,13 @@ async fn mtls_required_refuses_a_client_without_certificate() {
     srv.shutdown().await;
 }
 
+/// Client leaf DER and negotiated protocol, as the handler saw them.
+type SeenPeer = (Vec<u8>, Option<String>);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mtls_required_accepts_a_client_certificate_and_the_handler_sees_it() {
     let pki = make_pki();
-    let seen: Arc<Mutex<Option<(Vec<u8>, Option<String>)>>> = Arc::new(Mutex::new(None));
+    let seen: Arc<Mutex<Option<SeenPeer>>> = Arc::new(Mutex::new(None));
     let seen2 = seen.clone();
     let srv = start(
         Some(server_config(
@@ -421,7 +424,7 @@ async fn untrusted_server_certificate_is_refused() {
     match &err {
         TransportError::Tls {
             rustls: Some(rustls::Error::InvalidCertificate(_)),
-            after_handshake: false,
+            request_sent: false,
             ..
         } => {}
         other => panic!("expected an invalid-certificate TLS error, got {other:?}"),
