@@ -14,8 +14,10 @@
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,6 +29,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
@@ -317,14 +320,82 @@ fn host_port(uri: &Uri) -> Result<(String, u16), String> {
     Ok((host.to_string(), uri.port_u16().unwrap_or(443)))
 }
 
-type Io = TokioIo<TlsStream<TcpStream>>;
+/// The TLS stream with a memory of its first TLS error. hyper may end a connection whose
+/// read failed while it was idle without reporting that error anywhere (TLS 1.3: the server
+/// rejects our client certificate after our side of the handshake finished, and its alert
+/// arrives before the request is written), so the cause is kept here for classification.
+struct RecordingIo {
+    inner: TlsStream<TcpStream>,
+    tls_error: Arc<Mutex<Option<rustls::Error>>>,
+}
+
+impl RecordingIo {
+    fn record<T>(&self, r: &io::Result<T>) {
+        if let Err(e) = r {
+            if let Some(t) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                let mut slot = self.tls_error.lock().unwrap_or_else(|p| p.into_inner());
+                if slot.is_none() {
+                    *slot = Some(t.clone());
+                }
+            }
+        }
+    }
+}
+
+impl AsyncRead for RecordingIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = ready!(Pin::new(&mut this.inner).poll_read(cx, buf));
+        this.record(&r);
+        Poll::Ready(r)
+    }
+}
+
+impl AsyncWrite for RecordingIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = ready!(Pin::new(&mut this.inner).poll_write(cx, buf));
+        this.record(&r);
+        Poll::Ready(r)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = ready!(Pin::new(&mut this.inner).poll_flush(cx));
+        this.record(&r);
+        Poll::Ready(r)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs));
+        this.record(&r);
+        Poll::Ready(r)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
 
 async fn connect_tls(
     tls: &tokio_rustls::TlsConnector,
     host: &str,
     port: u16,
     opened: &AtomicU64,
-) -> Result<Io, ConnectError> {
+) -> Result<TlsStream<TcpStream>, ConnectError> {
     // SNI from the URL host; for an IP address rustls checks the IP SAN and sends no SNI.
     let server_name = ServerName::try_from(host.to_string())
         .map_err(|e| ConnectError::BadUri(format!("{host}: {e}")))?;
@@ -353,7 +424,7 @@ async fn connect_tls(
         .connect(server_name, tcp)
         .await
         .map_err(ConnectError::Tls)?;
-    Ok(TokioIo::new(tls))
+    Ok(tls)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -364,14 +435,29 @@ async fn connect_tls(
 struct Conn {
     sender: SendRequest<OutboundBody>,
     task: JoinHandle<Result<(), hyper::Error>>,
+    tls_error: Arc<Mutex<Option<rustls::Error>>>,
 }
 
 impl Conn {
     /// Why the connection failed, once its task has ended (bounded wait: it is closing).
     async fn failure(self, partner: &str, request_sent: bool) -> Option<TransportError> {
-        let Conn { sender, task } = self;
+        let Conn {
+            sender,
+            task,
+            tls_error,
+        } = self;
         drop(sender);
-        match tokio::time::timeout(Duration::from_secs(5), task).await {
+        let joined = tokio::time::timeout(Duration::from_secs(5), task).await;
+        let recorded = tls_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(r) = recorded {
+            return Some(TransportError::Tls {
+                partner: partner.to_string(),
+                detail: r.to_string(),
+                rustls: Some(r),
+                request_sent,
+            });
+        }
+        match joined {
             Ok(Ok(Err(e))) => Some(classify_dyn(&e, partner, request_sent).unwrap_or(
                 TransportError::Protocol {
                     partner: partner.to_string(),
@@ -513,11 +599,16 @@ impl HttpsClient {
 
     async fn connect(&self, host: &str, port: u16, partner: &str) -> Result<Conn, TransportError> {
         let t = self.settings.connect_timeout;
-        let io = tokio::time::timeout(t, connect_tls(&self.tls, host, port, &self.opened))
+        let stream = tokio::time::timeout(t, connect_tls(&self.tls, host, port, &self.opened))
             .await
             .map_err(|_| ConnectError::Timeout(t))
             .and_then(|r| r)
             .map_err(|e| e.into_transport(partner))?;
+        let tls_error = Arc::new(Mutex::new(None));
+        let io = TokioIo::new(RecordingIo {
+            inner: stream,
+            tls_error: tls_error.clone(),
+        });
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
             .max_buf_size(64 * 1024)
             .handshake(io)
@@ -527,7 +618,11 @@ impl HttpsClient {
                 source: Box::new(e),
             })?;
         let task = tokio::spawn(conn);
-        Ok(Conn { sender, task })
+        Ok(Conn {
+            sender,
+            task,
+            tls_error,
+        })
     }
 
     /// Sends on a pooled connection if there is one, else (or when the pooled one turns out

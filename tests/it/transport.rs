@@ -1076,3 +1076,108 @@ client_private_key = "{ck}"
         Err(TlsConfigError::NoClientTrustAnchors { .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sni_is_taken_from_the_url_host() {
+    let pki = make_pki();
+    let sni = Arc::new(Mutex::new(None));
+    let s2 = sni.clone();
+    let srv = start(
+        Some(server_config(
+            &pki,
+            ClientAuthMode::Off,
+            TlsProtocols::default(),
+        )),
+        ServerLimits::default(),
+        move |req, peer: PeerInfo| {
+            *s2.lock().expect("lock") = Some(peer.tls.as_ref().and_then(|t| t.server_name.clone()));
+            echo(req, peer)
+        },
+    )
+    .await;
+    let c = client(&pki, false);
+    let by_name = format!("https://localhost:{}/as4", srv.addr.port());
+    c.post(&by_name, SOAP, OutboundBody::from_bytes("n"))
+        .await
+        .expect("by name");
+    assert_eq!(
+        sni.lock().expect("lock").clone(),
+        Some(Some("localhost".to_string()))
+    );
+    // An IP-address URL is verified against the IP SAN and sends no SNI.
+    c.post(&srv.url("/as4"), SOAP, OutboundBody::from_bytes("i"))
+        .await
+        .expect("by ip");
+    assert_eq!(sni.lock().expect("lock").clone(), Some(None));
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_that_never_answers_times_out_after_the_upload() {
+    let pki = make_pki();
+    let srv = start(
+        Some(server_config(
+            &pki,
+            ClientAuthMode::Off,
+            TlsProtocols::default(),
+        )),
+        ServerLimits {
+            shutdown_grace: Duration::from_millis(10),
+            ..ServerLimits::default()
+        },
+        |_req, _peer| async move {
+            std::future::pending::<()>().await;
+            Response::new(Full::new(Bytes::new()))
+        },
+    )
+    .await;
+    let c = client_for(
+        &pki.ca_pem,
+        None,
+        TlsProtocols::default(),
+        ClientSettings {
+            response_timeout: Duration::from_millis(200),
+            ..ClientSettings::default()
+        },
+    );
+    let err = c
+        .post(&srv.url("/"), SOAP, OutboundBody::from_bytes("x"))
+        .await
+        .expect_err("no answer");
+    match &err {
+        TransportError::Timeout {
+            stage: as4gw::transport::TimeoutStage::Response,
+            ..
+        } => {}
+        other => panic!("expected a response timeout, got {other:?}"),
+    }
+    assert!(err.may_have_been_delivered());
+    assert!(err.is_transient());
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_request_head_is_cut_off() {
+    let srv = start(
+        None,
+        ServerLimits {
+            header_read_timeout: Duration::from_millis(200),
+            ..ServerLimits::default()
+        },
+        echo,
+    )
+    .await;
+    let mut s = tokio::net::TcpStream::connect(srv.addr)
+        .await
+        .expect("connect");
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    // The head is never completed; the server must close the connection by itself. The
+    // generous bound only keeps a broken build from hanging the suite.
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(60), s.read_to_end(&mut out)).await;
+    assert!(closed.is_ok(), "server kept a half-sent request open");
+    assert_eq!(srv.stats.requests(), 0);
+    srv.shutdown().await;
+}
