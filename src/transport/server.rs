@@ -195,6 +195,9 @@ impl Server {
     /// Binds a plain-HTTP listener: only for the backend API on loopback (127.0.0.1 by
     /// default in the configuration); AS4 traffic is always TLS (digest §3.3).
     pub async fn bind_http(addr: SocketAddr, limits: ServerLimits) -> io::Result<Server> {
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "plain-HTTP listener on a non-loopback address");
+        }
         Ok(Self::from_listener(
             TcpListener::bind(addr).await?,
             None,
