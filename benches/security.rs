@@ -8,7 +8,9 @@ use std::hint::black_box;
 use as4gw::pki::{Certificate, KeyType, PrivateKey, TrustStore};
 use as4gw::security::crypto::{AwsLc, Crypto, Oaep};
 use as4gw::security::sign::{secure_outbound, SenderConfig};
-use as4gw::security::{process_inbound, Attachment, InboundPolicy, KeyReference, OwnKey, Receiver, Suite, TokenType};
+use as4gw::security::{
+    process_inbound, Attachment, InboundPolicy, KeyReference, OwnKey, Receiver, Suite, TokenType,
+};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use time::macros::datetime;
@@ -54,9 +56,14 @@ fn pki() -> Pki {
             lp.distinguished_name.push(DnType::CommonName, cn);
             lp.not_before = datetime!(2025-01-01 0:00 UTC);
             lp.not_after = datetime!(2030-01-01 0:00 UTC);
-            Certificate::from_der(lp.signed_by(&rc(&key), &issuer).expect("leaf").der()).expect("leaf")
+            Certificate::from_der(lp.signed_by(&rc(&key), &issuer).expect("leaf").der())
+                .expect("leaf")
         };
-        OwnKey { key, cert, chain: vec![] }
+        OwnKey {
+            key,
+            cert,
+            chain: vec![],
+        }
     };
     Pki {
         blue_rsa: leaf(KeyType::Rsa, "blue rsa"),
@@ -74,8 +81,17 @@ fn bench(c: &mut Criterion) {
     let mut trust = TrustStore::new();
     trust.add_anchor(k.ca.clone());
     let red_keys = [
-        OwnKey { key: as4gw::pki::load_private_key(&k.red_rsa.key.to_pkcs8_der().expect("d")).expect("k"), cert: k.red_rsa.cert.clone(), chain: vec![] },
-        OwnKey { key: as4gw::pki::load_private_key(&k.red_x.key.to_pkcs8_der().expect("d")).expect("k"), cert: k.red_x.cert.clone(), chain: vec![] },
+        OwnKey {
+            key: as4gw::pki::load_private_key(&k.red_rsa.key.to_pkcs8_der().expect("d"))
+                .expect("k"),
+            cert: k.red_rsa.cert.clone(),
+            chain: vec![],
+        },
+        OwnKey {
+            key: as4gw::pki::load_private_key(&k.red_x.key.to_pkcs8_der().expect("d")).expect("k"),
+            cert: k.red_x.cert.clone(),
+            chain: vec![],
+        },
     ];
     let at = datetime!(2026-06-01 0:00 UTC);
 
@@ -84,15 +100,47 @@ fn bench(c: &mut Criterion) {
     let si = vec![0x61u8; 900]; // about the size of a canonical SignedInfo with 3 references
     let rsa_sig = AwsLc.rsa_sha256_sign(&k.blue_rsa.key, &si).expect("s");
     let ed_sig = AwsLc.ed25519_sign(&k.blue_ed.key, &si).expect("s");
-    let oaep_ct = AwsLc.rsa_oaep_encrypt(k.red_rsa.cert.public_key_bits(), Oaep::Sha256Mgf1Sha256, &[7u8; 16]).expect("e");
-    g.bench_function("rsa2048_sha256_sign", |b| b.iter(|| AwsLc.rsa_sha256_sign(&k.blue_rsa.key, black_box(&si))));
-    g.bench_function("rsa2048_sha256_verify", |b| b.iter(|| AwsLc.rsa_sha256_verify(k.blue_rsa.cert.public_key_bits(), black_box(&si), &rsa_sig)));
-    g.bench_function("rsa2048_oaep_encrypt", |b| b.iter(|| AwsLc.rsa_oaep_encrypt(k.red_rsa.cert.public_key_bits(), Oaep::Sha256Mgf1Sha256, black_box(&[7u8; 16]))));
-    g.bench_function("rsa2048_oaep_decrypt", |b| b.iter(|| AwsLc.rsa_oaep_decrypt(&k.red_rsa.key, Oaep::Sha256Mgf1Sha256, black_box(&oaep_ct))));
-    g.bench_function("ed25519_sign", |b| b.iter(|| AwsLc.ed25519_sign(&k.blue_ed.key, black_box(&si))));
-    g.bench_function("ed25519_verify", |b| b.iter(|| AwsLc.ed25519_verify(k.blue_ed.cert.public_key_bits(), black_box(&si), &ed_sig)));
-    g.bench_function("x25519_ephemeral", |b| b.iter(|| AwsLc.x25519_ephemeral(black_box(k.red_x.cert.public_key_bits()))));
-    g.bench_function("x25519_static", |b| b.iter(|| AwsLc.x25519_static(&k.red_x.key, black_box(k.blue_ed.cert.public_key_bits()))));
+    let oaep_ct = AwsLc
+        .rsa_oaep_encrypt(
+            k.red_rsa.cert.public_key_bits(),
+            Oaep::Sha256Mgf1Sha256,
+            &[7u8; 16],
+        )
+        .expect("e");
+    g.bench_function("rsa2048_sha256_sign", |b| {
+        b.iter(|| AwsLc.rsa_sha256_sign(&k.blue_rsa.key, black_box(&si)))
+    });
+    g.bench_function("rsa2048_sha256_verify", |b| {
+        b.iter(|| {
+            AwsLc.rsa_sha256_verify(k.blue_rsa.cert.public_key_bits(), black_box(&si), &rsa_sig)
+        })
+    });
+    g.bench_function("rsa2048_oaep_encrypt", |b| {
+        b.iter(|| {
+            AwsLc.rsa_oaep_encrypt(
+                k.red_rsa.cert.public_key_bits(),
+                Oaep::Sha256Mgf1Sha256,
+                black_box(&[7u8; 16]),
+            )
+        })
+    });
+    g.bench_function("rsa2048_oaep_decrypt", |b| {
+        b.iter(|| {
+            AwsLc.rsa_oaep_decrypt(&k.red_rsa.key, Oaep::Sha256Mgf1Sha256, black_box(&oaep_ct))
+        })
+    });
+    g.bench_function("ed25519_sign", |b| {
+        b.iter(|| AwsLc.ed25519_sign(&k.blue_ed.key, black_box(&si)))
+    });
+    g.bench_function("ed25519_verify", |b| {
+        b.iter(|| AwsLc.ed25519_verify(k.blue_ed.cert.public_key_bits(), black_box(&si), &ed_sig))
+    });
+    g.bench_function("x25519_ephemeral", |b| {
+        b.iter(|| AwsLc.x25519_ephemeral(black_box(k.red_x.cert.public_key_bits())))
+    });
+    g.bench_function("x25519_static", |b| {
+        b.iter(|| AwsLc.x25519_static(&k.red_x.key, black_box(k.blue_ed.cert.public_key_bits())))
+    });
     g.finish();
 
     for (suite, name, signer, rcpt) in [
@@ -101,15 +149,34 @@ fn bench(c: &mut Criterion) {
     ] {
         let mut g = c.benchmark_group(format!("suite_{name}"));
         for size in [4 * 1024usize, 1024 * 1024] {
-            let payload = vec![Attachment::new("p@as4gw", "application/gzip", (0..size).map(|i| (i % 251) as u8).collect())];
-            let cfg = SenderConfig { suite, signer, token_type: TokenType::X509v3, recipient: Some(rcpt), recipient_reference: KeyReference::Ski };
+            let payload = vec![Attachment::new(
+                "p@as4gw",
+                "application/gzip",
+                (0..size).map(|i| (i % 251) as u8).collect(),
+            )];
+            let cfg = SenderConfig {
+                suite,
+                signer,
+                token_type: TokenType::X509v3,
+                recipient: Some(rcpt),
+                recipient_reference: KeyReference::Ski,
+            };
             g.throughput(Throughput::Bytes(size as u64));
             g.sample_size(if size > 100_000 { 20 } else { 50 });
             g.bench_with_input(BenchmarkId::new("sign_encrypt", size), &size, |b, _| {
-                b.iter(|| secure_outbound(&AwsLc, MESSAGING, payload.clone(), &cfg).expect("secure"))
+                b.iter(|| {
+                    secure_outbound(&AwsLc, MESSAGING, payload.clone(), &cfg).expect("secure")
+                })
             });
             let msg = secure_outbound(&AwsLc, MESSAGING, payload.clone(), &cfg).expect("secure");
-            let rx = Receiver { crypto: &AwsLc, trust: &trust, partners: &[], keys: &red_keys, at, policy: InboundPolicy::for_suite(suite) };
+            let rx = Receiver {
+                crypto: &AwsLc,
+                trust: &trust,
+                partners: &[],
+                keys: &red_keys,
+                at,
+                policy: InboundPolicy::for_suite(suite),
+            };
             g.bench_with_input(BenchmarkId::new("decrypt_verify", size), &size, |b, _| {
                 b.iter(|| process_inbound(&rx, &msg.soap, msg.attachments.clone()).expect("verify"))
             });

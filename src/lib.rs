@@ -15,4 +15,5 @@ pub mod pki;
 pub mod pmode;
 pub mod security;
 pub mod store;
+pub mod transport;
 pub mod xml;

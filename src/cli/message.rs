@@ -62,8 +62,30 @@ pub enum Command {
 
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
-        Command::Verify { content_type, key, trust, crl, at, suite, allow_unencrypted, allow_legacy_oaep, out, message } => {
-            let opts = VerifyOpts { content_type, key, trust, crl, at, suite, allow_unencrypted, allow_legacy_oaep, out, message };
+        Command::Verify {
+            content_type,
+            key,
+            trust,
+            crl,
+            at,
+            suite,
+            allow_unencrypted,
+            allow_legacy_oaep,
+            out,
+            message,
+        } => {
+            let opts = VerifyOpts {
+                content_type,
+                key,
+                trust,
+                crl,
+                at,
+                suite,
+                allow_unencrypted,
+                allow_legacy_oaep,
+                out,
+                message,
+            };
             verify(&opts)
         }
     }
@@ -88,20 +110,32 @@ fn read(p: &Path) -> anyhow::Result<Vec<u8>> {
 
 fn own_key(path: &Path) -> anyhow::Result<OwnKey> {
     let bytes = read(path)?;
-    let key = load_private_key(&bytes).with_context(|| format!("loading key {}", path.display()))?;
+    let key =
+        load_private_key(&bytes).with_context(|| format!("loading key {}", path.display()))?;
     let mut certs = load_certificates(&bytes).unwrap_or_default();
     if certs.is_empty() {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let sibling = path.with_file_name(name.replace(".key.pem", ".cert.pem").replace(".key", ".cert"));
+        let sibling = path.with_file_name(
+            name.replace(".key.pem", ".cert.pem")
+                .replace(".key", ".cert"),
+        );
         if sibling != path && sibling.exists() {
-            certs = load_certificates(&read(&sibling)?).with_context(|| format!("loading {}", sibling.display()))?;
+            certs = load_certificates(&read(&sibling)?)
+                .with_context(|| format!("loading {}", sibling.display()))?;
         }
     }
     let Some(pos) = certs.iter().position(|c| key.matches(c)) else {
-        bail!("no certificate for the key {} (put it in the same PEM file or in a sibling .cert.pem)", path.display())
+        bail!(
+            "no certificate for the key {} (put it in the same PEM file or in a sibling .cert.pem)",
+            path.display()
+        )
     };
     let cert = certs.remove(pos);
-    Ok(OwnKey { key, cert, chain: certs })
+    Ok(OwnKey {
+        key,
+        cert,
+        chain: certs,
+    })
 }
 
 fn cert_json(c: &Certificate) -> Value {
@@ -117,13 +151,18 @@ fn cert_json(c: &Certificate) -> Value {
 }
 
 fn text_of(n: Option<Node<'_>>) -> Value {
-    n.map(|n| Value::String(n.text().trim().to_string())).unwrap_or(Value::Null)
+    n.map(|n| Value::String(n.text().trim().to_string()))
+        .unwrap_or(Value::Null)
 }
 
 /// The ebMS header summary (namespace-URI based, whatever the prefixes).
 fn ebms_json(soap: &[u8]) -> Value {
-    let Ok(doc) = Document::parse(soap) else { return Value::Null };
-    let Some(m) = doc.elements().find(|n| n.is(ns::EB, "Messaging")) else { return Value::Null };
+    let Ok(doc) = Document::parse(soap) else {
+        return Value::Null;
+    };
+    let Some(m) = doc.elements().find(|n| n.is(ns::EB, "Messaging")) else {
+        return Value::Null;
+    };
     let (kind, um) = if let Some(u) = m.child(ns::EB, "UserMessage") {
         ("UserMessage", u)
     } else if let Some(s) = m.child(ns::EB, "SignalMessage") {
@@ -154,13 +193,23 @@ fn ebms_json(soap: &[u8]) -> Value {
     let ci = um.child(ns::EB, "CollaborationInfo");
     let hrefs: Vec<Value> = um
         .child(ns::EB, "PayloadInfo")
-        .map(|p| p.children_named(ns::EB, "PartInfo").filter_map(|x| x.attr(None, "href")).map(|h| json!(h)).collect())
+        .map(|p| {
+            p.children_named(ns::EB, "PartInfo")
+                .filter_map(|x| x.attr(None, "href"))
+                .map(|h| json!(h))
+                .collect()
+        })
         .unwrap_or_default();
     let props: serde_json::Map<String, Value> = um
         .child(ns::EB, "MessageProperties")
         .map(|p| {
             p.children_named(ns::EB, "Property")
-                .map(|x| (x.attr(None, "name").unwrap_or("").to_string(), json!(x.text().trim())))
+                .map(|x| {
+                    (
+                        x.attr(None, "name").unwrap_or("").to_string(),
+                        json!(x.text().trim()),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -180,7 +229,16 @@ fn ebms_json(soap: &[u8]) -> Value {
 }
 
 fn safe_name(cid: &str) -> String {
-    let s: String = cid.chars().map(|c| if c.is_ascii_alphanumeric() || "._-@".contains(c) { c } else { '_' }).collect();
+    let s: String = cid
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     if s.is_empty() || s.starts_with('.') {
         format!("part_{s}")
     } else {
@@ -190,7 +248,8 @@ fn safe_name(cid: &str) -> String {
 
 fn verify(o: &VerifyOpts) -> anyhow::Result<ExitCode> {
     let at = match &o.at {
-        Some(s) => OffsetDateTime::parse(s, &Rfc3339).with_context(|| format!("--at {s:?} is not RFC 3339"))?,
+        Some(s) => OffsetDateTime::parse(s, &Rfc3339)
+            .with_context(|| format!("--at {s:?} is not RFC 3339"))?,
         None => OffsetDateTime::now_utc(),
     };
     let suite = match o.suite.as_deref() {
@@ -199,35 +258,57 @@ fn verify(o: &VerifyOpts) -> anyhow::Result<ExitCode> {
         Some("2.0") => Some(Suite::Edelivery20),
         Some(other) => bail!("--suite must be 1.15 or 2.0, not {other:?}"),
     };
-    let keys = o.key.iter().map(|p| own_key(p)).collect::<anyhow::Result<Vec<_>>>()?;
+    let keys = o
+        .key
+        .iter()
+        .map(|p| own_key(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut trust = TrustStore::new();
     let mut partners = Vec::new();
     for p in &o.trust {
         let bytes = read(p)?;
-        trust.add_file_contents(&bytes).with_context(|| format!("loading {}", p.display()))?;
+        trust
+            .add_file_contents(&bytes)
+            .with_context(|| format!("loading {}", p.display()))?;
         partners.extend(load_certificates(&bytes).unwrap_or_default());
     }
     for p in &o.crl {
-        trust.add_crl(&read(p)?).with_context(|| format!("loading CRL {}", p.display()))?;
+        trust
+            .add_crl(&read(p)?)
+            .with_context(|| format!("loading CRL {}", p.display()))?;
     }
     let raw = read(&o.message)?;
-    let cap = parse_capture(&raw, o.content_type.as_deref()).with_context(|| format!("reading {}", o.message.display()))?;
+    let cap = parse_capture(&raw, o.content_type.as_deref())
+        .with_context(|| format!("reading {}", o.message.display()))?;
     let policy = InboundPolicy {
         suite,
         require_signature: true,
         require_encryption: !o.allow_unencrypted,
         allow_legacy_oaep: o.allow_legacy_oaep,
     };
-    let rx = Receiver { crypto: &AwsLc, trust: &trust, partners: &partners, keys: &keys, at, policy };
+    let rx = Receiver {
+        crypto: &AwsLc,
+        trust: &trust,
+        partners: &partners,
+        keys: &keys,
+        at,
+        policy,
+    };
     let result = process_inbound(&rx, &cap.soap, cap.attachments.clone());
     let mut out = serde_json::Map::new();
     out.insert("ok".into(), json!(result.is_ok()));
     if let Err(e) = &result {
         out.insert("ebms_code".into(), json!(e.ebms_code().code()));
-        out.insert("short_description".into(), json!(e.ebms_code().short_description()));
+        out.insert(
+            "short_description".into(),
+            json!(e.ebms_code().short_description()),
+        );
         out.insert("reason".into(), json!(e.to_string()));
     }
-    out.insert("checked_at".into(), json!(at.format(&Rfc3339).unwrap_or_default()));
+    out.insert(
+        "checked_at".into(),
+        json!(at.format(&Rfc3339).unwrap_or_default()),
+    );
     out.insert("ebms".into(), ebms_json(&cap.soap));
     let mut parts_json = Vec::new();
     match inspect_message(&rx, &cap.soap, &cap.attachments) {
@@ -298,7 +379,15 @@ fn verify(o: &VerifyOpts) -> anyhow::Result<ExitCode> {
     {
         use std::io::Write;
         // a closed pipe (`| head`) is not an error worth a panic
-        let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&Value::Object(out))?);
+        let _ = writeln!(
+            std::io::stdout(),
+            "{}",
+            serde_json::to_string_pretty(&Value::Object(out))?
+        );
     }
-    Ok(if result.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if result.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

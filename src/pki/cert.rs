@@ -54,7 +54,11 @@ pub struct CertName {
 
 impl fmt::Display for CertName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[subject \"{}\", serial {}, sha256 {}]", self.subject, self.serial, self.sha256)
+        write!(
+            f,
+            "[subject \"{}\", serial {}, sha256 {}]",
+            self.subject, self.serial, self.sha256
+        )
     }
 }
 
@@ -105,14 +109,28 @@ pub fn load_certificates(bytes: &[u8]) -> Result<Vec<Certificate>, PkiError> {
 impl Certificate {
     /// Parses one DER certificate (trailing bytes are refused).
     pub fn from_der(der_bytes: &[u8]) -> Result<Self, PkiError> {
-        let (rest, x) = X509Certificate::from_der(der_bytes).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+        let (rest, x) = X509Certificate::from_der(der_bytes)
+            .map_err(|e| PkiError::BadCertificate(e.to_string()))?;
         if !rest.is_empty() {
-            return Err(PkiError::BadCertificate("trailing bytes after certificate".into()));
+            return Err(PkiError::BadCertificate(
+                "trailing bytes after certificate".into(),
+            ));
         }
         let der_bytes = &der_bytes[..der_bytes.len() - rest.len()];
         let spki = x.tbs_certificate.subject_pki.raw.to_vec();
-        let public_key = x.tbs_certificate.subject_pki.subject_public_key.data.to_vec();
-        let alg = x.tbs_certificate.subject_pki.algorithm.algorithm.as_bytes().to_vec();
+        let public_key = x
+            .tbs_certificate
+            .subject_pki
+            .subject_public_key
+            .data
+            .to_vec();
+        let alg = x
+            .tbs_certificate
+            .subject_pki
+            .algorithm
+            .algorithm
+            .as_bytes()
+            .to_vec();
         let key_type = if alg == der::OID_RSA {
             KeyType::Rsa
         } else if alg == der::OID_ED25519 {
@@ -160,12 +178,17 @@ impl Certificate {
         if ski.is_empty() {
             // RFC 5280 §4.2.1.2 method (1): SHA-1 of the subjectPublicKey bits, which is also
             // what WSS X.509 Token Profile §3.2.1 prescribes for certificates without the extension.
-            ski = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &public_key)
-                .as_ref()
-                .to_vec();
+            ski = aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+                &public_key,
+            )
+            .as_ref()
+            .to_vec();
         }
         let mut sha256 = [0u8; 32];
-        sha256.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der_bytes).as_ref());
+        sha256.copy_from_slice(
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der_bytes).as_ref(),
+        );
         Ok(Certificate {
             der: der_bytes.to_vec(),
             subject: x.subject().to_string(),
@@ -204,7 +227,12 @@ impl Certificate {
     }
     /// Serial number in hex (leading zero bytes stripped).
     pub fn serial_hex(&self) -> String {
-        let s: Vec<u8> = self.serial.iter().copied().skip_while(|b| *b == 0).collect();
+        let s: Vec<u8> = self
+            .serial
+            .iter()
+            .copied()
+            .skip_while(|b| *b == 0)
+            .collect();
         if s.is_empty() {
             "00".into()
         } else {
@@ -251,7 +279,11 @@ impl Certificate {
     }
     /// How errors name this certificate.
     pub fn name(&self) -> CertName {
-        CertName { subject: self.subject.clone(), serial: self.serial_hex(), sha256: self.sha256_hex() }
+        CertName {
+            subject: self.subject.clone(),
+            serial: self.serial_hex(),
+            sha256: self.sha256_hex(),
+        }
     }
     /// True when `at` is inside the validity period.
     pub fn valid_at(&self, at: OffsetDateTime) -> bool {
@@ -261,7 +293,8 @@ impl Certificate {
     /// DNs are compared as sets of `TYPE=value` pairs, case-insensitive on types and trimmed,
     /// because Java (RFC 2253, reversed order) and x509-parser render them differently.
     pub fn matches_issuer_serial(&self, issuer_dn: &str, serial_decimal: &str) -> bool {
-        let serial_ok = serial_decimal.trim().trim_start_matches('0') == self.serial_decimal().trim_start_matches('0');
+        let serial_ok = serial_decimal.trim().trim_start_matches('0')
+            == self.serial_decimal().trim_start_matches('0');
         serial_ok && normalize_dn(issuer_dn) == normalize_dn(&self.issuer)
     }
 }
@@ -329,12 +362,21 @@ mod tests {
     fn decimal() {
         assert_eq!(decimal_from_be(&[0x01, 0x00]), "256");
         assert_eq!(decimal_from_be(&[0x00]), "0");
-        assert_eq!(decimal_from_be(&[0xff, 0xff, 0xff, 0xff, 0xff]), "1099511627775");
+        assert_eq!(
+            decimal_from_be(&[0xff, 0xff, 0xff, 0xff, 0xff]),
+            "1099511627775"
+        );
     }
 
     #[test]
     fn dn_normalisation() {
-        assert_eq!(normalize_dn("CN=blue_gw, O=eDelivery,C=BE"), normalize_dn("C=BE,O=eDelivery,CN=blue_gw"));
-        assert_ne!(normalize_dn("CN=red_gw,O=eDelivery,C=BE"), normalize_dn("C=BE,O=eDelivery,CN=blue_gw"));
+        assert_eq!(
+            normalize_dn("CN=blue_gw, O=eDelivery,C=BE"),
+            normalize_dn("C=BE,O=eDelivery,CN=blue_gw")
+        );
+        assert_ne!(
+            normalize_dn("CN=red_gw,O=eDelivery,C=BE"),
+            normalize_dn("C=BE,O=eDelivery,CN=blue_gw")
+        );
     }
 }

@@ -109,7 +109,9 @@ pub fn parse_spki(spki: &[u8]) -> Option<(&[u8], &[u8])> {
         return None;
     }
     let items = read_all(outer.value)?;
-    let [alg, key] = items.as_slice() else { return None };
+    let [alg, key] = items.as_slice() else {
+        return None;
+    };
     if alg.tag != 0x30 || key.tag != 0x03 {
         return None;
     }
@@ -139,7 +141,10 @@ pub fn parse_pkcs8(der: &[u8]) -> Option<(&[u8], &[u8])> {
     }
     let items = read_all(outer.value)?;
     let alg = items.get(1).filter(|t| t.tag == 0x30)?;
-    let oid = read_all(alg.value)?.into_iter().next().filter(|t| t.tag == 0x06)?;
+    let oid = read_all(alg.value)?
+        .into_iter()
+        .next()
+        .filter(|t| t.tag == 0x06)?;
     let key = items.get(2).filter(|t| t.tag == 0x04)?;
     Some((oid.value, key.value))
 }

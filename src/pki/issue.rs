@@ -41,22 +41,39 @@ pub fn issue_x25519(
         return Err(PkiError::BadKey("the issuing key must be Ed25519".into()));
     };
     if issuer.key_type() != KeyType::Ed25519 || !issuer_key.matches(issuer) {
-        return Err(PkiError::BadKey("issuer key and certificate do not match".into()));
+        return Err(PkiError::BadKey(
+            "issuer key and certificate do not match".into(),
+        ));
     }
     if public.len() != 32 || serial.is_empty() || serial.len() > 20 {
-        return Err(PkiError::BadKey("X25519 key must be 32 bytes, serial 1..20 bytes".into()));
+        return Err(PkiError::BadKey(
+            "X25519 key must be 32 bytes, serial 1..20 bytes".into(),
+        ));
     }
     let mut serial = serial.to_vec();
     if serial[0] & 0x80 != 0 {
         serial.insert(0, 0);
     }
     let alg = seq(&[&tlv(0x06, OID_ED25519)]);
-    let cn = seq(&[&tlv(0x06, &[0x55, 0x04, 0x03]), &tlv(0x0c, common_name.as_bytes())]);
+    let cn = seq(&[
+        &tlv(0x06, &[0x55, 0x04, 0x03]),
+        &tlv(0x0c, common_name.as_bytes()),
+    ]);
     let subject = seq(&[&tlv(0x31, &cn)]);
-    let ku = seq(&[&tlv(0x06, &[0x55, 0x1d, 0x0f]), &[0x01, 0x01, 0xff], &tlv(0x04, &[0x03, 0x02, 0x03, 0x08])]);
+    let ku = seq(&[
+        &tlv(0x06, &[0x55, 0x1d, 0x0f]),
+        &[0x01, 0x01, 0xff],
+        &tlv(0x04, &[0x03, 0x02, 0x03, 0x08]),
+    ]);
     let ski_val = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, public);
-    let ski = seq(&[&tlv(0x06, &[0x55, 0x1d, 0x0e]), &tlv(0x04, &tlv(0x04, ski_val.as_ref()))]);
-    let aki = seq(&[&tlv(0x06, &[0x55, 0x1d, 0x23]), &tlv(0x04, &seq(&[&tlv(0x80, issuer.ski())]))]);
+    let ski = seq(&[
+        &tlv(0x06, &[0x55, 0x1d, 0x0e]),
+        &tlv(0x04, &tlv(0x04, ski_val.as_ref())),
+    ]);
+    let aki = seq(&[
+        &tlv(0x06, &[0x55, 0x1d, 0x23]),
+        &tlv(0x04, &seq(&[&tlv(0x80, issuer.ski())])),
+    ]);
     let tbs = seq(&[
         &tlv(0xa0, &tlv(0x02, &[2])),
         &tlv(0x02, &serial),

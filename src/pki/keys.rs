@@ -7,7 +7,9 @@
 
 use aws_lc_rs::agreement;
 use aws_lc_rs::rsa::PrivateDecryptingKey;
-use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+use aws_lc_rs::signature::{
+    EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING,
+};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivateKeyDer;
 use zeroize::Zeroizing;
@@ -22,7 +24,10 @@ pub struct PrivateKey {
 }
 
 pub(crate) enum KeyInner {
-    Rsa { pair: RsaKeyPair, decrypt: PrivateDecryptingKey },
+    Rsa {
+        pair: RsaKeyPair,
+        decrypt: PrivateDecryptingKey,
+    },
     Ed25519(Ed25519KeyPair),
     X25519(agreement::PrivateKey),
     P256(EcdsaKeyPair),
@@ -30,15 +35,25 @@ pub(crate) enum KeyInner {
 
 impl std::fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PrivateKey({}, secret redacted)", self.key_type().as_str())
+        write!(
+            f,
+            "PrivateKey({}, secret redacted)",
+            self.key_type().as_str()
+        )
     }
 }
 
 /// Loads a private key from PEM (first key block) or DER bytes.
 pub fn load_private_key(bytes: &[u8]) -> Result<PrivateKey, PkiError> {
-    let trimmed = bytes.iter().skip_while(|b| b.is_ascii_whitespace()).take(11).copied().collect::<Vec<_>>();
+    let trimmed = bytes
+        .iter()
+        .skip_while(|b| b.is_ascii_whitespace())
+        .take(11)
+        .copied()
+        .collect::<Vec<_>>();
     if trimmed.starts_with(b"-----BEGIN") {
-        let key = PrivateKeyDer::from_pem_slice(bytes).map_err(|_| PkiError::BadKey("no private key PEM block".into()))?;
+        let key = PrivateKeyDer::from_pem_slice(bytes)
+            .map_err(|_| PkiError::BadKey("no private key PEM block".into()))?;
         let (kind, der) = match &key {
             PrivateKeyDer::Pkcs8(k) => (Enc::Pkcs8, Zeroizing::new(k.secret_pkcs8_der().to_vec())),
             PrivateKeyDer::Pkcs1(k) => (Enc::Pkcs1, Zeroizing::new(k.secret_pkcs1_der().to_vec())),
@@ -75,27 +90,37 @@ impl PrivateKey {
                 Self::rsa_from_pkcs8(&pkcs8)
             }
             Enc::Sec1 => EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_ASN1_SIGNING, der)
-                .map(|k| PrivateKey { inner: KeyInner::P256(k) })
+                .map(|k| PrivateKey {
+                    inner: KeyInner::P256(k),
+                })
                 .map_err(|_| bad("SEC1 key is not a P-256 key")),
             Enc::Pkcs8 => {
-                let (oid, inner) = der::parse_pkcs8(der).ok_or_else(|| bad("not a PKCS#8 PrivateKeyInfo"))?;
+                let (oid, inner) =
+                    der::parse_pkcs8(der).ok_or_else(|| bad("not a PKCS#8 PrivateKeyInfo"))?;
                 match oid {
                     o if o == der::OID_RSA => Self::rsa_from_pkcs8(der),
                     o if o == der::OID_ED25519 => Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
-                        .map(|k| PrivateKey { inner: KeyInner::Ed25519(k) })
+                        .map(|k| PrivateKey {
+                            inner: KeyInner::Ed25519(k),
+                        })
                         .map_err(|_| bad("Ed25519 PKCS#8 rejected")),
                     o if o == der::OID_X25519 => {
                         // RFC 8410: privateKey is an OCTET STRING holding the 32-byte scalar.
-                        let (t, _) = der::read_tlv(inner).ok_or_else(|| bad("X25519 key malformed"))?;
+                        let (t, _) =
+                            der::read_tlv(inner).ok_or_else(|| bad("X25519 key malformed"))?;
                         if t.tag != 0x04 || t.value.len() != 32 {
                             return Err(bad("X25519 key malformed"));
                         }
                         agreement::PrivateKey::from_private_key(&agreement::X25519, t.value)
-                            .map(|k| PrivateKey { inner: KeyInner::X25519(k) })
+                            .map(|k| PrivateKey {
+                                inner: KeyInner::X25519(k),
+                            })
                             .map_err(|_| bad("X25519 key rejected"))
                     }
                     _ => EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, der)
-                        .map(|k| PrivateKey { inner: KeyInner::P256(k) })
+                        .map(|k| PrivateKey {
+                            inner: KeyInner::P256(k),
+                        })
                         .map_err(|_| bad("unsupported PKCS#8 key algorithm")),
                 }
             }
@@ -103,10 +128,13 @@ impl PrivateKey {
     }
 
     fn rsa_from_pkcs8(pkcs8: &[u8]) -> Result<Self, PkiError> {
-        let pair = RsaKeyPair::from_pkcs8(pkcs8).map_err(|e| PkiError::BadKey(format!("RSA key rejected: {e}")))?;
-        let decrypt =
-            PrivateDecryptingKey::from_pkcs8(pkcs8).map_err(|e| PkiError::BadKey(format!("RSA key rejected: {e}")))?;
-        Ok(PrivateKey { inner: KeyInner::Rsa { pair, decrypt } })
+        let pair = RsaKeyPair::from_pkcs8(pkcs8)
+            .map_err(|e| PkiError::BadKey(format!("RSA key rejected: {e}")))?;
+        let decrypt = PrivateDecryptingKey::from_pkcs8(pkcs8)
+            .map_err(|e| PkiError::BadKey(format!("RSA key rejected: {e}")))?;
+        Ok(PrivateKey {
+            inner: KeyInner::Rsa { pair, decrypt },
+        })
     }
 
     /// Generates a fresh key (tests, demo PKI). RSA keys are 2048 bits.
@@ -117,19 +145,27 @@ impl PrivateKey {
         Ok(match kind {
             KeyType::Rsa => {
                 let pair = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(e)?;
-                let pkcs8 = aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair).map_err(e)?;
+                let pkcs8 =
+                    aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair)
+                        .map_err(e)?;
                 return Self::rsa_from_pkcs8(pkcs8.as_ref());
             }
-            KeyType::Ed25519 => PrivateKey { inner: KeyInner::Ed25519(Ed25519KeyPair::generate().map_err(e)?) },
+            KeyType::Ed25519 => PrivateKey {
+                inner: KeyInner::Ed25519(Ed25519KeyPair::generate().map_err(e)?),
+            },
             KeyType::X25519 => PrivateKey {
-                inner: KeyInner::X25519(agreement::PrivateKey::generate(&agreement::X25519).map_err(e)?),
+                inner: KeyInner::X25519(
+                    agreement::PrivateKey::generate(&agreement::X25519).map_err(e)?,
+                ),
             },
             KeyType::P256 => {
                 let rng = aws_lc_rs::rand::SystemRandom::new();
-                let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).map_err(e)?;
+                let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+                    .map_err(e)?;
                 PrivateKey {
                     inner: KeyInner::P256(
-                        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, doc.as_ref()).map_err(e)?,
+                        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, doc.as_ref())
+                            .map_err(e)?,
                     ),
                 }
             }
@@ -144,7 +180,10 @@ impl PrivateKey {
             PkiError::BadKey("cannot encode key".into())
         }
         Ok(Zeroizing::new(match &self.inner {
-            KeyInner::Rsa { pair, .. } => AsDer::<Pkcs8V1Der>::as_der(pair).map_err(e)?.as_ref().to_vec(),
+            KeyInner::Rsa { pair, .. } => AsDer::<Pkcs8V1Der>::as_der(pair)
+                .map_err(e)?
+                .as_ref()
+                .to_vec(),
             KeyInner::Ed25519(k) => k.to_pkcs8v1().map_err(e)?.as_ref().to_vec(),
             KeyInner::X25519(k) => {
                 // aws-lc-rs does not encode X25519 keys as PKCS#8; RFC 8410 §7 is simple enough.
@@ -174,7 +213,10 @@ impl PrivateKey {
         match &self.inner {
             KeyInner::Rsa { pair, .. } => pair.public_key().as_ref().to_vec(),
             KeyInner::Ed25519(k) => k.public_key().as_ref().to_vec(),
-            KeyInner::X25519(k) => k.compute_public_key().map(|p| p.as_ref().to_vec()).unwrap_or_default(),
+            KeyInner::X25519(k) => k
+                .compute_public_key()
+                .map(|p| p.as_ref().to_vec())
+                .unwrap_or_default(),
             KeyInner::P256(k) => k.public_key().as_ref().to_vec(),
         }
     }

@@ -35,13 +35,28 @@ pub enum PkiError {
     #[error("private key rejected: {0}")]
     BadKey(String),
     #[error("certificate {cert} expired at {not_after} (checked at {at})")]
-    Expired { cert: CertName, not_after: String, at: String },
+    Expired {
+        cert: CertName,
+        not_after: String,
+        at: String,
+    },
     #[error("certificate {cert} is not valid before {not_before} (checked at {at})")]
-    NotYetValid { cert: CertName, not_before: String, at: String },
+    NotYetValid {
+        cert: CertName,
+        not_before: String,
+        at: String,
+    },
     #[error("certificate {cert} lacks key usage {needed}")]
-    KeyUsage { cert: CertName, needed: &'static str },
+    KeyUsage {
+        cert: CertName,
+        needed: &'static str,
+    },
     #[error("certificate {cert} has key type {found}, expected {expected}")]
-    WrongKeyType { cert: CertName, found: &'static str, expected: &'static str },
+    WrongKeyType {
+        cert: CertName,
+        found: &'static str,
+        expected: &'static str,
+    },
     #[error("certificate {cert} is revoked")]
     Revoked { cert: CertName },
     #[error("certificate {cert} is not trusted: {reason}")]

@@ -17,8 +17,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
 use time::OffsetDateTime;
 use webpki::{
-    CertRevocationList, EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeIdIter, OwnedCertRevocationList,
-    RevocationCheckDepth, RevocationOptionsBuilder, UnknownStatusPolicy,
+    CertRevocationList, EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeIdIter,
+    OwnedCertRevocationList, RevocationCheckDepth, RevocationOptionsBuilder, UnknownStatusPolicy,
 };
 
 use super::cert::{Certificate, KeyType};
@@ -118,20 +118,29 @@ impl TrustStore {
     pub fn add_crl(&mut self, bytes: &[u8]) -> Result<&mut Self, PkiError> {
         let ders: Vec<Vec<u8>> = if bytes.windows(10).take(4096).any(|w| w == b"-----BEGIN") {
             CertificateRevocationListDer::pem_slice_iter(bytes)
-                .map(|r| r.map(|c| c.as_ref().to_vec()).map_err(|e| PkiError::BadCrl(e.to_string())))
+                .map(|r| {
+                    r.map(|c| c.as_ref().to_vec())
+                        .map_err(|e| PkiError::BadCrl(e.to_string()))
+                })
                 .collect::<Result<_, _>>()?
         } else {
             vec![bytes.to_vec()]
         };
         for der in ders {
-            self.crls.push(OwnedCertRevocationList::from_der(&der).map_err(|e| PkiError::BadCrl(format!("{e:?}")))?);
+            self.crls.push(
+                OwnedCertRevocationList::from_der(&der)
+                    .map_err(|e| PkiError::BadCrl(format!("{e:?}")))?,
+            );
         }
         Ok(self)
     }
     /// All certificates this store knows (pinned first, then anchors, then intermediates):
     /// the candidates for resolving SKI / IssuerSerial key references.
     pub fn known_certificates(&self) -> impl Iterator<Item = &Certificate> {
-        self.pinned.iter().chain(self.anchors.iter()).chain(self.intermediates.iter())
+        self.pinned
+            .iter()
+            .chain(self.anchors.iter())
+            .chain(self.intermediates.iter())
     }
 
     /// Decides whether `leaf` (presented with `chain`, e.g. from a PKIPath token) is trusted for
@@ -145,7 +154,11 @@ impl TrustStore {
     ) -> Result<TrustPath, PkiError> {
         let name = leaf.name();
         if at > leaf.not_after() {
-            return Err(PkiError::Expired { cert: name, not_after: leaf.not_after().to_string(), at: at.to_string() });
+            return Err(PkiError::Expired {
+                cert: name,
+                not_after: leaf.not_after().to_string(),
+                at: at.to_string(),
+            });
         }
         if at < leaf.not_before() {
             return Err(PkiError::NotYetValid {
@@ -155,16 +168,31 @@ impl TrustStore {
             });
         }
         check_purpose(leaf, purpose)?;
-        if self.pinned.iter().any(|p| p.sha256_fingerprint() == leaf.sha256_fingerprint()) {
+        if self
+            .pinned
+            .iter()
+            .any(|p| p.sha256_fingerprint() == leaf.sha256_fingerprint())
+        {
             return Ok(TrustPath::Pinned);
         }
-        if self.anchors.iter().any(|p| p.sha256_fingerprint() == leaf.sha256_fingerprint()) {
+        if self
+            .anchors
+            .iter()
+            .any(|p| p.sha256_fingerprint() == leaf.sha256_fingerprint())
+        {
             return Ok(TrustPath::Anchor);
         }
         if self.anchors.is_empty() {
-            return Err(PkiError::Untrusted { cert: name, reason: "not pinned and no trust anchors configured".into() });
+            return Err(PkiError::Untrusted {
+                cert: name,
+                reason: "not pinned and no trust anchors configured".into(),
+            });
         }
-        let anchor_ders: Vec<CertificateDer<'_>> = self.anchors.iter().map(|c| CertificateDer::from(c.der())).collect();
+        let anchor_ders: Vec<CertificateDer<'_>> = self
+            .anchors
+            .iter()
+            .map(|c| CertificateDer::from(c.der()))
+            .collect();
         let anchors = anchor_ders
             .iter()
             .filter_map(|d| webpki::anchor_from_trusted_cert(d).ok())
@@ -176,10 +204,15 @@ impl TrustStore {
             .map(|c| CertificateDer::from(c.der()))
             .collect();
         let leaf_der = CertificateDer::from(leaf.der());
-        let ee = EndEntityCert::try_from(&leaf_der)
-            .map_err(|e| PkiError::Untrusted { cert: leaf.name(), reason: format!("{e:?}") })?;
-        let crl_refs: Vec<CertRevocationList<'_>> =
-            self.crls.iter().map(|c| CertRevocationList::Owned(c.clone())).collect();
+        let ee = EndEntityCert::try_from(&leaf_der).map_err(|e| PkiError::Untrusted {
+            cert: leaf.name(),
+            reason: format!("{e:?}"),
+        })?;
+        let crl_refs: Vec<CertRevocationList<'_>> = self
+            .crls
+            .iter()
+            .map(|c| CertRevocationList::Owned(c.clone()))
+            .collect();
         let crl_ptrs: Vec<&CertRevocationList<'_>> = crl_refs.iter().collect();
         let revocation = if crl_ptrs.is_empty() {
             None
@@ -202,13 +235,18 @@ impl TrustStore {
             )
             .map_err(|e| match e {
                 webpki::Error::CertRevoked => PkiError::Revoked { cert: leaf.name() },
-                other => PkiError::Untrusted { cert: leaf.name(), reason: format!("{other:?}") },
+                other => PkiError::Untrusted {
+                    cert: leaf.name(),
+                    reason: format!("{other:?}"),
+                },
             })?;
         let anchor_spki = path.anchor().subject_public_key_info.as_ref().to_vec();
         let anchor_subject = self
             .anchors
             .iter()
-            .find(|a| a.spki().ends_with(&anchor_spki) || strip_seq(a.spki()) == anchor_spki.as_slice())
+            .find(|a| {
+                a.spki().ends_with(&anchor_spki) || strip_seq(a.spki()) == anchor_spki.as_slice()
+            })
             .map(|a| a.subject().to_string())
             .unwrap_or_default();
         Ok(TrustPath::Chain { anchor_subject })
@@ -217,7 +255,9 @@ impl TrustStore {
 
 /// webpki stores the SPKI without its outer SEQUENCE header.
 fn strip_seq(spki: &[u8]) -> &[u8] {
-    super::der::read_tlv(spki).map(|(t, _)| t.value).unwrap_or(spki)
+    super::der::read_tlv(spki)
+        .map(|(t, _)| t.value)
+        .unwrap_or(spki)
 }
 
 /// Key type and keyUsage bits for the purpose (RFC 5280 §4.2.1.3; digest §3.2, §4.2).
@@ -225,7 +265,10 @@ pub fn check_purpose(cert: &Certificate, purpose: Purpose) -> Result<(), PkiErro
     let ku = cert.key_usage();
     match purpose {
         Purpose::Signing => {
-            if !matches!(cert.key_type(), KeyType::Rsa | KeyType::Ed25519 | KeyType::P256) {
+            if !matches!(
+                cert.key_type(),
+                KeyType::Rsa | KeyType::Ed25519 | KeyType::P256
+            ) {
                 return Err(PkiError::WrongKeyType {
                     cert: cert.name(),
                     found: cert.key_type().as_str(),
@@ -234,7 +277,10 @@ pub fn check_purpose(cert: &Certificate, purpose: Purpose) -> Result<(), PkiErro
             }
             if let Some(k) = ku {
                 if !(k.digital_signature || k.non_repudiation) {
-                    return Err(PkiError::KeyUsage { cert: cert.name(), needed: "digitalSignature" });
+                    return Err(PkiError::KeyUsage {
+                        cert: cert.name(),
+                        needed: "digitalSignature",
+                    });
                 }
             }
         }
@@ -242,14 +288,20 @@ pub fn check_purpose(cert: &Certificate, purpose: Purpose) -> Result<(), PkiErro
             KeyType::Rsa => {
                 if let Some(k) = ku {
                     if !k.key_encipherment {
-                        return Err(PkiError::KeyUsage { cert: cert.name(), needed: "keyEncipherment" });
+                        return Err(PkiError::KeyUsage {
+                            cert: cert.name(),
+                            needed: "keyEncipherment",
+                        });
                     }
                 }
             }
             KeyType::X25519 | KeyType::P256 => {
                 if let Some(k) = ku {
                     if !k.key_agreement {
-                        return Err(PkiError::KeyUsage { cert: cert.name(), needed: "keyAgreement" });
+                        return Err(PkiError::KeyUsage {
+                            cert: cert.name(),
+                            needed: "keyAgreement",
+                        });
                     }
                 }
             }

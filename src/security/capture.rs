@@ -52,7 +52,10 @@ fn split_headers(bytes: &[u8]) -> Option<(Vec<(String, String)>, &[u8])> {
     }
     let headers = lines
         .iter()
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        })
         .collect();
     Some((headers, &bytes[i..]))
 }
@@ -75,33 +78,54 @@ pub fn content_type_param(ct: &str, name: &str) -> Option<String> {
 /// Parses a capture. `content_type` overrides (and is required for a raw multipart body that
 /// does not start with its MIME headers).
 pub fn parse_capture(bytes: &[u8], content_type: Option<&str>) -> Result<Captured, SecurityError> {
-    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(0);
     let trimmed = &bytes[start..];
     let bom_free = trimmed.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(trimmed);
     let (ct, body): (Option<String>, &[u8]) = match content_type {
         Some(ct) => (Some(ct.to_string()), bytes),
         None if bom_free.starts_with(b"<") => (None, bytes),
         None => {
-            let (h, body) = split_headers(trimmed).ok_or_else(|| bad("no header block and no XML"))?;
+            let (h, body) =
+                split_headers(trimmed).ok_or_else(|| bad("no header block and no XML"))?;
             (header(&h, "content-type").map(str::to_string), body)
         }
     };
-    let is_multipart = ct.as_deref().is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("multipart/"));
+    let is_multipart = ct.as_deref().is_some_and(|c| {
+        c.trim_start()
+            .to_ascii_lowercase()
+            .starts_with("multipart/")
+    });
     if !is_multipart {
-        return Ok(Captured { content_type: ct, soap: body.to_vec(), attachments: Vec::new() });
+        return Ok(Captured {
+            content_type: ct,
+            soap: body.to_vec(),
+            attachments: Vec::new(),
+        });
     }
     let ct_s = ct.clone().unwrap_or_default();
-    let boundary = content_type_param(&ct_s, "boundary").ok_or_else(|| bad("multipart without boundary"))?;
-    let start_cid = content_type_param(&ct_s, "start").map(|s| s.trim_matches(|c| c == '<' || c == '>').to_string());
+    let boundary =
+        content_type_param(&ct_s, "boundary").ok_or_else(|| bad("multipart without boundary"))?;
+    let start_cid = content_type_param(&ct_s, "start")
+        .map(|s| s.trim_matches(|c| c == '<' || c == '>').to_string());
     let parts = split_multipart(body, &boundary)?;
     let mut root: Option<Vec<u8>> = None;
     let mut attachments = Vec::new();
     for (i, (h, content)) in parts.into_iter().enumerate() {
-        let cid = header(&h, "content-id").map(|c| c.trim().trim_matches(|c| c == '<' || c == '>').to_string());
+        let cid = header(&h, "content-id")
+            .map(|c| c.trim().trim_matches(|c| c == '<' || c == '>').to_string());
         let data = match header(&h, "content-transfer-encoding").map(|s| s.to_ascii_lowercase()) {
             Some(e) if e == "base64" => {
-                let clean: Vec<u8> = content.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
-                base64::engine::general_purpose::STANDARD.decode(clean).map_err(|_| bad("bad base64 part"))?
+                let clean: Vec<u8> = content
+                    .iter()
+                    .copied()
+                    .filter(|b| !b.is_ascii_whitespace())
+                    .collect();
+                base64::engine::general_purpose::STANDARD
+                    .decode(clean)
+                    .map_err(|_| bad("bad base64 part"))?
             }
             Some(e) if e == "binary" || e == "8bit" || e == "7bit" => content.to_vec(),
             None => content.to_vec(),
@@ -114,22 +138,38 @@ pub fn parse_capture(bytes: &[u8], content_type: Option<&str>) -> Result<Capture
         if is_root && root.is_none() {
             root = Some(data);
         } else {
-            let mime_type = header(&h, "content-type").unwrap_or("application/octet-stream").to_string();
-            attachments.push(Attachment { content_id: cid.unwrap_or_default(), mime_type, data });
+            let mime_type = header(&h, "content-type")
+                .unwrap_or("application/octet-stream")
+                .to_string();
+            attachments.push(Attachment {
+                content_id: cid.unwrap_or_default(),
+                mime_type,
+                data,
+            });
         }
     }
     let soap = root.ok_or_else(|| bad("no root part"))?;
-    Ok(Captured { content_type: ct, soap, attachments })
+    Ok(Captured {
+        content_type: ct,
+        soap,
+        attachments,
+    })
 }
 
 fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     if needle.is_empty() || from > hay.len() {
         return None;
     }
-    hay[from..].windows(needle.len()).position(|w| w == needle).map(|p| p + from)
+    hay[from..]
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
 }
 
-fn split_multipart<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<(Vec<(String, String)>, &'a [u8])>, SecurityError> {
+fn split_multipart<'a>(
+    body: &'a [u8],
+    boundary: &str,
+) -> Result<Vec<(Vec<(String, String)>, &'a [u8])>, SecurityError> {
     let delim = format!("--{boundary}");
     let d = delim.as_bytes();
     let mut pos = find(body, d, 0).ok_or_else(|| bad("boundary not found"))?;
@@ -177,7 +217,11 @@ mod tests {
     #[test]
     fn plain_soap_and_http_headers() {
         assert_eq!(parse_capture(b"<x/>", None).expect("plain").soap, b"<x/>");
-        let c = parse_capture(b"Server: x\nContent-Type: application/soap+xml\n\n<y/>", None).expect("http");
+        let c = parse_capture(
+            b"Server: x\nContent-Type: application/soap+xml\n\n<y/>",
+            None,
+        )
+        .expect("http");
         assert_eq!(c.soap, b"<y/>");
     }
 }

@@ -55,19 +55,46 @@ pub trait Crypto: Send + Sync {
     /// Ed25519 verification with the raw 32-byte public key.
     fn ed25519_verify(&self, public: &[u8], msg: &[u8], sig: &[u8]) -> Result<(), CryptoError>;
     /// RSA-OAEP encryption to the RSAPublicKey DER `public`.
-    fn rsa_oaep_encrypt(&self, public: &[u8], params: Oaep, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError>;
+    fn rsa_oaep_encrypt(
+        &self,
+        public: &[u8],
+        params: Oaep,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError>;
     /// RSA-OAEP decryption.
-    fn rsa_oaep_decrypt(&self, key: &PrivateKey, params: Oaep, ct: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError>;
+    fn rsa_oaep_decrypt(
+        &self,
+        key: &PrivateKey,
+        params: Oaep,
+        ct: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError>;
     /// Ephemeral-static X25519: returns (ephemeral public key, shared secret).
-    fn x25519_ephemeral(&self, peer_public: &[u8]) -> Result<([u8; 32], Zeroizing<Vec<u8>>), CryptoError>;
+    fn x25519_ephemeral(
+        &self,
+        peer_public: &[u8],
+    ) -> Result<([u8; 32], Zeroizing<Vec<u8>>), CryptoError>;
     /// Static X25519 with our private key.
-    fn x25519_static(&self, key: &PrivateKey, peer_public: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError>;
+    fn x25519_static(
+        &self,
+        key: &PrivateKey,
+        peer_public: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError>;
     /// HKDF-SHA256 (RFC 5869) with any salt (empty allowed) and info (empty allowed).
-    fn hkdf_sha256(&self, ikm: &[u8], salt: &[u8], info: &[u8], len: usize) -> Result<Zeroizing<Vec<u8>>, CryptoError>;
+    fn hkdf_sha256(
+        &self,
+        ikm: &[u8],
+        salt: &[u8],
+        info: &[u8],
+        len: usize,
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError>;
     /// AES-128 key wrap (RFC 3394).
     fn aes128_kw_wrap(&self, kek: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError>;
     /// AES-128 key unwrap (RFC 3394); the integrity check failing is an error.
-    fn aes128_kw_unwrap(&self, kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError>;
+    fn aes128_kw_unwrap(
+        &self,
+        kek: &[u8],
+        wrapped: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError>;
     /// AES-128-GCM seal with a fresh random IV → `IV ‖ CT ‖ TAG`.
     fn aes128_gcm_seal(&self, key: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let mut iv = [0u8; GCM_IV_LEN];
@@ -80,7 +107,12 @@ pub trait Crypto: Send + Sync {
         Ok(out)
     }
     /// AES-128-GCM encryption of `buf` in place with the given IV; returns the tag.
-    fn aes128_gcm_seal_in_place(&self, key: &[u8], iv: &[u8; GCM_IV_LEN], buf: &mut [u8]) -> Result<[u8; GCM_TAG_LEN], CryptoError>;
+    fn aes128_gcm_seal_in_place(
+        &self,
+        key: &[u8],
+        iv: &[u8; GCM_IV_LEN],
+        buf: &mut [u8],
+    ) -> Result<[u8; GCM_TAG_LEN], CryptoError>;
     /// AES-128-GCM open of `IV ‖ CT ‖ TAG`.
     fn aes128_gcm_open(&self, key: &[u8], data: &[u8]) -> Result<Vec<u8>, CryptoError>;
 }
@@ -98,7 +130,8 @@ fn rsa_public(public: &[u8]) -> Result<OaepPublicEncryptingKey, CryptoError> {
             let alg = seq(&[&tlv(0x06, OID_RSA), &[0x05, 0x00]]);
             let mut bits = vec![0u8];
             bits.extend_from_slice(public);
-            PublicEncryptingKey::from_der(&seq(&[&alg, &tlv(0x03, &bits)])).map_err(|_| CryptoError)?
+            PublicEncryptingKey::from_der(&seq(&[&alg, &tlv(0x03, &bits)]))
+                .map_err(|_| CryptoError)?
         }
     };
     OaepPublicEncryptingKey::new(k).map_err(|_| CryptoError)
@@ -123,10 +156,17 @@ impl Crypto for AwsLc {
     }
 
     fn rsa_sha256_sign(&self, key: &PrivateKey, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let KeyInner::Rsa { pair, .. } = &key.inner else { return Err(CryptoError) };
+        let KeyInner::Rsa { pair, .. } = &key.inner else {
+            return Err(CryptoError);
+        };
         let mut sig = vec![0u8; pair.public_modulus_len()];
-        pair.sign(&signature::RSA_PKCS1_SHA256, &SystemRandom::new(), msg, &mut sig)
-            .map_err(|_| CryptoError)?;
+        pair.sign(
+            &signature::RSA_PKCS1_SHA256,
+            &SystemRandom::new(),
+            msg,
+            &mut sig,
+        )
+        .map_err(|_| CryptoError)?;
         Ok(sig)
     }
 
@@ -137,32 +177,57 @@ impl Crypto for AwsLc {
     }
 
     fn ed25519_sign(&self, key: &PrivateKey, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let KeyInner::Ed25519(k) = &key.inner else { return Err(CryptoError) };
+        let KeyInner::Ed25519(k) = &key.inner else {
+            return Err(CryptoError);
+        };
         Ok(k.sign(msg).as_ref().to_vec())
     }
 
     fn ed25519_verify(&self, public: &[u8], msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
-        UnparsedPublicKey::new(&signature::ED25519, public).verify(msg, sig).map_err(|_| CryptoError)
+        UnparsedPublicKey::new(&signature::ED25519, public)
+            .verify(msg, sig)
+            .map_err(|_| CryptoError)
     }
 
-    fn rsa_oaep_encrypt(&self, public: &[u8], params: Oaep, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    fn rsa_oaep_encrypt(
+        &self,
+        public: &[u8],
+        params: Oaep,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
         let k = rsa_public(public)?;
         let mut out = vec![0u8; k.ciphertext_size()];
-        let n = k.encrypt(oaep_alg(params), plaintext, &mut out, None).map_err(|_| CryptoError)?.len();
+        let n = k
+            .encrypt(oaep_alg(params), plaintext, &mut out, None)
+            .map_err(|_| CryptoError)?
+            .len();
         out.truncate(n);
         Ok(out)
     }
 
-    fn rsa_oaep_decrypt(&self, key: &PrivateKey, params: Oaep, ct: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        let KeyInner::Rsa { decrypt, .. } = &key.inner else { return Err(CryptoError) };
+    fn rsa_oaep_decrypt(
+        &self,
+        key: &PrivateKey,
+        params: Oaep,
+        ct: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let KeyInner::Rsa { decrypt, .. } = &key.inner else {
+            return Err(CryptoError);
+        };
         let k = OaepPrivateDecryptingKey::new(decrypt.clone()).map_err(|_| CryptoError)?;
         let mut out = Zeroizing::new(vec![0u8; k.min_output_size()]);
-        let n = k.decrypt(oaep_alg(params), ct, &mut out, None).map_err(|_| CryptoError)?.len();
+        let n = k
+            .decrypt(oaep_alg(params), ct, &mut out, None)
+            .map_err(|_| CryptoError)?
+            .len();
         out.truncate(n);
         Ok(out)
     }
 
-    fn x25519_ephemeral(&self, peer_public: &[u8]) -> Result<([u8; 32], Zeroizing<Vec<u8>>), CryptoError> {
+    fn x25519_ephemeral(
+        &self,
+        peer_public: &[u8],
+    ) -> Result<([u8; 32], Zeroizing<Vec<u8>>), CryptoError> {
         let eph = agreement::PrivateKey::generate(&agreement::X25519).map_err(|_| CryptoError)?;
         let pubk = eph.compute_public_key().map_err(|_| CryptoError)?;
         let mut p = [0u8; 32];
@@ -175,13 +240,25 @@ impl Crypto for AwsLc {
         Ok((p, shared))
     }
 
-    fn x25519_static(&self, key: &PrivateKey, peer_public: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        let KeyInner::X25519(k) = &key.inner else { return Err(CryptoError) };
+    fn x25519_static(
+        &self,
+        key: &PrivateKey,
+        peer_public: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let KeyInner::X25519(k) = &key.inner else {
+            return Err(CryptoError);
+        };
         let peer = agreement::UnparsedPublicKey::new(&agreement::X25519, peer_public);
         agreement::agree(k, peer, CryptoError, |s| Ok(Zeroizing::new(s.to_vec())))
     }
 
-    fn hkdf_sha256(&self, ikm: &[u8], salt: &[u8], info: &[u8], len: usize) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    fn hkdf_sha256(
+        &self,
+        ikm: &[u8],
+        salt: &[u8],
+        info: &[u8],
+        len: usize,
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         struct Len(usize);
         impl aws_lc_rs::hkdf::KeyType for Len {
             fn len(&self) -> usize {
@@ -210,7 +287,11 @@ impl Crypto for AwsLc {
         Ok(out)
     }
 
-    fn aes128_kw_unwrap(&self, kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    fn aes128_kw_unwrap(
+        &self,
+        kek: &[u8],
+        wrapped: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         if kek.len() != 16 || wrapped.len() < 24 {
             return Err(CryptoError);
         }
@@ -221,7 +302,12 @@ impl Crypto for AwsLc {
         Ok(out)
     }
 
-    fn aes128_gcm_seal_in_place(&self, key: &[u8], iv: &[u8; GCM_IV_LEN], buf: &mut [u8]) -> Result<[u8; GCM_TAG_LEN], CryptoError> {
+    fn aes128_gcm_seal_in_place(
+        &self,
+        key: &[u8],
+        iv: &[u8; GCM_IV_LEN],
+        buf: &mut [u8],
+    ) -> Result<[u8; GCM_TAG_LEN], CryptoError> {
         let k = LessSafeKey::new(UnboundKey::new(&AES_128_GCM, key).map_err(|_| CryptoError)?);
         let tag = k
             .seal_in_place_separate_tag(Nonce::assume_unique_for_key(*iv), Aad::empty(), buf)

@@ -21,7 +21,11 @@ pub enum KeyAlgorithm {
     /// RSA-OAEP with the given parameters.
     RsaOaep(Oaep),
     /// X25519 ephemeral-static + HKDF-SHA256 + AES-128 key wrap.
-    X25519HkdfKw { salt: Vec<u8>, info: Vec<u8>, originator: Vec<u8> },
+    X25519HkdfKw {
+        salt: Vec<u8>,
+        info: Vec<u8>,
+        originator: Vec<u8>,
+    },
 }
 
 /// One `xenc:EncryptedKey` as read from the Security header.
@@ -47,26 +51,45 @@ fn dec(msg: &str) -> SecurityError {
 /// Parses an EncryptedKey element.
 pub(crate) fn parse_encrypted_key(ek: Node<'_>) -> Result<EncryptedKeyInfo, SecurityError> {
     let id = ek.id_attributes().next().unwrap_or("").to_string();
-    let em = ek.child(ns::XENC, "EncryptionMethod").ok_or_else(|| dec("EncryptedKey without EncryptionMethod"))?;
+    let em = ek
+        .child(ns::XENC, "EncryptionMethod")
+        .ok_or_else(|| dec("EncryptedKey without EncryptionMethod"))?;
     let method = alg_of(em);
     let key_info = ek.child(ns::DS, "KeyInfo");
     let (algorithm, recipient) = match method {
         m if m == ns::ALG_RSA_OAEP || m == ns::ALG_RSA_OAEP_MGF1P => {
             // XMLEnc 1.1 §5.5.2: DigestMethod defaults to SHA-1; MGF (rsa-oaep only) defaults to MGF1-SHA1.
-            let digest = em.child(ns::DS, "DigestMethod").map(alg_of).unwrap_or("http://www.w3.org/2000/09/xmldsig#sha1");
+            let digest = em
+                .child(ns::DS, "DigestMethod")
+                .map(alg_of)
+                .unwrap_or("http://www.w3.org/2000/09/xmldsig#sha1");
             let mgf = if m == ns::ALG_RSA_OAEP {
-                em.child(ns::XENC11, "MGF").map(alg_of).unwrap_or("http://www.w3.org/2009/xmlenc11#mgf1sha1")
+                em.child(ns::XENC11, "MGF")
+                    .map(alg_of)
+                    .unwrap_or("http://www.w3.org/2009/xmlenc11#mgf1sha1")
             } else {
                 "http://www.w3.org/2009/xmlenc11#mgf1sha1"
             };
-            if em.child(ns::XENC, "OAEPparams").is_some_and(|p| !p.text().trim().is_empty()) {
-                return Err(SecurityError::UnknownAlgorithm { what: "OAEP label", uri: "OAEPparams".into() });
+            if em
+                .child(ns::XENC, "OAEPparams")
+                .is_some_and(|p| !p.text().trim().is_empty())
+            {
+                return Err(SecurityError::UnknownAlgorithm {
+                    what: "OAEP label",
+                    uri: "OAEPparams".into(),
+                });
             }
             let oaep = match (digest, mgf) {
                 (ns::ALG_SHA256, ns::ALG_MGF1_SHA256) => Oaep::Sha256Mgf1Sha256,
-                ("http://www.w3.org/2000/09/xmldsig#sha1", "http://www.w3.org/2009/xmlenc11#mgf1sha1") => Oaep::Sha1Mgf1Sha1,
+                (
+                    "http://www.w3.org/2000/09/xmldsig#sha1",
+                    "http://www.w3.org/2009/xmlenc11#mgf1sha1",
+                ) => Oaep::Sha1Mgf1Sha1,
                 (d, g) => {
-                    return Err(SecurityError::AlgorithmNotAllowed { suite: "any", uri: format!("{m} digest {d} mgf {g}") })
+                    return Err(SecurityError::AlgorithmNotAllowed {
+                        suite: "any",
+                        uri: format!("{m} digest {d} mgf {g}"),
+                    })
                 }
             };
             let r = match key_info {
@@ -77,22 +100,33 @@ pub(crate) fn parse_encrypted_key(ek: Node<'_>) -> Result<EncryptedKeyInfo, Secu
         }
         m if m == ns::ALG_KW_AES128 => {
             let ki = key_info.ok_or_else(|| dec("key wrap without KeyInfo/AgreementMethod"))?;
-            let am = ki.child(ns::XENC, "AgreementMethod").ok_or_else(|| dec("key wrap without AgreementMethod"))?;
+            let am = ki
+                .child(ns::XENC, "AgreementMethod")
+                .ok_or_else(|| dec("key wrap without AgreementMethod"))?;
             if alg_of(am) != ns::ALG_X25519 {
-                return Err(SecurityError::AlgorithmNotAllowed { suite: "any", uri: alg_of(am).to_string() });
+                return Err(SecurityError::AlgorithmNotAllowed {
+                    suite: "any",
+                    uri: alg_of(am).to_string(),
+                });
             }
             let kdm = am
                 .child(ns::XENC11, "KeyDerivationMethod")
                 .ok_or_else(|| dec("AgreementMethod without KeyDerivationMethod"))?;
             if alg_of(kdm) != ns::ALG_HKDF {
-                return Err(SecurityError::AlgorithmNotAllowed { suite: "any", uri: alg_of(kdm).to_string() });
+                return Err(SecurityError::AlgorithmNotAllowed {
+                    suite: "any",
+                    uri: alg_of(kdm).to_string(),
+                });
             }
             let params = kdm
                 .child(ns::DSIG_MORE_2021, "HKDFParams")
                 .ok_or_else(|| dec("HKDF without dsig-more:HKDFParams"))?;
             if let Some(prf) = params.child(ns::DSIG_MORE_2021, "PRF") {
                 if alg_of(prf) != ns::ALG_HMAC_SHA256 {
-                    return Err(SecurityError::AlgorithmNotAllowed { suite: "any", uri: alg_of(prf).to_string() });
+                    return Err(SecurityError::AlgorithmNotAllowed {
+                        suite: "any",
+                        uri: alg_of(prf).to_string(),
+                    });
                 }
             }
             if let Some(kl) = params.child(ns::DSIG_MORE_2021, "KeyLength") {
@@ -100,7 +134,10 @@ pub(crate) fn parse_encrypted_key(ek: Node<'_>) -> Result<EncryptedKeyInfo, Secu
                 let t = t.trim();
                 // KeyLength is in bytes in the ENTSOG/eDelivery example (16); accept 128 (bits) too.
                 if t != "16" && t != "128" {
-                    return Err(SecurityError::AlgorithmNotAllowed { suite: "any", uri: format!("HKDF KeyLength {t}") });
+                    return Err(SecurityError::AlgorithmNotAllowed {
+                        suite: "any",
+                        uri: format!("HKDF KeyLength {t}"),
+                    });
                 }
             }
             let salt = match params.child(ns::DSIG_MORE_2021, "Salt") {
@@ -111,16 +148,30 @@ pub(crate) fn parse_encrypted_key(ek: Node<'_>) -> Result<EncryptedKeyInfo, Secu
                 Some(i) => unb64(&i.text()).ok_or_else(|| dec("HKDF Info is not base64"))?,
                 None => Vec::new(),
             };
-            let oki = am.child(ns::XENC, "OriginatorKeyInfo").ok_or_else(|| dec("no OriginatorKeyInfo"))?;
+            let oki = am
+                .child(ns::XENC, "OriginatorKeyInfo")
+                .ok_or_else(|| dec("no OriginatorKeyInfo"))?;
             let originator = originator_key(oki)?;
             let rki = am.child(ns::XENC, "RecipientKeyInfo");
             let r = match rki {
                 Some(r) => Some(read_token_ref(r)?),
                 None => None,
             };
-            (KeyAlgorithm::X25519HkdfKw { salt, info, originator }, r)
+            (
+                KeyAlgorithm::X25519HkdfKw {
+                    salt,
+                    info,
+                    originator,
+                },
+                r,
+            )
         }
-        other => return Err(SecurityError::AlgorithmNotAllowed { suite: "any", uri: other.to_string() }),
+        other => {
+            return Err(SecurityError::AlgorithmNotAllowed {
+                suite: "any",
+                uri: other.to_string(),
+            })
+        }
     };
     let cv = ek
         .child(ns::XENC, "CipherData")
@@ -136,7 +187,13 @@ pub(crate) fn parse_encrypted_key(ek: Node<'_>) -> Result<EncryptedKeyInfo, Secu
                 .collect()
         })
         .unwrap_or_default();
-    Ok(EncryptedKeyInfo { id, algorithm, data_refs, cipher_value, recipient })
+    Ok(EncryptedKeyInfo {
+        id,
+        algorithm,
+        data_refs,
+        cipher_value,
+        recipient,
+    })
 }
 
 /// `dsig-more:Salt` holds base64 directly, or (RFC 9231bis drafts) a `Specified` child.
@@ -152,10 +209,14 @@ fn salt_bytes(s: Node<'_>) -> Result<Vec<u8>, SecurityError> {
 fn originator_key(oki: Node<'_>) -> Result<Vec<u8>, SecurityError> {
     let dekv = oki
         .child(ns::DSIG11, "DEREncodedKeyValue")
-        .or_else(|| oki.child(ns::DS, "KeyValue").and_then(|kv| kv.child(ns::DSIG11, "DEREncodedKeyValue")))
+        .or_else(|| {
+            oki.child(ns::DS, "KeyValue")
+                .and_then(|kv| kv.child(ns::DSIG11, "DEREncodedKeyValue"))
+        })
         .ok_or_else(|| dec("OriginatorKeyInfo without DEREncodedKeyValue"))?;
     let spki = unb64(&dekv.text()).ok_or_else(|| dec("DEREncodedKeyValue is not base64"))?;
-    let (oid, key) = crate::pki::der::parse_spki(&spki).ok_or_else(|| dec("originator key is not an SPKI"))?;
+    let (oid, key) =
+        crate::pki::der::parse_spki(&spki).ok_or_else(|| dec("originator key is not an SPKI"))?;
     if oid != crate::pki::der::OID_X25519 || key.len() != 32 {
         return Err(dec("originator key is not X25519"));
     }
@@ -163,7 +224,11 @@ fn originator_key(oki: Node<'_>) -> Result<Vec<u8>, SecurityError> {
 }
 
 /// Checks the key algorithm against the suite (digest §3.2, §4.2).
-pub(crate) fn check_suite(alg: &KeyAlgorithm, suite: Option<Suite>, allow_legacy: bool) -> Result<(), SecurityError> {
+pub(crate) fn check_suite(
+    alg: &KeyAlgorithm,
+    suite: Option<Suite>,
+    allow_legacy: bool,
+) -> Result<(), SecurityError> {
     let Some(suite) = suite else { return Ok(()) };
     let ok = match (suite, alg) {
         (Suite::Edelivery115, KeyAlgorithm::RsaOaep(Oaep::Sha256Mgf1Sha256)) => true,
@@ -201,7 +266,8 @@ pub fn unwrap_key(
     keys: &[OwnKey],
 ) -> Result<Zeroizing<Vec<u8>>, SecurityError> {
     let own = match &ek.recipient {
-        Some(r) => resolve_own(doc, security, r, keys).ok_or_else(|| dec("EncryptedKey is not addressed to any of our keys"))?,
+        Some(r) => resolve_own(doc, security, r, keys)
+            .ok_or_else(|| dec("EncryptedKey is not addressed to any of our keys"))?,
         None => {
             // No recipient reference: only acceptable when exactly one of our keys fits the algorithm.
             let want = match ek.algorithm {
@@ -219,10 +285,20 @@ pub fn unwrap_key(
         KeyAlgorithm::RsaOaep(p) => crypto
             .rsa_oaep_decrypt(&own.key, *p, &ek.cipher_value)
             .map_err(|_| dec("key transport failed")),
-        KeyAlgorithm::X25519HkdfKw { salt, info, originator } => {
-            let shared = crypto.x25519_static(&own.key, originator).map_err(|_| dec("key agreement failed"))?;
-            let kek = crypto.hkdf_sha256(&shared, salt, info, 16).map_err(|_| dec("key derivation failed"))?;
-            crypto.aes128_kw_unwrap(&kek, &ek.cipher_value).map_err(|_| dec("key unwrap failed"))
+        KeyAlgorithm::X25519HkdfKw {
+            salt,
+            info,
+            originator,
+        } => {
+            let shared = crypto
+                .x25519_static(&own.key, originator)
+                .map_err(|_| dec("key agreement failed"))?;
+            let kek = crypto
+                .hkdf_sha256(&shared, salt, info, 16)
+                .map_err(|_| dec("key derivation failed"))?;
+            crypto
+                .aes128_kw_unwrap(&kek, &ek.cipher_value)
+                .map_err(|_| dec("key unwrap failed"))
         }
     }
 }
@@ -235,12 +311,15 @@ pub fn decrypt_all_keys(
     keys: &[OwnKey],
 ) -> Result<Vec<(String, Result<Zeroizing<Vec<u8>>, SecurityError>)>, SecurityError> {
     let loc = super::wsse::locate(doc)?;
-    let Some(sec) = loc.security else { return Ok(Vec::new()) };
+    let Some(sec) = loc.security else {
+        return Ok(Vec::new());
+    };
     Ok(sec
         .children_named(ns::XENC, "EncryptedKey")
         .map(|ek| {
             let id = ek.id_attributes().next().unwrap_or("").to_string();
-            let r = parse_encrypted_key(ek).and_then(|info| unwrap_key(crypto, doc, sec, &info, keys));
+            let r =
+                parse_encrypted_key(ek).and_then(|info| unwrap_key(crypto, doc, sec, &info, keys));
             (id, r)
         })
         .collect())
@@ -275,10 +354,16 @@ pub(crate) fn decrypt_parts(
         check_suite(&ek.algorithm, suite, allow_legacy)?;
     }
     let mut ceks: Vec<Option<Zeroizing<Vec<u8>>>> = vec![None; eks.len()];
-    let eds: Vec<Node<'_>> = doc.elements().filter(|n| n.is(ns::XENC, "EncryptedData")).collect();
+    let eds: Vec<Node<'_>> = doc
+        .elements()
+        .filter(|n| n.is(ns::XENC, "EncryptedData"))
+        .collect();
     for ed in eds {
         if ed.parent().map(|p| p.id()) != Some(security.id()) {
-            return Err(SecurityError::Policy("EncryptedData outside the Security header (only payload parts may be encrypted)".into()));
+            return Err(SecurityError::Policy(
+                "EncryptedData outside the Security header (only payload parts may be encrypted)"
+                    .into(),
+            ));
         }
         let ed_id = ed.id_attributes().next().unwrap_or("").to_string();
         if ed.attr(None, "Type") != Some(ns::SWA_CONTENT_ONLY) {
@@ -287,9 +372,15 @@ pub(crate) fn decrypt_parts(
                 ed.attr(None, "Type").unwrap_or("")
             )));
         }
-        let em = ed.child(ns::XENC, "EncryptionMethod").map(alg_of).unwrap_or("");
+        let em = ed
+            .child(ns::XENC, "EncryptionMethod")
+            .map(alg_of)
+            .unwrap_or("");
         if em != ns::ALG_AES128_GCM {
-            return Err(SecurityError::AlgorithmNotAllowed { suite: "eDelivery", uri: em.to_string() });
+            return Err(SecurityError::AlgorithmNotAllowed {
+                suite: "eDelivery",
+                uri: em.to_string(),
+            });
         }
         // Which EncryptedKey: by KeyInfo/STR/Reference, else by ReferenceList membership.
         let by_str = ed
@@ -301,7 +392,9 @@ pub(crate) fn decrypt_parts(
             });
         let idx = eks
             .iter()
-            .position(|(_, k)| by_str.as_deref() == Some(k.id.as_str()) || k.data_refs.iter().any(|d| d == &ed_id))
+            .position(|(_, k)| {
+                by_str.as_deref() == Some(k.id.as_str()) || k.data_refs.iter().any(|d| d == &ed_id)
+            })
             .ok_or_else(|| dec("EncryptedData refers to no EncryptedKey"))?;
         if ceks[idx].is_none() {
             ceks[idx] = Some(unwrap_key(crypto, doc, security, &eks[idx].1, keys)?);
@@ -310,24 +403,37 @@ pub(crate) fn decrypt_parts(
         let cref = ed
             .child(ns::XENC, "CipherData")
             .and_then(|c| c.child(ns::XENC, "CipherReference"))
-            .ok_or_else(|| SecurityError::Policy("EncryptedData without CipherReference (payloads travel as MIME parts)".into()))?;
+            .ok_or_else(|| {
+                SecurityError::Policy(
+                    "EncryptedData without CipherReference (payloads travel as MIME parts)".into(),
+                )
+            })?;
         let uri = cref.attr(None, "URI").unwrap_or("");
-        let cid = uri.strip_prefix("cid:").ok_or_else(|| dec("CipherReference is not a cid: URI"))?;
+        let cid = uri
+            .strip_prefix("cid:")
+            .ok_or_else(|| dec("CipherReference is not a cid: URI"))?;
         if let Some(tr) = cref.child(ns::XENC, "Transforms") {
             for t in tr.child_elements() {
                 if alg_of(t) != ns::SWA_CIPHERTEXT_TRANSFORM {
-                    return Err(SecurityError::UnknownAlgorithm { what: "cipher reference transform", uri: alg_of(t).to_string() });
+                    return Err(SecurityError::UnknownAlgorithm {
+                        what: "cipher reference transform",
+                        uri: alg_of(t).to_string(),
+                    });
                 }
             }
         }
         if out.encrypted_cids.iter().any(|c| c == cid) {
-            return Err(SecurityError::Wrapping(format!("part cid:{cid} is the target of two EncryptedData elements")));
+            return Err(SecurityError::Wrapping(format!(
+                "part cid:{cid} is the target of two EncryptedData elements"
+            )));
         }
         let part = parts
             .iter_mut()
             .find(|p| p.content_id == cid)
             .ok_or_else(|| SecurityError::MissingPart(cid.to_string()))?;
-        let plain = crypto.aes128_gcm_open(cek, &part.data).map_err(|_| dec("payload decryption failed"))?;
+        let plain = crypto
+            .aes128_gcm_open(cek, &part.data)
+            .map_err(|_| dec("payload decryption failed"))?;
         part.data = plain;
         if let Some(mt) = ed.attr(None, "MimeType") {
             part.mime_type = mt.to_string();

@@ -57,8 +57,14 @@ impl SecurityError {
         use SecurityError::*;
         match self {
             Xml(_) | NotSoap(_) => EbmsCode::InvalidHeader,
-            Malformed(_) | Wrapping(_) | UnknownAlgorithm { .. } | KeyNotFound(_) | BadSignature
-            | DigestMismatch { .. } | ReferenceUnresolved { .. } | Untrusted(_) => EbmsCode::FailedAuthentication,
+            Malformed(_)
+            | Wrapping(_)
+            | UnknownAlgorithm { .. }
+            | KeyNotFound(_)
+            | BadSignature
+            | DigestMismatch { .. }
+            | ReferenceUnresolved { .. }
+            | Untrusted(_) => EbmsCode::FailedAuthentication,
             Decryption(_) => EbmsCode::FailedDecryption,
             Policy(_) | AlgorithmNotAllowed { .. } => EbmsCode::PolicyNoncompliance,
             MissingPart(_) => EbmsCode::MimeInconsistency,

@@ -21,7 +21,9 @@ mod wsse;
 mod xmlw;
 
 pub use error::SecurityError;
-pub use verify::{process_inbound, InboundMessage, InboundPolicy, Receiver, RefOutcome, SignatureReport, Verified};
+pub use verify::{
+    process_inbound, InboundMessage, InboundPolicy, Receiver, RefOutcome, SignatureReport, Verified,
+};
 
 use crate::pki::{Certificate, PrivateKey};
 
@@ -45,13 +47,23 @@ pub struct Attachment {
 
 impl std::fmt::Debug for Attachment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Attachment(cid:{}, {}, {} bytes)", self.content_id, self.mime_type, self.data.len())
+        write!(
+            f,
+            "Attachment(cid:{}, {}, {} bytes)",
+            self.content_id,
+            self.mime_type,
+            self.data.len()
+        )
     }
 }
 
 impl Attachment {
     pub fn new(content_id: impl Into<String>, mime_type: impl Into<String>, data: Vec<u8>) -> Self {
-        Attachment { content_id: content_id.into(), mime_type: mime_type.into(), data }
+        Attachment {
+            content_id: content_id.into(),
+            mime_type: mime_type.into(),
+            data,
+        }
     }
 }
 

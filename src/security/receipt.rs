@@ -50,7 +50,10 @@ pub fn build_receipt(
         rt = text(&ref_to),
         ebbp = ns::EBBP,
     );
-    let no_encryption = SenderConfig { recipient: None, ..*cfg };
+    let no_encryption = SenderConfig {
+        recipient: None,
+        ..*cfg
+    };
     secure_outbound(crypto, &messaging, Vec::new(), &no_encryption)
 }
 
@@ -69,10 +72,19 @@ pub fn receipt_references(doc: &Document) -> Vec<(String, String, String)> {
         .filter(|n| n.is(ns::EBBP, "MessagePartNRInformation"))
         .filter_map(|p| p.child(ns::DS, "Reference"))
         .map(|r| {
-            let dm = r.child(ns::DS, "DigestMethod").and_then(|d| d.attr(None, "Algorithm")).unwrap_or("").to_string();
+            let dm = r
+                .child(ns::DS, "DigestMethod")
+                .and_then(|d| d.attr(None, "Algorithm"))
+                .unwrap_or("")
+                .to_string();
             let dv: String = r
                 .child(ns::DS, "DigestValue")
-                .map(|d| d.text().chars().filter(|c| !c.is_ascii_whitespace()).collect())
+                .map(|d| {
+                    d.text()
+                        .chars()
+                        .filter(|c| !c.is_ascii_whitespace())
+                        .collect()
+                })
                 .unwrap_or_default();
             (r.attr(None, "URI").unwrap_or("").to_string(), dm, dv)
         })
@@ -93,24 +105,47 @@ pub fn verify_receipt(
     sent_message_id: &str,
     sent: &[SignedReference],
 ) -> Result<Verified<ReceiptInfo>, SecurityError> {
-    let policy = super::InboundPolicy { require_encryption: false, ..rx.policy };
+    let policy = super::InboundPolicy {
+        require_encryption: false,
+        ..rx.policy
+    };
     let rx2 = Receiver { policy, ..*rx };
-    let v = process_inbound(&rx2, soap, Vec::new()).map_err(|e| invalid(format!("{e} ({})", e.ebms_code().code())))?;
+    let v = process_inbound(&rx2, soap, Vec::new())
+        .map_err(|e| invalid(format!("{e} ({})", e.ebms_code().code())))?;
     let msg = v.value();
-    let m = msg.messaging.map(|id| msg.doc.node(id)).ok_or_else(|| invalid("no eb:Messaging"))?;
-    let sm = m.child(ns::EB, "SignalMessage").ok_or_else(|| invalid("not a signal message"))?;
+    let m = msg
+        .messaging
+        .map(|id| msg.doc.node(id))
+        .ok_or_else(|| invalid("no eb:Messaging"))?;
+    let sm = m
+        .child(ns::EB, "SignalMessage")
+        .ok_or_else(|| invalid("not a signal message"))?;
     if sm.child(ns::EB, "Receipt").is_none() {
         return Err(invalid("signal carries no eb:Receipt"));
     }
-    let mi = sm.child(ns::EB, "MessageInfo").ok_or_else(|| invalid("no MessageInfo"))?;
-    let ref_to = mi.child(ns::EB, "RefToMessageId").map(|r| r.text().trim().to_string()).unwrap_or_default();
+    let mi = sm
+        .child(ns::EB, "MessageInfo")
+        .ok_or_else(|| invalid("no MessageInfo"))?;
+    let ref_to = mi
+        .child(ns::EB, "RefToMessageId")
+        .map(|r| r.text().trim().to_string())
+        .unwrap_or_default();
     if ref_to != sent_message_id {
-        return Err(invalid(format!("RefToMessageId {ref_to:?} is not the sent MessageId {sent_message_id:?}")));
+        return Err(invalid(format!(
+            "RefToMessageId {ref_to:?} is not the sent MessageId {sent_message_id:?}"
+        )));
     }
-    let message_id = mi.child(ns::EB, "MessageId").map(|r| r.text().trim().to_string()).unwrap_or_default();
+    let message_id = mi
+        .child(ns::EB, "MessageId")
+        .map(|r| r.text().trim().to_string())
+        .unwrap_or_default();
     let got = receipt_references(&msg.doc);
     if got.len() != sent.len() {
-        return Err(invalid(format!("receipt lists {} parts, {} were signed", got.len(), sent.len())));
+        return Err(invalid(format!(
+            "receipt lists {} parts, {} were signed",
+            got.len(),
+            sent.len()
+        )));
     }
     for s in sent {
         let Some((_, dm, dv)) = got.iter().find(|(u, _, _)| u == &s.uri) else {
@@ -122,12 +157,23 @@ pub fn verify_receipt(
                 _ => false,
             };
         if !same {
-            return Err(invalid(format!("digest for {} differs from the one sent", s.uri)));
+            return Err(invalid(format!(
+                "digest for {} differs from the one sent",
+                s.uri
+            )));
         }
     }
-    let info = ReceiptInfo { message_id, ref_to_message_id: ref_to, references: got };
-    let (signer, chain, path, refs) =
-        (v.signer().clone(), v.signer_chain().to_vec(), v.trust_path().clone(), v.references().to_vec());
+    let info = ReceiptInfo {
+        message_id,
+        ref_to_message_id: ref_to,
+        references: got,
+    };
+    let (signer, chain, path, refs) = (
+        v.signer().clone(),
+        v.signer_chain().to_vec(),
+        v.trust_path().clone(),
+        v.references().to_vec(),
+    );
     Ok(Verified::new(info, signer, chain, path, refs))
 }
 

@@ -118,22 +118,44 @@ pub fn secure_outbound(
     let skeleton = envelope(messaging_xml, "", &body_id);
     let doc = Document::parse(skeleton.as_bytes())?;
     let loc = locate(&doc)?;
-    let messaging = loc.messaging.ok_or_else(|| build("messaging_xml is not an eb:Messaging element"))?;
+    let messaging = loc
+        .messaging
+        .ok_or_else(|| build("messaging_xml is not an eb:Messaging element"))?;
     let msg_id = messaging
         .attr(Some(ns::WSU), "Id")
         .ok_or_else(|| build("eb:Messaging needs a wsu:Id to be signed"))?
         .to_string();
     let mut refs = String::new();
-    let m_digest = crypto.sha256(&canonical_bytes(&doc, messaging.id(), &C14nOptions::default()));
-    let b_digest = crypto.sha256(&canonical_bytes(&doc, loc.body.id(), &C14nOptions::default()));
-    refs.push_str(&reference_xml(&format!("#{msg_id}"), ns::ALG_EXC_C14N, &m_digest));
-    refs.push_str(&reference_xml(&format!("#{body_id}"), ns::ALG_EXC_C14N, &b_digest));
+    let m_digest = crypto.sha256(&canonical_bytes(
+        &doc,
+        messaging.id(),
+        &C14nOptions::default(),
+    ));
+    let b_digest = crypto.sha256(&canonical_bytes(
+        &doc,
+        loc.body.id(),
+        &C14nOptions::default(),
+    ));
+    refs.push_str(&reference_xml(
+        &format!("#{msg_id}"),
+        ns::ALG_EXC_C14N,
+        &m_digest,
+    ));
+    refs.push_str(&reference_xml(
+        &format!("#{body_id}"),
+        ns::ALG_EXC_C14N,
+        &b_digest,
+    ));
     for p in &payloads {
         if p.content_id.is_empty() || p.content_id.contains(['<', '>', '"']) {
             return Err(build(format!("invalid Content-ID {:?}", p.content_id)));
         }
         let d = crypto.sha256(&attachment_digest_input(&p.mime_type, &p.data));
-        refs.push_str(&reference_xml(&format!("cid:{}", p.content_id), ns::SWA_CONTENT_SIGNATURE_TRANSFORM, &d));
+        refs.push_str(&reference_xml(
+            &format!("cid:{}", p.content_id),
+            ns::SWA_CONTENT_SIGNATURE_TRANSFORM,
+            &d,
+        ));
     }
     // 2. encryption of the parts
     let mut tokens = String::new();
@@ -148,7 +170,11 @@ pub fn secure_outbound(
         Suite::Edelivery20 => (ns::ALG_ED25519, KeyType::Ed25519),
     };
     if cfg.signer.key.key_type() != want {
-        return Err(build(format!("the {:?} suite signs with {} keys", cfg.suite, want.as_str())));
+        return Err(build(format!(
+            "the {:?} suite signs with {} keys",
+            cfg.suite,
+            want.as_str()
+        )));
     }
     let bst_id = new_id("X509");
     let signer_bst = match cfg.token_type {
@@ -191,17 +217,27 @@ pub fn secure_outbound(
     let references = si
         .children_named(ns::DS, "Reference")
         .map(|r| {
-            let xml = String::from_utf8(canonical_bytes(&doc, r.id(), &C14nOptions::default())).unwrap_or_default();
+            let xml = String::from_utf8(canonical_bytes(&doc, r.id(), &C14nOptions::default()))
+                .unwrap_or_default();
             SignedReference {
                 uri: r.attr(None, "URI").unwrap_or("").to_string(),
                 digest_method: ns::ALG_SHA256.to_string(),
-                digest_value: r.child(ns::DS, "DigestValue").map(|d| d.text().into_owned()).unwrap_or_default(),
+                digest_value: r
+                    .child(ns::DS, "DigestValue")
+                    .map(|d| d.text().into_owned())
+                    .unwrap_or_default(),
                 xml,
             }
         })
         .collect();
-    let soap = full.replacen(SIG_PLACEHOLDER, &b64(&sig_value), 1).into_bytes();
-    Ok(SecuredMessage { soap, attachments, references })
+    let soap = full
+        .replacen(SIG_PLACEHOLDER, &b64(&sig_value), 1)
+        .into_bytes();
+    Ok(SecuredMessage {
+        soap,
+        attachments,
+        references,
+    })
 }
 
 fn encrypt_parts(
@@ -212,7 +248,9 @@ fn encrypt_parts(
     tokens: &mut String,
 ) -> Result<String, SecurityError> {
     let mut cek = Zeroizing::new([0u8; 16]);
-    crypto.random(cek.as_mut()).map_err(|_| build("no randomness"))?;
+    crypto
+        .random(cek.as_mut())
+        .map_err(|_| build("no randomness"))?;
     let ek_id = new_id("EK");
     let mut data_refs = String::new();
     let mut eds = String::new();
@@ -228,7 +266,9 @@ fn encrypt_parts(
             attr(&p.content_id),
             ns::SWA_CIPHERTEXT_TRANSFORM
         ));
-        p.data = crypto.aes128_gcm_seal(cek.as_ref(), &p.data).map_err(|_| build("part encryption failed"))?;
+        p.data = crypto
+            .aes128_gcm_seal(cek.as_ref(), &p.data)
+            .map_err(|_| build("part encryption failed"))?;
         p.mime_type = "application/octet-stream".into();
     }
     let str_xml = token_reference(rcpt, cfg.recipient_reference, tokens);
@@ -254,13 +294,23 @@ fn encrypt_parts(
         }
         Suite::Edelivery20 => {
             if rcpt.key_type() != KeyType::X25519 {
-                return Err(build("the 2.0 suite needs an X25519 encryption certificate"));
+                return Err(build(
+                    "the 2.0 suite needs an X25519 encryption certificate",
+                ));
             }
-            let (eph, shared) = crypto.x25519_ephemeral(rcpt.public_key_bits()).map_err(|_| build("key agreement failed"))?;
+            let (eph, shared) = crypto
+                .x25519_ephemeral(rcpt.public_key_bits())
+                .map_err(|_| build("key agreement failed"))?;
             let mut salt = [0u8; 32];
-            crypto.random(&mut salt).map_err(|_| build("no randomness"))?;
-            let kek = crypto.hkdf_sha256(&shared, &salt, &[], 16).map_err(|_| build("key derivation failed"))?;
-            let wrapped = crypto.aes128_kw_wrap(&kek, cek.as_ref()).map_err(|_| build("key wrap failed"))?;
+            crypto
+                .random(&mut salt)
+                .map_err(|_| build("no randomness"))?;
+            let kek = crypto
+                .hkdf_sha256(&shared, &salt, &[], 16)
+                .map_err(|_| build("key derivation failed"))?;
+            let wrapped = crypto
+                .aes128_kw_wrap(&kek, cek.as_ref())
+                .map_err(|_| build("key wrap failed"))?;
             (
                 format!("<xenc:EncryptionMethod Algorithm=\"{}\"/>", ns::ALG_KW_AES128),
                 format!(
@@ -316,9 +366,9 @@ pub fn decrypt_part_stream(
 ) -> std::io::Result<u64> {
     let mut buf = Vec::new();
     input.read_to_end(&mut buf)?;
-    let pt = crypto
-        .aes128_gcm_open(cek, &buf)
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "AES-GCM tag check failed"))?;
+    let pt = crypto.aes128_gcm_open(cek, &buf).map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, "AES-GCM tag check failed")
+    })?;
     output.write_all(&pt)?;
     Ok(pt.len() as u64)
 }

@@ -49,14 +49,22 @@ pub struct InboundPolicy {
 
 impl Default for InboundPolicy {
     fn default() -> Self {
-        InboundPolicy { suite: None, require_signature: true, require_encryption: true, allow_legacy_oaep: false }
+        InboundPolicy {
+            suite: None,
+            require_signature: true,
+            require_encryption: true,
+            allow_legacy_oaep: false,
+        }
     }
 }
 
 impl InboundPolicy {
     /// The eDelivery policy for one suite.
     pub fn for_suite(suite: Suite) -> Self {
-        InboundPolicy { suite: Some(suite), ..Default::default() }
+        InboundPolicy {
+            suite: Some(suite),
+            ..Default::default()
+        }
     }
 }
 
@@ -91,7 +99,13 @@ impl<T> Verified<T> {
         trust_path: TrustPath,
         references: Vec<SignedReference>,
     ) -> Self {
-        Verified { value, signer, signer_chain, trust_path, references }
+        Verified {
+            value,
+            signer,
+            signer_chain,
+            trust_path,
+            references,
+        }
     }
     pub fn value(&self) -> &T {
         &self.value
@@ -135,7 +149,10 @@ impl InboundMessage {
         let m = self.doc.node(self.messaging?);
         m.child_elements()
             .filter_map(|um| um.child(ns::EB, "MessageInfo"))
-            .find_map(|mi| mi.child(ns::EB, "MessageId").map(|x| x.text().trim().to_string()))
+            .find_map(|mi| {
+                mi.child(ns::EB, "MessageId")
+                    .map(|x| x.text().trim().to_string())
+            })
     }
 }
 
@@ -243,22 +260,44 @@ fn prefix_list(n: Node<'_>) -> Vec<String> {
 fn parse_signature<'d>(sig: Node<'d>) -> Result<ParsedSignature<'d>, SecurityError> {
     let bad = |m: &str| SecurityError::Malformed(m.to_string());
     let kids: Vec<_> = sig.child_elements().collect();
-    let si = *kids.first().filter(|k| k.is(ns::DS, "SignedInfo")).ok_or_else(|| bad("Signature must start with SignedInfo"))?;
-    let sv = kids.get(1).filter(|k| k.is(ns::DS, "SignatureValue")).ok_or_else(|| bad("SignatureValue missing"))?;
+    let si = *kids
+        .first()
+        .filter(|k| k.is(ns::DS, "SignedInfo"))
+        .ok_or_else(|| bad("Signature must start with SignedInfo"))?;
+    let sv = kids
+        .get(1)
+        .filter(|k| k.is(ns::DS, "SignatureValue"))
+        .ok_or_else(|| bad("SignatureValue missing"))?;
     let key_info = kids.iter().copied().find(|k| k.is(ns::DS, "KeyInfo"));
     let si_kids: Vec<_> = si.child_elements().collect();
-    let cm = *si_kids.first().filter(|k| k.is(ns::DS, "CanonicalizationMethod")).ok_or_else(|| bad("CanonicalizationMethod missing"))?;
+    let cm = *si_kids
+        .first()
+        .filter(|k| k.is(ns::DS, "CanonicalizationMethod"))
+        .ok_or_else(|| bad("CanonicalizationMethod missing"))?;
     if alg(cm) != ns::ALG_EXC_C14N {
-        return Err(SecurityError::UnknownAlgorithm { what: "canonicalization", uri: alg(cm) });
+        return Err(SecurityError::UnknownAlgorithm {
+            what: "canonicalization",
+            uri: alg(cm),
+        });
     }
-    let sm = *si_kids.get(1).filter(|k| k.is(ns::DS, "SignatureMethod")).ok_or_else(|| bad("SignatureMethod missing"))?;
-    let c14n = C14nOptions { with_comments: false, inclusive_prefixes: prefix_list(cm), ..Default::default() };
+    let sm = *si_kids
+        .get(1)
+        .filter(|k| k.is(ns::DS, "SignatureMethod"))
+        .ok_or_else(|| bad("SignatureMethod missing"))?;
+    let c14n = C14nOptions {
+        with_comments: false,
+        inclusive_prefixes: prefix_list(cm),
+        ..Default::default()
+    };
     let mut refs = Vec::new();
     for r in &si_kids[2..] {
         if !r.is(ns::DS, "Reference") {
             return Err(bad("unexpected element in SignedInfo"));
         }
-        let uri = r.attr(None, "URI").ok_or_else(|| bad("Reference without URI"))?.to_string();
+        let uri = r
+            .attr(None, "URI")
+            .ok_or_else(|| bad("Reference without URI"))?
+            .to_string();
         let mut transforms = Vec::new();
         if let Some(ts) = r.child(ns::DS, "Transforms") {
             for t in ts.child_elements() {
@@ -268,13 +307,31 @@ fn parse_signature<'d>(sig: Node<'d>) -> Result<ParsedSignature<'d>, SecurityErr
                 transforms.push((alg(t), prefix_list(t)));
             }
         }
-        let dm = r.child(ns::DS, "DigestMethod").ok_or_else(|| bad("DigestMethod missing"))?;
-        let dv_node = r.child(ns::DS, "DigestValue").ok_or_else(|| bad("DigestValue missing"))?;
-        let dv_text: String = dv_node.text().chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        let dm = r
+            .child(ns::DS, "DigestMethod")
+            .ok_or_else(|| bad("DigestMethod missing"))?;
+        let dv_node = r
+            .child(ns::DS, "DigestValue")
+            .ok_or_else(|| bad("DigestValue missing"))?;
+        let dv_text: String = dv_node
+            .text()
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
         let digest_value = unb64(&dv_text).ok_or_else(|| bad("DigestValue is not base64"))?;
-        let xml = String::from_utf8(canonical_bytes(r.document(), r.id(), &C14nOptions::default())).unwrap_or_default();
+        let xml = String::from_utf8(canonical_bytes(
+            r.document(),
+            r.id(),
+            &C14nOptions::default(),
+        ))
+        .unwrap_or_default();
         refs.push(ParsedRef {
-            shared: SignedReference { uri: uri.clone(), digest_method: alg(dm), digest_value: dv_text, xml },
+            shared: SignedReference {
+                uri: uri.clone(),
+                digest_method: alg(dm),
+                digest_value: dv_text,
+                xml,
+            },
             uri,
             transforms,
             digest_method: alg(dm),
@@ -286,14 +343,26 @@ fn parse_signature<'d>(sig: Node<'d>) -> Result<ParsedSignature<'d>, SecurityErr
         return Err(bad("SignedInfo without Reference"));
     }
     let value = unb64(&sv.text()).ok_or_else(|| bad("SignatureValue is not base64"))?;
-    Ok(ParsedSignature { signed_info: si, c14n, method: alg(sm), refs, value, key_info })
+    Ok(ParsedSignature {
+        signed_info: si,
+        c14n,
+        method: alg(sm),
+        refs,
+        value,
+        key_info,
+    })
 }
 
 /// SHA-256 digest input for a `cid:` part under the Attachment-Content-Signature-Transform:
 /// XML types canonicalized (exc-c14n, no comments), other `text/*` with CRLF line ends, the rest
 /// as octets (OASIS SwA 1.1 §5.4.2; digest §12.1).
 pub fn attachment_digest_input(mime_type: &str, data: &[u8]) -> Vec<u8> {
-    let mt = mime_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mt = mime_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let is_xml = mt == "text/xml"
         || mt == "application/xml"
         || ((mt.starts_with("application/") || mt.starts_with("image/")) && mt.ends_with("+xml"));
@@ -330,7 +399,10 @@ fn check_ref(
     pending: &[String],
 ) -> (Option<&'static str>, RefOutcome) {
     if r.digest_method != ns::ALG_SHA256 {
-        return (None, RefOutcome::Unsupported(format!("digest method {}", r.digest_method)));
+        return (
+            None,
+            RefOutcome::Unsupported(format!("digest method {}", r.digest_method)),
+        );
     }
     let digest_ok = |input: &[u8]| {
         let d = crypto.sha256(input);
@@ -342,17 +414,29 @@ fn check_ref(
     };
     if let Some(id) = r.uri.strip_prefix('#') {
         let opts = match r.transforms.as_slice() {
-            [(a, pl)] if a == ns::ALG_EXC_C14N => C14nOptions { with_comments: false, inclusive_prefixes: pl.clone(), ..Default::default() },
+            [(a, pl)] if a == ns::ALG_EXC_C14N => C14nOptions {
+                with_comments: false,
+                inclusive_prefixes: pl.clone(),
+                ..Default::default()
+            },
             other => {
                 let list: Vec<_> = other.iter().map(|(a, _)| a.as_str()).collect();
-                return (None, RefOutcome::Unsupported(format!("transforms {list:?}")));
+                return (
+                    None,
+                    RefOutcome::Unsupported(format!("transforms {list:?}")),
+                );
             }
         };
         let found = doc.elements_by_id(id);
         let node = match found.as_slice() {
             [] => return (None, RefOutcome::TargetMissing),
             [one] => *one,
-            more => return (None, RefOutcome::Wrapping(format!("{} elements carry id {id:?}", more.len()))),
+            more => {
+                return (
+                    None,
+                    RefOutcome::Wrapping(format!("{} elements carry id {id:?}", more.len())),
+                )
+            }
         };
         let target = if loc.messaging.is_some_and(|m| m.id() == node.id()) {
             "Messaging"
@@ -374,21 +458,33 @@ fn check_ref(
             [(a, _)] if a == ns::SWA_CONTENT_SIGNATURE_TRANSFORM => {}
             other => {
                 let list: Vec<_> = other.iter().map(|(a, _)| a.as_str()).collect();
-                return (None, RefOutcome::Unsupported(format!("transforms {list:?}")));
+                return (
+                    None,
+                    RefOutcome::Unsupported(format!("transforms {list:?}")),
+                );
             }
         }
         let Some(part) = parts.iter().find(|p| p.content_id == cid) else {
             return (None, RefOutcome::AttachmentMissing);
         };
         if !payload.iter().any(|p| p == cid) {
-            return (None, RefOutcome::Wrapping(format!("cid:{cid} is not listed in eb:PayloadInfo")));
+            return (
+                None,
+                RefOutcome::Wrapping(format!("cid:{cid} is not listed in eb:PayloadInfo")),
+            );
         }
         if pending.iter().any(|p| p == cid) {
             return (Some("attachment"), RefOutcome::NotDecrypted);
         }
-        (Some("attachment"), digest_ok(&attachment_digest_input(&part.mime_type, &part.data)))
+        (
+            Some("attachment"),
+            digest_ok(&attachment_digest_input(&part.mime_type, &part.data)),
+        )
     } else {
-        (None, RefOutcome::Unsupported(format!("reference URI form {:?}", r.uri)))
+        (
+            None,
+            RefOutcome::Unsupported(format!("reference URI form {:?}", r.uri)),
+        )
     }
 }
 
@@ -426,14 +522,22 @@ fn the_signature<'d>(security: Node<'d>) -> Result<Option<Node<'d>>, SecurityErr
     match sigs.as_slice() {
         [] => Ok(None),
         [one] => Ok(Some(*one)),
-        _ => Err(SecurityError::Wrapping("more than one ds:Signature in the Security header".into())),
+        _ => Err(SecurityError::Wrapping(
+            "more than one ds:Signature in the Security header".into(),
+        )),
     }
 }
 
 fn encrypted_targets(security: Option<Node<'_>>) -> Vec<String> {
-    let Some(sec) = security else { return Vec::new() };
+    let Some(sec) = security else {
+        return Vec::new();
+    };
     sec.children_named(ns::XENC, "EncryptedData")
-        .filter_map(|ed| ed.child(ns::XENC, "CipherData")?.child(ns::XENC, "CipherReference")?.attr(None, "URI"))
+        .filter_map(|ed| {
+            ed.child(ns::XENC, "CipherData")?
+                .child(ns::XENC, "CipherReference")?
+                .attr(None, "URI")
+        })
         .filter_map(|u| u.strip_prefix("cid:").map(str::to_string))
         .collect()
 }
@@ -448,7 +552,14 @@ pub fn inspect_signature(
     partners: &[Certificate],
 ) -> Result<SignatureReport, SecurityError> {
     let doc = Document::parse(soap)?;
-    inspect_doc(crypto, &doc, parts, &encrypted_targets(locate(&doc)?.security), trust, partners)
+    inspect_doc(
+        crypto,
+        &doc,
+        parts,
+        &encrypted_targets(locate(&doc)?.security),
+        trust,
+        partners,
+    )
 }
 
 fn inspect_doc(
@@ -460,12 +571,19 @@ fn inspect_doc(
     partners: &[Certificate],
 ) -> Result<SignatureReport, SecurityError> {
     let loc = locate(doc)?;
-    let sec = loc.security.ok_or_else(|| SecurityError::Policy("no wsse:Security header".into()))?;
-    let sig_node = the_signature(sec)?.ok_or_else(|| SecurityError::Policy("message is not signed".into()))?;
+    let sec = loc
+        .security
+        .ok_or_else(|| SecurityError::Policy("no wsse:Security header".into()))?;
+    let sig_node =
+        the_signature(sec)?.ok_or_else(|| SecurityError::Policy("message is not signed".into()))?;
     let sig = parse_signature(sig_node)?;
     let payload = payload_cids(loc.messaging);
     let (signer, chain, signed_info) = match sig.key_info.map(read_token_ref) {
-        None => (None, Vec::new(), SignedInfoOutcome::NoKey("no KeyInfo".into())),
+        None => (
+            None,
+            Vec::new(),
+            SignedInfoOutcome::NoKey("no KeyInfo".into()),
+        ),
         Some(Err(e)) => (None, Vec::new(), SignedInfoOutcome::NoKey(e.to_string())),
         Some(Ok(tr)) => match resolve_signer(doc, sec, &tr, trust, partners) {
             Err(e) => (None, Vec::new(), SignedInfoOutcome::NoKey(e.to_string())),
@@ -480,7 +598,11 @@ fn inspect_doc(
         .iter()
         .map(|r| {
             let (target, outcome) = check_ref(crypto, doc, &loc, r, parts, &payload, pending);
-            RefReport { reference: r.shared.clone(), target, outcome }
+            RefReport {
+                reference: r.shared.clone(),
+                target,
+                outcome,
+            }
         })
         .collect();
     Ok(SignatureReport {
@@ -495,7 +617,10 @@ fn inspect_doc(
 
 fn check_sig_suite(method: &str, suite: Option<Suite>) -> Result<(), SecurityError> {
     if method != ns::ALG_RSA_SHA256 && method != ns::ALG_ED25519 {
-        return Err(SecurityError::UnknownAlgorithm { what: "signature method", uri: method.to_string() });
+        return Err(SecurityError::UnknownAlgorithm {
+            what: "signature method",
+            uri: method.to_string(),
+        });
     }
     let allowed = match suite {
         None => true,
@@ -505,25 +630,36 @@ fn check_sig_suite(method: &str, suite: Option<Suite>) -> Result<(), SecurityErr
     if allowed {
         Ok(())
     } else {
-        Err(SecurityError::AlgorithmNotAllowed { suite: suite.map(suite_name).unwrap_or("any"), uri: method.to_string() })
+        Err(SecurityError::AlgorithmNotAllowed {
+            suite: suite.map(suite_name).unwrap_or("any"),
+            uri: method.to_string(),
+        })
     }
 }
 
 fn outcome_error(uri: &str, o: &RefOutcome) -> Option<SecurityError> {
     match o {
         RefOutcome::Match => None,
-        RefOutcome::Mismatch => Some(SecurityError::DigestMismatch { uri: uri.to_string() }),
-        RefOutcome::TargetMissing => {
-            Some(SecurityError::ReferenceUnresolved { uri: uri.to_string(), reason: "no element has this id".into() })
-        }
-        RefOutcome::AttachmentMissing => {
-            Some(SecurityError::ReferenceUnresolved { uri: uri.to_string(), reason: "no such MIME part".into() })
-        }
-        RefOutcome::NotDecrypted => {
-            Some(SecurityError::ReferenceUnresolved { uri: uri.to_string(), reason: "part could not be decrypted".into() })
-        }
+        RefOutcome::Mismatch => Some(SecurityError::DigestMismatch {
+            uri: uri.to_string(),
+        }),
+        RefOutcome::TargetMissing => Some(SecurityError::ReferenceUnresolved {
+            uri: uri.to_string(),
+            reason: "no element has this id".into(),
+        }),
+        RefOutcome::AttachmentMissing => Some(SecurityError::ReferenceUnresolved {
+            uri: uri.to_string(),
+            reason: "no such MIME part".into(),
+        }),
+        RefOutcome::NotDecrypted => Some(SecurityError::ReferenceUnresolved {
+            uri: uri.to_string(),
+            reason: "part could not be decrypted".into(),
+        }),
         RefOutcome::Wrapping(w) => Some(SecurityError::Wrapping(w.clone())),
-        RefOutcome::Unsupported(u) => Some(SecurityError::UnknownAlgorithm { what: "reference", uri: u.clone() }),
+        RefOutcome::Unsupported(u) => Some(SecurityError::UnknownAlgorithm {
+            what: "reference",
+            uri: u.clone(),
+        }),
     }
 }
 
@@ -540,7 +676,11 @@ pub fn process_inbound(
         let payload = payload_cids(loc.messaging);
         let sec = match loc.security {
             Some(s) => s,
-            None => return Err(SecurityError::Policy("no wsse:Security header: message is not signed".into())),
+            None => {
+                return Err(SecurityError::Policy(
+                    "no wsse:Security header: message is not signed".into(),
+                ))
+            }
         };
         // 2. the signature
         let sig_node = match the_signature(sec)? {
@@ -550,23 +690,33 @@ pub fn process_inbound(
         let sig = parse_signature(sig_node)?;
         check_sig_suite(&sig.method, rx.policy.suite)?;
         // 3. key, SignedInfo, trust
-        let key_info = sig.key_info.ok_or_else(|| SecurityError::KeyNotFound("Signature has no KeyInfo".into()))?;
+        let key_info = sig
+            .key_info
+            .ok_or_else(|| SecurityError::KeyNotFound("Signature has no KeyInfo".into()))?;
         let tr = read_token_ref(key_info)?;
         let (signer, chain) = resolve_signer(&doc, sec, &tr, rx.trust, rx.partners)?;
         match check_signed_info(rx.crypto, &doc, &sig, &signer) {
             SignedInfoOutcome::Valid => {}
             SignedInfoOutcome::UnsupportedAlgorithm(u) => {
-                return Err(SecurityError::UnknownAlgorithm { what: "signature method", uri: u })
+                return Err(SecurityError::UnknownAlgorithm {
+                    what: "signature method",
+                    uri: u,
+                })
             }
             _ => return Err(SecurityError::BadSignature),
         }
-        let trust_path =
-            rx.trust.check(&signer, &chain, rx.at, Purpose::Signing).map_err(SecurityError::Untrusted)?;
+        let trust_path = rx
+            .trust
+            .check(&signer, &chain, rx.at, Purpose::Signing)
+            .map_err(SecurityError::Untrusted)?;
         // reference bookkeeping
         let mut seen: Vec<&str> = Vec::new();
         for r in &sig.refs {
             if seen.contains(&r.uri.as_str()) {
-                return Err(SecurityError::Wrapping(format!("{} is referenced twice in SignedInfo", r.uri)));
+                return Err(SecurityError::Wrapping(format!(
+                    "{} is referenced twice in SignedInfo",
+                    r.uri
+                )));
             }
             seen.push(&r.uri);
         }
@@ -612,11 +762,18 @@ pub fn process_inbound(
         }
         let mut payloads = Vec::new();
         for cid in &payload {
-            if !targets.iter().any(|(t, u)| *t == "attachment" && u.strip_prefix("cid:") == Some(cid.as_str())) {
-                return Err(SecurityError::Policy(format!("payload part cid:{cid} is not signed")));
+            if !targets
+                .iter()
+                .any(|(t, u)| *t == "attachment" && u.strip_prefix("cid:") == Some(cid.as_str()))
+            {
+                return Err(SecurityError::Policy(format!(
+                    "payload part cid:{cid} is not signed"
+                )));
             }
             if rx.policy.require_encryption && !dec.encrypted_cids.iter().any(|c| c == cid) {
-                return Err(SecurityError::Policy(format!("payload part cid:{cid} is not encrypted")));
+                return Err(SecurityError::Policy(format!(
+                    "payload part cid:{cid} is not encrypted"
+                )));
             }
             let part = parts
                 .iter()
@@ -625,11 +782,28 @@ pub fn process_inbound(
                 .ok_or_else(|| SecurityError::MissingPart(cid.clone()))?;
             payloads.push(part);
         }
-        let references = sig.refs.iter().map(|r| r.shared.clone()).collect::<Vec<_>>();
-        (signer, chain, trust_path, references, payloads, dec.encrypted_cids, loc.messaging.map(|m| m.id()))
+        let references = sig
+            .refs
+            .iter()
+            .map(|r| r.shared.clone())
+            .collect::<Vec<_>>();
+        (
+            signer,
+            chain,
+            trust_path,
+            references,
+            payloads,
+            dec.encrypted_cids,
+            loc.messaging.map(|m| m.id()),
+        )
     };
     Ok(Verified::new(
-        InboundMessage { doc, messaging, payloads, encrypted_cids },
+        InboundMessage {
+            doc,
+            messaging,
+            payloads,
+            encrypted_cids,
+        },
         signer,
         chain,
         trust_path,
@@ -652,7 +826,9 @@ pub fn inspect_message(
     let mut dec_err = None;
     if let Some(sec) = loc.security {
         if !pending.is_empty() {
-            match super::decrypt::decrypt_parts(rx.crypto, &doc, sec, rx.keys, &mut work, None, true) {
+            match super::decrypt::decrypt_parts(
+                rx.crypto, &doc, sec, rx.keys, &mut work, None, true,
+            ) {
                 Ok(_) => pending.clear(),
                 Err(e) => {
                     work = parts.to_vec();

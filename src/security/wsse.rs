@@ -26,7 +26,9 @@ pub(crate) fn locate(doc: &Document) -> Result<Located<'_>, SecurityError> {
     } else if root.is(ns::S11, "Envelope") {
         ns::S11
     } else {
-        return Err(SecurityError::NotSoap("root element is not a SOAP Envelope".into()));
+        return Err(SecurityError::NotSoap(
+            "root element is not a SOAP Envelope".into(),
+        ));
     };
     let headers: Vec<_> = root.children_named(soap_ns, "Header").collect();
     let bodies: Vec<_> = root.children_named(soap_ns, "Body").collect();
@@ -38,7 +40,9 @@ pub(crate) fn locate(doc: &Document) -> Result<Located<'_>, SecurityError> {
         )));
     }
     if root.child_elements().count() != headers.len() + 1 {
-        return Err(SecurityError::NotSoap("unexpected child element of the SOAP Envelope".into()));
+        return Err(SecurityError::NotSoap(
+            "unexpected child element of the SOAP Envelope".into(),
+        ));
     }
     let header = headers.first().copied();
     let body = bodies[0];
@@ -47,21 +51,31 @@ pub(crate) fn locate(doc: &Document) -> Result<Located<'_>, SecurityError> {
         Some(h) => {
             let m: Vec<_> = h.children_named(ns::EB, "Messaging").collect();
             if m.len() > 1 {
-                return Err(SecurityError::Wrapping("more than one eb:Messaging header block".into()));
+                return Err(SecurityError::Wrapping(
+                    "more than one eb:Messaging header block".into(),
+                ));
             }
             let s: Vec<_> = h.children_named(ns::WSSE, "Security").collect();
             if s.len() > 1 {
-                return Err(SecurityError::Wrapping("more than one wsse:Security header".into()));
+                return Err(SecurityError::Wrapping(
+                    "more than one wsse:Security header".into(),
+                ));
             }
             (m.first().copied(), s.first().copied())
         }
     };
-    Ok(Located { body, messaging, security })
+    Ok(Located {
+        body,
+        messaging,
+        security,
+    })
 }
 
 /// The `cid:` hrefs of `eb:PayloadInfo/eb:PartInfo` in order (without the `cid:` prefix).
 pub(crate) fn payload_cids(messaging: Option<Node<'_>>) -> Vec<String> {
-    let Some(m) = messaging else { return Vec::new() };
+    let Some(m) = messaging else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for um in m.children_named(ns::EB, "UserMessage") {
         for pi in um.children_named(ns::EB, "PayloadInfo") {
@@ -82,8 +96,14 @@ pub(crate) fn unique_by_id<'d>(doc: &'d Document, id: &'d str) -> Result<Node<'d
     let found = doc.elements_by_id(id);
     match found.as_slice() {
         [one] => Ok(*one),
-        [] => Err(SecurityError::ReferenceUnresolved { uri: format!("#{id}"), reason: "no element has this id".into() }),
-        _ => Err(SecurityError::Wrapping(format!("{} elements carry id {id:?}", found.len()))),
+        [] => Err(SecurityError::ReferenceUnresolved {
+            uri: format!("#{id}"),
+            reason: "no element has this id".into(),
+        }),
+        _ => Err(SecurityError::Wrapping(format!(
+            "{} elements carry id {id:?}",
+            found.len()
+        ))),
     }
 }
 
@@ -103,7 +123,9 @@ pub(crate) fn read_token_ref(node: Node<'_>) -> Result<TokenRef, SecurityError> 
     let str_node = if node.is(ns::WSSE, "SecurityTokenReference") {
         node
     } else {
-        let strs: Vec<_> = node.children_named(ns::WSSE, "SecurityTokenReference").collect();
+        let strs: Vec<_> = node
+            .children_named(ns::WSSE, "SecurityTokenReference")
+            .collect();
         match strs.as_slice() {
             [one] => *one,
             _ => {
@@ -111,31 +133,41 @@ pub(crate) fn read_token_ref(node: Node<'_>) -> Result<TokenRef, SecurityError> 
                 if let Some(x) = node.child(ns::DS, "X509Data") {
                     return issuer_serial(x);
                 }
-                return Err(SecurityError::Malformed("KeyInfo must hold exactly one SecurityTokenReference".into()));
+                return Err(SecurityError::Malformed(
+                    "KeyInfo must hold exactly one SecurityTokenReference".into(),
+                ));
             }
         }
     };
     let kids: Vec<_> = str_node.child_elements().collect();
     let [one] = kids.as_slice() else {
-        return Err(SecurityError::Malformed("SecurityTokenReference must hold exactly one reference".into()));
+        return Err(SecurityError::Malformed(
+            "SecurityTokenReference must hold exactly one reference".into(),
+        ));
     };
     if one.is(ns::WSSE, "Reference") {
         let uri = one.attr(None, "URI").unwrap_or("");
-        let id = uri
-            .strip_prefix('#')
-            .ok_or_else(|| SecurityError::Malformed(format!("token reference {uri:?} is not same-document")))?;
+        let id = uri.strip_prefix('#').ok_or_else(|| {
+            SecurityError::Malformed(format!("token reference {uri:?} is not same-document"))
+        })?;
         Ok(TokenRef::Bst(id.to_string()))
     } else if one.is(ns::WSSE, "KeyIdentifier") {
         let vt = one.attr(None, "ValueType").unwrap_or("");
         if vt != ns::WSS_X509_SKI {
-            return Err(SecurityError::Malformed(format!("unsupported KeyIdentifier ValueType {vt:?}")));
+            return Err(SecurityError::Malformed(format!(
+                "unsupported KeyIdentifier ValueType {vt:?}"
+            )));
         }
-        let ski = unb64(&one.text()).ok_or_else(|| SecurityError::Malformed("KeyIdentifier is not base64".into()))?;
+        let ski = unb64(&one.text())
+            .ok_or_else(|| SecurityError::Malformed("KeyIdentifier is not base64".into()))?;
         Ok(TokenRef::Ski(ski))
     } else if one.is(ns::DS, "X509Data") {
         issuer_serial(*one)
     } else {
-        Err(SecurityError::Malformed(format!("unsupported token reference {}", one.local_name())))
+        Err(SecurityError::Malformed(format!(
+            "unsupported token reference {}",
+            one.local_name()
+        )))
     }
 }
 
@@ -143,11 +175,17 @@ fn issuer_serial(x509data: Node<'_>) -> Result<TokenRef, SecurityError> {
     let is = x509data
         .child(ns::DS, "X509IssuerSerial")
         .ok_or_else(|| SecurityError::Malformed("X509Data without X509IssuerSerial".into()))?;
-    let name = is.child(ns::DS, "X509IssuerName").map(|n| n.text().trim().to_string());
-    let serial = is.child(ns::DS, "X509SerialNumber").map(|n| n.text().trim().to_string());
+    let name = is
+        .child(ns::DS, "X509IssuerName")
+        .map(|n| n.text().trim().to_string());
+    let serial = is
+        .child(ns::DS, "X509SerialNumber")
+        .map(|n| n.text().trim().to_string());
     match (name, serial) {
         (Some(n), Some(s)) if !n.is_empty() && !s.is_empty() => Ok(TokenRef::IssuerSerial(n, s)),
-        _ => Err(SecurityError::Malformed("incomplete X509IssuerSerial".into())),
+        _ => Err(SecurityError::Malformed(
+            "incomplete X509IssuerSerial".into(),
+        )),
     }
 }
 
@@ -159,17 +197,23 @@ pub(crate) fn read_bst(
     id: &str,
 ) -> Result<(Certificate, Vec<Certificate>), SecurityError> {
     let node = unique_by_id(doc, id).map_err(|e| match e {
-        SecurityError::ReferenceUnresolved { .. } => SecurityError::KeyNotFound(format!("no token with id {id:?}")),
+        SecurityError::ReferenceUnresolved { .. } => {
+            SecurityError::KeyNotFound(format!("no token with id {id:?}"))
+        }
         other => other,
     })?;
-    if !node.is(ns::WSSE, "BinarySecurityToken") || node.parent().map(|p| p.id()) != Some(security.id()) {
+    if !node.is(ns::WSSE, "BinarySecurityToken")
+        || node.parent().map(|p| p.id()) != Some(security.id())
+    {
         return Err(SecurityError::Wrapping(format!(
             "token reference #{id} does not point at a BinarySecurityToken of the Security header"
         )));
     }
-    let der = unb64(&node.text()).ok_or_else(|| SecurityError::Malformed("BinarySecurityToken is not base64".into()))?;
+    let der = unb64(&node.text())
+        .ok_or_else(|| SecurityError::Malformed("BinarySecurityToken is not base64".into()))?;
     let vt = node.attr(None, "ValueType").unwrap_or("");
-    let bad = |e: crate::pki::PkiError| SecurityError::KeyNotFound(format!("BinarySecurityToken: {e}"));
+    let bad =
+        |e: crate::pki::PkiError| SecurityError::KeyNotFound(format!("BinarySecurityToken: {e}"));
     match vt {
         v if v == ns::WSS_X509V3 => Ok((Certificate::from_der(&der).map_err(bad)?, Vec::new())),
         v if v == ns::WSS_X509_PKIPATH => {
@@ -184,11 +228,15 @@ pub(crate) fn read_bst(
                 .map(|t| Certificate::from_der(t.raw))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(bad)?;
-            let leaf = certs.pop().ok_or_else(|| SecurityError::Malformed("empty PkiPath".into()))?;
+            let leaf = certs
+                .pop()
+                .ok_or_else(|| SecurityError::Malformed("empty PkiPath".into()))?;
             certs.reverse();
             Ok((leaf, certs))
         }
-        other => Err(SecurityError::Malformed(format!("unsupported BinarySecurityToken ValueType {other:?}"))),
+        other => Err(SecurityError::Malformed(format!(
+            "unsupported BinarySecurityToken ValueType {other:?}"
+        ))),
     }
 }
 
@@ -207,13 +255,22 @@ pub(crate) fn resolve_signer(
             .chain(trust.known_certificates())
             .find(|c| c.ski() == ski.as_slice())
             .map(|c| (c.clone(), Vec::new()))
-            .ok_or_else(|| SecurityError::KeyNotFound(format!("no known certificate with SKI {}", hex::encode(ski)))),
+            .ok_or_else(|| {
+                SecurityError::KeyNotFound(format!(
+                    "no known certificate with SKI {}",
+                    hex::encode(ski)
+                ))
+            }),
         TokenRef::IssuerSerial(issuer, serial) => partners
             .iter()
             .chain(trust.known_certificates())
             .find(|c| c.matches_issuer_serial(issuer, serial))
             .map(|c| (c.clone(), Vec::new()))
-            .ok_or_else(|| SecurityError::KeyNotFound(format!("no known certificate issued by {issuer:?} with serial {serial}"))),
+            .ok_or_else(|| {
+                SecurityError::KeyNotFound(format!(
+                    "no known certificate issued by {issuer:?} with serial {serial}"
+                ))
+            }),
     }
 }
 
@@ -229,7 +286,8 @@ pub(crate) fn resolve_own<'k>(
         TokenRef::IssuerSerial(i, s) => keys.iter().find(|k| k.cert.matches_issuer_serial(i, s)),
         TokenRef::Bst(id) => {
             let (leaf, _) = read_bst(doc, security, id).ok()?;
-            keys.iter().find(|k| k.cert.sha256_fingerprint() == leaf.sha256_fingerprint())
+            keys.iter()
+                .find(|k| k.cert.sha256_fingerprint() == leaf.sha256_fingerprint())
         }
     }
 }

@@ -9,3 +9,4 @@ mod oots;
 mod pmode;
 mod security;
 mod store;
+mod transport;

@@ -12,7 +12,10 @@ use super::testpki::world;
 use crate::support::{as4gw_bin, fixture};
 
 fn run(args: &[&str]) -> (i32, Value) {
-    let out = Command::new(as4gw_bin()).args(args).output().expect("run as4gw");
+    let out = Command::new(as4gw_bin())
+        .args(args)
+        .output()
+        .expect("run as4gw");
     let code = out.status.code().unwrap_or(-1);
     let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (code, v)
@@ -88,18 +91,31 @@ fn domibus_soap_request_signature_valid_but_incomplete() {
 
 fn pem(label: &str, der: &[u8]) -> String {
     let b = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("ascii")).collect();
-    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+    let lines: Vec<&str> = b
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).expect("ascii"))
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
 }
 
-fn write_mime(dir: &Path, m: &as4gw::security::sign::SecuredMessage, with_headers: bool) -> (String, String) {
+fn write_mime(
+    dir: &Path,
+    m: &as4gw::security::sign::SecuredMessage,
+    with_headers: bool,
+) -> (String, String) {
     let boundary = "MIMEBoundary_as4gw_test";
     let ct = format!(
         "multipart/related; type=\"application/soap+xml\"; boundary=\"{boundary}\"; start=\"<root@as4gw>\"; start-info=\"application/soap+xml\""
     );
     let mut body = Vec::new();
     if with_headers {
-        body.extend_from_slice(format!("Content-Type: {ct}\r\nMIME-Version: 1.0\r\n\r\n").as_bytes());
+        body.extend_from_slice(
+            format!("Content-Type: {ct}\r\nMIME-Version: 1.0\r\n\r\n").as_bytes(),
+        );
     }
     body.extend_from_slice(format!("--{boundary}\r\nContent-Type: application/soap+xml; charset=UTF-8\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <root@as4gw>\r\n\r\n").as_bytes());
     body.extend_from_slice(&m.soap);
@@ -120,11 +136,22 @@ fn write_mime(dir: &Path, m: &as4gw::security::sign::SecuredMessage, with_header
 fn decrypts_and_verifies_a_generated_message_and_writes_payloads() {
     let w = world();
     let dir = tempfile::tempdir().expect("tmp");
-    for (suite, key) in [(Suite::Edelivery20, &w.red.x), (Suite::Edelivery115, &w.red.rsa)] {
+    for (suite, key) in [
+        (Suite::Edelivery20, &w.red.x),
+        (Suite::Edelivery115, &w.red.rsa),
+    ] {
         let m = send(suite, KeyReference::Ski, TokenType::PkiPath);
         let key_file = dir.path().join("red.key.pem");
-        std::fs::write(&key_file, pem("PRIVATE KEY", &key.key.to_pkcs8_der().expect("der"))).expect("key");
-        std::fs::write(dir.path().join("red.cert.pem"), pem("CERTIFICATE", key.cert.der())).expect("cert");
+        std::fs::write(
+            &key_file,
+            pem("PRIVATE KEY", &key.key.to_pkcs8_der().expect("der")),
+        )
+        .expect("key");
+        std::fs::write(
+            dir.path().join("red.cert.pem"),
+            pem("CERTIFICATE", key.cert.der()),
+        )
+        .expect("cert");
         let ca = dir.path().join("ca.pem");
         std::fs::write(&ca, pem("CERTIFICATE", w.ca.der())).expect("ca");
         let out = dir.path().join("out");
@@ -153,9 +180,18 @@ fn decrypts_and_verifies_a_generated_message_and_writes_payloads() {
             let parts = v["parts"].as_array().expect("parts");
             assert_eq!(parts.len(), 2);
             for (p, orig) in parts.iter().zip(payloads()) {
-                assert_eq!(p["sha256"], hex::encode(as4gw::security::crypto::Crypto::sha256(&as4gw::security::crypto::AwsLc, &orig.data)));
+                assert_eq!(
+                    p["sha256"],
+                    hex::encode(as4gw::security::crypto::Crypto::sha256(
+                        &as4gw::security::crypto::AwsLc,
+                        &orig.data
+                    ))
+                );
                 assert_eq!(p["decrypted"], true);
-                assert_eq!(std::fs::read(out.join(&orig.content_id)).expect("written"), orig.data);
+                assert_eq!(
+                    std::fs::read(out.join(&orig.content_id)).expect("written"),
+                    orig.data
+                );
             }
             assert_eq!(v["references"].as_array().expect("refs").len(), 4);
         }
@@ -164,6 +200,9 @@ fn decrypts_and_verifies_a_generated_message_and_writes_payloads() {
 
 #[test]
 fn usage_errors_exit_2() {
-    let out = Command::new(as4gw_bin()).args(["message", "verify", "/nonexistent/file"]).output().expect("run");
+    let out = Command::new(as4gw_bin())
+        .args(["message", "verify", "/nonexistent/file"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
 }

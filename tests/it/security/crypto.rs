@@ -16,7 +16,10 @@ fn pkcs8_for(oid_last: u8, seed: &[u8]) -> PrivateKey {
 
 #[test]
 fn sha256_fips_vector() {
-    assert_eq!(hex::encode(AwsLc.sha256(b"abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_eq!(
+        hex::encode(AwsLc.sha256(b"abc")),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
 }
 
 #[test]
@@ -37,11 +40,20 @@ fn ed25519_rfc8032_test1_and_dalek() {
     let sk = ed25519_dalek::SigningKey::from_bytes(&seed.clone().try_into().expect("32"));
     let msg = b"AS4 SignedInfo bytes";
     let dsig = sk.sign(msg);
-    AwsLc.ed25519_verify(&public, msg, &dsig.to_bytes()).expect("dalek sig verifies");
-    assert!(AwsLc.ed25519_verify(&public, b"other", &dsig.to_bytes()).is_err());
+    AwsLc
+        .ed25519_verify(&public, msg, &dsig.to_bytes())
+        .expect("dalek sig verifies");
+    assert!(AwsLc
+        .ed25519_verify(&public, b"other", &dsig.to_bytes())
+        .is_err());
     let asig = AwsLc.ed25519_sign(&key, msg).expect("sign");
-    let vk = ed25519_dalek::VerifyingKey::from_bytes(&public.clone().try_into().expect("32")).expect("vk");
-    vk.verify(msg, &ed25519_dalek::Signature::from_bytes(&asig.try_into().expect("64"))).expect("dalek verifies");
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(&public.clone().try_into().expect("32"))
+        .expect("vk");
+    vk.verify(
+        msg,
+        &ed25519_dalek::Signature::from_bytes(&asig.try_into().expect("64")),
+    )
+    .expect("dalek verifies");
 }
 
 #[test]
@@ -50,11 +62,18 @@ fn x25519_rfc7748_and_dalek() {
     let bob_pub = h("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
     let key = pkcs8_for(0x6e, &alice);
     assert_eq!(key.key_type(), KeyType::X25519);
-    assert_eq!(hex::encode(key.public_key_bits()), "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
+    assert_eq!(
+        hex::encode(key.public_key_bits()),
+        "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"
+    );
     let shared = AwsLc.x25519_static(&key, &bob_pub).expect("agree");
-    assert_eq!(hex::encode(shared.as_slice()), "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
+    assert_eq!(
+        hex::encode(shared.as_slice()),
+        "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742"
+    );
     // aws-lc-rs ephemeral sender ↔ dalek static receiver
-    let recv = x25519_dalek::StaticSecret::from(<[u8; 32]>::try_from(alice.as_slice()).expect("32"));
+    let recv =
+        x25519_dalek::StaticSecret::from(<[u8; 32]>::try_from(alice.as_slice()).expect("32"));
     let recv_pub = x25519_dalek::PublicKey::from(&recv);
     let (eph, s1) = AwsLc.x25519_ephemeral(recv_pub.as_bytes()).expect("eph");
     let s2 = recv.diffie_hellman(&x25519_dalek::PublicKey::from(eph));
@@ -64,7 +83,12 @@ fn x25519_rfc7748_and_dalek() {
 #[test]
 fn hkdf_rfc5869_case1_and_rustcrypto_any_salt_info() {
     let okm = AwsLc
-        .hkdf_sha256(&[0x0b; 22], &h("000102030405060708090a0b0c"), &h("f0f1f2f3f4f5f6f7f8f9"), 42)
+        .hkdf_sha256(
+            &[0x0b; 22],
+            &h("000102030405060708090a0b0c"),
+            &h("f0f1f2f3f4f5f6f7f8f9"),
+            42,
+        )
         .expect("hkdf");
     assert_eq!(
         hex::encode(okm.as_slice()),
@@ -76,7 +100,9 @@ fn hkdf_rfc5869_case1_and_rustcrypto_any_salt_info() {
         let ikm = [7u8; 32];
         let ours = AwsLc.hkdf_sha256(&ikm, &salt, &info, 16).expect("hkdf");
         let mut theirs = [0u8; 16];
-        hkdf::Hkdf::<sha2::Sha256>::new(Some(&salt), &ikm).expand(&info, &mut theirs).expect("expand");
+        hkdf::Hkdf::<sha2::Sha256>::new(Some(&salt), &ikm)
+            .expand(&info, &mut theirs)
+            .expect("expand");
         assert_eq!(ours.as_slice(), &theirs, "salt {salt_len} info {info_len}");
     }
 }
@@ -86,22 +112,39 @@ fn aes_kw_rfc3394_and_rustcrypto() {
     let kek = h("000102030405060708090A0B0C0D0E0F");
     let key = h("00112233445566778899AABBCCDDEEFF");
     let wrapped = AwsLc.aes128_kw_wrap(&kek, &key).expect("wrap");
-    assert_eq!(hex::encode_upper(&wrapped), "1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5");
-    assert_eq!(AwsLc.aes128_kw_unwrap(&kek, &wrapped).expect("unwrap").as_slice(), key.as_slice());
+    assert_eq!(
+        hex::encode_upper(&wrapped),
+        "1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5"
+    );
+    assert_eq!(
+        AwsLc
+            .aes128_kw_unwrap(&kek, &wrapped)
+            .expect("unwrap")
+            .as_slice(),
+        key.as_slice()
+    );
     use aes_kw::cipher::KeyInit;
     let kw = aes_kw::KwAes128::new_from_slice(&kek).expect("kek");
     let mut buf = [0u8; 24];
-    assert_eq!(kw.wrap_key(&key, &mut buf).expect("wrap"), wrapped.as_slice());
+    assert_eq!(
+        kw.wrap_key(&key, &mut buf).expect("wrap"),
+        wrapped.as_slice()
+    );
     let mut bad = wrapped.clone();
     bad[3] ^= 1;
-    assert!(AwsLc.aes128_kw_unwrap(&kek, &bad).is_err(), "integrity check");
+    assert!(
+        AwsLc.aes128_kw_unwrap(&kek, &bad).is_err(),
+        "integrity check"
+    );
 }
 
 #[test]
 fn aes_gcm_spec_vector_layout_and_rustcrypto() {
     // GCM specification test case 2: K = 0^128, IV = 0^96, P = 0^128.
     let mut buf = [0u8; 16];
-    let tag = AwsLc.aes128_gcm_seal_in_place(&[0u8; 16], &[0u8; 12], &mut buf).expect("seal");
+    let tag = AwsLc
+        .aes128_gcm_seal_in_place(&[0u8; 16], &[0u8; 12], &mut buf)
+        .expect("seal");
     assert_eq!(hex::encode(buf), "0388dace60b6a392f328c2b971b2fe78");
     assert_eq!(hex::encode(tag), "ab6e47d42cec13bdf53a67b21257bddf");
     // IV ‖ CT ‖ TAG, opened by aes-gcm
@@ -122,9 +165,11 @@ fn aes_gcm_spec_vector_layout_and_rustcrypto() {
     assert!(AwsLc.aes128_gcm_open(&key, &framed).is_err());
     // streaming API
     let mut out = Vec::new();
-    as4gw::security::sign::encrypt_part_stream(&AwsLc, &key, &mut pt.as_slice(), &mut out).expect("enc");
+    as4gw::security::sign::encrypt_part_stream(&AwsLc, &key, &mut pt.as_slice(), &mut out)
+        .expect("enc");
     let mut back = Vec::new();
-    as4gw::security::sign::decrypt_part_stream(&AwsLc, &key, &mut out.as_slice(), &mut back).expect("dec");
+    as4gw::security::sign::decrypt_part_stream(&AwsLc, &key, &mut out.as_slice(), &mut back)
+        .expect("dec");
     assert_eq!(back, pt);
 }
 
@@ -139,21 +184,53 @@ fn rsa_sha256_and_oaep_against_rustcrypto() {
     let msg = b"canonical SignedInfo";
     // aws-lc-rs signs, rsa verifies; rsa signs, aws-lc-rs verifies
     let sig = AwsLc.rsa_sha256_sign(&key, msg).expect("sign");
-    public.pkcs1v15_verify::<sha2::Sha256>(msg, &sig).expect("rsa crate verifies");
-    let sig2 = theirs.pkcs1v15_sign::<sha2::Sha256>(msg).expect("rsa crate signs");
+    public
+        .pkcs1v15_verify::<sha2::Sha256>(msg, &sig)
+        .expect("rsa crate verifies");
+    let sig2 = theirs
+        .pkcs1v15_sign::<sha2::Sha256>(msg)
+        .expect("rsa crate signs");
     assert_eq!(sig, sig2, "PKCS#1 v1.5 is deterministic");
-    AwsLc.rsa_sha256_verify(&key.public_key_bits(), msg, &sig2).expect("verify");
-    assert!(AwsLc.rsa_sha256_verify(&key.public_key_bits(), b"x", &sig2).is_err());
+    AwsLc
+        .rsa_sha256_verify(&key.public_key_bits(), msg, &sig2)
+        .expect("verify");
+    assert!(AwsLc
+        .rsa_sha256_verify(&key.public_key_bits(), b"x", &sig2)
+        .is_err());
     // OAEP SHA-256/MGF1-SHA-256 both ways
     let cek = [9u8; 16];
     let ct = public.oaep_encrypt::<sha2::Sha256>(&cek).expect("encrypt");
-    assert_eq!(AwsLc.rsa_oaep_decrypt(&key, Oaep::Sha256Mgf1Sha256, &ct).expect("decrypt").as_slice(), &cek);
-    let ct2 = AwsLc.rsa_oaep_encrypt(&key.public_key_bits(), Oaep::Sha256Mgf1Sha256, &cek).expect("encrypt");
-    assert_eq!(theirs.oaep_decrypt::<sha2::Sha256>(&ct2).expect("rsa crate decrypts"), cek);
+    assert_eq!(
+        AwsLc
+            .rsa_oaep_decrypt(&key, Oaep::Sha256Mgf1Sha256, &ct)
+            .expect("decrypt")
+            .as_slice(),
+        &cek
+    );
+    let ct2 = AwsLc
+        .rsa_oaep_encrypt(&key.public_key_bits(), Oaep::Sha256Mgf1Sha256, &cek)
+        .expect("encrypt");
+    assert_eq!(
+        theirs
+            .oaep_decrypt::<sha2::Sha256>(&ct2)
+            .expect("rsa crate decrypts"),
+        cek
+    );
     // legacy mgf1p (SHA-1 / MGF1-SHA-1)
     let ct3 = public.oaep_encrypt::<sha1::Sha1>(&cek).expect("encrypt");
-    assert_eq!(AwsLc.rsa_oaep_decrypt(&key, Oaep::Sha1Mgf1Sha1, &ct3).expect("decrypt").as_slice(), &cek);
-    assert!(AwsLc.rsa_oaep_decrypt(&key, Oaep::Sha256Mgf1Sha256, &ct3).is_err(), "parameters matter");
+    assert_eq!(
+        AwsLc
+            .rsa_oaep_decrypt(&key, Oaep::Sha1Mgf1Sha1, &ct3)
+            .expect("decrypt")
+            .as_slice(),
+        &cek
+    );
+    assert!(
+        AwsLc
+            .rsa_oaep_decrypt(&key, Oaep::Sha256Mgf1Sha256, &ct3)
+            .is_err(),
+        "parameters matter"
+    );
 }
 
 #[test]

@@ -27,7 +27,8 @@ fn partner_certs() -> Vec<Certificate> {
 }
 
 fn expectations() -> serde_json::Map<String, Value> {
-    let v: Value = serde_json::from_slice(&read_fixture("interop/expectations.json")).expect("json");
+    let v: Value =
+        serde_json::from_slice(&read_fixture("interop/expectations.json")).expect("json");
     v.as_object().expect("object").clone()
 }
 
@@ -46,7 +47,10 @@ fn every_signed_fixture_gets_the_recorded_verdict() {
     let mut checked = 0;
     let mut refs_checked = 0;
     for (rel, entry) in expectations() {
-        let Some(sigs) = entry.pointer("/security/as_published/signatures").and_then(Value::as_array) else {
+        let Some(sigs) = entry
+            .pointer("/security/as_published/signatures")
+            .and_then(Value::as_array)
+        else {
             continue;
         };
         if sigs.is_empty() {
@@ -63,17 +67,35 @@ fn every_signed_fixture_gets_the_recorded_verdict() {
             "{rel}: SignedInfo verdict ({:?})",
             report.signed_info
         );
-        assert_eq!(report.signature_method, exp["signature_method"].as_str().expect("method"), "{rel}");
-        let want_pl: Vec<String> =
-            exp["prefix_list"].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default();
+        assert_eq!(
+            report.signature_method,
+            exp["signature_method"].as_str().expect("method"),
+            "{rel}"
+        );
+        let want_pl: Vec<String> = exp["prefix_list"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
         assert_eq!(report.prefix_list, want_pl, "{rel}: PrefixList");
         if let (Some(signer), Some(fp)) = (&report.signer, exp["signer_sha256"].as_str()) {
             assert_eq!(signer.sha256_hex(), fp, "{rel}: signer fingerprint");
         }
         let want_refs = exp["references"].as_array().expect("refs");
-        assert_eq!(report.references.len(), want_refs.len(), "{rel}: reference count");
+        assert_eq!(
+            report.references.len(),
+            want_refs.len(),
+            "{rel}: reference count"
+        );
         for (got, want) in report.references.iter().zip(want_refs) {
-            assert_eq!(got.reference.uri, want["uri"].as_str().expect("uri"), "{rel}");
+            assert_eq!(
+                got.reference.uri,
+                want["uri"].as_str().expect("uri"),
+                "{rel}"
+            );
             assert_eq!(
                 outcome_word(&got.outcome),
                 want["result"].as_str().expect("result"),
@@ -81,8 +103,15 @@ fn every_signed_fixture_gets_the_recorded_verdict() {
                 got.reference.uri,
                 got.outcome
             );
-            if let (Some(t), RefOutcome::Match | RefOutcome::Mismatch) = (want["target"].as_str(), &got.outcome) {
-                assert_eq!(got.target, Some(t), "{rel}: target of {}", got.reference.uri);
+            if let (Some(t), RefOutcome::Match | RefOutcome::Mismatch) =
+                (want["target"].as_str(), &got.outcome)
+            {
+                assert_eq!(
+                    got.target,
+                    Some(t),
+                    "{rel}: target of {}",
+                    got.reference.uri
+                );
             }
             refs_checked += 1;
         }
@@ -96,41 +125,64 @@ fn every_signed_fixture_gets_the_recorded_verdict() {
 fn every_published_encrypted_key_decrypts_to_the_recorded_bytes() {
     let mut checked = 0;
     for (rel, entry) in expectations() {
-        let Some(eks) = entry.pointer("/security/as_published/encrypted_keys").and_then(Value::as_array) else {
+        let Some(eks) = entry
+            .pointer("/security/as_published/encrypted_keys")
+            .and_then(Value::as_array)
+        else {
             continue;
         };
         for ek in eks {
-            let Some(key_file) = ek["decrypted_with"].as_str() else { continue };
+            let Some(key_file) = ek["decrypted_with"].as_str() else {
+                continue;
+            };
             let cert_file = key_file.replace(".key.pem", ".cert.pem");
             let keys = vec![OwnKey {
                 key: load_private_key(&read_fixture(key_file)).expect("key"),
-                cert: load_certificates(&read_fixture(&cert_file)).expect("cert").remove(0),
+                cert: load_certificates(&read_fixture(&cert_file))
+                    .expect("cert")
+                    .remove(0),
                 chain: vec![],
             }];
             let cap = parse_capture(&read_fixture(&rel), None).expect("capture");
             let doc = Document::parse(&cap.soap).expect("xml");
             let got = decrypt_all_keys(&AwsLc, &doc, &keys).expect("keys");
             let id = ek["id"].as_str().expect("id");
-            let (_, cek) = got.iter().find(|(i, _)| i == id).unwrap_or_else(|| panic!("{rel}: no EK {id}"));
+            let (_, cek) = got
+                .iter()
+                .find(|(i, _)| i == id)
+                .unwrap_or_else(|| panic!("{rel}: no EK {id}"));
             let cek = cek.as_ref().unwrap_or_else(|e| panic!("{rel}: {e}"));
-            assert_eq!(hex::encode(cek.as_slice()), ek["content_key_hex"].as_str().expect("hex"), "{rel}");
+            assert_eq!(
+                hex::encode(cek.as_slice()),
+                ek["content_key_hex"].as_str().expect("hex"),
+                "{rel}"
+            );
             checked += 1;
         }
     }
-    assert_eq!(checked, 3, "MSHAS4Request, SoapRequest (mgf1p), SoapRequestBinaryToken");
+    assert_eq!(
+        checked, 3,
+        "MSHAS4Request, SoapRequest (mgf1p), SoapRequestBinaryToken"
+    );
 }
 
 #[test]
 fn wrong_key_cannot_decrypt_published_encrypted_key() {
     let keys = vec![OwnKey {
-        key: load_private_key(&read_fixture("interop/domibus/keystores/default/gateway_keystore/red_gw.key.pem")).expect("key"),
-        cert: load_certificates(&read_fixture("interop/domibus/keystores/default/gateway_keystore/blue_gw.cert.pem"))
-            .expect("cert")
-            .remove(0),
+        key: load_private_key(&read_fixture(
+            "interop/domibus/keystores/default/gateway_keystore/red_gw.key.pem",
+        ))
+        .expect("key"),
+        cert: load_certificates(&read_fixture(
+            "interop/domibus/keystores/default/gateway_keystore/blue_gw.cert.pem",
+        ))
+        .expect("cert")
+        .remove(0),
         chain: vec![],
     }];
     // MSHAS4Request's EncryptedKey names blue_gw by SKI; the red key under blue's certificate must fail.
-    let doc = Document::parse(&read_fixture("interop/domibus/messages/MSHAS4Request.xml")).expect("xml");
+    let doc =
+        Document::parse(&read_fixture("interop/domibus/messages/MSHAS4Request.xml")).expect("xml");
     let got = decrypt_all_keys(&AwsLc, &doc, &keys).expect("keys");
     let err = got[0].1.as_ref().expect_err("must fail");
     assert_eq!(err.ebms_code().code(), "EBMS:0102");
@@ -139,36 +191,71 @@ fn wrong_key_cannot_decrypt_published_encrypted_key() {
 fn peppol_trust() -> TrustStore {
     let mut t = TrustStore::new();
     for f in ["peppol_test_g2_root_ca", "peppol_test_g3_root_ca"] {
-        let c = load_certificates(&read_fixture(&format!("interop/oxalis-ng/peppol_trust_g3/{f}.cert.pem"))).expect(f);
+        let c = load_certificates(&read_fixture(&format!(
+            "interop/oxalis-ng/peppol_trust_g3/{f}.cert.pem"
+        )))
+        .expect(f);
         t.add_anchor(c.into_iter().next().expect("cert"));
     }
     for f in ["peppol_test_g2_ap_ca", "peppol_test_g3_ap_ca"] {
-        let c = load_certificates(&read_fixture(&format!("interop/oxalis-ng/peppol_trust_g3/{f}.cert.pem"))).expect(f);
+        let c = load_certificates(&read_fixture(&format!(
+            "interop/oxalis-ng/peppol_trust_g3/{f}.cert.pem"
+        )))
+        .expect(f);
         t.add_intermediate(c.into_iter().next().expect("cert"));
     }
     t
 }
 
 fn receipt_policy() -> InboundPolicy {
-    InboundPolicy { require_encryption: false, ..InboundPolicy::default() }
+    InboundPolicy {
+        require_encryption: false,
+        ..InboundPolicy::default()
+    }
 }
 
 #[test]
 fn real_peppol_receipts_verify_and_chain_to_the_test_cas() {
     let trust = peppol_trust();
     for (file, at) in [
-        ("interop/phase4/peppol-receipts/helger.as4in", datetime!(2022-03-07 17:36:50 UTC)),
-        ("interop/phase4/peppol-receipts/governikus.as4in", datetime!(2022-03-07 17:41:28 UTC)),
-        ("interop/phase4/peppol-receipts/dataport1-mustunderstand.as4in", datetime!(2022-03-07 16:36:50 UTC)),
-        ("interop/phase4/testfiles/TestReceipt12.xml", datetime!(2025-12-05 12:00 UTC)),
+        (
+            "interop/phase4/peppol-receipts/helger.as4in",
+            datetime!(2022-03-07 17:36:50 UTC),
+        ),
+        (
+            "interop/phase4/peppol-receipts/governikus.as4in",
+            datetime!(2022-03-07 17:41:28 UTC),
+        ),
+        (
+            "interop/phase4/peppol-receipts/dataport1-mustunderstand.as4in",
+            datetime!(2022-03-07 16:36:50 UTC),
+        ),
+        (
+            "interop/phase4/testfiles/TestReceipt12.xml",
+            datetime!(2025-12-05 12:00 UTC),
+        ),
     ] {
         let cap = parse_capture(&read_fixture(file), None).expect(file);
-        let rx = Receiver { crypto: &AwsLc, trust: &trust, partners: &[], keys: &[], at, policy: receipt_policy() };
-        let v = process_inbound(&rx, &cap.soap, cap.attachments).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let rx = Receiver {
+            crypto: &AwsLc,
+            trust: &trust,
+            partners: &[],
+            keys: &[],
+            at,
+            policy: receipt_policy(),
+        };
+        let v = process_inbound(&rx, &cap.soap, cap.attachments)
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(v.references().len(), 2, "{file}");
-        assert!(matches!(v.trust_path(), as4gw::pki::TrustPath::Chain { .. }), "{file}");
+        assert!(
+            matches!(v.trust_path(), as4gw::pki::TrustPath::Chain { .. }),
+            "{file}"
+        );
         // the signer certificates have expired since
-        let rx = Receiver { at: datetime!(2030-01-01 0:00 UTC), ..rx };
+        let rx = Receiver {
+            at: datetime!(2030-01-01 0:00 UTC),
+            ..rx
+        };
         let cap = parse_capture(&read_fixture(file), None).expect(file);
         let err = process_inbound(&rx, &cap.soap, cap.attachments).expect_err("expired");
         assert_eq!(err.ebms_code().code(), "EBMS:0101", "{file}: {err}");
@@ -179,7 +266,11 @@ fn real_peppol_receipts_verify_and_chain_to_the_test_cas() {
 #[test]
 fn dataport1_fails_on_the_messaging_digest() {
     let trust = peppol_trust();
-    let cap = parse_capture(&read_fixture("interop/phase4/peppol-receipts/dataport1.as4in"), None).expect("capture");
+    let cap = parse_capture(
+        &read_fixture("interop/phase4/peppol-receipts/dataport1.as4in"),
+        None,
+    )
+    .expect("capture");
     let rx = Receiver {
         crypto: &AwsLc,
         trust: &trust,
@@ -191,7 +282,9 @@ fn dataport1_fails_on_the_messaging_digest() {
     let err = process_inbound(&rx, &cap.soap, cap.attachments).expect_err("must fail");
     assert_eq!(err.ebms_code().code(), "EBMS:0101");
     match err {
-        as4gw::security::SecurityError::DigestMismatch { uri } => assert!(uri.starts_with("#id-4b28412d2948bca")),
+        as4gw::security::SecurityError::DigestMismatch { uri } => {
+            assert!(uri.starts_with("#id-4b28412d2948bca"))
+        }
         other => panic!("expected the Messaging digest mismatch, got {other}"),
     }
 }
@@ -202,7 +295,12 @@ fn reindented_domibus_samples_fail_as_published() {
     for c in partner_certs() {
         trust.add_pinned(c);
     }
-    for f in ["MSHAS4Response.xml", "MSHAS4Response-signOnly.xml", "MSHAS4Request-signOnly.xml", "SoapRequestBinaryToken.xml"] {
+    for f in [
+        "MSHAS4Response.xml",
+        "MSHAS4Response-signOnly.xml",
+        "MSHAS4Request-signOnly.xml",
+        "SoapRequestBinaryToken.xml",
+    ] {
         let rel = format!("interop/domibus/messages/{f}");
         let rx = Receiver {
             crypto: &AwsLc,
@@ -232,9 +330,17 @@ fn soap_request_signature_is_valid_but_the_message_is_incomplete() {
         partners: &[],
         keys: &[],
         at: datetime!(2024-01-01 0:00 UTC),
-        policy: InboundPolicy { allow_legacy_oaep: true, ..receipt_policy() },
+        policy: InboundPolicy {
+            allow_legacy_oaep: true,
+            ..receipt_policy()
+        },
     };
-    let err = process_inbound(&rx, &read_fixture("interop/domibus/messages/SoapRequest.xml"), vec![]).expect_err("incomplete");
+    let err = process_inbound(
+        &rx,
+        &read_fixture("interop/domibus/messages/SoapRequest.xml"),
+        vec![],
+    )
+    .expect_err("incomplete");
     assert_eq!(err.ebms_code().code(), "EBMS:0101", "{err}");
     assert!(err.to_string().contains("cid:message"), "{err}");
 }

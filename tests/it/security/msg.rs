@@ -3,7 +3,9 @@
 use as4gw::pki::Certificate;
 use as4gw::security::crypto::{AwsLc, Crypto};
 use as4gw::security::sign::{secure_outbound, SecuredMessage, SenderConfig};
-use as4gw::security::{Attachment, InboundPolicy, KeyReference, OwnKey, Receiver, Suite, TokenType};
+use as4gw::security::{
+    Attachment, InboundPolicy, KeyReference, OwnKey, Receiver, Suite, TokenType,
+};
 use as4gw::xml::{canonical_bytes, C14nOptions, Document};
 
 use super::testpki::{world, AT};
@@ -33,13 +35,24 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 /// Two payloads: a compressed RegRep document and an uncompressed XML evidence.
 pub fn payloads() -> Vec<Attachment> {
     vec![
-        Attachment::new("regrep@as4gw.test", "application/gzip", gzip(b"<query:QueryRequest xmlns:query=\"urn:q\"/>")),
-        Attachment::new("evidence@as4gw.test", "application/xml", b"<e:Evidence xmlns:e=\"urn:e\">\n  <e:x a='1'/>\n</e:Evidence>".to_vec()),
+        Attachment::new(
+            "regrep@as4gw.test",
+            "application/gzip",
+            gzip(b"<query:QueryRequest xmlns:query=\"urn:q\"/>"),
+        ),
+        Attachment::new(
+            "evidence@as4gw.test",
+            "application/xml",
+            b"<e:Evidence xmlns:e=\"urn:e\">\n  <e:x a='1'/>\n</e:Evidence>".to_vec(),
+        ),
     ]
 }
 
 pub fn cids() -> Vec<(&'static str, &'static str)> {
-    vec![("regrep@as4gw.test", "application/x-ebrs+xml"), ("evidence@as4gw.test", "application/xml")]
+    vec![
+        ("regrep@as4gw.test", "application/x-ebrs+xml"),
+        ("evidence@as4gw.test", "application/xml"),
+    ]
 }
 
 pub fn signer_for(suite: Suite, p: &super::testpki::Party) -> &OwnKey {
@@ -94,7 +107,10 @@ pub fn red_keys() -> Vec<OwnKey> {
 pub fn receive(
     policy: InboundPolicy,
     msg: &SecuredMessage,
-) -> Result<as4gw::security::Verified<as4gw::security::InboundMessage>, as4gw::security::SecurityError> {
+) -> Result<
+    as4gw::security::Verified<as4gw::security::InboundMessage>,
+    as4gw::security::SecurityError,
+> {
     receive_raw(policy, &msg.soap, msg.attachments.clone())
 }
 
@@ -102,11 +118,21 @@ pub fn receive_raw(
     policy: InboundPolicy,
     soap: &[u8],
     parts: Vec<Attachment>,
-) -> Result<as4gw::security::Verified<as4gw::security::InboundMessage>, as4gw::security::SecurityError> {
+) -> Result<
+    as4gw::security::Verified<as4gw::security::InboundMessage>,
+    as4gw::security::SecurityError,
+> {
     let w = world();
     let trust = w.trust();
     let keys = red_keys();
-    let rx = Receiver { crypto: &AwsLc, trust: &trust, partners: &[], keys: &keys, at: AT, policy };
+    let rx = Receiver {
+        crypto: &AwsLc,
+        trust: &trust,
+        partners: &[],
+        keys: &keys,
+        at: AT,
+        policy,
+    };
     as4gw::security::process_inbound(&rx, soap, parts)
 }
 
@@ -114,8 +140,14 @@ pub fn receive_raw(
 pub fn resign(soap: &str, suite: Suite, signer: &OwnKey) -> String {
     let doc = Document::parse(soap.as_bytes()).expect("xml");
     let ds = "http://www.w3.org/2000/09/xmldsig#";
-    let si = doc.elements().find(|n| n.is(ds, "SignedInfo")).expect("SignedInfo");
-    let sv = doc.elements().find(|n| n.is(ds, "SignatureValue")).expect("SignatureValue");
+    let si = doc
+        .elements()
+        .find(|n| n.is(ds, "SignedInfo"))
+        .expect("SignedInfo");
+    let sv = doc
+        .elements()
+        .find(|n| n.is(ds, "SignatureValue"))
+        .expect("SignatureValue");
     let old = sv.text().into_owned();
     let bytes = canonical_bytes(&doc, si.id(), &C14nOptions::with_prefix_list("env"));
     let sig = match suite {
@@ -124,5 +156,9 @@ pub fn resign(soap: &str, suite: Suite, signer: &OwnKey) -> String {
     }
     .expect("sign");
     use base64::Engine;
-    soap.replacen(&old, &base64::engine::general_purpose::STANDARD.encode(sig), 1)
+    soap.replacen(
+        &old,
+        &base64::engine::general_purpose::STANDARD.encode(sig),
+        1,
+    )
 }

@@ -1,6 +1,8 @@
 //! Keys, certificate facts, trust decisions.
 
-use as4gw::pki::{load_certificates, load_private_key, KeyType, PkiError, Purpose, TrustPath, TrustStore};
+use as4gw::pki::{
+    load_certificates, load_private_key, KeyType, PkiError, Purpose, TrustPath, TrustStore,
+};
 use time::macros::datetime;
 
 use super::testpki::{world, AT};
@@ -8,17 +10,28 @@ use crate::support::read_fixture;
 
 #[test]
 fn domibus_keys_and_certificate_facts() {
-    let cert = load_certificates(&read_fixture("interop/domibus/keystores/default/gateway_keystore/blue_gw.cert.pem"))
-        .expect("cert")
-        .remove(0);
-    assert_eq!(hex::encode(cert.ski()), "1cfa958ec80337dd3408280bc00bc6d37c7e4762");
+    let cert = load_certificates(&read_fixture(
+        "interop/domibus/keystores/default/gateway_keystore/blue_gw.cert.pem",
+    ))
+    .expect("cert")
+    .remove(0);
+    assert_eq!(
+        hex::encode(cert.ski()),
+        "1cfa958ec80337dd3408280bc00bc6d37c7e4762"
+    );
     assert_eq!(cert.key_type(), KeyType::Rsa);
     assert!(cert.subject().contains("CN=blue_gw"), "{}", cert.subject());
     assert_eq!(cert.not_after(), datetime!(2025-12-01 07:27:39 UTC));
     assert_eq!(cert.sha256_hex().len(), 64);
-    let key = load_private_key(&read_fixture("interop/domibus/keystores/default/gateway_keystore/blue_gw.key.pem")).expect("key");
+    let key = load_private_key(&read_fixture(
+        "interop/domibus/keystores/default/gateway_keystore/blue_gw.key.pem",
+    ))
+    .expect("key");
     assert!(key.matches(&cert));
-    let red = load_private_key(&read_fixture("interop/domibus/keystores/default/gateway_keystore/red_gw.key.pem")).expect("key");
+    let red = load_private_key(&read_fixture(
+        "interop/domibus/keystores/default/gateway_keystore/red_gw.key.pem",
+    ))
+    .expect("key");
     assert!(!red.matches(&cert));
 }
 
@@ -28,11 +41,17 @@ fn pkcs1_rsa_key_loads() {
     use rsa::pkcs8::DecodePrivateKey;
     let k = world();
     let der = k.red.rsa.key.to_pkcs8_der().expect("der");
-    let pkcs1 = rsa::PrivateKey::from_pkcs8_der(&der).expect("k").to_pkcs1_pem(Default::default()).expect("pem");
+    let pkcs1 = rsa::PrivateKey::from_pkcs8_der(&der)
+        .expect("k")
+        .to_pkcs1_pem(Default::default())
+        .expect("pem");
     assert!(pkcs1.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
     let back = load_private_key(pkcs1.as_bytes()).expect("pkcs1");
     assert!(back.matches(&k.red.rsa.cert));
-    assert!(load_private_key(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
+    assert!(
+        load_private_key(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+            .is_err()
+    );
 }
 
 #[test]
@@ -45,26 +64,58 @@ fn chains_key_usage_validity_and_pinning() {
         (&w.red.ed.cert, Purpose::Signing),
         (&w.red.x.cert, Purpose::Encryption),
     ] {
-        assert!(matches!(trust.check(c, &[], AT, p), Ok(TrustPath::Chain { .. })), "{c:?} {p:?}");
+        assert!(
+            matches!(trust.check(c, &[], AT, p), Ok(TrustPath::Chain { .. })),
+            "{c:?} {p:?}"
+        );
     }
     // keyUsage: an Ed25519 signing certificate cannot encrypt, an X25519 one cannot sign
-    assert!(matches!(trust.check(&w.red.ed.cert, &[], AT, Purpose::Encryption), Err(PkiError::WrongKeyType { .. })));
-    assert!(matches!(trust.check(&w.red.x.cert, &[], AT, Purpose::Signing), Err(PkiError::WrongKeyType { .. })));
-    // validity with the time passed in
-    let e = trust.check(&w.red.rsa.cert, &[], datetime!(2031-01-01 0:00 UTC), Purpose::Signing).expect_err("expired");
-    assert!(matches!(e, PkiError::Expired { .. }));
-    assert!(e.to_string().contains("red rsa") && e.to_string().contains("sha256"), "names the cert: {e}");
     assert!(matches!(
-        trust.check(&w.red.rsa.cert, &[], datetime!(2024-01-01 0:00 UTC), Purpose::Signing),
+        trust.check(&w.red.ed.cert, &[], AT, Purpose::Encryption),
+        Err(PkiError::WrongKeyType { .. })
+    ));
+    assert!(matches!(
+        trust.check(&w.red.x.cert, &[], AT, Purpose::Signing),
+        Err(PkiError::WrongKeyType { .. })
+    ));
+    // validity with the time passed in
+    let e = trust
+        .check(
+            &w.red.rsa.cert,
+            &[],
+            datetime!(2031-01-01 0:00 UTC),
+            Purpose::Signing,
+        )
+        .expect_err("expired");
+    assert!(matches!(e, PkiError::Expired { .. }));
+    assert!(
+        e.to_string().contains("red rsa") && e.to_string().contains("sha256"),
+        "names the cert: {e}"
+    );
+    assert!(matches!(
+        trust.check(
+            &w.red.rsa.cert,
+            &[],
+            datetime!(2024-01-01 0:00 UTC),
+            Purpose::Signing
+        ),
         Err(PkiError::NotYetValid { .. })
     ));
     // untrusted issuer (same CA name, other key)
-    assert!(matches!(trust.check(&w.rogue.rsa.cert, &[], AT, Purpose::Signing), Err(PkiError::Untrusted { .. })));
+    assert!(matches!(
+        trust.check(&w.rogue.rsa.cert, &[], AT, Purpose::Signing),
+        Err(PkiError::Untrusted { .. })
+    ));
     // pinning a partner certificate needs no chain
     let mut pinned = TrustStore::new();
     pinned.add_pinned(w.rogue.rsa.cert.clone());
-    assert_eq!(pinned.check(&w.rogue.rsa.cert, &[], AT, Purpose::Signing), Ok(TrustPath::Pinned));
-    assert!(pinned.check(&w.red.rsa.cert, &[], AT, Purpose::Signing).is_err());
+    assert_eq!(
+        pinned.check(&w.rogue.rsa.cert, &[], AT, Purpose::Signing),
+        Ok(TrustPath::Pinned)
+    );
+    assert!(pinned
+        .check(&w.red.rsa.cert, &[], AT, Purpose::Signing)
+        .is_err());
 }
 
 #[test]
@@ -72,20 +123,50 @@ fn crl_from_a_local_file_revokes() {
     let w = world();
     let mut trust = w.trust();
     trust.add_crl(w.crl_pem.as_bytes()).expect("crl");
-    let e = trust.check(&w.revoked_rsa.cert, &[], AT, Purpose::Signing).expect_err("revoked");
+    let e = trust
+        .check(&w.revoked_rsa.cert, &[], AT, Purpose::Signing)
+        .expect_err("revoked");
     assert!(matches!(e, PkiError::Revoked { .. }), "{e}");
-    assert!(trust.check(&w.red.rsa.cert, &[], AT, Purpose::Signing).is_ok(), "sibling unaffected");
+    assert!(
+        trust
+            .check(&w.red.rsa.cert, &[], AT, Purpose::Signing)
+            .is_ok(),
+        "sibling unaffected"
+    );
 }
 
 #[test]
 fn peppol_chain_at_a_pinned_clock() {
     let mut trust = TrustStore::new();
     trust
-        .add_file_contents(&read_fixture("interop/oxalis-ng/peppol_trust_g3/peppol_test_g3_root_ca.cert.pem"))
+        .add_file_contents(&read_fixture(
+            "interop/oxalis-ng/peppol_trust_g3/peppol_test_g3_root_ca.cert.pem",
+        ))
         .expect("root")
-        .add_file_contents(&read_fixture("interop/oxalis-ng/peppol_trust_g3/peppol_test_g3_ap_ca.cert.pem"))
+        .add_file_contents(&read_fixture(
+            "interop/oxalis-ng/peppol_trust_g3/peppol_test_g3_ap_ca.cert.pem",
+        ))
         .expect("ap ca");
-    let signer = load_certificates(&read_fixture("interop/phase4/testfiles/bst-certs/TestReceipt12.signer.cert.pem")).expect("c");
-    assert!(matches!(trust.check(&signer[0], &[], datetime!(2025-12-05 0:00 UTC), Purpose::Signing), Ok(TrustPath::Chain { .. })));
-    assert!(matches!(trust.check(&signer[0], &[], datetime!(2028-01-01 0:00 UTC), Purpose::Signing), Err(PkiError::Expired { .. })));
+    let signer = load_certificates(&read_fixture(
+        "interop/phase4/testfiles/bst-certs/TestReceipt12.signer.cert.pem",
+    ))
+    .expect("c");
+    assert!(matches!(
+        trust.check(
+            &signer[0],
+            &[],
+            datetime!(2025-12-05 0:00 UTC),
+            Purpose::Signing
+        ),
+        Ok(TrustPath::Chain { .. })
+    ));
+    assert!(matches!(
+        trust.check(
+            &signer[0],
+            &[],
+            datetime!(2028-01-01 0:00 UTC),
+            Purpose::Signing
+        ),
+        Err(PkiError::Expired { .. })
+    ));
 }

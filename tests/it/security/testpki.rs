@@ -7,7 +7,10 @@ use std::sync::OnceLock;
 use as4gw::pki::{Certificate, KeyType, PrivateKey, TrustStore};
 use as4gw::security::crypto::{AwsLc, Crypto};
 use as4gw::security::OwnKey;
-use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
 use time::macros::datetime;
 use time::OffsetDateTime;
 
@@ -72,7 +75,12 @@ fn make_ca(name: &str) -> Ca {
     params.not_after = datetime!(2035-01-01 0:00 UTC);
     let c = params.self_signed(&rc).expect("ca cert");
     let cert = Certificate::from_der(c.der()).expect("parse ca");
-    Ca { params, key, rc, cert }
+    Ca {
+        params,
+        key,
+        rc,
+        cert,
+    }
 }
 
 fn leaf(ca: &Ca, cn: &str, kind: KeyType, nb: OffsetDateTime, na: OffsetDateTime) -> OwnKey {
@@ -90,7 +98,10 @@ fn leaf(ca: &Ca, cn: &str, kind: KeyType, nb: OffsetDateTime, na: OffsetDateTime
                 KeyUsagePurpose::ContentCommitment,
                 KeyUsagePurpose::KeyEncipherment,
             ],
-            _ => vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment],
+            _ => vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::ContentCommitment,
+            ],
         };
         params.not_before = nb;
         params.not_after = na;
@@ -99,7 +110,11 @@ fn leaf(ca: &Ca, cn: &str, kind: KeyType, nb: OffsetDateTime, na: OffsetDateTime
         let c = params.signed_by(&rc_key(&key), &issuer).expect("leaf cert");
         Certificate::from_der(c.der()).expect("parse leaf")
     };
-    OwnKey { key, cert, chain: vec![ca.cert.clone()] }
+    OwnKey {
+        key,
+        cert,
+        chain: vec![ca.cert.clone()],
+    }
 }
 
 fn tlv(tag: u8, v: &[u8]) -> Vec<u8> {
@@ -120,7 +135,13 @@ fn utc(t: OffsetDateTime) -> Vec<u8> {
 }
 
 /// An X25519 end-entity certificate (RFC 8410) signed by the Ed25519 CA.
-fn x25519_cert(ca: &Ca, cn: &str, public: &[u8], nb: OffsetDateTime, na: OffsetDateTime) -> Certificate {
+fn x25519_cert(
+    ca: &Ca,
+    cn: &str,
+    public: &[u8],
+    nb: OffsetDateTime,
+    na: OffsetDateTime,
+) -> Certificate {
     use as4gw::pki::der::{seq, x25519_spki, OID_ED25519};
     let version = tlv(0xa0, &tlv(0x02, &[2]));
     let mut serial_bytes = [0u8; 8];
@@ -134,11 +155,20 @@ fn x25519_cert(ca: &Ca, cn: &str, public: &[u8], nb: OffsetDateTime, na: OffsetD
     let cn_attr = seq(&[&tlv(0x06, &[0x55, 0x04, 0x03]), &tlv(0x0c, cn.as_bytes())]);
     let subject = seq(&[&tlv(0x31, &cn_attr)]);
     let spki = x25519_spki(public);
-    let ku = seq(&[&tlv(0x06, &[0x55, 0x1d, 0x0f]), &[0x01, 0x01, 0xff], &tlv(0x04, &[0x03, 0x02, 0x03, 0x08])]);
+    let ku = seq(&[
+        &tlv(0x06, &[0x55, 0x1d, 0x0f]),
+        &[0x01, 0x01, 0xff],
+        &tlv(0x04, &[0x03, 0x02, 0x03, 0x08]),
+    ]);
     let ski_val = &AwsLc.sha256(public)[..20];
-    let ski = seq(&[&tlv(0x06, &[0x55, 0x1d, 0x0e]), &tlv(0x04, &tlv(0x04, ski_val))]);
+    let ski = seq(&[
+        &tlv(0x06, &[0x55, 0x1d, 0x0e]),
+        &tlv(0x04, &tlv(0x04, ski_val)),
+    ]);
     let exts = tlv(0xa3, &seq(&[&ku, &ski]));
-    let tbs = seq(&[&version, &serial, &alg, &issuer, &validity, &subject, &spki, &exts]);
+    let tbs = seq(&[
+        &version, &serial, &alg, &issuer, &validity, &subject, &spki, &exts,
+    ]);
     let sig = AwsLc.ed25519_sign(&ca.key, &tbs).expect("sign");
     let mut bits = vec![0u8];
     bits.extend_from_slice(&sig);
@@ -147,7 +177,10 @@ fn x25519_cert(ca: &Ca, cn: &str, public: &[u8], nb: OffsetDateTime, na: OffsetD
 }
 
 fn party(ca: &Ca, name: &str) -> Party {
-    let (nb, na) = (datetime!(2025-01-01 0:00 UTC), datetime!(2030-01-01 0:00 UTC));
+    let (nb, na) = (
+        datetime!(2025-01-01 0:00 UTC),
+        datetime!(2030-01-01 0:00 UTC),
+    );
     Party {
         rsa: leaf(ca, &format!("{name} rsa"), KeyType::Rsa, nb, na),
         ed: leaf(ca, &format!("{name} ed25519"), KeyType::Ed25519, nb, na),
@@ -161,8 +194,20 @@ fn make_world() -> World {
     let red = party(&ca, "red");
     let blue = party(&ca, "blue");
     let rogue = party(&rogue_ca, "rogue");
-    let expired_rsa = leaf(&ca, "red expired", KeyType::Rsa, datetime!(2020-01-01 0:00 UTC), datetime!(2021-01-01 0:00 UTC));
-    let revoked_rsa = leaf(&ca, "red revoked", KeyType::Rsa, datetime!(2025-01-01 0:00 UTC), datetime!(2030-01-01 0:00 UTC));
+    let expired_rsa = leaf(
+        &ca,
+        "red expired",
+        KeyType::Rsa,
+        datetime!(2020-01-01 0:00 UTC),
+        datetime!(2021-01-01 0:00 UTC),
+    );
+    let revoked_rsa = leaf(
+        &ca,
+        "red revoked",
+        KeyType::Rsa,
+        datetime!(2025-01-01 0:00 UTC),
+        datetime!(2030-01-01 0:00 UTC),
+    );
     let crl = rcgen::CertificateRevocationListParams {
         this_update: datetime!(2026-01-01 0:00 UTC),
         next_update: datetime!(2027-01-01 0:00 UTC),
@@ -179,5 +224,13 @@ fn make_world() -> World {
     .signed_by(&Issuer::from_params(&ca.params, &ca.rc))
     .expect("crl");
     let crl_pem = crl.pem().expect("pem");
-    World { ca: ca.cert, red, blue, rogue, expired_rsa, crl_pem, revoked_rsa }
+    World {
+        ca: ca.cert,
+        red,
+        blue,
+        rogue,
+        expired_rsa,
+        crl_pem,
+        revoked_rsa,
+    }
 }
