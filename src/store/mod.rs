@@ -222,6 +222,8 @@ pub struct NewOutbound {
     pub payloads: Vec<Payload>,
     /// Earliest first attempt; `None` = now.
     pub not_before: Option<OffsetDateTime>,
+    /// The ebMS header as the MSH built it (opaque here): what every retry packs again.
+    pub header: Option<String>,
 }
 
 /// Answer to [`MessageStore::submit`].
@@ -258,6 +260,8 @@ pub struct NewInbound {
     pub ref_to_message_id: Option<String>,
     pub properties: Vec<(String, String)>,
     pub payloads: Vec<Payload>,
+    /// The partner's ebMS header (opaque here), for the backend API.
+    pub header: Option<String>,
 }
 
 /// Answer to [`MessageStore::record_received`].
@@ -301,6 +305,8 @@ pub struct MessageRecord {
     pub last_detail: Option<String>,
     pub properties: Vec<(String, String)>,
     pub payloads: Vec<Payload>,
+    /// The ebMS header (eb:Messaging XML) recorded with the message, opaque to the store.
+    pub header: Option<String>,
 }
 
 /// One transition (or, with `from == Some(to)`, a note such as "duplicate received").

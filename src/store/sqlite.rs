@@ -40,7 +40,8 @@ pub const SPOOL_DIR: &str = "spool";
 
 /// Migrations, in order; `schema_version` holds how many were applied. Never edit a released
 /// entry — append a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE messages (
     id                INTEGER PRIMARY KEY AUTOINCREMENT,
     direction         TEXT    NOT NULL CHECK (direction IN ('OUT', 'IN')),
@@ -135,7 +136,13 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE state = 'PENDING';
 CREATE INDEX outbox_finished ON outbox (updated_at) WHERE state <> 'PENDING';
-"#];
+"#,
+    // 2: the ebMS header (eb:Messaging as the MSH wrote or received it), opaque to the store: the
+    // MSH packs retries from it and the API shows parties, service, action and typed properties.
+    r#"
+ALTER TABLE messages ADD COLUMN header TEXT;
+"#,
+];
 
 /// A write request: runs on the writer thread inside the batch transaction (`None` when the
 /// transaction could not even begin) and returns what to do once the commit outcome is known.
@@ -541,7 +548,7 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, counters: &Counter
 
 const MESSAGE_COLUMNS: &str = "id, direction, message_id, conversation_id, pmode_id, ref_to_message_id, \
     idempotency_key, state, created_at, updated_at, attempts, next_attempt_at, lease_owner, lease_until, \
-    wire_file, wire_size, wire_sha256, last_code, last_detail";
+    wire_file, wire_size, wire_sha256, last_code, last_detail, header";
 
 fn load_message(conn: &Connection, id: i64) -> Result<Option<MessageRecord>> {
     let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1");
@@ -570,6 +577,7 @@ fn load_message(conn: &Connection, id: i64) -> Result<Option<MessageRecord>> {
                     r.get::<_, Option<Vec<u8>>>(16)?,
                     r.get::<_, Option<String>>(17)?,
                     r.get::<_, Option<String>>(18)?,
+                    r.get::<_, Option<String>>(19)?,
                 ),
             ))
         })
@@ -597,6 +605,7 @@ fn load_message(conn: &Connection, id: i64) -> Result<Option<MessageRecord>> {
         wire_sha,
         last_code,
         last_detail,
+        header,
     ) = b;
     let lease = match (lease_owner, lease_until) {
         (Some(owner), Some(until)) => Some(Lease {
@@ -659,6 +668,7 @@ fn load_message(conn: &Connection, id: i64) -> Result<Option<MessageRecord>> {
         last_detail,
         properties,
         payloads,
+        header,
     }))
 }
 
@@ -790,9 +800,9 @@ fn submit_tx(conn: &Connection, now: i64, m: &NewOutbound) -> Result<Submitted> 
     let due = m.not_before.map(ts).unwrap_or(now);
     conn.prepare_cached(
         "INSERT INTO messages (direction, message_id, conversation_id, pmode_id, ref_to_message_id, idempotency_key, \
-         state, created_at, updated_at, next_attempt_at) VALUES ('OUT', ?1, ?2, ?3, ?4, ?5, 'SUBMITTED', ?6, ?6, ?7)",
+         state, created_at, updated_at, next_attempt_at, header) VALUES ('OUT', ?1, ?2, ?3, ?4, ?5, 'SUBMITTED', ?6, ?6, ?7, ?8)",
     )?
-    .execute(params![m.message_id, m.conversation_id, m.pmode_id, m.ref_to_message_id, m.idempotency_key, now, due])?;
+    .execute(params![m.message_id, m.conversation_id, m.pmode_id, m.ref_to_message_id, m.idempotency_key, now, due, m.header])?;
     let id = conn.last_insert_rowid();
     insert_parts(conn, id, &m.properties, &m.payloads)?;
     insert_event(conn, id, now, None, State::Submitted, "submitted", None)?;
@@ -989,9 +999,9 @@ fn record_received_tx(
     }
     conn.prepare_cached(
         "INSERT INTO messages (direction, message_id, conversation_id, pmode_id, ref_to_message_id, state, \
-         created_at, updated_at) VALUES ('IN', ?1, ?2, ?3, ?4, 'RECEIVED', ?5, ?5)",
+         created_at, updated_at, header) VALUES ('IN', ?1, ?2, ?3, ?4, 'RECEIVED', ?5, ?5, ?6)",
     )?
-    .execute(params![m.message_id, m.conversation_id, m.pmode_id, m.ref_to_message_id, now])?;
+    .execute(params![m.message_id, m.conversation_id, m.pmode_id, m.ref_to_message_id, now, m.header])?;
     let id = conn.last_insert_rowid();
     insert_parts(conn, id, &m.properties, &m.payloads)?;
     insert_event(conn, id, now, None, State::Received, "received", None)?;

@@ -654,3 +654,40 @@ async fn usable_as_trait_object() {
         Err(StoreError::InvalidTransition { .. })
     ));
 }
+
+#[tokio::test]
+async fn header_is_kept_verbatim_in_both_directions() {
+    let (_dir, store) = open_temp().await;
+    let header = "<eb:Messaging xmlns:eb=\"urn:x\">é &amp; 🦀</eb:Messaging>".to_string();
+    let mut out = outbound(&store, "hdr-out@as4gw").await;
+    out.header = Some(header.clone());
+    let s = store.submit(t(0), out).await.expect("submit");
+    let rec = store.get(s.id).await.expect("get").expect("present");
+    assert_eq!(rec.header.as_deref(), Some(header.as_str()));
+
+    let mut inb = inbound("hdr-in@partner");
+    inb.header = Some(header.clone());
+    let Received::New(id) = store
+        .record_received(t(1), inb, Duration::days(1), None)
+        .await
+        .expect("record")
+    else {
+        panic!("first reception must be new")
+    };
+    let rec = store.get(id).await.expect("get").expect("present");
+    assert_eq!(rec.header.as_deref(), Some(header.as_str()));
+    // Without a header the field stays empty (old rows after migration 2 look the same).
+    let s2 = store
+        .submit(t(2), outbound(&store, "hdr-none@as4gw").await)
+        .await
+        .expect("submit");
+    assert_eq!(
+        store
+            .get(s2.id)
+            .await
+            .expect("get")
+            .expect("present")
+            .header,
+        None
+    );
+}
