@@ -1,1 +1,547 @@
 //! Gateway configuration (`as4gw.toml`).
+//!
+//! Same discipline as P-Modes (guide §1.9): a strict raw model (`deny_unknown_fields` on every
+//! struct) converted into a validated [`Config`]; relative paths resolve against the directory
+//! of the configuration file, so `as4gw serve --config /etc/as4gw/red.toml` does not depend on
+//! the working directory. Problems are reported as `file:line: message`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use crate::pmode::certs::{load_cert, CertFile, CertPurpose};
+use crate::pmode::diag::{from_toml_error, Diagnostic, Diagnostics, Locator, Sink};
+use crate::pmode::model::{is_uri, PartyId};
+use crate::pmode::units::parse_size;
+
+// ------------------------------------------------------------------------------------------
+// Raw model
+// ------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawConfig {
+    pub gateway: RawGateway,
+    pub as4: RawAs4,
+    pub api: RawApi,
+    pub store: RawStore,
+    pub keys: RawKeys,
+    pub trust: RawTrust,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default, rename = "backend")]
+    pub backends: Vec<RawBackend>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawGateway {
+    pub party_id: String,
+    #[serde(default)]
+    pub party_id_type: Option<String>,
+    pub pmodes: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawAs4 {
+    pub url: String,
+    pub tls: RawTls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub versions: Vec<TlsVersion>,
+    #[serde(default)]
+    pub cipher_suites: Vec<String>,
+    pub client_auth: ClientAuth,
+    #[serde(default)]
+    pub client_ca: Vec<PathBuf>,
+}
+
+/// TLS versions that may be enabled: 1.2 (MUST) and 1.3 (MAY/SHOULD); 1.0/1.1 and SSL are
+/// refused (digest §3.3, §4.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TlsVersion {
+    #[serde(rename = "1.2")]
+    Tls12,
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+/// TLS client authentication, configurable per endpoint (digest §3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientAuth {
+    Off,
+    Optional,
+    Required,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawApi {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawStore {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawKeys {
+    #[serde(default, rename = "edelivery-1_15")]
+    pub edelivery_115: Option<RawKeySet>,
+    #[serde(default, rename = "edelivery-2_0")]
+    pub edelivery_20: Option<RawKeySet>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawKeySet {
+    pub signing_cert: PathBuf,
+    pub signing_key: PathBuf,
+    pub encryption_cert: PathBuf,
+    pub encryption_key: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawTrust {
+    pub anchors: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawLimits {
+    #[serde(default)]
+    pub max_message_size: Option<String>,
+    #[serde(default)]
+    pub max_parts: Option<u32>,
+    #[serde(default)]
+    pub max_part_size: Option<String>,
+    #[serde(default)]
+    pub max_xml_depth: Option<usize>,
+    #[serde(default)]
+    pub max_xml_nodes: Option<usize>,
+    #[serde(default)]
+    pub max_decompressed_size: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawBackend {
+    pub name: String,
+    pub token_sha256: String,
+    #[serde(default)]
+    pub allowed_pmodes: Vec<String>,
+    #[serde(default)]
+    pub webhook: Option<String>,
+}
+
+// ------------------------------------------------------------------------------------------
+// Validated model
+// ------------------------------------------------------------------------------------------
+
+/// The validated gateway configuration. Paths are absolute or relative to the working
+/// directory (already joined with the configuration file's directory).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub party: PartyId,
+    pub pmode_dir: PathBuf,
+    pub as4: As4Listener,
+    pub api_listen: SocketAddr,
+    pub store_dir: PathBuf,
+    pub keys_115: Option<KeySet>,
+    pub keys_20: Option<KeySet>,
+    pub trust_anchors: Vec<CertFile>,
+    pub limits: Limits,
+    pub backends: Vec<Backend>,
+}
+
+#[derive(Debug, Clone)]
+pub struct As4Listener {
+    pub listen: SocketAddr,
+    /// URL path the AS4 endpoint is served on (e.g. `/as4`).
+    pub path: String,
+    pub tls_cert: CertFile,
+    pub tls_key: PathBuf,
+    pub tls_versions: Vec<TlsVersion>,
+    pub cipher_suites: Vec<String>,
+    pub client_auth: ClientAuth,
+    pub client_ca: Vec<CertFile>,
+}
+
+/// Own keys and certificates for one security suite.
+#[derive(Debug, Clone)]
+pub struct KeySet {
+    pub signing_cert: CertFile,
+    pub signing_key: PathBuf,
+    pub encryption_cert: CertFile,
+    pub encryption_key: PathBuf,
+}
+
+/// Parser and transport limits; the defaults are what an OOTS evidence exchange needs with
+/// headroom (evidence PDFs of a few MB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_message_size: u64,
+    pub max_parts: u32,
+    pub max_part_size: u64,
+    pub max_decompressed_size: u64,
+    pub max_xml_depth: usize,
+    pub max_xml_nodes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: 64 << 20,
+            max_parts: 32,
+            max_part_size: 32 << 20,
+            max_decompressed_size: 128 << 20,
+            max_xml_depth: 64,
+            max_xml_nodes: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backend {
+    pub name: String,
+    /// SHA-256 of the bearer token, 32 bytes (the token itself is never stored).
+    pub token_sha256: [u8; 32],
+    /// P-Mode ids this backend may submit on; empty = none.
+    pub allowed_pmodes: Vec<String>,
+    pub webhook: Option<String>,
+}
+
+/// Splits `scheme://host:port/path` into the socket address and path.
+fn parse_listen_url(url: &str, scheme: &str) -> Result<(SocketAddr, String), String> {
+    let rest = url
+        .strip_prefix(&format!("{scheme}://"))
+        .ok_or_else(|| format!("{url:?} must start with {scheme}://"))?;
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].to_string()),
+        None => (rest, "/".to_string()),
+    };
+    let hp = if hostport.starts_with("localhost:") {
+        hostport.replacen("localhost", "127.0.0.1", 1)
+    } else {
+        hostport.to_string()
+    };
+    let addr: SocketAddr = hp.parse().map_err(|_| {
+        format!(
+            "{url:?}: host must be an IP address with a port (e.g. 127.0.0.1:8443 or [::1]:8443)"
+        )
+    })?;
+    Ok((addr, path))
+}
+
+impl Config {
+    /// Loads and validates `file`, checking certificates at `now`.
+    pub fn load(file: &Path, now: OffsetDateTime) -> Result<Config, Diagnostics> {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            Diagnostics(vec![Diagnostic {
+                file: file.to_path_buf(),
+                line: 1,
+                message: format!("cannot read configuration: {e}"),
+            }])
+        })?;
+        let raw: RawConfig = toml::from_str(&text)
+            .map_err(|e| Diagnostics(vec![from_toml_error(file, &text, &e)]))?;
+        let locator = Locator::new(&text);
+        let mut sink = Sink::new(file, &locator);
+        let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        let cfg = build(raw, file, &base, now, &mut sink);
+        if sink.out.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(Diagnostics(sink.out))
+        }
+    }
+
+    /// Names of the configured backends (for the P-Mode `backend` check).
+    pub fn backend_names(&self) -> Vec<String> {
+        self.backends.iter().map(|b| b.name.clone()).collect()
+    }
+}
+
+fn build(
+    r: RawConfig,
+    file: &Path,
+    base: &Path,
+    now: OffsetDateTime,
+    sink: &mut Sink<'_>,
+) -> Config {
+    let path = |p: &Path| base.join(p);
+    let cert =
+        |sink: &mut Sink<'_>, key: &str, p: &Path, purpose: CertPurpose| -> Option<CertFile> {
+            load_cert(&path(p), purpose, now)
+                .map_err(|m| sink.at(key, m))
+                .ok()
+        };
+    let key_file = |sink: &mut Sink<'_>, key: &str, p: &Path| -> PathBuf {
+        let full = path(p);
+        match std::fs::read_to_string(&full) {
+            Ok(t) if t.contains("-----BEGIN PRIVATE KEY-----") => {}
+            Ok(_) => sink.at(
+                key,
+                format!(
+                    "{} is not an unencrypted PKCS#8 PEM key (BEGIN PRIVATE KEY)",
+                    full.display()
+                ),
+            ),
+            Err(e) => sink.at(
+                key,
+                format!("key file {} cannot be read: {e}", full.display()),
+            ),
+        }
+        full
+    };
+
+    if r.gateway.party_id.trim().is_empty() {
+        sink.at("gateway.party-id", "party-id must not be empty");
+    } else if r.gateway.party_id_type.is_none() && !is_uri(&r.gateway.party_id) {
+        sink.at(
+            "gateway.party-id",
+            "party-id without party-id-type must be a URI (digest §2.3)",
+        );
+    }
+    let pmode_dir = path(&r.gateway.pmodes);
+    if !pmode_dir.is_dir() {
+        sink.at(
+            "gateway.pmodes",
+            format!("P-Mode directory {} does not exist", pmode_dir.display()),
+        );
+    }
+
+    let (listen, as4_path) = parse_listen_url(&r.as4.url, "https").unwrap_or_else(|m| {
+        sink.at(
+            "as4.url",
+            format!("AS4 listener: {m} (TLS is mandatory, digest §3.3)"),
+        );
+        (SocketAddr::from(([127, 0, 0, 1], 0)), "/".into())
+    });
+    let tls_cert = cert(sink, "as4.tls.cert", &r.as4.tls.cert, CertPurpose::Tls);
+    let tls_key = key_file(sink, "as4.tls.key", &r.as4.tls.key);
+    if r.as4.tls.versions.is_empty() {
+        sink.at(
+            "as4.tls.versions",
+            "at least one TLS version is needed; TLS 1.2 MUST be supported (digest §3.3)",
+        );
+    }
+    for (i, s) in r.as4.tls.cipher_suites.iter().enumerate() {
+        if !s.starts_with("TLS_") || s.contains("_CBC_") || s.contains("NULL") || s.contains("RC4")
+        {
+            sink.at(
+                &format!("as4.tls.cipher-suites.{i}"),
+                format!("cipher suite {s:?} is not an AEAD IANA suite name (digest §3.3, §4.5)"),
+            );
+        }
+    }
+    let client_ca: Vec<CertFile> = r
+        .as4
+        .tls
+        .client_ca
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            cert(
+                sink,
+                &format!("as4.tls.client-ca.{i}"),
+                p,
+                CertPurpose::Anchor,
+            )
+        })
+        .collect();
+    if r.as4.tls.client_auth != ClientAuth::Off
+        && client_ca.is_empty()
+        && r.as4.tls.client_ca.is_empty()
+    {
+        sink.at(
+            "as4.tls.client-auth",
+            "client-auth needs client-ca (the CAs whose client certificates are accepted)",
+        );
+    }
+
+    let api_listen = parse_listen_url(&r.api.url, "http")
+        .map(|(a, _)| a)
+        .unwrap_or_else(|m| {
+            sink.at("api.url", format!("backend API listener: {m}"));
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        });
+
+    let keyset = |sink: &mut Sink<'_>,
+                  name: &str,
+                  k: &Option<RawKeySet>,
+                  sig: CertPurpose,
+                  enc: CertPurpose| {
+        let k = k.as_ref()?;
+        let p = format!("keys.{name}");
+        let signing_cert = cert(sink, &format!("{p}.signing-cert"), &k.signing_cert, sig);
+        let signing_key = key_file(sink, &format!("{p}.signing-key"), &k.signing_key);
+        let encryption_cert = cert(
+            sink,
+            &format!("{p}.encryption-cert"),
+            &k.encryption_cert,
+            enc,
+        );
+        let encryption_key = key_file(sink, &format!("{p}.encryption-key"), &k.encryption_key);
+        Some(KeySet {
+            signing_cert: signing_cert?,
+            signing_key,
+            encryption_cert: encryption_cert?,
+            encryption_key,
+        })
+    };
+    let keys_115 = keyset(
+        sink,
+        "edelivery-1_15",
+        &r.keys.edelivery_115,
+        CertPurpose::Signing115,
+        CertPurpose::Encryption115,
+    );
+    let keys_20 = keyset(
+        sink,
+        "edelivery-2_0",
+        &r.keys.edelivery_20,
+        CertPurpose::Signing20,
+        CertPurpose::KeyAgreement20,
+    );
+    if r.keys.edelivery_115.is_none() && r.keys.edelivery_20.is_none() {
+        sink.at(
+            "keys",
+            "no key set: configure [keys.edelivery-1_15] and/or [keys.edelivery-2_0]",
+        );
+    }
+    let trust_anchors = r
+        .trust
+        .anchors
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| cert(sink, &format!("trust.anchors.{i}"), p, CertPurpose::Anchor))
+        .collect();
+
+    let d = Limits::default();
+    let size = |sink: &mut Sink<'_>, key: &str, v: &Option<String>, default: u64| match v {
+        None => default,
+        Some(s) => parse_size(s).unwrap_or_else(|m| {
+            sink.at(key, m);
+            default
+        }),
+    };
+    let limits = Limits {
+        max_message_size: size(
+            sink,
+            "limits.max-message-size",
+            &r.limits.max_message_size,
+            d.max_message_size,
+        ),
+        max_part_size: size(
+            sink,
+            "limits.max-part-size",
+            &r.limits.max_part_size,
+            d.max_part_size,
+        ),
+        max_decompressed_size: size(
+            sink,
+            "limits.max-decompressed-size",
+            &r.limits.max_decompressed_size,
+            d.max_decompressed_size,
+        ),
+        max_parts: r.limits.max_parts.unwrap_or(d.max_parts),
+        max_xml_depth: r.limits.max_xml_depth.unwrap_or(d.max_xml_depth),
+        max_xml_nodes: r.limits.max_xml_nodes.unwrap_or(d.max_xml_nodes),
+    };
+
+    let mut backends: Vec<Backend> = Vec::new();
+    for (i, b) in r.backends.iter().enumerate() {
+        if backends.iter().any(|o| o.name == b.name) {
+            sink.at(
+                &format!("backend.{i}.name"),
+                format!("duplicate backend {:?}", b.name),
+            );
+        }
+        let mut token = [0u8; 32];
+        if hex::decode_to_slice(&b.token_sha256, &mut token).is_err() {
+            sink.at(
+                &format!("backend.{i}.token-sha256"),
+                "token-sha256 must be 64 hex digits (sha256sum of the token)",
+            );
+        }
+        if let Some(w) = &b.webhook {
+            if !(w.starts_with("https://") || w.starts_with("http://")) {
+                sink.at(
+                    &format!("backend.{i}.webhook"),
+                    format!("webhook {w:?} is not an http(s) URL"),
+                );
+            }
+        }
+        backends.push(Backend {
+            name: b.name.clone(),
+            token_sha256: token,
+            allowed_pmodes: b.allowed_pmodes.clone(),
+            webhook: b.webhook.clone(),
+        });
+    }
+
+    let tls_cert = tls_cert.unwrap_or(CertFile {
+        path: PathBuf::new(),
+        der: vec![],
+        subject: String::new(),
+    });
+    Config {
+        file: file.to_path_buf(),
+        party: PartyId {
+            id: r.gateway.party_id,
+            id_type: r.gateway.party_id_type,
+        },
+        pmode_dir,
+        as4: As4Listener {
+            listen,
+            path: as4_path,
+            tls_cert,
+            tls_key,
+            tls_versions: r.as4.tls.versions,
+            cipher_suites: r.as4.tls.cipher_suites,
+            client_auth: r.as4.tls.client_auth,
+            client_ca,
+        },
+        api_listen,
+        store_dir: path(&r.store.path),
+        keys_115,
+        keys_20,
+        trust_anchors,
+        limits,
+        backends,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_urls() {
+        assert_eq!(
+            parse_listen_url("https://127.0.0.1:8443/as4", "https"),
+            Ok(("127.0.0.1:8443".parse().unwrap(), "/as4".into()))
+        );
+        assert_eq!(
+            parse_listen_url("http://[::1]:8080", "http").map(|x| x.1),
+            Ok("/".into())
+        );
+        assert!(parse_listen_url("http://127.0.0.1:8443/as4", "https").is_err());
+        assert!(parse_listen_url("https://example.org/as4", "https").is_err());
+    }
+}

@@ -8,9 +8,12 @@
 pub mod config;
 pub mod ebms;
 pub mod mime;
+pub mod msh;
 pub mod ns;
+pub mod oots;
 pub mod pki;
 pub mod pmode;
 pub mod security;
 pub mod store;
+pub mod transport;
 pub mod xml;

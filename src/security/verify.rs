@@ -287,6 +287,7 @@ fn parse_signature<'d>(sig: Node<'d>) -> Result<ParsedSignature<'d>, SecurityErr
     let c14n = C14nOptions {
         with_comments: false,
         inclusive_prefixes: prefix_list(cm),
+        ..Default::default()
     };
     let mut refs = Vec::new();
     for r in &si_kids[2..] {
@@ -416,6 +417,7 @@ fn check_ref(
             [(a, pl)] if a == ns::ALG_EXC_C14N => C14nOptions {
                 with_comments: false,
                 inclusive_prefixes: pl.clone(),
+                ..Default::default()
             },
             other => {
                 let list: Vec<_> = other.iter().map(|(a, _)| a.as_str()).collect();

@@ -1,9 +1,13 @@
 //! Exclusive XML Canonicalization 1.0 (W3C Recommendation 18 July 2002), with and without
 //! comments, with the `InclusiveNamespaces PrefixList`, over a whole document or the subtree
-//! of one element (what a `ds:Reference URI="#id"` selects).
+//! of one element (what a `ds:Reference URI="#id"` selects). Canonical XML 1.0 (inclusive,
+//! W3C Recommendation 15 March 2001) is available as an option because partners' SignedInfo and
+//! the W3C interop vectors still use it; AS4 itself signs with the exclusive form.
 //!
 //! AS4 only ever canonicalises complete subtrees (`eb:Messaging`, `S12:Body`, `ds:SignedInfo`),
 //! so no XPath node-set machinery is needed: every descendant of the apex is in the node set.
+//! A union of disjoint subtrees ([`canonicalize_subtrees`]) covers the XPath examples of the
+//! Exc-C14N Recommendation (§2.2) without an XPath engine.
 //!
 //! Rules implemented (section numbers of Exc-C14N and C14N 1.0):
 //! - a namespace declaration is rendered on an element when its prefix is *visibly utilised*
@@ -16,27 +20,71 @@
 //!   name) with unqualified attributes first (C14N §2.2);
 //! - text escapes `& < > #xD`, attributes escape `& < " #x9 #xA #xD` (C14N §2.3);
 //! - empty elements become start/end pairs; comments only with comments; PIs always.
+//!
+//! Inclusive C14N 1.0 differs only at namespaces and `xml:*` attributes: every in-scope binding
+//! is rendered on the apex and every change of binding below it (C14N §2.3 "Namespace Nodes",
+//! §4.7), and the apex imports the `xml:*` attributes of its ancestors (C14N §2.4).
 
-use super::{Document, Node, NodeId, NodeKind};
+use super::{Attribute, Document, Node, NodeId, NodeKind};
+use crate::ns;
+
+/// Which canonicalization algorithm to apply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum C14nAlgorithm {
+    /// Exclusive XML Canonicalization 1.0 (`http://www.w3.org/2001/10/xml-exc-c14n#`), what
+    /// WS-Security and AS4 use: the output of a subtree does not depend on its context.
+    #[default]
+    Exclusive,
+    /// Canonical XML 1.0 (`http://www.w3.org/TR/2001/REC-xml-c14n-20010315`): the apex carries
+    /// every in-scope namespace and the inherited `xml:*` attributes. The `PrefixList` is ignored.
+    Inclusive,
+}
 
 /// The canonicalization options carried by a `ds:Transform` / `ds:CanonicalizationMethod`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct C14nOptions {
-    /// `http://www.w3.org/2001/10/xml-exc-c14n#WithComments` when true.
+    /// `…#WithComments` when true.
     pub with_comments: bool,
     /// `ec:InclusiveNamespaces/@PrefixList` tokens; `#default` stands for the default namespace.
+    /// Only meaningful for [`C14nAlgorithm::Exclusive`] (Exc-C14N §3).
     pub inclusive_prefixes: Vec<String>,
+    /// Exclusive (the default) or inclusive C14N 1.0.
+    pub algorithm: C14nAlgorithm,
 }
 
 impl C14nOptions {
-    /// Options from a whitespace-separated PrefixList attribute value.
+    /// Exclusive C14N options from a whitespace-separated PrefixList attribute value.
     pub fn with_prefix_list(list: &str) -> Self {
         C14nOptions {
             with_comments: false,
             inclusive_prefixes: list.split_ascii_whitespace().map(str::to_string).collect(),
+            algorithm: C14nAlgorithm::Exclusive,
         }
     }
+
+    /// Options for an `Algorithm` URI of `ds:CanonicalizationMethod` / `ds:Transform`, or `None`
+    /// when the URI is not one of the four C14N 1.0 identifiers (C14N §1 / Exc-C14N §1 list
+    /// them). C14N 1.1 is deliberately absent: no AS4 profile uses it.
+    pub fn from_algorithm_uri(uri: &str, prefix_list: &str) -> Option<Self> {
+        let (algorithm, with_comments) = match uri {
+            ns::ALG_EXC_C14N => (C14nAlgorithm::Exclusive, false),
+            ns::ALG_EXC_C14N_WITH_COMMENTS => (C14nAlgorithm::Exclusive, true),
+            ALG_C14N => (C14nAlgorithm::Inclusive, false),
+            ALG_C14N_WITH_COMMENTS => (C14nAlgorithm::Inclusive, true),
+            _ => return None,
+        };
+        let mut o = Self::with_prefix_list(prefix_list);
+        o.algorithm = algorithm;
+        o.with_comments = with_comments;
+        Some(o)
+    }
 }
+
+/// Canonical XML 1.0 algorithm identifier (C14N §1).
+pub const ALG_C14N: &str = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315";
+/// Canonical XML 1.0 with comments (C14N §1).
+pub const ALG_C14N_WITH_COMMENTS: &str =
+    "http://www.w3.org/TR/2001/REC-xml-c14n-20010315#WithComments";
 
 /// Canonicalizes the subtree rooted at `apex` (an element) and appends the bytes to `out`.
 pub fn canonicalize_subtree(doc: &Document, apex: NodeId, opts: &C14nOptions, out: &mut Vec<u8>) {
@@ -52,12 +100,73 @@ pub fn canonicalize_subtree(doc: &Document, apex: NodeId, opts: &C14nOptions, ou
         })
         .unwrap_or_default();
     let mut rendered: Vec<(Option<&str>, &str)> = Vec::new();
+    let imported = match opts.algorithm {
+        C14nAlgorithm::Inclusive => inherited_xml_attributes(node),
+        C14nAlgorithm::Exclusive => Vec::new(),
+    };
     let mut w = Writer {
         out,
         opts,
         inclusive: &inclusive,
+        imported,
     };
     w.node(node, &mut scope, &mut rendered);
+}
+
+/// Canonicalizes the union of the subtrees rooted at `apexes`, as an XPath node-set such as
+/// `(//. | //@* | //namespace::*)[ancestor-or-self::p]` selects them (Exc-C14N §2.2, third
+/// example). An apex inside another selected subtree adds nothing; the remaining subtrees are
+/// disjoint, none has an output ancestor, and the nodes between them are not in the set, so
+/// the canonical form of the set is the concatenation of each subtree's form in document order
+/// (C14N §2.1: nodes are processed in document order).
+pub fn canonicalize_subtrees(
+    doc: &Document,
+    apexes: &[NodeId],
+    opts: &C14nOptions,
+    out: &mut Vec<u8>,
+) {
+    let mut sorted: Vec<NodeId> = apexes.to_vec();
+    // Node ids are allocated in document order (pre-order), see `tree::Builder::push_node`.
+    sorted.sort();
+    sorted.dedup();
+    for (i, &id) in sorted.iter().enumerate() {
+        let nested = doc
+            .node(id)
+            .ancestors()
+            .any(|a| sorted[..i].binary_search(&a.id()).is_ok());
+        if !nested {
+            canonicalize_subtree(doc, id, opts, out);
+        }
+    }
+}
+
+/// The `xml:*` attributes an inclusive apex inherits: for each local name, the value on the
+/// nearest ancestor, unless the apex carries it itself (C14N 1.0 §2.4, which imports them all,
+/// `xml:id` and `xml:base` included; C14N 1.1 changed that, C14N 1.0 did not).
+fn inherited_xml_attributes(apex: Node<'_>) -> Vec<Attribute> {
+    let own: Vec<&str> = apex
+        .element()
+        .map(|e| {
+            e.attributes
+                .iter()
+                .filter(|a| a.ns.as_deref() == Some(ns::XML))
+                .map(|a| a.local.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut found: Vec<Attribute> = Vec::new();
+    for anc in apex.ancestors() {
+        let Some(e) = anc.element() else { continue };
+        for a in &e.attributes {
+            if a.ns.as_deref() == Some(ns::XML)
+                && !own.contains(&a.local.as_str())
+                && !found.iter().any(|f| f.local == a.local)
+            {
+                found.push(a.clone());
+            }
+        }
+    }
+    found
 }
 
 /// Canonicalizes a whole document (comments and PIs outside the root element included, each
@@ -83,6 +192,7 @@ pub fn canonicalize_document(doc: &Document, opts: &C14nOptions, out: &mut Vec<u
             out: &mut *out,
             opts,
             inclusive: &inclusive,
+            imported: Vec::new(),
         };
         w.node(n, &mut Vec::new(), &mut Vec::new());
         if !seen_root && !is_root {
@@ -108,6 +218,13 @@ struct Inclusive {
 
 impl Inclusive {
     fn new(opts: &C14nOptions) -> Self {
+        if opts.algorithm == C14nAlgorithm::Inclusive {
+            // Inclusive C14N renders the whole namespace axis; a PrefixList adds nothing.
+            return Inclusive {
+                default: false,
+                prefixes: Vec::new(),
+            };
+        }
         Inclusive {
             default: opts.inclusive_prefixes.iter().any(|p| p == "#default"),
             prefixes: opts
@@ -124,6 +241,8 @@ struct Writer<'o, 'p> {
     out: &'o mut Vec<u8>,
     opts: &'p C14nOptions,
     inclusive: &'p Inclusive,
+    /// `xml:*` attributes imported onto the apex (inclusive C14N only); taken by the first element.
+    imported: Vec<Attribute>,
 }
 
 /// Looks a prefix up in a scope stack (last binding wins).
@@ -166,9 +285,19 @@ impl Writer<'_, '_> {
                     scope.push((d.prefix.as_deref(), d.uri.as_str()));
                 }
 
-                // Candidate prefixes: visibly utilised ones plus the inclusive list.
+                // Candidate prefixes: visibly utilised ones plus the inclusive list (exclusive),
+                // or every prefix in scope (inclusive: the whole namespace axis, C14N §2.3).
                 let mut candidates: Vec<Option<&str>> = Vec::with_capacity(4);
-                candidates.push(e.prefix.as_deref());
+                if self.opts.algorithm == C14nAlgorithm::Inclusive {
+                    for (p, _) in scope.iter() {
+                        if !candidates.contains(p) {
+                            candidates.push(*p);
+                        }
+                    }
+                }
+                if !candidates.contains(&e.prefix.as_deref()) {
+                    candidates.push(e.prefix.as_deref());
+                }
                 for a in &e.attributes {
                     if let Some(p) = a.prefix.as_deref() {
                         if p != "xml" && !candidates.contains(&Some(p)) {
@@ -227,7 +356,9 @@ impl Writer<'_, '_> {
                     escape_attr(uri, self.out);
                     self.out.push(b'"');
                 }
-                let mut attrs: Vec<_> = e.attributes.iter().collect();
+                let imported = std::mem::take(&mut self.imported);
+                let mut attrs: Vec<&Attribute> =
+                    e.attributes.iter().chain(imported.iter()).collect();
                 attrs.sort_by(|a, b| {
                     (a.ns.as_deref().unwrap_or(""), a.local.as_str())
                         .cmp(&(b.ns.as_deref().unwrap_or(""), b.local.as_str()))
@@ -342,6 +473,42 @@ mod tests {
     fn superfluous_empty_default_not_rendered() {
         let x = r#"<r><x Id="t" xmlns=""><y/></x></r>"#;
         assert_eq!(c14n(x, Some("t"), ""), r#"<x Id="t"><y></y></x>"#);
+    }
+
+    /// C14N §2.3 processes namespace nodes like attributes, so `&` in a namespace name is
+    /// escaped (libxml2 writes it raw; see the differential test).
+    #[test]
+    fn ampersand_in_namespace_uri_escaped() {
+        let x = r#"<r xmlns:a="urn:q?x=1&amp;y=&lt;"><a:x Id="t"/></r>"#;
+        assert_eq!(
+            c14n(x, Some("t"), ""),
+            r#"<a:x xmlns:a="urn:q?x=1&amp;y=&lt;" Id="t"></a:x>"#
+        );
+    }
+
+    #[test]
+    fn inclusive_renders_namespace_axis_and_imports_xml_attributes() {
+        let x = r#"<r xmlns="urn:d" xmlns:a="urn:a" xml:lang="en" xml:space="preserve"><x Id="t" xml:lang="fr"><y xmlns:a="urn:a" xmlns:b="urn:b"/><z xmlns=""/></x></r>"#;
+        let doc = Document::parse(x.as_bytes()).unwrap();
+        let t = doc.elements_by_id("t")[0].id();
+        let opts = C14nOptions::from_algorithm_uri(ALG_C14N, "ignored").unwrap();
+        assert_eq!(
+            String::from_utf8(canonical_bytes(&doc, t, &opts)).unwrap(),
+            r#"<x xmlns="urn:d" xmlns:a="urn:a" Id="t" xml:lang="fr" xml:space="preserve"><y xmlns:b="urn:b"></y><z xmlns=""></z></x>"#
+        );
+    }
+
+    #[test]
+    fn algorithm_uris() {
+        assert_eq!(
+            C14nOptions::from_algorithm_uri(ns::ALG_EXC_C14N, "a"),
+            Some(C14nOptions::with_prefix_list("a"))
+        );
+        let o = C14nOptions::from_algorithm_uri(ALG_C14N_WITH_COMMENTS, "").unwrap();
+        assert!(o.with_comments && o.algorithm == C14nAlgorithm::Inclusive);
+        assert!(
+            C14nOptions::from_algorithm_uri("http://www.w3.org/2006/12/xml-c14n11", "").is_none()
+        );
     }
 
     #[test]

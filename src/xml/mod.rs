@@ -7,8 +7,8 @@ mod c14n;
 mod tree;
 
 pub use c14n::{
-    canonical_bytes, canonicalize_document, canonicalize_subtree, escape_attr, escape_text,
-    C14nOptions,
+    canonical_bytes, canonicalize_document, canonicalize_subtree, canonicalize_subtrees,
+    escape_attr, escape_text, C14nAlgorithm, C14nOptions, ALG_C14N, ALG_C14N_WITH_COMMENTS,
 };
 pub use tree::{Attribute, Descendants, Document, Element, Limits, Node, NodeId, NodeKind, NsDecl};
 

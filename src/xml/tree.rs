@@ -25,7 +25,8 @@ use crate::ns;
 pub struct Limits {
     /// Maximum input size in bytes.
     pub max_bytes: usize,
-    /// Maximum element nesting depth.
+    /// Maximum element nesting depth. The canonicalizer recurses once per level, so keep this
+    /// in the hundreds; a signed AS4 header is about 10 levels deep.
     pub max_depth: usize,
     /// Maximum attributes (including namespace declarations) on one element.
     pub max_attributes: usize,
@@ -243,6 +244,11 @@ impl<'a> Node<'a> {
         self.data().parent.map(|id| self.doc.node(id))
     }
 
+    /// The ancestors of this node, nearest first (the node itself excluded).
+    pub fn ancestors(&self) -> impl Iterator<Item = Node<'a>> + 'a {
+        std::iter::successors(self.parent(), |n| n.parent())
+    }
+
     pub fn children(&self) -> impl Iterator<Item = Node<'a>> + 'a {
         let doc = self.doc;
         self.data().children.iter().map(move |&id| doc.node(id))
@@ -389,7 +395,7 @@ fn decode_input(input: &[u8]) -> Result<Cow<'_, str>, XmlError> {
     if input.starts_with(&[0xFF, 0xFE]) || input.starts_with(&[0xFE, 0xFF]) {
         let le = input[0] == 0xFF;
         let body = &input[2..];
-        if body.len() % 2 != 0 {
+        if !body.len().is_multiple_of(2) {
             return Err(XmlError::Encoding(
                 "odd number of bytes in UTF-16 input".into(),
             ));
@@ -517,6 +523,11 @@ impl<'l> Builder<'l> {
                     }
                 }
                 Event::Text(t) => {
+                    // XML 1.0 §2.4 [14]: character data never contains `]]>` literally; quick-xml
+                    // does not check it. Events split at `<` and `&` only, so one event holds it.
+                    if t.contains("]]>") {
+                        return Err(malformed(pos, "']]>' in character data"));
+                    }
                     let content = t.xml10_content();
                     self.char_data(&content, pos)?;
                 }
@@ -548,7 +559,15 @@ impl<'l> Builder<'l> {
                     if target.eq_ignore_ascii_case("xml") {
                         return Err(malformed(pos, "reserved processing-instruction target"));
                     }
-                    let data = p.content().trim_start().to_string();
+                    // XML Namespaces 1.0 §7: PI targets contain no colon.
+                    if target.contains(':') {
+                        return Err(malformed(pos, "colon in a processing-instruction target"));
+                    }
+                    check_ncname(&target, pos)?;
+                    // quick-xml hands PI content over raw: apply the line-end normalisation of
+                    // XML 1.0 §2.11 ourselves (C14N §2.1 relies on it) and check the characters.
+                    let data = normalize_line_ends(p.content().trim_start_matches(is_xml_space));
+                    check_chars(&data, pos)?;
                     self.push_node(NodeKind::Pi { target, data })?;
                 }
                 Event::Eof => break,
@@ -742,6 +761,14 @@ fn malformed(pos: u64, msg: &str) -> XmlError {
     }
 }
 
+/// XML 1.0 §2.11: `\r\n` and a lone `\r` become `\n`.
+fn normalize_line_ends(s: &str) -> String {
+    if !s.contains('\r') {
+        return s.to_string();
+    }
+    s.replace("\r\n", "\n").replace('\r', "\n")
+}
+
 fn is_xml_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\r')
 }
@@ -774,14 +801,28 @@ fn split_qname(name: &str, pos: u64) -> Result<(Option<&str>, &str), XmlError> {
     }
 }
 
+/// `NameStartChar` of XML 1.0 (Fifth Edition) §2.3, without the colon (an NCName never has one).
+fn is_name_start_char(c: char) -> bool {
+    matches!(c,
+        'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}' | '\u{F8}'..='\u{2FF}'
+        | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}' | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}'
+        | '\u{2C00}'..='\u{2FEF}' | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
+        | '\u{10000}'..='\u{EFFFF}')
+}
+
+/// `NameChar` of XML 1.0 (Fifth Edition) §2.3, without the colon.
+fn is_name_char(c: char) -> bool {
+    is_name_start_char(c)
+        || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+}
+
+/// An NCName (XML Namespaces 1.0 §3) by the exact XML 1.0 Fifth Edition character classes, so
+/// that we accept and refuse the same names as other conforming parsers.
 fn check_ncname(s: &str, pos: u64) -> Result<(), XmlError> {
     let mut chars = s.chars();
     let ok = match chars.next() {
         None => false,
-        Some(c) => {
-            (c.is_alphabetic() || c == '_')
-                && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '\u{B7}'))
-        }
+        Some(c) => is_name_start_char(c) && chars.all(is_name_char),
     };
     if ok {
         Ok(())
@@ -800,10 +841,20 @@ fn resolve_reference(name: &str) -> Result<char, XmlError> {
         "apos" => '\'',
         "quot" => '"',
         _ => {
+            // XML 1.0 §4.1 [66]: `&#x` + hex digits or `&#` + decimal digits, nothing else
+            // (`from_str_radix` alone would also take a sign, as in `&#x+41;`).
             let code = if let Some(hex) = name.strip_prefix("#x") {
-                u32::from_str_radix(hex, 16).ok()
+                if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    None
+                } else {
+                    u32::from_str_radix(hex, 16).ok()
+                }
             } else if let Some(dec) = name.strip_prefix('#') {
-                dec.parse::<u32>().ok()
+                if dec.is_empty() || !dec.bytes().all(|b| b.is_ascii_digit()) {
+                    None
+                } else {
+                    dec.parse::<u32>().ok()
+                }
             } else {
                 return Err(XmlError::UnknownEntity(name.to_string()));
             };
@@ -898,6 +949,77 @@ mod tests {
             Document::parse(b"<p:a/>").unwrap_err(),
             XmlError::UndeclaredPrefix(_)
         ));
+    }
+
+    #[test]
+    fn cdata_end_in_text_refused() {
+        let e = Document::parse(b"<a>x]]>y</a>").unwrap_err();
+        assert!(matches!(e, XmlError::Malformed { .. }), "{e:?}");
+        // Escaped, or split by a reference, it is fine.
+        assert_eq!(
+            Document::parse(b"<a>]]&gt;</a>").unwrap().root().text(),
+            "]]>"
+        );
+        assert_eq!(
+            Document::parse(b"<a><![CDATA[]]]]><![CDATA[>]]></a>")
+                .unwrap()
+                .root()
+                .text(),
+            "]]>"
+        );
+    }
+
+    #[test]
+    fn char_refs_strict() {
+        for bad in [
+            "&#x+41;", "&#+65;", "&#x;", "&#;", "&#X41;", "&#x0;", "&#xD800;", "&#65a;",
+        ] {
+            let doc = format!("<a>{bad}</a>");
+            let e = Document::parse(doc.as_bytes()).unwrap_err();
+            assert!(
+                matches!(e, XmlError::BadCharRef(_) | XmlError::Malformed { .. }),
+                "{bad}: {e:?}"
+            );
+            let doc = format!("<a v=\"{bad}\"/>");
+            assert!(
+                Document::parse(doc.as_bytes()).is_err(),
+                "{bad} in an attribute"
+            );
+        }
+        assert_eq!(
+            Document::parse(b"<a>&#x41;&#66;</a>")
+                .unwrap()
+                .root()
+                .text(),
+            "AB"
+        );
+    }
+
+    #[test]
+    fn pi_data_line_ends_normalised() {
+        let doc = Document::parse(b"<a><?pi x\r\ny\rz?></a>").unwrap();
+        let pi = doc.root().children().next().unwrap();
+        assert_eq!(
+            pi.kind(),
+            &NodeKind::Pi {
+                target: "pi".into(),
+                data: "x\ny\nz".into()
+            }
+        );
+        assert!(
+            Document::parse(b"<a><?p:i x?></a>").is_err(),
+            "colon in PI target"
+        );
+    }
+
+    #[test]
+    fn names_by_xml_fifth_edition_classes() {
+        // U+0301 (combining acute) is a NameChar, not a NameStartChar; U+00D7 is neither.
+        assert!(Document::parse("<\u{301}e/>".as_bytes()).is_err());
+        assert!(Document::parse("<e\u{301}/>".as_bytes()).is_ok());
+        assert!(Document::parse("<x\u{D7}/>".as_bytes()).is_err());
+        assert!(Document::parse(b"<a-b.c_d\xC2\xB7/>").is_ok());
+        assert!(Document::parse(b"<1a/>").is_err());
     }
 
     #[test]

@@ -5,6 +5,8 @@ mod support;
 mod c14n;
 mod ebms;
 mod mime;
+mod oots;
 mod pmode;
 mod security;
 mod store;
+mod transport;

@@ -1,1 +1,7 @@
-//! Integration tests: pmode.
+//! Integration tests: pmode (demo PKI, configuration, P-Modes, matching, reload).
+
+mod check;
+mod config;
+mod matching;
+mod pki;
+mod reload;

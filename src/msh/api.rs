@@ -1,0 +1,134 @@
+//! The contract between the backend room (REST API, webhooks) and the MSH: what a backend
+//! submits, what it gets back, and why a submission can be refused.
+//!
+//! Everything here is checked *before* anything is queued: a refused submission leaves no
+//! trace in the store (issue "Backend hand-off": "refused before anything is queued").
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use crate::store::{FileRef, StoreId};
+
+/// A party as a backend names it. Unset fields are taken from the P-Mode.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartyRef {
+    pub id: String,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub id_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+/// A message property (`eb:MessageProperties/eb:Property`), e.g. originalSender, finalRecipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PropertyIn {
+    pub name: String,
+    pub value: String,
+    /// The errata `type` attribute (e.g. `urn:oasis:names:tc:ebcore:partyid-type:unregistered`).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub prop_type: Option<String>,
+}
+
+/// One payload of a submission, already spooled to disk by the backend room.
+#[derive(Debug, Clone)]
+pub struct PayloadIn {
+    /// The part name the backend used in its multipart upload; becomes the Content-ID's local
+    /// part when free, and the name under which the payload is downloaded on the other side.
+    pub part_name: String,
+    /// MIME type of the (uncompressed) payload; becomes the `MimeType` part property.
+    pub mime_type: String,
+    /// Further part properties (name, value), e.g. `CharacterSet`.
+    pub properties: Vec<(String, String)>,
+    /// The spooled, synced bytes.
+    pub file: FileRef,
+}
+
+/// What a backend submits (`POST /api/v1/messages`, metadata part plus payload parts).
+#[derive(Debug, Clone, Default)]
+pub struct SubmitRequest {
+    /// Select the P-Mode by id, or leave empty and give service/action/parties.
+    pub pmode_id: Option<String>,
+    pub service: Option<String>,
+    pub service_type: Option<String>,
+    pub action: Option<String>,
+    pub from: Option<PartyRef>,
+    pub to: Option<PartyRef>,
+    pub conversation_id: Option<String>,
+    pub ref_to_message_id: Option<String>,
+    /// A backend-chosen MessageId (must be a unique RFC 2822 `left@right` id); generated if absent.
+    pub message_id: Option<String>,
+    /// `Idempotency-Key` header: a retried submission returns the first message.
+    pub idempotency_key: Option<String>,
+    pub properties: Vec<PropertyIn>,
+    pub payloads: Vec<PayloadIn>,
+    /// The backend (by name) that submitted, for authorisation checks and routing of replies.
+    pub backend: Option<String>,
+}
+
+/// The answer to an accepted submission (HTTP 202): durable when returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitResult {
+    #[serde(skip)]
+    pub store_id: Option<StoreId>,
+    pub message_id: String,
+    pub conversation_id: String,
+    pub pmode_id: String,
+    /// `SUBMITTED` (or the current state of the earlier message for a repeated idempotency key).
+    pub state: String,
+    /// `false` when an earlier submission with the same idempotency key was returned.
+    pub created: bool,
+}
+
+/// Why a submission was refused. Each variant names the offending field so the REST room can
+/// build an RFC 9457 problem document (`/errors/...` type, 4xx status, `field`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubmitError {
+    /// A field is malformed (`field` is a JSON pointer-like path such as `properties/0/value`).
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: String, reason: String },
+    /// No P-Mode with this id, or none matching service/action/parties.
+    #[error("no P-Mode matches: {0}")]
+    UnknownPmode(String),
+    /// More than one P-Mode matches; the backend must name one.
+    #[error("more than one P-Mode matches: {0}")]
+    AmbiguousPmode(String),
+    /// A message property the P-Mode requires is missing (or has the wrong type).
+    #[error("required message property {name} missing or invalid: {reason}")]
+    MissingProperty { name: String, reason: String },
+    /// A payload is not allowed by the P-Mode's payload profile (type, size, count).
+    #[error("payload {part}: {reason}")]
+    PayloadNotAllowed { part: String, reason: String },
+    /// The backend may not use this P-Mode or these originalSender/finalRecipient values.
+    #[error("not allowed: {0}")]
+    Forbidden(String),
+    /// The MessageId was already used by another submission.
+    #[error("message id {0} already used")]
+    DuplicateMessageId(String),
+    /// Internal failure (store); nothing was acknowledged.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl SubmitError {
+    /// The HTTP status the REST room answers with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            SubmitError::Invalid { .. }
+            | SubmitError::MissingProperty { .. }
+            | SubmitError::PayloadNotAllowed { .. } => 422,
+            SubmitError::UnknownPmode(_) => 422,
+            SubmitError::AmbiguousPmode(_) => 409,
+            SubmitError::DuplicateMessageId(_) => 409,
+            SubmitError::Forbidden(_) => 403,
+            SubmitError::Internal(_) => 500,
+        }
+    }
+}
+
+/// The MSH's submission entry point as the backend room sees it.
+pub trait Submitter: Send + Sync {
+    /// Validates against the P-Modes and records the message durably (SUBMITTED) before
+    /// resolving: the caller may answer 202 as soon as this returns `Ok`.
+    fn submit(&self, req: SubmitRequest) -> BoxFuture<'_, Result<SubmitResult, SubmitError>>;
+}

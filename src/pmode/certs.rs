@@ -1,0 +1,131 @@
+//! Certificate files named by P-Modes and the configuration: loaded once, checked for the
+//! purpose the security suite gives them.
+//!
+//! rustls-webpki does not check leaf keyUsage bits (guide §1.5), so the checks here are the
+//! ones a misconfigured P-Mode would otherwise only reveal at the first message.
+
+use std::path::{Path, PathBuf};
+
+use ::time::OffsetDateTime;
+use x509_parser::prelude::*;
+
+/// What a certificate is used for; decides key algorithm and keyUsage bit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertPurpose {
+    /// eDelivery 1.15 message signing: RSA, digitalSignature (digest §3.2, §3.4).
+    Signing115,
+    /// eDelivery 1.15 encryption (RSA-OAEP key transport): RSA, keyEncipherment (digest §3.2).
+    Encryption115,
+    /// eDelivery 2.0 signing: Ed25519 (OID 1.3.101.112), digitalSignature (digest §4.2).
+    Signing20,
+    /// eDelivery 2.0 key agreement: X25519 (OID 1.3.101.110), keyAgreement (digest §4.2).
+    KeyAgreement20,
+    /// TLS server/client certificate: any key, digitalSignature (digest §3.3).
+    Tls,
+    /// Trust anchor: a CA certificate (basicConstraints CA, keyCertSign).
+    Anchor,
+}
+
+impl CertPurpose {
+    fn describe(self) -> &'static str {
+        match self {
+            CertPurpose::Signing115 => {
+                "eDelivery 1.15 signing (RSA, keyUsage digitalSignature, digest §3.2)"
+            }
+            CertPurpose::Encryption115 => {
+                "eDelivery 1.15 encryption (RSA, keyUsage keyEncipherment, digest §3.2)"
+            }
+            CertPurpose::Signing20 => {
+                "eDelivery 2.0 signing (Ed25519, keyUsage digitalSignature, digest §4.2)"
+            }
+            CertPurpose::KeyAgreement20 => {
+                "eDelivery 2.0 key agreement (X25519, keyUsage keyAgreement, digest §4.2)"
+            }
+            CertPurpose::Tls => "TLS (keyUsage digitalSignature)",
+            CertPurpose::Anchor => "trust anchor (CA certificate with keyCertSign)",
+        }
+    }
+}
+
+const OID_RSA: &str = "1.2.840.113549.1.1.1";
+const OID_ED25519: &str = "1.3.101.112";
+const OID_X25519: &str = "1.3.101.110";
+
+/// A certificate file loaded and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFile {
+    /// Resolved path.
+    pub path: PathBuf,
+    /// DER of the (first) certificate in the file.
+    pub der: Vec<u8>,
+    /// Subject, for logs and `pmode explain`.
+    pub subject: String,
+}
+
+/// Loads the first certificate of a PEM (or DER) file and checks it for `purpose` at `now`.
+/// Errors are operator-facing sentences.
+pub fn load_cert(
+    path: &Path,
+    purpose: CertPurpose,
+    now: OffsetDateTime,
+) -> Result<CertFile, String> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("certificate file {} cannot be read: {e}", path.display()))?;
+    let der = if bytes.starts_with(b"-----") {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(&bytes)
+            .map_err(|e| format!("certificate file {} is not PEM: {e}", path.display()))?;
+        pem.contents
+    } else {
+        bytes
+    };
+    let (_, cert) = X509Certificate::from_der(&der)
+        .map_err(|e| format!("certificate file {} does not parse: {e}", path.display()))?;
+    let not_after = cert.validity().not_after.to_datetime();
+    let not_before = cert.validity().not_before.to_datetime();
+    if now > not_after {
+        return Err(format!(
+            "certificate {} expired on {}",
+            path.display(),
+            not_after.date()
+        ));
+    }
+    if now < not_before {
+        return Err(format!(
+            "certificate {} is not valid before {}",
+            path.display(),
+            not_before.date()
+        ));
+    }
+    let alg = cert.public_key().algorithm.algorithm.to_id_string();
+    let ku = cert.key_usage().ok().flatten().map(|k| k.value);
+    let (want_alg, ok_usage) = match purpose {
+        CertPurpose::Signing115 => (Some(OID_RSA), ku.is_some_and(|k| k.digital_signature())),
+        CertPurpose::Encryption115 => (Some(OID_RSA), ku.is_some_and(|k| k.key_encipherment())),
+        CertPurpose::Signing20 => (Some(OID_ED25519), ku.is_some_and(|k| k.digital_signature())),
+        CertPurpose::KeyAgreement20 => (Some(OID_X25519), ku.is_some_and(|k| k.key_agreement())),
+        // A TLS certificate without keyUsage is legal (RFC 5280 §4.2.1.3 leaves it optional).
+        CertPurpose::Tls => (None, ku.is_none_or(|k| k.digital_signature())),
+        CertPurpose::Anchor => (None, cert.is_ca() && ku.is_none_or(|k| k.key_cert_sign())),
+    };
+    if let Some(want) = want_alg {
+        if alg != want {
+            return Err(format!(
+                "certificate {} has key algorithm {alg}, but {} needs {want}",
+                path.display(),
+                purpose.describe()
+            ));
+        }
+    }
+    if !ok_usage {
+        return Err(format!(
+            "certificate {} lacks the key usage for {}",
+            path.display(),
+            purpose.describe()
+        ));
+    }
+    Ok(CertFile {
+        path: path.to_path_buf(),
+        der: der.clone(),
+        subject: cert.subject().to_string(),
+    })
+}

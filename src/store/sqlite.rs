@@ -1,0 +1,1467 @@
+//! SQLite implementation: one writer thread with group commit, readers on their own
+//! connections, WAL with `synchronous=FULL`.
+//!
+//! Why one writer: SQLite allows one writer at a time anyway; a dedicated thread that drains
+//! every queued request into one transaction pays one WAL fsync per *batch* instead of per
+//! request, and keeps blocking SQLite calls off the tokio runtime. Each request runs in its own
+//! SAVEPOINT, so a request that fails (e.g. a conflict) is rolled back alone while the rest of
+//! the batch commits. A caller's future resolves only after the batch's COMMIT returned, i.e.
+//! after the WAL was fsynced (`synchronous=FULL`): the acknowledgement rule.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+
+use futures_util::future::BoxFuture;
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, OptionalExtension};
+use time::{Duration, OffsetDateTime};
+use tokio::sync::{mpsc, oneshot};
+
+use super::spool::{sync_dir, FileRef, Spool};
+use super::{
+    Cursor, Direction, Event, Filter, Lease, MessageRecord, MessageStore, NewInbound,
+    NewNotification, NewOutbound, OutboxId, OutboxItem, Outcome, Page, Payload, PruneReport,
+    Receipt, Received, Result, State, StoreError, StoreId, Submitted,
+};
+use crate::ebms::codes::EbmsCode;
+
+/// Most requests in one transaction: bounds the latency of the first request in a batch.
+const MAX_BATCH: usize = 512;
+/// Queued requests before `send` waits (back-pressure on submitters).
+const QUEUE: usize = 4096;
+/// Idle read connections kept open.
+const MAX_IDLE_READERS: usize = 8;
+/// Database file name inside the store directory.
+pub const DB_FILE: &str = "store.db";
+/// Spool directory name inside the store directory.
+pub const SPOOL_DIR: &str = "spool";
+
+/// Migrations, in order; `schema_version` holds how many were applied. Never edit a released
+/// entry — append a new one.
+const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE messages (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    direction         TEXT    NOT NULL CHECK (direction IN ('OUT', 'IN')),
+    message_id        TEXT    NOT NULL,
+    conversation_id   TEXT    NOT NULL,
+    pmode_id          TEXT    NOT NULL,
+    ref_to_message_id TEXT,
+    idempotency_key   TEXT,
+    state             TEXT    NOT NULL CHECK (state IN ('SUBMITTED', 'SENDING', 'WAITING_FOR_RETRY',
+                                     'ACKNOWLEDGED', 'FAILED', 'RECEIVED', 'DELIVERED')),
+    created_at        INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL,
+    attempts          INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at   INTEGER,
+    lease_owner       TEXT,
+    lease_until       INTEGER,
+    wire_file         TEXT,
+    wire_size         INTEGER,
+    wire_sha256       BLOB,
+    last_code         TEXT,
+    last_detail       TEXT
+);
+CREATE UNIQUE INDEX messages_idempotency ON messages (idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE UNIQUE INDEX messages_out_message_id ON messages (message_id) WHERE direction = 'OUT';
+CREATE INDEX messages_message_id ON messages (message_id);
+CREATE INDEX messages_due ON messages (next_attempt_at) WHERE state IN ('SUBMITTED', 'WAITING_FOR_RETRY');
+CREATE INDEX messages_lease ON messages (lease_until) WHERE state = 'SENDING';
+CREATE INDEX messages_state ON messages (state, updated_at);
+CREATE INDEX messages_conversation ON messages (conversation_id);
+CREATE INDEX messages_created ON messages (created_at);
+
+CREATE TABLE payloads (
+    message   INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    seq       INTEGER NOT NULL,
+    part_id   TEXT    NOT NULL,
+    mime_type TEXT    NOT NULL,
+    file      TEXT    NOT NULL,
+    size      INTEGER NOT NULL,
+    sha256    BLOB    NOT NULL,
+    PRIMARY KEY (message, seq)
+);
+
+CREATE TABLE properties (
+    message INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    seq     INTEGER NOT NULL,
+    name    TEXT    NOT NULL,
+    value   TEXT    NOT NULL,
+    PRIMARY KEY (message, seq)
+);
+CREATE INDEX properties_name_value ON properties (name, value);
+
+CREATE TABLE events (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    message    INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    at         INTEGER NOT NULL,
+    from_state TEXT,
+    to_state   TEXT    NOT NULL,
+    detail     TEXT    NOT NULL,
+    ebms_code  TEXT
+);
+CREATE INDEX events_message ON events (message, id);
+
+CREATE TABLE receipts (
+    message INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+    at      INTEGER NOT NULL,
+    bytes   BLOB    NOT NULL
+);
+
+-- Duplicate detection: one row per partner MessageId, pointing at the newest message that
+-- carried it. The primary key is the unique key; the window is checked against seen_at.
+CREATE TABLE inbound_seen (
+    message_id TEXT    PRIMARY KEY,
+    message    INTEGER NOT NULL,
+    seen_at    INTEGER NOT NULL
+);
+CREATE INDEX inbound_seen_at ON inbound_seen (seen_at);
+
+CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    message         INTEGER REFERENCES messages (id) ON DELETE CASCADE,
+    kind            TEXT    NOT NULL,
+    target          TEXT    NOT NULL,
+    body            BLOB    NOT NULL,
+    state           TEXT    NOT NULL CHECK (state IN ('PENDING', 'DONE', 'DEAD')),
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    lease_owner     TEXT,
+    lease_until     INTEGER,
+    last_error      TEXT
+);
+CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE state = 'PENDING';
+CREATE INDEX outbox_finished ON outbox (updated_at) WHERE state <> 'PENDING';
+"#,
+    // 2: the ebMS header (eb:Messaging as the MSH wrote or received it), opaque to the store: the
+    // MSH packs retries from it and the API shows parties, service, action and typed properties.
+    r#"
+ALTER TABLE messages ADD COLUMN header TEXT;
+"#,
+];
+
+/// A write request: runs on the writer thread inside the batch transaction (`None` when the
+/// transaction could not even begin) and returns what to do once the commit outcome is known.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> Completion + Send>;
+type Completion = Box<dyn FnOnce(std::result::Result<(), &str>) + Send>;
+
+/// Counters of the writer thread (tests and metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Transactions committed (= durable syncs).
+    pub commits: u64,
+    /// Write requests handled.
+    pub jobs: u64,
+    /// Largest batch so far.
+    pub largest_batch: u64,
+}
+
+/// What [`SqliteStore::backup`] copied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackupReport {
+    /// Spool files copied.
+    pub files: u64,
+    /// Their total size.
+    pub bytes: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    jobs: AtomicU64,
+    largest_batch: AtomicU64,
+}
+
+struct Inner {
+    tx: RwLock<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+    db_path: PathBuf,
+    spool: Spool,
+    counters: Arc<Counters>,
+}
+
+/// The embedded store: `<dir>/store.db` plus `<dir>/spool/`. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+/// Blocks the writer thread until dropped (tests: make requests queue up deterministically).
+#[doc(hidden)]
+pub struct WriterHold {
+    release: Option<std::sync::mpsc::Sender<()>>,
+}
+
+impl Drop for WriterHold {
+    fn drop(&mut self) {
+        if let Some(tx) = self.release.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(Box::new(e))
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        backend(e)
+    }
+}
+
+/// Stored time: microseconds since the Unix epoch (PostgreSQL's `timestamptz` precision).
+fn ts(t: OffsetDateTime) -> i64 {
+    let us = t.unix_timestamp_nanos() / 1000;
+    i64::try_from(us).unwrap_or(if us < 0 { i64::MIN } else { i64::MAX })
+}
+
+fn from_ts(us: i64) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
+        .map_err(|_| StoreError::Corrupt(format!("timestamp {us}")))
+}
+
+fn code_from(s: Option<String>) -> Result<Option<EbmsCode>> {
+    s.map(|s| {
+        s.parse::<EbmsCode>()
+            .map_err(|()| StoreError::Corrupt(format!("EBMS code {s:?}")))
+    })
+    .transpose()
+}
+
+fn limit_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn open_connection(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let current: Option<i64> =
+        tx.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))?;
+    let current = current.unwrap_or(0);
+    let supported = limit_i64(MIGRATIONS.len());
+    if current > supported {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            supported,
+        });
+    }
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(current).unwrap_or(0))
+    {
+        tx.execute_batch(sql)?;
+        tx.execute("DELETE FROM schema_version", [])?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [limit_i64(i + 1)],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the store in `dir`, run migrations and start the writer.
+    pub async fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&dir))
+            .await
+            .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Blocking variant of [`SqliteStore::open`] (start-up code outside the runtime).
+    pub fn open_blocking(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let spool = Spool::open(dir.join(SPOOL_DIR))?;
+        let db_path = dir.join(DB_FILE);
+        let mut conn = open_connection(&db_path)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Corrupt(format!(
+                "journal_mode {mode}, expected wal"
+            )));
+        }
+        // FULL: in WAL mode every COMMIT fsyncs the WAL, so a committed batch survives a power
+        // cut, not only a process kill (NORMAL would sync only at checkpoints).
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&mut conn)?;
+        // The database and WAL files' directory entries must be durable too.
+        sync_dir(dir)?;
+
+        let (tx, rx) = mpsc::channel::<Job>(QUEUE);
+        let counters = Arc::new(Counters::default());
+        let c = counters.clone();
+        let writer = std::thread::Builder::new()
+            .name("as4gw-store-writer".into())
+            .spawn(move || writer_loop(conn, rx, &c))?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                tx: RwLock::new(Some(tx)),
+                writer: Mutex::new(Some(writer)),
+                readers: Mutex::new(Vec::new()),
+                db_path,
+                spool,
+                counters,
+            }),
+        })
+    }
+
+    /// Path of the database file (backups: `VACUUM INTO`, see `docs/store.md`).
+    pub fn db_path(&self) -> &Path {
+        &self.inner.db_path
+    }
+
+    /// Writer counters.
+    pub fn writer_stats(&self) -> WriterStats {
+        let c = &self.inner.counters;
+        WriterStats {
+            commits: c.commits.load(Ordering::SeqCst),
+            jobs: c.jobs.load(Ordering::SeqCst),
+            largest_batch: c.largest_batch.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Write requests waiting for the writer thread.
+    pub fn queued_writes(&self) -> usize {
+        match self.inner.tx.read() {
+            Ok(g) => g
+                .as_ref()
+                .map(|tx| tx.max_capacity() - tx.capacity())
+                .unwrap_or(0),
+            Err(_) => 0,
+        }
+    }
+
+    /// Stop the writer after the queued requests and wait for it; later writes fail `Closed`.
+    pub async fn close(&self) -> Result<()> {
+        if let Ok(mut g) = self.inner.tx.write() {
+            g.take();
+        }
+        let handle = self.inner.writer.lock().ok().and_then(|mut g| g.take());
+        if let Some(h) = handle {
+            tokio::task::spawn_blocking(move || h.join())
+                .await
+                .map_err(|_| StoreError::Closed)?
+                .map_err(|_| StoreError::Closed)?;
+        }
+        if let Ok(mut r) = self.inner.readers.lock() {
+            r.clear();
+        }
+        Ok(())
+    }
+
+    /// Online backup into the empty or new directory `dest`: a consistent snapshot of the
+    /// database (`VACUUM INTO`, readers and the writer keep going), then a copy of exactly the
+    /// spool files that snapshot references. Files are written before their rows commit, so
+    /// every file the snapshot names exists — unless `prune` removed it meanwhile: don't run
+    /// both at once (the copy then fails with `NotFound`). `dest` gets the same layout as a
+    /// store directory and can be opened with [`SqliteStore::open`].
+    pub async fn backup(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {
+        let dest = dest.as_ref().to_path_buf();
+        let db_path = self.inner.db_path.clone();
+        let spool = self.inner.spool.clone();
+        tokio::task::spawn_blocking(move || {
+            let dest_spool = dest.join(SPOOL_DIR);
+            std::fs::create_dir_all(&dest_spool)?;
+            let dest_db = dest.join(DB_FILE);
+            let conn = open_connection(&db_path)?;
+            let dest_str = dest_db.to_str().ok_or_else(|| StoreError::Conflict("backup path is not UTF-8".into()))?;
+            conn.execute("VACUUM INTO ?1", [dest_str])?;
+            drop(conn);
+            let snap = open_connection(&dest_db)?;
+            let names = snap
+                .prepare("SELECT file FROM payloads UNION SELECT wire_file FROM messages WHERE wire_file IS NOT NULL")?
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            drop(snap);
+            let mut report = BackupReport::default();
+            for name in names {
+                // Names come from our own database; still, only spool-made names are copied.
+                FileRef::from_stored(name.clone(), 0, &[0u8; 32])?;
+                let target = dest_spool.join(&name);
+                let bytes = std::fs::copy(spool.dir().join(&name), &target).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        StoreError::NotFound(format!("spool file {name} (pruned during backup?)"))
+                    } else {
+                        e.into()
+                    }
+                })?;
+                std::fs::File::open(&target)?.sync_all()?;
+                report.files += 1;
+                report.bytes += bytes;
+            }
+            std::fs::File::open(&dest_db)?.sync_all()?;
+            sync_dir(&dest_spool)?;
+            sync_dir(&dest)?;
+            Ok(report)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Make the writer thread wait (inside a transaction) until the returned guard is dropped.
+    #[doc(hidden)]
+    pub async fn hold_writer(&self) -> Result<WriterHold> {
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started_rx) = oneshot::channel::<()>();
+        let job: Job = Box::new(move |_conn| {
+            let _ = started_tx.send(());
+            let _ = release_rx.recv();
+            Box::new(|_| {})
+        });
+        self.sender()?
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        started_rx.await.map_err(|_| StoreError::Closed)?;
+        Ok(WriterHold {
+            release: Some(release_tx),
+        })
+    }
+
+    fn sender(&self) -> Result<mpsc::Sender<Job>> {
+        self.inner
+            .tx
+            .read()
+            .ok()
+            .and_then(|g| g.clone())
+            .ok_or(StoreError::Closed)
+    }
+
+    /// Run `f` in the next batch; resolve after the batch committed durably.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |conn| {
+            let outcome = match conn {
+                Some(conn) => in_savepoint(conn, f),
+                None => Err(StoreError::Commit("could not begin transaction".into())),
+            };
+            Box::new(move |commit: std::result::Result<(), &str>| {
+                let r = match commit {
+                    Ok(()) => outcome,
+                    // A failed request was rolled back on its own; report its own error.
+                    Err(_) if outcome.is_err() => outcome,
+                    Err(e) => Err(StoreError::Commit(e.to_string())),
+                };
+                let _ = tx.send(r);
+            })
+        });
+        self.sender()?
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Run `f` on a read connection in the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().ok().and_then(|mut v| v.pop());
+            let conn = match pooled {
+                Some(c) => c,
+                None => {
+                    let c = open_connection(&inner.db_path)?;
+                    c.pragma_update(None, "query_only", "ON")?;
+                    c
+                }
+            };
+            let r = f(&conn);
+            if let Ok(mut v) = inner.readers.lock() {
+                if v.len() < MAX_IDLE_READERS {
+                    v.push(conn);
+                }
+            }
+            r
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    conn.execute_batch("SAVEPOINT req")?;
+    match f(conn) {
+        Ok(v) => {
+            conn.execute_batch("RELEASE req")?;
+            Ok(v)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO req; RELEASE req")?;
+            Err(e)
+        }
+    }
+}
+
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, counters: &Counters) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while rx.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
+        let n = batch.len() as u64;
+        let begun = conn.execute_batch("BEGIN IMMEDIATE");
+        let conn_ref = begun.is_ok().then_some(&conn);
+        let completions: Vec<Completion> = batch.drain(..).map(|job| job(conn_ref)).collect();
+        let commit = match begun {
+            Ok(()) => match conn.execute_batch("COMMIT") {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    Err(e.to_string())
+                }
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        if commit.is_ok() {
+            counters.commits.fetch_add(1, Ordering::SeqCst);
+        }
+        counters.jobs.fetch_add(n, Ordering::SeqCst);
+        counters.largest_batch.fetch_max(n, Ordering::SeqCst);
+        for c in completions {
+            c(commit.as_ref().map(|_| ()).map_err(String::as_str));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row access (shared by the writer and the readers)
+
+const MESSAGE_COLUMNS: &str = "id, direction, message_id, conversation_id, pmode_id, ref_to_message_id, \
+    idempotency_key, state, created_at, updated_at, attempts, next_attempt_at, lease_owner, lease_until, \
+    wire_file, wire_size, wire_sha256, last_code, last_detail, header";
+
+fn load_message(conn: &Connection, id: i64) -> Result<Option<MessageRecord>> {
+    let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1");
+    let row = conn
+        .query_row(&sql, [id], |r| {
+            Ok((
+                (
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, i64>(8)?,
+                    r.get::<_, i64>(9)?,
+                ),
+                (
+                    r.get::<_, i64>(10)?,
+                    r.get::<_, Option<i64>>(11)?,
+                    r.get::<_, Option<String>>(12)?,
+                    r.get::<_, Option<i64>>(13)?,
+                    r.get::<_, Option<String>>(14)?,
+                    r.get::<_, Option<i64>>(15)?,
+                    r.get::<_, Option<Vec<u8>>>(16)?,
+                    r.get::<_, Option<String>>(17)?,
+                    r.get::<_, Option<String>>(18)?,
+                    r.get::<_, Option<String>>(19)?,
+                ),
+            ))
+        })
+        .optional()?;
+    let Some((a, b)) = row else { return Ok(None) };
+    let (
+        id,
+        direction,
+        message_id,
+        conversation_id,
+        pmode_id,
+        ref_to,
+        idem,
+        state,
+        created,
+        updated,
+    ) = a;
+    let (
+        attempts,
+        next,
+        lease_owner,
+        lease_until,
+        wire_file,
+        wire_size,
+        wire_sha,
+        last_code,
+        last_detail,
+        header,
+    ) = b;
+    let lease = match (lease_owner, lease_until) {
+        (Some(owner), Some(until)) => Some(Lease {
+            owner,
+            until: from_ts(until)?,
+        }),
+        _ => None,
+    };
+    let wire = match (wire_file, wire_size, wire_sha) {
+        (Some(f), Some(s), Some(h)) => Some(FileRef::from_stored(f, s, &h)?),
+        _ => None,
+    };
+    let mut props =
+        conn.prepare_cached("SELECT name, value FROM properties WHERE message = ?1 ORDER BY seq")?;
+    let properties = props
+        .query_map([id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut pls = conn
+        .prepare_cached("SELECT part_id, mime_type, file, size, sha256 FROM payloads WHERE message = ?1 ORDER BY seq")?;
+    let rows = pls
+        .query_map([id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let payloads = rows
+        .into_iter()
+        .map(|(part_id, mime_type, file, size, sha)| {
+            Ok(Payload {
+                part_id,
+                mime_type,
+                file: FileRef::from_stored(file, size, &sha)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(MessageRecord {
+        id: StoreId(id),
+        direction: direction.parse()?,
+        message_id,
+        conversation_id,
+        pmode_id,
+        ref_to_message_id: ref_to,
+        idempotency_key: idem,
+        state: state.parse()?,
+        created_at: from_ts(created)?,
+        updated_at: from_ts(updated)?,
+        attempts: u32::try_from(attempts)
+            .map_err(|_| StoreError::Corrupt(format!("attempts {attempts}")))?,
+        next_attempt_at: next.map(from_ts).transpose()?,
+        lease,
+        wire,
+        last_code: code_from(last_code)?,
+        last_detail,
+        properties,
+        payloads,
+        header,
+    }))
+}
+
+fn insert_event(
+    conn: &Connection,
+    id: i64,
+    at: i64,
+    from: Option<State>,
+    to: State,
+    detail: &str,
+    code: Option<EbmsCode>,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO events (message, at, from_state, to_state, detail, ebms_code) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![id, at, from.map(State::as_str), to.as_str(), detail, code.map(EbmsCode::code)])?;
+    Ok(())
+}
+
+fn insert_parts(
+    conn: &Connection,
+    id: i64,
+    properties: &[(String, String)],
+    payloads: &[Payload],
+) -> Result<()> {
+    let mut p = conn.prepare_cached(
+        "INSERT INTO properties (message, seq, name, value) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (seq, (name, value)) in properties.iter().enumerate() {
+        p.execute(params![id, limit_i64(seq), name, value])?;
+    }
+    let mut p = conn.prepare_cached(
+        "INSERT INTO payloads (message, seq, part_id, mime_type, file, size, sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for (seq, pl) in payloads.iter().enumerate() {
+        let size =
+            i64::try_from(pl.file.size()).map_err(|_| StoreError::TooLarge(i64::MAX as u64))?;
+        p.execute(params![
+            id,
+            limit_i64(seq),
+            pl.part_id,
+            pl.mime_type,
+            pl.file.name(),
+            size,
+            &pl.file.sha256()[..]
+        ])?;
+    }
+    Ok(())
+}
+
+fn insert_notification(conn: &Connection, now: i64, n: &NewNotification) -> Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO outbox (message, kind, target, body, state, created_at, updated_at, next_attempt_at) \
+         VALUES (?1, ?2, ?3, ?4, 'PENDING', ?5, ?5, ?5)",
+    )?
+    .execute(params![n.message.map(|m| m.0), n.kind, n.target, n.body, now])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Direction, state and lease owner of a message, or `NotFound`.
+fn message_head(conn: &Connection, id: StoreId) -> Result<(Direction, State, Option<String>)> {
+    let row = conn
+        .query_row(
+            "SELECT direction, state, lease_owner FROM messages WHERE id = ?1",
+            [id.0],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            },
+        )
+        .optional()?;
+    let (d, s, o) = row.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+    Ok((d.parse()?, s.parse()?, o))
+}
+
+/// The caller must hold the lease of an outbound message in SENDING. An expired lease that no
+/// one else took is still honoured: re-leasing, not expiry, is what transfers the work.
+fn check_sending_lease(
+    conn: &Connection,
+    id: StoreId,
+    owner: &str,
+    action: &'static str,
+) -> Result<()> {
+    let (direction, state, lease_owner) = message_head(conn, id)?;
+    if direction != Direction::Outbound || state != State::Sending {
+        return Err(StoreError::InvalidTransition { id, state, action });
+    }
+    if lease_owner.as_deref() != Some(owner) {
+        return Err(StoreError::LeaseLost {
+            what: id.to_string(),
+            owner: owner.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn submit_tx(conn: &Connection, now: i64, m: &NewOutbound) -> Result<Submitted> {
+    if let Some(key) = &m.idempotency_key {
+        let existing: Option<i64> = conn
+            .query_row(
+                "SELECT id FROM messages WHERE idempotency_key = ?1",
+                [key],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(id) = existing {
+            return Ok(Submitted {
+                id: StoreId(id),
+                created: false,
+            });
+        }
+    }
+    let taken: Option<i64> = conn
+        .query_row(
+            "SELECT id FROM messages WHERE direction = 'OUT' AND message_id = ?1",
+            [&m.message_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(other) = taken {
+        return Err(StoreError::Conflict(format!(
+            "outbound MessageId {} already used by #{other}",
+            m.message_id
+        )));
+    }
+    let due = m.not_before.map(ts).unwrap_or(now);
+    conn.prepare_cached(
+        "INSERT INTO messages (direction, message_id, conversation_id, pmode_id, ref_to_message_id, idempotency_key, \
+         state, created_at, updated_at, next_attempt_at, header) VALUES ('OUT', ?1, ?2, ?3, ?4, ?5, 'SUBMITTED', ?6, ?6, ?7, ?8)",
+    )?
+    .execute(params![m.message_id, m.conversation_id, m.pmode_id, m.ref_to_message_id, m.idempotency_key, now, due, m.header])?;
+    let id = conn.last_insert_rowid();
+    insert_parts(conn, id, &m.properties, &m.payloads)?;
+    insert_event(conn, id, now, None, State::Submitted, "submitted", None)?;
+    Ok(Submitted {
+        id: StoreId(id),
+        created: true,
+    })
+}
+
+fn lease_due_tx(
+    conn: &Connection,
+    now: i64,
+    owner: &str,
+    max: usize,
+    until: i64,
+) -> Result<Vec<MessageRecord>> {
+    let candidates = conn
+        .prepare_cached(
+            "SELECT id, state, lease_owner, attempts FROM messages WHERE direction = 'OUT' AND ( \
+               (state IN ('SUBMITTED', 'WAITING_FOR_RETRY') AND next_attempt_at <= ?1) \
+               OR (state = 'SENDING' AND lease_until <= ?1)) \
+             ORDER BY next_attempt_at, id LIMIT ?2",
+        )?
+        .query_map(params![now, limit_i64(max)], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut out = Vec::with_capacity(candidates.len());
+    for (id, state, old_owner, attempts) in candidates {
+        let from: State = state.parse()?;
+        conn.prepare_cached(
+            "UPDATE messages SET state = 'SENDING', attempts = attempts + 1, lease_owner = ?2, lease_until = ?3, \
+             updated_at = ?4 WHERE id = ?1",
+        )?
+        .execute(params![id, owner, until, now])?;
+        let attempt = attempts + 1;
+        let detail = match (from, old_owner) {
+            (State::Sending, Some(old)) => {
+                format!("lease of {old} expired; attempt {attempt} leased by {owner}")
+            }
+            _ => format!("attempt {attempt} leased by {owner}"),
+        };
+        insert_event(conn, id, now, Some(from), State::Sending, &detail, None)?;
+        if let Some(rec) = load_message(conn, id)? {
+            out.push(rec);
+        }
+    }
+    Ok(out)
+}
+
+fn record_wire_tx(
+    conn: &Connection,
+    id: StoreId,
+    owner: &str,
+    now: i64,
+    wire: &FileRef,
+) -> Result<()> {
+    check_sending_lease(conn, id, owner, "record wire bytes")?;
+    let existing: Option<String> = conn.query_row(
+        "SELECT wire_file FROM messages WHERE id = ?1",
+        [id.0],
+        |r| r.get(0),
+    )?;
+    if existing.is_some() {
+        return Err(StoreError::AlreadyRecorded(format!("wire bytes of {id}")));
+    }
+    let size = i64::try_from(wire.size()).map_err(|_| StoreError::TooLarge(i64::MAX as u64))?;
+    conn.execute(
+        "UPDATE messages SET wire_file = ?2, wire_size = ?3, wire_sha256 = ?4, updated_at = ?5 WHERE id = ?1",
+        params![id.0, wire.name(), size, &wire.sha256()[..], now],
+    )?;
+    let detail = format!(
+        "wire bytes recorded: {} bytes, sha256 {}",
+        wire.size(),
+        wire.sha256_hex()
+    );
+    insert_event(
+        conn,
+        id.0,
+        now,
+        Some(State::Sending),
+        State::Sending,
+        &detail,
+        None,
+    )
+}
+
+fn finish_tx(
+    conn: &Connection,
+    id: StoreId,
+    owner: &str,
+    now: i64,
+    outcome: &Outcome,
+    notify: Option<&NewNotification>,
+) -> Result<()> {
+    check_sending_lease(conn, id, owner, "finish an attempt")?;
+    let (to, next, code, detail) = match outcome {
+        Outcome::Acknowledged { receipt } => {
+            if let Some(bytes) = receipt {
+                insert_receipt(conn, id, now, bytes)?;
+            }
+            (
+                State::Acknowledged,
+                None,
+                None,
+                "receipt received".to_string(),
+            )
+        }
+        Outcome::Retry {
+            next_attempt_at,
+            code,
+            detail,
+        } => (
+            State::WaitingForRetry,
+            Some(ts(*next_attempt_at)),
+            *code,
+            detail.clone(),
+        ),
+        Outcome::Failed { code, detail } => (State::Failed, None, Some(*code), detail.clone()),
+    };
+    conn.prepare_cached(
+        "UPDATE messages SET state = ?2, next_attempt_at = ?3, lease_owner = NULL, lease_until = NULL, \
+         last_code = ?4, last_detail = ?5, updated_at = ?6 WHERE id = ?1",
+    )?
+    .execute(params![id.0, to.as_str(), next, code.map(EbmsCode::code), detail, now])?;
+    insert_event(conn, id.0, now, Some(State::Sending), to, &detail, code)?;
+    if let Some(n) = notify {
+        insert_notification(conn, now, n)?;
+    }
+    Ok(())
+}
+
+fn insert_receipt(conn: &Connection, id: StoreId, now: i64, bytes: &[u8]) -> Result<()> {
+    let exists: Option<i64> = conn
+        .query_row(
+            "SELECT message FROM receipts WHERE message = ?1",
+            [id.0],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if exists.is_some() {
+        return Err(StoreError::AlreadyRecorded(format!("receipt of {id}")));
+    }
+    conn.execute(
+        "INSERT INTO receipts (message, at, bytes) VALUES (?1, ?2, ?3)",
+        params![id.0, now, bytes],
+    )?;
+    Ok(())
+}
+
+fn record_received_tx(
+    conn: &Connection,
+    now: i64,
+    m: &NewInbound,
+    window: Duration,
+    notify: Option<&NewNotification>,
+) -> Result<Received> {
+    let window_us = i64::try_from(window.whole_microseconds()).unwrap_or(i64::MAX);
+    let cutoff = now.saturating_sub(window_us);
+    let seen: Option<(i64, i64)> = conn
+        .query_row(
+            "SELECT message, seen_at FROM inbound_seen WHERE message_id = ?1",
+            [&m.message_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((orig, seen_at)) = seen {
+        if seen_at >= cutoff {
+            // Note the duplicate on the original (if retention has not removed it yet).
+            let state: Option<String> = conn
+                .query_row("SELECT state FROM messages WHERE id = ?1", [orig], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if let Some(state) = state {
+                let st: State = state.parse()?;
+                insert_event(
+                    conn,
+                    orig,
+                    now,
+                    Some(st),
+                    st,
+                    "duplicate received; not delivered again",
+                    None,
+                )?;
+            }
+            return Ok(Received::Duplicate { of: StoreId(orig) });
+        }
+    }
+    conn.prepare_cached(
+        "INSERT INTO messages (direction, message_id, conversation_id, pmode_id, ref_to_message_id, state, \
+         created_at, updated_at, header) VALUES ('IN', ?1, ?2, ?3, ?4, 'RECEIVED', ?5, ?5, ?6)",
+    )?
+    .execute(params![m.message_id, m.conversation_id, m.pmode_id, m.ref_to_message_id, now, m.header])?;
+    let id = conn.last_insert_rowid();
+    insert_parts(conn, id, &m.properties, &m.payloads)?;
+    insert_event(conn, id, now, None, State::Received, "received", None)?;
+    conn.prepare_cached(
+        "INSERT INTO inbound_seen (message_id, message, seen_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (message_id) DO UPDATE SET message = excluded.message, seen_at = excluded.seen_at",
+    )?
+    .execute(params![m.message_id, id, now])?;
+    if let Some(n) = notify {
+        let n = NewNotification {
+            message: n.message.or(Some(StoreId(id))),
+            ..n.clone()
+        };
+        insert_notification(conn, now, &n)?;
+    }
+    Ok(Received::New(StoreId(id)))
+}
+
+fn mark_delivered_tx(conn: &Connection, id: StoreId, now: i64, detail: &str) -> Result<()> {
+    let (direction, state, _) = message_head(conn, id)?;
+    if direction != Direction::Inbound || state != State::Received {
+        return Err(StoreError::InvalidTransition {
+            id,
+            state,
+            action: "mark delivered",
+        });
+    }
+    conn.execute(
+        "UPDATE messages SET state = 'DELIVERED', updated_at = ?2 WHERE id = ?1",
+        params![id.0, now],
+    )?;
+    insert_event(
+        conn,
+        id.0,
+        now,
+        Some(State::Received),
+        State::Delivered,
+        detail,
+        None,
+    )
+}
+
+fn lease_outbox_tx(
+    conn: &Connection,
+    now: i64,
+    owner: &str,
+    max: usize,
+    until: i64,
+) -> Result<Vec<OutboxItem>> {
+    let ids = conn
+        .prepare_cached(
+            "SELECT id FROM outbox WHERE state = 'PENDING' AND next_attempt_at <= ?1 \
+             AND (lease_until IS NULL OR lease_until <= ?1) ORDER BY next_attempt_at, id LIMIT ?2",
+        )?
+        .query_map(params![now, limit_i64(max)], |r| r.get::<_, i64>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        conn.prepare_cached(
+            "UPDATE outbox SET attempts = attempts + 1, lease_owner = ?2, lease_until = ?3, updated_at = ?4 WHERE id = ?1",
+        )?
+        .execute(params![id, owner, until, now])?;
+        let item = conn.query_row(
+            "SELECT message, kind, target, body, attempts, last_error FROM outbox WHERE id = ?1",
+            [id],
+            |r| {
+                Ok((
+                    r.get::<_, Option<i64>>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                ))
+            },
+        )?;
+        let (message, kind, target, body, attempts, last_error) = item;
+        out.push(OutboxItem {
+            id: OutboxId(id),
+            message: message.map(StoreId),
+            kind,
+            target,
+            body,
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            lease: Lease {
+                owner: owner.to_string(),
+                until: from_ts(until)?,
+            },
+            last_error,
+        });
+    }
+    Ok(out)
+}
+
+fn check_outbox_lease(conn: &Connection, id: OutboxId, owner: &str) -> Result<()> {
+    let row: Option<(String, Option<String>)> = conn
+        .query_row(
+            "SELECT state, lease_owner FROM outbox WHERE id = ?1",
+            [id.0],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (state, lease_owner) =
+        row.ok_or_else(|| StoreError::NotFound(format!("outbox {}", id.0)))?;
+    if state != "PENDING" || lease_owner.as_deref() != Some(owner) {
+        return Err(StoreError::LeaseLost {
+            what: format!("outbox {}", id.0),
+            owner: owner.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn prune_tx(conn: &Connection, before: i64) -> Result<(PruneReport, Vec<String>)> {
+    let ids = conn
+        .prepare(
+            "SELECT id FROM messages WHERE state IN ('ACKNOWLEDGED', 'FAILED', 'DELIVERED') AND updated_at < ?1",
+        )?
+        .query_map([before], |r| r.get::<_, i64>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut files = Vec::new();
+    for id in &ids {
+        let mut q = conn.prepare_cached("SELECT file FROM payloads WHERE message = ?1")?;
+        for f in q.query_map([id], |r| r.get::<_, String>(0))? {
+            files.push(f?);
+        }
+        let wire: Option<String> =
+            conn.query_row("SELECT wire_file FROM messages WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })?;
+        files.extend(wire);
+        // Cascades to payloads, properties, events, receipts and outbox rows.
+        conn.prepare_cached("DELETE FROM messages WHERE id = ?1")?
+            .execute([id])?;
+    }
+    let outbox = conn.execute(
+        "DELETE FROM outbox WHERE state IN ('DONE', 'DEAD') AND updated_at < ?1",
+        [before],
+    )?;
+    let seen = conn.execute("DELETE FROM inbound_seen WHERE seen_at < ?1", [before])?;
+    // Only names the spool itself could have made are ever removed.
+    let files = files
+        .into_iter()
+        .filter(|f| FileRef::from_stored(f.clone(), 0, &[0u8; 32]).is_ok())
+        .collect();
+    Ok((
+        PruneReport {
+            messages: ids.len() as u64,
+            outbox: outbox as u64,
+            duplicate_keys: seen as u64,
+            files: 0,
+        },
+        files,
+    ))
+}
+
+fn list_tx(
+    conn: &Connection,
+    filter: &Filter,
+    cursor: Option<Cursor>,
+    limit: usize,
+) -> Result<Page> {
+    let mut sql = String::from("SELECT id FROM messages m WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    let mut push = |sql: &mut String, clause: &str, v: Value| {
+        args.push(v);
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    };
+    if let Some(d) = filter.direction {
+        push(
+            &mut sql,
+            " AND direction = ?",
+            Value::Text(d.as_str().into()),
+        );
+    }
+    if let Some(s) = filter.state {
+        push(&mut sql, " AND state = ?", Value::Text(s.as_str().into()));
+    }
+    if let Some(p) = &filter.pmode_id {
+        push(&mut sql, " AND pmode_id = ?", Value::Text(p.clone()));
+    }
+    if let Some(c) = &filter.conversation_id {
+        push(&mut sql, " AND conversation_id = ?", Value::Text(c.clone()));
+    }
+    if let Some((name, value)) = &filter.property {
+        push(
+            &mut sql,
+            " AND EXISTS (SELECT 1 FROM properties p WHERE p.message = m.id AND p.name = ?",
+            Value::Text(name.clone()),
+        );
+        push(&mut sql, " AND p.value = ?)", Value::Text(value.clone()));
+    }
+    if let Some(t) = filter.created_from {
+        push(&mut sql, " AND created_at >= ?", Value::Integer(ts(t)));
+    }
+    if let Some(t) = filter.created_before {
+        push(&mut sql, " AND created_at < ?", Value::Integer(ts(t)));
+    }
+    if let Some(Cursor(c)) = cursor {
+        push(&mut sql, " AND id < ?", Value::Integer(c));
+    }
+    let limit = limit.max(1);
+    push(
+        &mut sql,
+        " ORDER BY id DESC LIMIT ?",
+        Value::Integer(limit_i64(limit).saturating_add(1)),
+    );
+    let ids = conn
+        .prepare(&sql)?
+        .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, i64>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let more = ids.len() > limit;
+    let mut items = Vec::with_capacity(limit);
+    for id in ids.into_iter().take(limit) {
+        if let Some(rec) = load_message(conn, id)? {
+            items.push(rec);
+        }
+    }
+    let next = if more {
+        items.last().map(|r| Cursor(r.id.0))
+    } else {
+        None
+    };
+    Ok(Page { items, next })
+}
+
+fn lease_until(now: OffsetDateTime, lease_for: Duration) -> i64 {
+    ts(now).saturating_add(i64::try_from(lease_for.whole_microseconds()).unwrap_or(i64::MAX))
+}
+
+impl MessageStore for SqliteStore {
+    fn spool(&self) -> &Spool {
+        &self.inner.spool
+    }
+
+    fn submit(&self, now: OffsetDateTime, msg: NewOutbound) -> BoxFuture<'_, Result<Submitted>> {
+        Box::pin(self.write(move |c| submit_tx(c, ts(now), &msg)))
+    }
+
+    fn lease_due(
+        &self,
+        now: OffsetDateTime,
+        owner: &str,
+        max: usize,
+        lease_for: Duration,
+    ) -> BoxFuture<'_, Result<Vec<MessageRecord>>> {
+        let owner = owner.to_string();
+        let until = lease_until(now, lease_for);
+        Box::pin(self.write(move |c| lease_due_tx(c, ts(now), &owner, max, until)))
+    }
+
+    fn record_wire(
+        &self,
+        id: StoreId,
+        owner: &str,
+        now: OffsetDateTime,
+        wire: FileRef,
+    ) -> BoxFuture<'_, Result<()>> {
+        let owner = owner.to_string();
+        Box::pin(self.write(move |c| record_wire_tx(c, id, &owner, ts(now), &wire)))
+    }
+
+    fn finish_attempt(
+        &self,
+        id: StoreId,
+        owner: &str,
+        now: OffsetDateTime,
+        outcome: Outcome,
+        notify: Option<NewNotification>,
+    ) -> BoxFuture<'_, Result<()>> {
+        let owner = owner.to_string();
+        Box::pin(self.write(move |c| finish_tx(c, id, &owner, ts(now), &outcome, notify.as_ref())))
+    }
+
+    fn record_received(
+        &self,
+        now: OffsetDateTime,
+        msg: NewInbound,
+        window: Duration,
+        notify: Option<NewNotification>,
+    ) -> BoxFuture<'_, Result<Received>> {
+        Box::pin(self.write(move |c| record_received_tx(c, ts(now), &msg, window, notify.as_ref())))
+    }
+
+    fn mark_delivered(
+        &self,
+        id: StoreId,
+        now: OffsetDateTime,
+        detail: &str,
+    ) -> BoxFuture<'_, Result<()>> {
+        let detail = detail.to_string();
+        Box::pin(self.write(move |c| mark_delivered_tx(c, id, ts(now), &detail)))
+    }
+
+    fn store_receipt(
+        &self,
+        id: StoreId,
+        now: OffsetDateTime,
+        bytes: Vec<u8>,
+    ) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.write(move |c| {
+            message_head(c, id)?;
+            insert_receipt(c, id, ts(now), &bytes)
+        }))
+    }
+
+    fn receipt(&self, id: StoreId) -> BoxFuture<'_, Result<Option<Receipt>>> {
+        Box::pin(self.read(move |c| {
+            let row: Option<(i64, Vec<u8>)> = c
+                .query_row(
+                    "SELECT at, bytes FROM receipts WHERE message = ?1",
+                    [id.0],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            row.map(|(at, bytes)| {
+                Ok(Receipt {
+                    at: from_ts(at)?,
+                    bytes,
+                })
+            })
+            .transpose()
+        }))
+    }
+
+    fn get(&self, id: StoreId) -> BoxFuture<'_, Result<Option<MessageRecord>>> {
+        Box::pin(self.read(move |c| load_message(c, id.0)))
+    }
+
+    fn get_by_message_id(
+        &self,
+        direction: Direction,
+        message_id: &str,
+    ) -> BoxFuture<'_, Result<Option<MessageRecord>>> {
+        let message_id = message_id.to_string();
+        Box::pin(self.read(move |c| {
+            let id: Option<i64> = c
+                .query_row(
+                    "SELECT id FROM messages WHERE direction = ?1 AND message_id = ?2 ORDER BY id DESC LIMIT 1",
+                    params![direction.as_str(), message_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match id {
+                Some(id) => load_message(c, id),
+                None => Ok(None),
+            }
+        }))
+    }
+
+    fn events(&self, id: StoreId) -> BoxFuture<'_, Result<Vec<Event>>> {
+        Box::pin(self.read(move |c| {
+            let rows = c
+                .prepare_cached(
+                    "SELECT id, at, from_state, to_state, detail, ebms_code FROM events WHERE message = ?1 ORDER BY id",
+                )?
+                .query_map([id.0], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|(eid, at, from, to, detail, code)| {
+                    Ok(Event {
+                        id: eid,
+                        message: id,
+                        at: from_ts(at)?,
+                        from: from.map(|s| s.parse()).transpose()?,
+                        to: to.parse()?,
+                        detail,
+                        code: code_from(code)?,
+                    })
+                })
+                .collect()
+        }))
+    }
+
+    fn list(
+        &self,
+        filter: Filter,
+        cursor: Option<Cursor>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Page>> {
+        Box::pin(self.read(move |c| list_tx(c, &filter, cursor, limit)))
+    }
+
+    fn enqueue(&self, now: OffsetDateTime, n: NewNotification) -> BoxFuture<'_, Result<OutboxId>> {
+        Box::pin(self.write(move |c| insert_notification(c, ts(now), &n).map(OutboxId)))
+    }
+
+    fn lease_outbox(
+        &self,
+        now: OffsetDateTime,
+        owner: &str,
+        max: usize,
+        lease_for: Duration,
+    ) -> BoxFuture<'_, Result<Vec<OutboxItem>>> {
+        let owner = owner.to_string();
+        let until = lease_until(now, lease_for);
+        Box::pin(self.write(move |c| lease_outbox_tx(c, ts(now), &owner, max, until)))
+    }
+
+    fn outbox_done(
+        &self,
+        id: OutboxId,
+        owner: &str,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'_, Result<()>> {
+        let owner = owner.to_string();
+        Box::pin(self.write(move |c| {
+            check_outbox_lease(c, id, &owner)?;
+            c.execute(
+                "UPDATE outbox SET state = 'DONE', lease_owner = NULL, lease_until = NULL, updated_at = ?2 WHERE id = ?1",
+                params![id.0, ts(now)],
+            )?;
+            Ok(())
+        }))
+    }
+
+    fn outbox_retry(
+        &self,
+        id: OutboxId,
+        owner: &str,
+        now: OffsetDateTime,
+        next_attempt_at: Option<OffsetDateTime>,
+        error: &str,
+    ) -> BoxFuture<'_, Result<()>> {
+        let owner = owner.to_string();
+        let error = error.to_string();
+        Box::pin(self.write(move |c| {
+            check_outbox_lease(c, id, &owner)?;
+            let (state, next) = match next_attempt_at {
+                Some(t) => ("PENDING", Some(ts(t))),
+                None => ("DEAD", None),
+            };
+            c.execute(
+                "UPDATE outbox SET state = ?2, next_attempt_at = coalesce(?3, next_attempt_at), lease_owner = NULL, \
+                 lease_until = NULL, last_error = ?4, updated_at = ?5 WHERE id = ?1",
+                params![id.0, state, next, error, ts(now)],
+            )?;
+            Ok(())
+        }))
+    }
+
+    fn prune(&self, before: OffsetDateTime) -> BoxFuture<'_, Result<PruneReport>> {
+        Box::pin(async move {
+            let (mut report, files) = self.write(move |c| prune_tx(c, ts(before))).await?;
+            // Files go only after the commit: a crash in between leaves orphans, never rows
+            // pointing at missing bytes.
+            let spool = self.inner.spool.clone();
+            report.files = tokio::task::spawn_blocking(move || spool.remove_files(&files))
+                .await
+                .map_err(|_| StoreError::Closed)??;
+            Ok(report)
+        })
+    }
+}
