@@ -10,7 +10,17 @@
 //!    (eDelivery signing certificates carry no TLS EKU; digest §12.3), validity of every
 //!    certificate in the path at `at`, and the configured CRLs (end-entity depth, unknown status
 //!    allowed because partners' CRLs are optional configuration).
+//!
+//! Step 4 is the expensive one (path building, one signature verification per link). A successful
+//! path is remembered per (leaf, presented chain) together with the time window in which every
+//! certificate of that path is valid; a later check of the same certificates at a time inside
+//! the window reuses it. Steps 1–3 run on every call, so the leaf's validity at the message's
+//! time, its key type and keyUsage are always re-checked; a time outside the window, a failure,
+//! or any change to the store (which clears the cache) goes through webpki again. Revocation does
+//! not depend on the time here (CRL `nextUpdate` is not enforced), so the window covers it.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
@@ -51,7 +61,21 @@ pub struct TrustStore {
     pinned: Vec<Certificate>,
     intermediates: Vec<Certificate>,
     crls: Vec<OwnedCertRevocationList>,
+    /// Successful webpki path validations (see the module documentation).
+    chains: Mutex<HashMap<Vec<[u8; 32]>, CachedChain>>,
 }
+
+/// A validated path: the anchor it ended at and the interval in which the leaf and every
+/// intermediate of the path are valid (anchors carry no validity for webpki).
+#[derive(Debug, Clone)]
+struct CachedChain {
+    anchor_subject: String,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+}
+
+/// Most remembered paths; the cache is emptied when full (partners are few).
+const MAX_CACHED_CHAINS: usize = 1024;
 
 impl std::fmt::Debug for TrustStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -60,6 +84,10 @@ impl std::fmt::Debug for TrustStore {
             .field("pinned", &self.pinned)
             .field("intermediates", &self.intermediates.len())
             .field("crls", &self.crls.len())
+            .field(
+                "cached_chains",
+                &self.chains.lock().map(|c| c.len()).unwrap_or(0),
+            )
             .finish()
     }
 }
@@ -86,16 +114,19 @@ impl TrustStore {
     }
     /// Adds a trust anchor (root CA, or a self-signed partner certificate).
     pub fn add_anchor(&mut self, cert: Certificate) -> &mut Self {
+        self.forget_chains();
         self.anchors.push(cert);
         self
     }
     /// Pins a partner certificate: trusted exactly as is, no chain needed.
     pub fn add_pinned(&mut self, cert: Certificate) -> &mut Self {
+        self.forget_chains();
         self.pinned.push(cert);
         self
     }
     /// Adds an intermediate CA certificate used for path building.
     pub fn add_intermediate(&mut self, cert: Certificate) -> &mut Self {
+        self.forget_chains();
         self.intermediates.push(cert);
         self
     }
@@ -126,6 +157,7 @@ impl TrustStore {
         } else {
             vec![bytes.to_vec()]
         };
+        self.forget_chains();
         for der in ders {
             self.crls.push(
                 OwnedCertRevocationList::from_der(&der)
@@ -134,6 +166,19 @@ impl TrustStore {
         }
         Ok(self)
     }
+    /// Drops every remembered path (the store changed).
+    fn forget_chains(&mut self) {
+        match self.chains.get_mut() {
+            Ok(c) => c.clear(),
+            Err(p) => p.into_inner().clear(),
+        }
+    }
+
+    /// Number of remembered path validations (diagnostics, tests).
+    pub fn cached_chains(&self) -> usize {
+        self.chains.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
     /// All certificates this store knows (pinned first, then anchors, then intermediates):
     /// the candidates for resolving SKI / IssuerSerial key references.
     pub fn known_certificates(&self) -> impl Iterator<Item = &Certificate> {
@@ -188,6 +233,49 @@ impl TrustStore {
                 reason: "not pinned and no trust anchors configured".into(),
             });
         }
+        let mut key = Vec::with_capacity(chain.len() + 1);
+        key.push(leaf.sha256_fingerprint());
+        key.extend(chain.iter().map(Certificate::sha256_fingerprint));
+        if let Some(hit) = self.cached_chain(&key, at) {
+            return Ok(TrustPath::Chain {
+                anchor_subject: hit,
+            });
+        }
+        let (anchor_subject, window) = self.verify_path(leaf, chain, at)?;
+        if let Some((not_before, not_after)) = window {
+            if let Ok(mut c) = self.chains.lock() {
+                if c.len() >= MAX_CACHED_CHAINS {
+                    c.clear();
+                }
+                c.insert(
+                    key,
+                    CachedChain {
+                        anchor_subject: anchor_subject.clone(),
+                        not_before,
+                        not_after,
+                    },
+                );
+            }
+        }
+        Ok(TrustPath::Chain { anchor_subject })
+    }
+
+    /// The anchor subject of a remembered path for these certificates, if `at` lies in its window.
+    fn cached_chain(&self, key: &[[u8; 32]], at: OffsetDateTime) -> Option<String> {
+        let c = self.chains.lock().ok()?;
+        let hit = c.get(key)?;
+        (hit.not_before <= at && at <= hit.not_after).then(|| hit.anchor_subject.clone())
+    }
+
+    /// webpki path validation at `at`: the anchor's subject and, when every intermediate of the
+    /// path is known here, the window in which the whole path is valid.
+    #[allow(clippy::type_complexity)]
+    fn verify_path(
+        &self,
+        leaf: &Certificate,
+        chain: &[Certificate],
+        at: OffsetDateTime,
+    ) -> Result<(String, Option<(OffsetDateTime, OffsetDateTime)>), PkiError> {
         let anchor_ders: Vec<CertificateDer<'_>> = self
             .anchors
             .iter()
@@ -197,10 +285,13 @@ impl TrustStore {
             .iter()
             .filter_map(|d| webpki::anchor_from_trusted_cert(d).ok())
             .collect::<Vec<_>>();
-        let inter: Vec<CertificateDer<'_>> = chain
+        let known: Vec<&Certificate> = chain
             .iter()
             .chain(self.intermediates.iter())
             .filter(|c| c.sha256_fingerprint() != leaf.sha256_fingerprint())
+            .collect();
+        let inter: Vec<CertificateDer<'_>> = known
+            .iter()
             .map(|c| CertificateDer::from(c.der()))
             .collect();
         let leaf_der = CertificateDer::from(leaf.der());
@@ -249,7 +340,17 @@ impl TrustStore {
             })
             .map(|a| a.subject().to_string())
             .unwrap_or_default();
-        Ok(TrustPath::Chain { anchor_subject })
+        // The window in which webpki's only time-dependent check (validity of the leaf and of
+        // each intermediate) gives the same answer; `None` if an intermediate is not one of ours.
+        let mut window = Some((leaf.not_before(), leaf.not_after()));
+        for i in path.intermediate_certificates() {
+            let der = i.der();
+            window = match (window, known.iter().find(|c| c.der() == der.as_ref())) {
+                (Some((nb, na)), Some(c)) => Some((nb.max(c.not_before()), na.min(c.not_after()))),
+                _ => None,
+            };
+        }
+        Ok((anchor_subject, window))
     }
 }
 

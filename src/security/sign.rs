@@ -17,10 +17,10 @@ use zeroize::Zeroizing;
 
 use crate::ns;
 use crate::pki::{Certificate, KeyType};
-use crate::xml::{canonical_bytes, C14nOptions, Document};
+use crate::xml::{canonicalize_subtree, C14nOptions, Document};
 
 use super::crypto::{Crypto, Oaep};
-use super::verify::attachment_digest_input;
+use super::verify::digest_input;
 use super::wsse::locate;
 use super::xmlw::{attr, b64, new_id, text};
 use super::{Attachment, KeyReference, OwnKey, SecurityError, SignedReference, Suite, TokenType};
@@ -47,26 +47,47 @@ pub struct SecuredMessage {
     pub references: Vec<SignedReference>,
 }
 
-const SIG_PLACEHOLDER: &str = "@@SIGNATURE-VALUE@@";
-
 fn build(msg: impl Into<String>) -> SecurityError {
     SecurityError::Build(msg.into())
 }
 
 fn envelope(messaging: &str, security: &str, body_id: &str) -> String {
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><env:Envelope xmlns:env=\"{}\" xmlns:wsu=\"{}\"><env:Header>{messaging}{security}</env:Header><env:Body wsu:Id=\"{body_id}\"/></env:Envelope>",
-        ns::S12,
-        ns::WSU
-    )
+    let mut out = String::with_capacity(messaging.len() + security.len() + 256);
+    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?><env:Envelope xmlns:env=\"");
+    out.push_str(ns::S12);
+    out.push_str("\" xmlns:wsu=\"");
+    out.push_str(ns::WSU);
+    out.push_str("\"><env:Header>");
+    out.push_str(messaging);
+    out.push_str(security);
+    out.push_str("</env:Header><env:Body wsu:Id=\"");
+    out.push_str(body_id);
+    out.push_str("\"/></env:Envelope>");
+    out
 }
 
-fn reference_xml(uri: &str, transform: &str, digest: &[u8]) -> String {
-    format!(
-        "<ds:Reference URI=\"{}\"><ds:Transforms><ds:Transform Algorithm=\"{transform}\"/></ds:Transforms><ds:DigestMethod Algorithm=\"{}\"/><ds:DigestValue>{}</ds:DigestValue></ds:Reference>",
+/// A `ds:Reference` written directly in its exclusive-canonical form (start/end tag pairs, one
+/// attribute per element, C14N attribute escaping, base64 text needing none), minus the
+/// `xmlns:ds` declaration that canonicalization adds on the apex. Because the document carries
+/// these very bytes, the canonical form of SignedInfo and of each Reference is known without
+/// parsing the envelope again (checked against the XML room's canonicalizer in debug builds).
+fn reference_xml(uri: &str, transform: &str, digest: &[u8]) -> (String, SignedReference) {
+    let digest_value = b64(digest);
+    let body = format!(
+        " URI=\"{}\"><ds:Transforms><ds:Transform Algorithm=\"{transform}\"></ds:Transform></ds:Transforms><ds:DigestMethod Algorithm=\"{}\"></ds:DigestMethod><ds:DigestValue>{digest_value}</ds:DigestValue></ds:Reference>",
         attr(uri),
         ns::ALG_SHA256,
-        b64(digest)
+    );
+    let in_doc = format!("<ds:Reference{body}");
+    let xml = format!("<ds:Reference xmlns:ds=\"{}\"{body}", ns::DS);
+    (
+        in_doc,
+        SignedReference {
+            uri: uri.to_string(),
+            digest_method: ns::ALG_SHA256.to_string(),
+            digest_value,
+            xml,
+        },
     )
 }
 
@@ -107,6 +128,10 @@ fn bst(id: &str, value_type: &str, der: &[u8]) -> String {
 /// `eb:Messaging` element; it must declare the `eb` namespace and carry a `wsu:Id` (the envelope
 /// declares `env` and `wsu`). `payloads` are the parts as they go on the wire before encryption
 /// (already compressed when compression applies).
+///
+/// The envelope is parsed once, without the security header, to canonicalize eb:Messaging and
+/// the Body in their final namespace context; SignedInfo is then written directly in canonical
+/// form (see [`reference_xml`]), signed, and the envelope assembled once.
 pub fn secure_outbound(
     crypto: &dyn Crypto,
     messaging_xml: &str,
@@ -123,39 +148,36 @@ pub fn secure_outbound(
         .ok_or_else(|| build("messaging_xml is not an eb:Messaging element"))?;
     let msg_id = messaging
         .attr(Some(ns::WSU), "Id")
-        .ok_or_else(|| build("eb:Messaging needs a wsu:Id to be signed"))?
-        .to_string();
-    let mut refs = String::new();
-    let m_digest = crypto.sha256(&canonical_bytes(
-        &doc,
-        messaging.id(),
-        &C14nOptions::default(),
-    ));
-    let b_digest = crypto.sha256(&canonical_bytes(
-        &doc,
-        loc.body.id(),
-        &C14nOptions::default(),
-    ));
-    refs.push_str(&reference_xml(
-        &format!("#{msg_id}"),
-        ns::ALG_EXC_C14N,
-        &m_digest,
-    ));
-    refs.push_str(&reference_xml(
-        &format!("#{body_id}"),
-        ns::ALG_EXC_C14N,
-        &b_digest,
-    ));
+        .ok_or_else(|| build("eb:Messaging needs a wsu:Id to be signed"))?;
+    let mut c14n_buf = Vec::with_capacity(messaging_xml.len() + 256);
+    let c14n = C14nOptions::default();
+    canonicalize_subtree(&doc, messaging.id(), &c14n, &mut c14n_buf);
+    let m_digest = crypto.sha256(&c14n_buf);
+    c14n_buf.clear();
+    canonicalize_subtree(&doc, loc.body.id(), &c14n, &mut c14n_buf);
+    let b_digest = crypto.sha256(&c14n_buf);
+    let mut refs = String::with_capacity(512 * (2 + payloads.len()));
+    let mut references = Vec::with_capacity(2 + payloads.len());
+    for (uri, transform, digest) in [
+        (format!("#{msg_id}"), ns::ALG_EXC_C14N, &m_digest),
+        (format!("#{body_id}"), ns::ALG_EXC_C14N, &b_digest),
+    ] {
+        let (x, r) = reference_xml(&uri, transform, digest);
+        refs.push_str(&x);
+        references.push(r);
+    }
     for p in &payloads {
         if p.content_id.is_empty() || p.content_id.contains(['<', '>', '"']) {
             return Err(build(format!("invalid Content-ID {:?}", p.content_id)));
         }
-        let d = crypto.sha256(&attachment_digest_input(&p.mime_type, &p.data));
-        refs.push_str(&reference_xml(
+        let d = crypto.sha256(&digest_input(&p.mime_type, &p.data));
+        let (x, r) = reference_xml(
             &format!("cid:{}", p.content_id),
             ns::SWA_CONTENT_SIGNATURE_TRANSFORM,
             &d,
-        ));
+        );
+        refs.push_str(&x);
+        references.push(r);
     }
     // 2. encryption of the parts
     let mut tokens = String::new();
@@ -189,11 +211,27 @@ pub fn secure_outbound(
         TokenType::X509v3 => ns::WSS_X509V3,
         TokenType::PkiPath => ns::WSS_X509_PKIPATH,
     };
+    // SignedInfo's content in canonical form; exc-c14n with PrefixList="env" adds exactly the
+    // `ds` (visibly used) and `env` (listed, bound on the Envelope) declarations on the apex.
+    let si_content = format!(
+        "<ds:CanonicalizationMethod Algorithm=\"{c14n}\"><ec:InclusiveNamespaces xmlns:ec=\"{c14n}\" PrefixList=\"env\"></ec:InclusiveNamespaces></ds:CanonicalizationMethod><ds:SignatureMethod Algorithm=\"{sig_alg}\"></ds:SignatureMethod>{refs}</ds:SignedInfo>",
+        c14n = ns::ALG_EXC_C14N,
+    );
+    let si_canonical = format!(
+        "<ds:SignedInfo xmlns:ds=\"{}\" xmlns:env=\"{}\">{si_content}",
+        ns::DS,
+        ns::S12
+    );
+    let sig_value = match cfg.suite {
+        Suite::Edelivery115 => crypto.rsa_sha256_sign(&cfg.signer.key, si_canonical.as_bytes()),
+        Suite::Edelivery20 => crypto.ed25519_sign(&cfg.signer.key, si_canonical.as_bytes()),
+    }
+    .map_err(|_| build("signing failed"))?;
     let signature = format!(
-        "<ds:Signature xmlns:ds=\"{ds}\" Id=\"{sid}\"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm=\"{c14n}\"><ec:InclusiveNamespaces xmlns:ec=\"{c14n}\" PrefixList=\"env\"/></ds:CanonicalizationMethod><ds:SignatureMethod Algorithm=\"{sig_alg}\"/>{refs}</ds:SignedInfo><ds:SignatureValue>{SIG_PLACEHOLDER}</ds:SignatureValue><ds:KeyInfo><wsse:SecurityTokenReference><wsse:Reference URI=\"#{bst_id}\" ValueType=\"{vt}\"/></wsse:SecurityTokenReference></ds:KeyInfo></ds:Signature>",
+        "<ds:Signature xmlns:ds=\"{ds}\" Id=\"{sid}\"><ds:SignedInfo>{si_content}<ds:SignatureValue>{sv}</ds:SignatureValue><ds:KeyInfo><wsse:SecurityTokenReference><wsse:Reference URI=\"#{bst_id}\" ValueType=\"{vt}\"/></wsse:SecurityTokenReference></ds:KeyInfo></ds:Signature>",
         ds = ns::DS,
         sid = new_id("SIG"),
-        c14n = ns::ALG_EXC_C14N,
+        sv = b64(&sig_value),
     );
     let security = format!(
         "<wsse:Security xmlns:wsse=\"{}\" xmlns:wsse11=\"{}\" xmlns:xenc=\"{}\" xmlns:ds=\"{}\" env:mustUnderstand=\"true\">{tokens}{enc_xml}{signer_bst}{signature}</wsse:Security>",
@@ -203,41 +241,37 @@ pub fn secure_outbound(
         ns::DS
     );
     let full = envelope(messaging_xml, &security, &body_id);
-    let doc = Document::parse(full.as_bytes())?;
-    let si = doc
-        .elements()
-        .find(|n| n.is(ns::DS, "SignedInfo"))
-        .ok_or_else(|| build("SignedInfo not found"))?;
-    let si_bytes = canonical_bytes(&doc, si.id(), &C14nOptions::with_prefix_list("env"));
-    let sig_value = match cfg.suite {
-        Suite::Edelivery115 => crypto.rsa_sha256_sign(&cfg.signer.key, &si_bytes),
-        Suite::Edelivery20 => crypto.ed25519_sign(&cfg.signer.key, &si_bytes),
-    }
-    .map_err(|_| build("signing failed"))?;
-    let references = si
-        .children_named(ns::DS, "Reference")
-        .map(|r| {
-            let xml = String::from_utf8(canonical_bytes(&doc, r.id(), &C14nOptions::default()))
-                .unwrap_or_default();
-            SignedReference {
-                uri: r.attr(None, "URI").unwrap_or("").to_string(),
-                digest_method: ns::ALG_SHA256.to_string(),
-                digest_value: r
-                    .child(ns::DS, "DigestValue")
-                    .map(|d| d.text().into_owned())
-                    .unwrap_or_default(),
-                xml,
-            }
-        })
-        .collect();
-    let soap = full
-        .replacen(SIG_PLACEHOLDER, &b64(&sig_value), 1)
-        .into_bytes();
+    #[cfg(debug_assertions)]
+    check_canonical_forms(&full, &si_canonical, &references);
     Ok(SecuredMessage {
-        soap,
+        soap: full.into_bytes(),
         attachments,
         references,
     })
+}
+
+/// Debug builds: the bytes signed and the receipt material must be what the XML room's
+/// canonicalizer makes of the envelope actually sent.
+#[cfg(debug_assertions)]
+fn check_canonical_forms(full: &str, si_canonical: &str, references: &[SignedReference]) {
+    let doc = Document::parse(full.as_bytes()).expect("secure_outbound wrote malformed XML");
+    let si = doc
+        .elements()
+        .find(|n| n.is(ns::DS, "SignedInfo"))
+        .expect("SignedInfo");
+    let real = crate::xml::canonical_bytes(&doc, si.id(), &C14nOptions::with_prefix_list("env"));
+    assert_eq!(
+        String::from_utf8_lossy(&real),
+        si_canonical,
+        "canonical SignedInfo"
+    );
+    let refs: Vec<_> = si.children_named(ns::DS, "Reference").collect();
+    assert_eq!(refs.len(), references.len());
+    for (n, r) in refs.iter().zip(references) {
+        let real = crate::xml::canonical_bytes(&doc, n.id(), &C14nOptions::default());
+        assert_eq!(String::from_utf8_lossy(&real), r.xml, "canonical Reference");
+        assert_eq!(n.attr(None, "URI"), Some(r.uri.as_str()));
+    }
 }
 
 fn encrypt_parts(

@@ -21,6 +21,8 @@
 //! Verifying SignedInfo before decrypting departs from the receiver order sketched in digest
 //! §4.2 (decrypt then verify); the outcome for a valid message is the same.
 
+use std::borrow::Cow;
+
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
@@ -357,24 +359,28 @@ fn parse_signature<'d>(sig: Node<'d>) -> Result<ParsedSignature<'d>, SecurityErr
 /// XML types canonicalized (exc-c14n, no comments), other `text/*` with CRLF line ends, the rest
 /// as octets (OASIS SwA 1.1 §5.4.2; digest §12.1).
 pub fn attachment_digest_input(mime_type: &str, data: &[u8]) -> Vec<u8> {
-    let mt = mime_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let is_xml = mt == "text/xml"
-        || mt == "application/xml"
-        || ((mt.starts_with("application/") || mt.starts_with("image/")) && mt.ends_with("+xml"));
+    digest_input(mime_type, data).into_owned()
+}
+
+/// [`attachment_digest_input`] without copying octet parts (the common, binary case).
+pub(crate) fn digest_input<'d>(mime_type: &str, data: &'d [u8]) -> Cow<'d, [u8]> {
+    let mt = mime_type.split(';').next().unwrap_or("").trim();
+    let starts = |p: &str| {
+        mt.len() >= p.len() && mt.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+    };
+    let ends_xml = mt.len() >= 4 && mt.as_bytes()[mt.len() - 4..].eq_ignore_ascii_case(b"+xml");
+    let is_xml = mt.eq_ignore_ascii_case("text/xml")
+        || mt.eq_ignore_ascii_case("application/xml")
+        || ((starts("application/") || starts("image/")) && ends_xml);
     if is_xml {
         if let Ok(doc) = Document::parse(data) {
             let mut out = Vec::with_capacity(data.len());
             canonicalize_document(&doc, &C14nOptions::default(), &mut out);
-            return out;
+            return Cow::Owned(out);
         }
-        return data.to_vec();
+        return Cow::Borrowed(data);
     }
-    if mt.starts_with("text/") {
+    if starts("text/") {
         let mut out = Vec::with_capacity(data.len() + data.len() / 32);
         let mut prev = 0u8;
         for &b in data {
@@ -384,9 +390,9 @@ pub fn attachment_digest_input(mime_type: &str, data: &[u8]) -> Vec<u8> {
             out.push(b);
             prev = b;
         }
-        return out;
+        return Cow::Owned(out);
     }
-    data.to_vec()
+    Cow::Borrowed(data)
 }
 
 fn check_ref(
@@ -478,7 +484,7 @@ fn check_ref(
         }
         (
             Some("attachment"),
-            digest_ok(&attachment_digest_input(&part.mime_type, &part.data)),
+            digest_ok(&digest_input(&part.mime_type, &part.data)),
         )
     } else {
         (
@@ -720,12 +726,15 @@ pub fn process_inbound(
             }
             seen.push(&r.uri);
         }
-        // 4. same-document references
-        let encrypted = encrypted_targets(Some(sec));
+        // 4. same-document references (each canonicalized and digested once)
+        let mut targets: Vec<(&'static str, &str)> = Vec::with_capacity(sig.refs.len());
         for r in sig.refs.iter().filter(|r| !r.uri.starts_with("cid:")) {
-            let (_, o) = check_ref(rx.crypto, &doc, &loc, r, &parts, &payload, &encrypted);
+            let (t, o) = check_ref(rx.crypto, &doc, &loc, r, &parts, &payload, &[]);
             if let Some(e) = outcome_error(&r.uri, &o) {
                 return Err(e);
+            }
+            if let Some(t) = t {
+                targets.push((t, &r.uri));
             }
         }
         // 5. decryption
@@ -739,15 +748,14 @@ pub fn process_inbound(
             rx.policy.suite,
             rx.policy.allow_legacy_oaep,
         )?;
-        // 6. attachment references
-        let mut targets: Vec<(&'static str, String)> = Vec::new();
-        for r in &sig.refs {
+        // 6. attachment references (the same-document ones passed in step 4)
+        for r in sig.refs.iter().filter(|r| r.uri.starts_with("cid:")) {
             let (t, o) = check_ref(rx.crypto, &doc, &loc, r, &parts, &payload, &[]);
             if let Some(e) = outcome_error(&r.uri, &o) {
                 return Err(e);
             }
             if let Some(t) = t {
-                targets.push((t, r.uri.clone()));
+                targets.push((t, &r.uri));
             }
         }
         // 7. coverage
@@ -760,7 +768,8 @@ pub fn process_inbound(
         if !targets.iter().any(|(t, _)| *t == "Body") {
             return Err(SecurityError::Policy("the SOAP Body is not signed".into()));
         }
-        let mut payloads = Vec::new();
+        let mut payloads: Vec<Attachment> = Vec::with_capacity(payload.len());
+        let mut parts: Vec<Option<Attachment>> = parts.into_iter().map(Some).collect();
         for cid in &payload {
             if !targets
                 .iter()
@@ -775,11 +784,15 @@ pub fn process_inbound(
                     "payload part cid:{cid} is not encrypted"
                 )));
             }
-            let part = parts
-                .iter()
-                .find(|p| &p.content_id == cid)
-                .cloned()
-                .ok_or_else(|| SecurityError::MissingPart(cid.clone()))?;
+            // Move the part out (no copy); a cid listed twice in PayloadInfo is delivered twice.
+            let part = match parts
+                .iter_mut()
+                .find(|p| p.as_ref().is_some_and(|p| &p.content_id == cid))
+            {
+                Some(slot) => slot.take(),
+                None => payloads.iter().find(|p| &p.content_id == cid).cloned(),
+            }
+            .ok_or_else(|| SecurityError::MissingPart(cid.clone()))?;
             payloads.push(part);
         }
         let references = sig

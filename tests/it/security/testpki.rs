@@ -1,6 +1,6 @@
 //! A throw-away test PKI: an Ed25519 root, RSA / Ed25519 / X25519 leaves for two parties, an
 //! untrusted ("rogue") CA with its own leaves, and an expired RSA leaf. X25519 leaves cannot be
-//! made by rcgen (no signature algorithm for the key), so they are assembled in DER here.
+//! made by rcgen (no signature algorithm for the key); they come from `as4gw::pki::issue`.
 
 use std::sync::OnceLock;
 
@@ -117,24 +117,8 @@ fn leaf(ca: &Ca, cn: &str, kind: KeyType, nb: OffsetDateTime, na: OffsetDateTime
     }
 }
 
-fn tlv(tag: u8, v: &[u8]) -> Vec<u8> {
-    as4gw::pki::der::tlv(tag, v)
-}
-
-fn utc(t: OffsetDateTime) -> Vec<u8> {
-    let s = format!(
-        "{:02}{:02}{:02}{:02}{:02}{:02}Z",
-        t.year() % 100,
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
-    tlv(0x17, s.as_bytes())
-}
-
-/// An X25519 end-entity certificate (RFC 8410) signed by the Ed25519 CA.
+/// An X25519 end-entity certificate (RFC 8410) signed by the Ed25519 CA, issued by the library
+/// (`as4gw::pki::issue`), with a random positive serial.
 fn x25519_cert(
     ca: &Ca,
     cn: &str,
@@ -142,38 +126,12 @@ fn x25519_cert(
     nb: OffsetDateTime,
     na: OffsetDateTime,
 ) -> Certificate {
-    use as4gw::pki::der::{seq, x25519_spki, OID_ED25519};
-    let version = tlv(0xa0, &tlv(0x02, &[2]));
-    let mut serial_bytes = [0u8; 8];
-    AwsLc.random(&mut serial_bytes).expect("rand");
-    serial_bytes[0] &= 0x7f;
-    serial_bytes[0] |= 0x01;
-    let serial = tlv(0x02, &serial_bytes);
-    let alg = seq(&[&tlv(0x06, OID_ED25519)]);
-    let issuer = ca.cert.issuer_raw().to_vec(); // self-signed CA: issuer == subject
-    let validity = seq(&[&utc(nb), &utc(na)]);
-    let cn_attr = seq(&[&tlv(0x06, &[0x55, 0x04, 0x03]), &tlv(0x0c, cn.as_bytes())]);
-    let subject = seq(&[&tlv(0x31, &cn_attr)]);
-    let spki = x25519_spki(public);
-    let ku = seq(&[
-        &tlv(0x06, &[0x55, 0x1d, 0x0f]),
-        &[0x01, 0x01, 0xff],
-        &tlv(0x04, &[0x03, 0x02, 0x03, 0x08]),
-    ]);
-    let ski_val = &AwsLc.sha256(public)[..20];
-    let ski = seq(&[
-        &tlv(0x06, &[0x55, 0x1d, 0x0e]),
-        &tlv(0x04, &tlv(0x04, ski_val)),
-    ]);
-    let exts = tlv(0xa3, &seq(&[&ku, &ski]));
-    let tbs = seq(&[
-        &version, &serial, &alg, &issuer, &validity, &subject, &spki, &exts,
-    ]);
-    let sig = AwsLc.ed25519_sign(&ca.key, &tbs).expect("sign");
-    let mut bits = vec![0u8];
-    bits.extend_from_slice(&sig);
-    let der = seq(&[&tbs, &alg, &tlv(0x03, &bits)]);
-    Certificate::from_der(&der).expect("parse x25519 leaf")
+    let mut serial = [0u8; 8];
+    AwsLc.random(&mut serial).expect("rand");
+    serial[0] &= 0x7f;
+    serial[0] |= 0x01;
+    as4gw::pki::issue::issue_x25519(&ca.key, &ca.cert, cn, public, &serial, nb, na)
+        .expect("x25519 leaf")
 }
 
 fn party(ca: &Ca, name: &str) -> Party {
