@@ -170,3 +170,114 @@ fn peppol_chain_at_a_pinned_clock() {
         Err(PkiError::Expired { .. })
     ));
 }
+
+/// A remembered path is reused only while the message time lies inside the validity of every
+/// certificate on it; the leaf's validity and key usage are re-checked on every call; changing
+/// the store (here: a CRL) forgets the paths.
+#[test]
+fn cached_chain_rechecks_time_usage_and_revocation() {
+    use as4gw::pki::{Certificate, PrivateKey};
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
+    let rc = |k: &PrivateKey| {
+        KeyPair::try_from(k.to_pkcs8_der().expect("der").as_slice()).expect("rcgen key")
+    };
+    let ca_params = |cn: &str, nb, na| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("p");
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        p.not_before = nb;
+        p.not_after = na;
+        p
+    };
+    let root_key = rc(&PrivateKey::generate(KeyType::Ed25519).expect("k"));
+    let root_p = ca_params(
+        "cache root",
+        datetime!(2025-01-01 0:00 UTC),
+        datetime!(2035-01-01 0:00 UTC),
+    );
+    let root = Certificate::from_der(root_p.self_signed(&root_key).expect("root").der())
+        .expect("root");
+    // the intermediate expires in 2027, three years before the leaf
+    let inter_key = rc(&PrivateKey::generate(KeyType::Ed25519).expect("k"));
+    let inter_p = ca_params(
+        "cache intermediate",
+        datetime!(2025-01-01 0:00 UTC),
+        datetime!(2027-01-01 0:00 UTC),
+    );
+    let root_issuer = Issuer::from_params(&root_p, &root_key);
+    let inter = Certificate::from_der(
+        inter_p
+            .signed_by(&inter_key, &root_issuer)
+            .expect("inter")
+            .der(),
+    )
+    .expect("inter");
+    let leaf_key = rc(&PrivateKey::generate(KeyType::Ed25519).expect("k"));
+    let mut leaf_p = CertificateParams::new(Vec::<String>::new()).expect("p");
+    leaf_p.distinguished_name.push(DnType::CommonName, "cache leaf");
+    leaf_p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf_p.not_before = datetime!(2025-01-01 0:00 UTC);
+    leaf_p.not_after = datetime!(2030-01-01 0:00 UTC);
+    let inter_issuer = Issuer::from_params(&inter_p, &inter_key);
+    let leaf = Certificate::from_der(
+        leaf_p
+            .signed_by(&leaf_key, &inter_issuer)
+            .expect("leaf")
+            .der(),
+    )
+    .expect("leaf");
+
+    let mut trust = TrustStore::new();
+    trust.add_anchor(root);
+    let chain = [inter];
+    let at = datetime!(2026-06-01 0:00 UTC);
+    let first = trust.check(&leaf, &chain, at, Purpose::Signing).expect("trusted");
+    assert!(matches!(first, TrustPath::Chain { .. }));
+    assert_eq!(trust.cached_chains(), 1);
+    assert_eq!(trust.check(&leaf, &chain, at, Purpose::Signing), Ok(first));
+    assert_eq!(trust.cached_chains(), 1, "second check served from the cache");
+    // without the presented intermediate there is no path, cache or not
+    assert!(matches!(
+        trust.check(&leaf, &[], at, Purpose::Signing),
+        Err(PkiError::Untrusted { .. })
+    ));
+    // the leaf is still valid in 2028 but the intermediate is not: not from the cache
+    let e = trust
+        .check(&leaf, &chain, datetime!(2028-01-01 0:00 UTC), Purpose::Signing)
+        .expect_err("intermediate expired");
+    assert!(matches!(e, PkiError::Untrusted { .. }), "{e}");
+    // leaf validity and key usage are checked on every call
+    assert!(matches!(
+        trust.check(&leaf, &chain, datetime!(2031-01-01 0:00 UTC), Purpose::Signing),
+        Err(PkiError::Expired { .. })
+    ));
+    assert!(matches!(
+        trust.check(&leaf, &chain, at, Purpose::Encryption),
+        Err(PkiError::WrongKeyType { .. })
+    ));
+    // a CRL added later revokes the leaf although its path was remembered
+    let crl = rcgen::CertificateRevocationListParams {
+        this_update: datetime!(2026-01-01 0:00 UTC),
+        next_update: datetime!(2027-01-01 0:00 UTC),
+        crl_number: rcgen::SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: vec![rcgen::RevokedCertParams {
+            serial_number: rcgen::SerialNumber::from_slice(leaf.serial()),
+            revocation_time: datetime!(2026-02-01 0:00 UTC),
+            reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        }],
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&inter_issuer)
+    .expect("crl");
+    trust.add_crl(crl.pem().expect("pem").as_bytes()).expect("crl");
+    assert_eq!(trust.cached_chains(), 0, "a store change forgets paths");
+    assert!(matches!(
+        trust.check(&leaf, &chain, at, Purpose::Signing),
+        Err(PkiError::Revoked { .. })
+    ));
+}
