@@ -778,6 +778,12 @@ fn is_xml_char(c: char) -> bool {
 }
 
 fn check_chars(s: &str, pos: u64) -> Result<(), XmlError> {
+    // Fast path: ASCII text is allowed unless it holds a C0 control other than TAB, LF, CR.
+    if s.bytes()
+        .all(|b| (0x20..0x80).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r'))
+    {
+        return Ok(());
+    }
     match s.chars().find(|&c| !is_xml_char(c)) {
         Some(c) => Err(malformed(
             pos,
@@ -819,10 +825,23 @@ fn is_name_char(c: char) -> bool {
 /// An NCName (XML Namespaces 1.0 §3) by the exact XML 1.0 Fifth Edition character classes, so
 /// that we accept and refuse the same names as other conforming parsers.
 fn check_ncname(s: &str, pos: u64) -> Result<(), XmlError> {
-    let mut chars = s.chars();
-    let ok = match chars.next() {
-        None => false,
-        Some(c) => is_name_start_char(c) && chars.all(is_name_char),
+    let ok = if s.is_ascii() {
+        // The ASCII subset of the same classes: [A-Za-z_] then [A-Za-z0-9_.-].
+        match s.as_bytes().split_first() {
+            None => false,
+            Some((&c, rest)) => {
+                (c.is_ascii_alphabetic() || c == b'_')
+                    && rest
+                        .iter()
+                        .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
+            }
+        }
+    } else {
+        let mut chars = s.chars();
+        match chars.next() {
+            None => false,
+            Some(c) => is_name_start_char(c) && chars.all(is_name_char),
+        }
     };
     if ok {
         Ok(())
@@ -871,6 +890,14 @@ fn resolve_reference(name: &str) -> Result<char, XmlError> {
 /// Attribute-value normalisation (XML 1.0 §3.3.3) for CDATA attributes: line ends become
 /// `\n`, then literal white space becomes a space; characters from references are kept as is.
 fn attribute_value(raw: &str, pos: u64) -> Result<String, XmlError> {
+    // Fast path: nothing to normalise, expand or refuse (checked as for character data).
+    if !raw
+        .bytes()
+        .any(|b| matches!(b, b'\r' | b'\n' | b'\t' | b'<' | b'&'))
+    {
+        check_chars(raw, pos)?;
+        return Ok(raw.to_string());
+    }
     let mut out = String::with_capacity(raw.len());
     let mut chars = raw.chars().peekable();
     while let Some(c) = chars.next() {
@@ -935,6 +962,28 @@ mod tests {
     fn unknown_entity_refused() {
         let e = Document::parse(b"<a>&x;</a>").unwrap_err();
         assert!(matches!(e, XmlError::UnknownEntity(_)), "{e:?}");
+    }
+
+    #[test]
+    fn fast_paths_refuse_what_the_slow_paths_refuse() {
+        // names: ASCII and non-ASCII NCNames, bad starts, bad characters
+        assert!(Document::parse("<a-b.c_1 x.y-z_2=\"v\"/>".as_bytes()).is_ok());
+        assert!(Document::parse("<é·ü/>".as_bytes()).is_ok());
+        for bad in ["<1a/>", "<-a/>", "<.a/>", "<a x$=\"v\"/>", "<·a/>"] {
+            assert!(Document::parse(bad.as_bytes()).is_err(), "{bad}");
+        }
+        // attribute values without anything to normalise: control characters still refused
+        assert!(Document::parse(b"<a v=\"x\x01y\"/>").is_err());
+        assert_eq!(
+            Document::parse("<a v=\"plain é\"/>".as_bytes())
+                .unwrap()
+                .root()
+                .attr(None, "v"),
+            Some("plain é")
+        );
+        // character data: C0 controls refused, DEL and non-ASCII allowed
+        assert!(Document::parse(b"<a>x\x0by</a>").is_err());
+        assert!(Document::parse("<a>x\u{7f}é\ty</a>".as_bytes()).is_ok());
     }
 
     #[test]

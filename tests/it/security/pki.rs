@@ -198,8 +198,8 @@ fn cached_chain_rechecks_time_usage_and_revocation() {
         datetime!(2025-01-01 0:00 UTC),
         datetime!(2035-01-01 0:00 UTC),
     );
-    let root = Certificate::from_der(root_p.self_signed(&root_key).expect("root").der())
-        .expect("root");
+    let root =
+        Certificate::from_der(root_p.self_signed(&root_key).expect("root").der()).expect("root");
     // the intermediate expires in 2027, three years before the leaf
     let inter_key = rc(&PrivateKey::generate(KeyType::Ed25519).expect("k"));
     let inter_p = ca_params(
@@ -217,7 +217,9 @@ fn cached_chain_rechecks_time_usage_and_revocation() {
     .expect("inter");
     let leaf_key = rc(&PrivateKey::generate(KeyType::Ed25519).expect("k"));
     let mut leaf_p = CertificateParams::new(Vec::<String>::new()).expect("p");
-    leaf_p.distinguished_name.push(DnType::CommonName, "cache leaf");
+    leaf_p
+        .distinguished_name
+        .push(DnType::CommonName, "cache leaf");
     leaf_p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     leaf_p.not_before = datetime!(2025-01-01 0:00 UTC);
     leaf_p.not_after = datetime!(2030-01-01 0:00 UTC);
@@ -234,11 +236,17 @@ fn cached_chain_rechecks_time_usage_and_revocation() {
     trust.add_anchor(root);
     let chain = [inter];
     let at = datetime!(2026-06-01 0:00 UTC);
-    let first = trust.check(&leaf, &chain, at, Purpose::Signing).expect("trusted");
+    let first = trust
+        .check(&leaf, &chain, at, Purpose::Signing)
+        .expect("trusted");
     assert!(matches!(first, TrustPath::Chain { .. }));
     assert_eq!(trust.cached_chains(), 1);
     assert_eq!(trust.check(&leaf, &chain, at, Purpose::Signing), Ok(first));
-    assert_eq!(trust.cached_chains(), 1, "second check served from the cache");
+    assert_eq!(
+        trust.cached_chains(),
+        1,
+        "second check served from the cache"
+    );
     // without the presented intermediate there is no path, cache or not
     assert!(matches!(
         trust.check(&leaf, &[], at, Purpose::Signing),
@@ -246,12 +254,22 @@ fn cached_chain_rechecks_time_usage_and_revocation() {
     ));
     // the leaf is still valid in 2028 but the intermediate is not: not from the cache
     let e = trust
-        .check(&leaf, &chain, datetime!(2028-01-01 0:00 UTC), Purpose::Signing)
+        .check(
+            &leaf,
+            &chain,
+            datetime!(2028-01-01 0:00 UTC),
+            Purpose::Signing,
+        )
         .expect_err("intermediate expired");
     assert!(matches!(e, PkiError::Untrusted { .. }), "{e}");
     // leaf validity and key usage are checked on every call
     assert!(matches!(
-        trust.check(&leaf, &chain, datetime!(2031-01-01 0:00 UTC), Purpose::Signing),
+        trust.check(
+            &leaf,
+            &chain,
+            datetime!(2031-01-01 0:00 UTC),
+            Purpose::Signing
+        ),
         Err(PkiError::Expired { .. })
     ));
     assert!(matches!(
@@ -274,7 +292,9 @@ fn cached_chain_rechecks_time_usage_and_revocation() {
     }
     .signed_by(&inter_issuer)
     .expect("crl");
-    trust.add_crl(crl.pem().expect("pem").as_bytes()).expect("crl");
+    trust
+        .add_crl(crl.pem().expect("pem").as_bytes())
+        .expect("crl");
     assert_eq!(trust.cached_chains(), 0, "a store change forgets paths");
     assert!(matches!(
         trust.check(&leaf, &chain, at, Purpose::Signing),
