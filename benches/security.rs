@@ -5,13 +5,13 @@
 
 use std::hint::black_box;
 
-use as4gw::pki::{Certificate, KeyType, PrivateKey, TrustStore};
+use as4gw::pki::{Certificate, KeyType, PrivateKey, Purpose, TrustStore};
 use as4gw::security::crypto::{AwsLc, Crypto, Oaep};
 use as4gw::security::sign::{secure_outbound, SenderConfig};
 use as4gw::security::{
     process_inbound, Attachment, InboundPolicy, KeyReference, OwnKey, Receiver, Suite, TokenType,
 };
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use time::macros::datetime;
 
@@ -140,6 +140,45 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("x25519_static", |b| {
         b.iter(|| AwsLc.x25519_static(&k.red_x.key, black_box(k.blue_ed.cert.public_key_bits())))
+    });
+    // the symmetric work of a 4 KB message: part digest and AES-128-GCM
+    let part = vec![0x5au8; 4096];
+    let cek = [7u8; 16];
+    let sealed = AwsLc.aes128_gcm_seal(&cek, &part).expect("seal");
+    g.bench_function("sha256_4k", |b| b.iter(|| AwsLc.sha256(black_box(&part))));
+    g.bench_function("aes128_gcm_seal_4k", |b| {
+        b.iter(|| AwsLc.aes128_gcm_seal(&cek, black_box(&part)))
+    });
+    g.bench_function("aes128_gcm_open_4k", |b| {
+        b.iter(|| AwsLc.aes128_gcm_open(&cek, black_box(&sealed)))
+    });
+    g.finish();
+
+    // trust: webpki path validation (one Ed25519 verify) vs the remembered path
+    let mut g = c.benchmark_group("trust");
+    g.bench_function("chain_uncached", |b| {
+        b.iter_batched(
+            || {
+                let mut t = TrustStore::new();
+                t.add_anchor(k.ca.clone());
+                t
+            },
+            |t| {
+                t.check(&k.blue_ed.cert, &[], at, Purpose::Signing)
+                    .expect("trusted")
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    trust
+        .check(&k.blue_ed.cert, &[], at, Purpose::Signing)
+        .expect("trusted");
+    g.bench_function("chain_cached", |b| {
+        b.iter(|| {
+            trust
+                .check(black_box(&k.blue_ed.cert), &[], at, Purpose::Signing)
+                .expect("trusted")
+        })
     });
     g.finish();
 
