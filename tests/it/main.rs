@@ -5,6 +5,7 @@ mod support;
 mod c14n;
 mod ebms;
 mod mime;
+mod msh;
 mod oots;
 mod pmode;
 mod security;
