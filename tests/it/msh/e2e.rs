@@ -446,3 +446,137 @@ fn receiver_down_for_good_fails_with_missing_receipt() {
     );
     assert!(red.stop());
 }
+
+/// Messages in the crash test (env `AS4GW_CRASH_MESSAGES` overrides, e.g. for slow CI).
+fn crash_messages() -> usize {
+    std::env::var("AS4GW_CRASH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500)
+}
+
+#[test]
+fn crash_kill9_both_gateways_loses_nothing_and_duplicates_nothing() {
+    let total = crash_messages();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Long retry budget, short lease: a killed sender's messages are taken over 3 s later.
+    let (mut red, mut blue) = pair(dir.path(), 1000, "1s", 3);
+    red.start();
+    blue.start();
+    // Kill after this many accepted submissions (counted, not timed), alternating red / blue.
+    let every = (total / 7).max(1);
+    let mut kills = 0u32;
+    let mut accepted: Vec<String> = Vec::new();
+    let mut i = 0usize;
+    while accepted.len() < total {
+        let key = format!("crash-{i}");
+        let m = meta(
+            if i % 2 == 0 {
+                "oots-red-blue"
+            } else {
+                "oots-v2-red-blue"
+            },
+            "ExecuteQueryRequest",
+            &[("doc", "application/x-ebrs+xml", regrep(i % 7 + 1))],
+        );
+        // Retry the REST call with the same Idempotency-Key until it is answered 202.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            match red.submit(&m, Some(&key)) {
+                Ok((202, v)) => {
+                    accepted.push(v["message_id"].as_str().expect("mid").to_string());
+                    break;
+                }
+                Ok((st, v)) => panic!("submission refused: {st} {v}"),
+                Err(_) => {
+                    assert!(Instant::now() < deadline, "red never answered");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        i += 1;
+        if accepted.len() % every == 0 && accepted.len() < total {
+            let g = if kills % 2 == 0 { &mut red } else { &mut blue };
+            g.kill9();
+            kills += 1;
+            g.start();
+        }
+    }
+    // Same idempotency key → same message, counted once.
+    accepted.dedup();
+    let unique: std::collections::BTreeSet<&String> = accepted.iter().collect();
+    assert_eq!(
+        unique.len(),
+        accepted.len(),
+        "idempotency keys gave distinct ids"
+    );
+    // Every accepted submission ends ACKNOWLEDGED on the sender.
+    let end = Instant::now() + Duration::from_secs(900);
+    let mut pending: Vec<&String> = accepted.iter().collect();
+    while !pending.is_empty() {
+        pending.retain(|mid| {
+            red.message("OUT", mid)
+                .map(|v| {
+                    assert_ne!(v["state"], "FAILED", "{v}");
+                    v["state"] != "ACKNOWLEDGED"
+                })
+                .unwrap_or(true)
+        });
+        assert!(
+            Instant::now() < end,
+            "{} messages not acknowledged",
+            pending.len()
+        );
+        if !pending.is_empty() {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    assert!(red.stop() && blue.stop());
+    // Received exactly once each on blue (nothing stored twice, nothing lost).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let ids = rt.block_on(async {
+        let s = SqliteStore::open(&blue.store).await.expect("open store");
+        let mut ids = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = s
+                .list(
+                    Filter {
+                        direction: Some(Direction::Inbound),
+                        ..Default::default()
+                    },
+                    cursor,
+                    500,
+                )
+                .await
+                .expect("list");
+            ids.extend(page.items.into_iter().map(|m| m.message_id));
+            match page.next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        s.close().await.expect("close");
+        ids
+    });
+    let mut counts = std::collections::HashMap::new();
+    for id in &ids {
+        *counts.entry(id.as_str()).or_insert(0usize) += 1;
+    }
+    let lost = accepted
+        .iter()
+        .filter(|m| !counts.contains_key(m.as_str()))
+        .count();
+    let twice = counts.values().filter(|&&n| n > 1).count();
+    eprintln!(
+        "crash test: {} accepted, {kills} SIGKILLs, {} received, lost {lost}, stored twice {twice}",
+        accepted.len(),
+        ids.len()
+    );
+    assert_eq!(lost, 0);
+    assert_eq!(twice, 0);
+    assert!(kills >= 6, "each gateway killed at least 3 times");
+}
