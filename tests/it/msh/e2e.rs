@@ -580,3 +580,96 @@ fn crash_kill9_both_gateways_loses_nothing_and_duplicates_nothing() {
     assert_eq!(twice, 0);
     assert!(kills >= 6, "each gateway killed at least 3 times");
 }
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Peak RSS (VmHWM) of both processes for one large payload (env `AS4GW_RSS_MB`, default 64),
+/// submitted raw (streamed into the spool). Ignored by default: run with
+/// `cargo test --release --test it msh::e2e::peak_rss -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn peak_rss_large_payload() {
+    let mb: u64 = std::env::var("AS4GW_RSS_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut red, mut blue) = pair(dir.path(), 5, "1s", 600);
+    let big = format!("\"{}GiB\"", 4);
+    for f in [&red.config, &blue.config] {
+        let t = std::fs::read_to_string(f).expect("cfg");
+        let t = t
+            .replace(
+                "max-message-size = \"64MiB\"",
+                &format!("max-message-size = {big}"),
+            )
+            .replace(
+                "max-part-size = \"32MiB\"",
+                &format!("max-part-size = {big}"),
+            )
+            .replace(
+                "max-decompressed-size = \"128MiB\"",
+                &format!("max-decompressed-size = {big}"),
+            );
+        std::fs::write(f, t).expect("cfg");
+    }
+    for e in std::fs::read_dir(dir.path().join("pmodes")).expect("pmodes") {
+        let p = e.expect("e").path();
+        let t = std::fs::read_to_string(&p).expect("pm").replace(
+            "max-part-size = \"32MiB\"",
+            &format!("max-part-size = {big}"),
+        );
+        std::fs::write(&p, t).expect("pm");
+    }
+    red.start();
+    blue.start();
+    // An XML payload of `mb` MiB with incompressible content (random hex) so gzip does not hide it.
+    let mut data = Vec::with_capacity((mb << 20) as usize + 64);
+    data.extend_from_slice(b"<q:QueryRequest xmlns:q=\"urn:x\"><d>");
+    let mut x: u64 = 0x9E3779B97F4A7C15;
+    while (data.len() as u64) < (mb << 20) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.extend_from_slice(format!("{x:016x}").as_bytes());
+    }
+    data.extend_from_slice(b"</d></q:QueryRequest>");
+    let path = "/api/v1/messages?pmode_id=oots-red-blue&action=ExecuteQueryRequest&part_name=doc&mime_type=application%2Fx-ebrs%2Bxml&prop.originalSender=urn%3Ac1&prop.finalRecipient=urn%3Ac4";
+    let (st, body) = http(
+        red.api,
+        "POST",
+        path,
+        red.token,
+        "application/octet-stream",
+        &data,
+    )
+    .expect("submit");
+    assert_eq!(st, 202, "{}", String::from_utf8_lossy(&body));
+    let res: Value = serde_json::from_slice(&body).expect("json");
+    let mid = res["message_id"].as_str().expect("mid").to_string();
+    let v = red.wait_state("OUT", &mid, Duration::from_secs(3600), acked);
+    assert_eq!(v["state"], "ACKNOWLEDGED", "{v}");
+    let got = blue.message("IN", &mid).expect("in");
+    assert_eq!(got["payloads"][0]["size"], data.len());
+    let pids = (
+        red.child.as_ref().expect("red").id(),
+        blue.child.as_ref().expect("blue").id(),
+    );
+    let (r, b) = (vm_hwm_kib(pids.0), vm_hwm_kib(pids.1));
+    eprintln!(
+        "peak RSS for a {mb} MiB payload: red (sender) {} MiB, blue (receiver) {} MiB",
+        r / 1024,
+        b / 1024
+    );
+    assert!(red.stop() && blue.stop());
+}
