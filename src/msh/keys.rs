@@ -26,7 +26,7 @@ pub enum KeyringError {
     Pki {
         path: String,
         #[source]
-        source: PkiError,
+        source: Box<PkiError>,
     },
 }
 
@@ -55,11 +55,11 @@ fn load_own(cert_der: &[u8], key_path: &Path) -> Result<OwnKey, KeyringError> {
     })?;
     let key = load_private_key(&bytes).map_err(|source| KeyringError::Pki {
         path: p.clone(),
-        source,
+        source: Box::new(source),
     })?;
     let cert = Certificate::from_der(cert_der).map_err(|source| KeyringError::Pki {
         path: p.clone(),
-        source,
+        source: Box::new(source),
     })?;
     Ok(OwnKey {
         key,
@@ -91,7 +91,7 @@ impl Keyring {
         for a in &cfg.trust_anchors {
             let c = Certificate::from_der(&a.der).map_err(|source| KeyringError::Pki {
                 path: a.path.display().to_string(),
-                source,
+                source: Box::new(source),
             })?;
             k.anchors.push(c);
         }

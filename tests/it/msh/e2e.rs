@@ -471,7 +471,7 @@ fn crash_kill9_both_gateways_loses_nothing_and_duplicates_nothing() {
     while accepted.len() < total {
         let key = format!("crash-{i}");
         let m = meta(
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 "oots-red-blue"
             } else {
                 "oots-v2-red-blue"
@@ -495,8 +495,12 @@ fn crash_kill9_both_gateways_loses_nothing_and_duplicates_nothing() {
             }
         }
         i += 1;
-        if accepted.len() % every == 0 && accepted.len() < total {
-            let g = if kills % 2 == 0 { &mut red } else { &mut blue };
+        if accepted.len().is_multiple_of(every) && accepted.len() < total {
+            let g = if kills.is_multiple_of(2) {
+                &mut red
+            } else {
+                &mut blue
+            };
             g.kill9();
             kills += 1;
             g.start();

@@ -304,7 +304,8 @@ async fn security_failures() {
 async fn pmode_validation_and_decompression_failures() {
     let w = World::new(2).await;
     let good = || gz_att(gzip(&regrep(3)).expect("gz"));
-    let cases: Vec<(&str, Box<dyn Fn(String) -> String>, Vec<Attachment>)> = vec![
+    type Mutate = Box<dyn Fn(String) -> String>;
+    let cases: Vec<(&str, Mutate, Vec<Attachment>)> = vec![
         (
             "EBMS:0001",
             Box::new(|h: String| h.replace(">ExecuteQueryRequest<", ">NoSuchAction<")),
