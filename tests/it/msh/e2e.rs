@@ -15,12 +15,19 @@ use serde_json::{json, Value};
 use super::harness::{binary, copy_pmodes, regrep, repo};
 use crate::support::as4gw_bin;
 
+/// A port outside the kernel's ephemeral range (32768+ by default), so a gateway restarted
+/// after SIGKILL does not find its port taken by some client connection's source port.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 600) as u16 * 20;
+    loop {
+        let p = base + NEXT.fetch_add(1, Ordering::SeqCst) % 12_000;
+        let p = if p >= 32_000 { p - 12_000 } else { p };
+        if TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
 }
 
 /// A minimal blocking HTTP/1.1 client (one request per connection).
