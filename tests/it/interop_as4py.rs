@@ -580,6 +580,7 @@ fn python_refuses_non_bst_key_references_and_pkipath_tokens() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
     let d_s = d.display().to_string();
+    let trust = trust();
     for (reference, token, code) in [
         (KeyReference::Ski, TokenType::X509v3, "EBMS:0003"),
         (KeyReference::IssuerSerial, TokenType::X509v3, "EBMS:0003"),
@@ -600,6 +601,20 @@ fn python_refuses_non_bst_key_references_and_pkipath_tokens() {
         assert_eq!(got["ok"], false, "{reference:?} {token:?}: {got}");
         assert_eq!(got["error"]["code"], code, "{reference:?} {token:?}: {got}");
         let signal = std::fs::read(d.join("signal.xml")).expect("signal");
+        let signals = InboundPolicy {
+            require_encryption: false,
+            ..InboundPolicy::for_suite(Suite::Edelivery115)
+        };
+        let v = process_inbound(
+            &Receiver {
+                policy: signals,
+                ..receiver(&trust, &[])
+            },
+            &signal,
+            Vec::new(),
+        )
+        .unwrap_or_else(|e| panic!("as4gw verifies the library's error signal: {e}"));
+        assert_eq!(v.signer(), &own("blue").cert);
         let env = parse_envelope(&signal).expect("the error signal is SOAP");
         let m = &env.messaging.as_ref().expect("eb:Messaging").messaging;
         assert_eq!(m.signal_messages.len(), 1);
