@@ -28,6 +28,7 @@ use as4gw::ebms::{
 };
 use as4gw::mime::{collect, MimeLimits, MimeReader, MimeWriter, PartBody};
 use as4gw::pki::{load_certificates, load_private_key, TrustStore};
+use as4gw::pmode::{match_inbound, MessageKey, PMode, PModeSet, SetContext};
 use as4gw::security::crypto::AwsLc;
 use as4gw::security::receipt::{build_receipt, verify_receipt};
 use as4gw::security::sign::{secure_outbound, SecuredMessage, SenderConfig};
@@ -191,6 +192,31 @@ fn trust() -> TrustStore {
     t
 }
 
+/// The P-Modes for the Python partner (`pmodes/interop/as4py-*.toml`), validated.
+fn interop_pmodes() -> PModeSet {
+    PModeSet::load_dir(
+        &manifest_dir().join("pmodes/interop"),
+        &SetContext::default(),
+        OffsetDateTime::now_utc(),
+    )
+    .unwrap_or_else(|d| panic!("pmodes/interop: {d:?}"))
+}
+
+/// The security settings the gateway takes from a P-Mode for sending.
+fn outbound_settings(p: &PMode) -> (Suite, KeyReference) {
+    use as4gw::pmode::model::KeyReference as K;
+    let suite = match p.security.suite {
+        as4gw::pmode::Suite::Edelivery115 => Suite::Edelivery115,
+        as4gw::pmode::Suite::Edelivery20 => Suite::Edelivery20,
+    };
+    let reference = match p.security.encryption_key_reference {
+        K::Bst => KeyReference::Bst,
+        K::Ski => KeyReference::Ski,
+        K::IssuerSerial => KeyReference::IssuerSerial,
+    };
+    (suite, reference)
+}
+
 fn receiver<'a>(trust: &'a TrustStore, keys: &'a [OwnKey]) -> Receiver<'a> {
     Receiver {
         crypto: &AwsLc,
@@ -343,6 +369,7 @@ fn peppol_messaging(message_id: &MessageId, cid: &str) -> String {
 /// as4gw (red) secures a Peppol message to the library (blue) and packages it as SwA.
 /// Returns (message id, the SBD sent, what was signed, Content-Type, body).
 fn as4gw_message(
+    suite: Suite,
     reference: KeyReference,
     token: TokenType,
 ) -> (MessageId, Vec<u8>, SecuredMessage, String, Vec<u8>) {
@@ -352,7 +379,7 @@ fn as4gw_message(
     let cid = "payload-1@as4gw.test";
     let sbd = sbd("as4gw-instance-1");
     let cfg = SenderConfig {
-        suite: Suite::Edelivery115,
+        suite,
         signer: &red,
         token_type: token,
         recipient: Some(&blue.cert),
@@ -444,7 +471,8 @@ fn python_sends_as4gw_receives_and_python_verifies_the_receipt() {
     // same XML, but non-ASCII characters become character references.
     let sbd_text = String::from_utf8_lossy(&sbd_sent);
     assert!(
-        sbd_text.contains("<cbc:ID>INV-2026-0001</cbc:ID><cbc:Note>interop &#252; &#8364;</cbc:Note>"),
+        sbd_text
+            .contains("<cbc:ID>INV-2026-0001</cbc:ID><cbc:Note>interop &#252; &#8364;</cbc:Note>"),
         "the SBD carries our invoice: {sbd_text}"
     );
 
@@ -463,7 +491,14 @@ fn python_sends_as4gw_receives_and_python_verifies_the_receipt() {
         um.property("finalRecipient").map(|p| p.value.as_str()),
         Some(RECIPIENT)
     );
-    assert_eq!(um.payload_info[0].property("MimeType"), Some("application/xml"));
+    assert_eq!(
+        um.payload_info[0].property("MimeType"),
+        Some("application/xml")
+    );
+    let key = MessageKey::from_envelope(&soap).expect("P-Mode selection key");
+    let matched = match_inbound(&interop_pmodes(), &key).expect("as4gw finds the partner's P-Mode");
+    assert_eq!(matched.pmode.id, "as4py-blue-red");
+    assert_eq!(matched.leg().name, "invoice");
 
     // as4gw's receipt, checked by the library.
     let red = own("red");
@@ -490,7 +525,10 @@ fn python_sends_as4gw_receives_and_python_verifies_the_receipt() {
         party_args(PY_PARTY, "blue"),
         &[("--exchange", &exchange), ("--receipt", &receipt_file)],
     );
-    assert_eq!(checked["ok"], true, "library rejects the receipt: {checked}");
+    assert_eq!(
+        checked["ok"], true,
+        "library rejects the receipt: {checked}"
+    );
     assert_eq!(checked["state"], "acknowledged");
     assert_eq!(checked["ref_to_message_id"], sent["message_id"]);
     let acked: Vec<&str> = checked["acknowledged"]
@@ -526,8 +564,13 @@ fn as4gw_sends_python_receives_and_as4gw_verifies_the_receipt() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
     let d_s = d.display().to_string();
+    // Suite and recipient reference come from the partner's P-Mode, as in the gateway.
+    let set = interop_pmodes();
+    let pmode = set.get("as4py-red-blue").expect("P-Mode as4py-red-blue");
+    let (suite, reference) = outbound_settings(pmode);
+    assert_eq!((suite, reference), (Suite::Edelivery115, KeyReference::Bst));
     let (message_id, sbd, sent, content_type, body) =
-        as4gw_message(KeyReference::Bst, TokenType::X509v3);
+        as4gw_message(suite, reference, TokenType::X509v3);
     let body_file = write(d, "request.body", &body);
     let got = call(
         "receive",
@@ -539,13 +582,19 @@ fn as4gw_sends_python_receives_and_as4gw_verifies_the_receipt() {
             ("--out", &d_s),
         ],
     );
-    assert_eq!(got["ok"], true, "the library refuses as4gw's message: {got}");
+    assert_eq!(
+        got["ok"], true,
+        "the library refuses as4gw's message: {got}"
+    );
     assert_eq!(got["message_id"], message_id.as_str());
     assert_eq!(got["from_party"], GW_PARTY);
     assert_eq!(got["sender"], SENDER);
     assert_eq!(got["recipient"], RECIPIENT);
     let received = std::fs::read(d.join("received.sbd.xml")).expect("payload");
-    assert_eq!(received, sbd, "payload (decrypted, gunzipped) = what as4gw sent");
+    assert_eq!(
+        received, sbd,
+        "payload (decrypted, gunzipped) = what as4gw sent"
+    );
 
     let signal = std::fs::read(d.join("signal.xml")).expect("signal");
     let trust = trust();
@@ -586,7 +635,8 @@ fn python_refuses_non_bst_key_references_and_pkipath_tokens() {
         (KeyReference::IssuerSerial, TokenType::X509v3, "EBMS:0003"),
         (KeyReference::Bst, TokenType::PkiPath, "EBMS:0103"),
     ] {
-        let (message_id, _sbd, _sent, content_type, body) = as4gw_message(reference, token);
+        let (message_id, _sbd, _sent, content_type, body) =
+            as4gw_message(Suite::Edelivery115, reference, token);
         let body_file = write(d, "request.body", &body);
         let got = call(
             "receive",
