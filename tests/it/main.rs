@@ -4,6 +4,7 @@ mod support;
 
 mod c14n;
 mod ebms;
+mod interop_as4py;
 mod mime;
 mod msh;
 mod oots;
