@@ -712,7 +712,7 @@ pub fn judge_send_error(e: &SendError) -> Verdict {
 
 /// When the next attempt is due after `attempts` attempts (1 = the first send), or `None` when
 /// the P-Mode's resends are used up. `Retry.attempts` counts resends (Domibus `12;4;CONSTANT` =
-/// 4 resends 12 minutes apart, digest §2.8), so a message is sent at most `1 + attempts` times.
+/// 4 resends, one every 3 minutes, digest §2.8), so a message is sent at most `1 + attempts` times.
 pub fn next_attempt(retry: &Retry, attempts: u32, now: OffsetDateTime) -> Option<OffsetDateTime> {
     if attempts > retry.attempts {
         return None;

@@ -30,14 +30,29 @@ pub fn copy_pmodes(to: &Path, red_as4: &str, blue_as4: &str, resends: u32, inter
         if p.extension().and_then(|x| x.to_str()) != Some("toml") {
             continue;
         }
-        let text = std::fs::read_to_string(&p).expect("read pmode")
+        let retry = format!(
+            "retry = {{ attempts = {resends}, interval = \"{interval}\", backoff = \"constant\" }}"
+        );
+        let text = std::fs::read_to_string(&p)
+            .expect("read pmode")
             .replace("\"../certs/", &format!("\"{}/certs/", repo().display()))
             .replace("https://127.0.0.1:8443/as4", red_as4)
             .replace("https://127.0.0.1:9443/as4", blue_as4)
-            .replace(
-                "retry = { attempts = 4, interval = \"12m\", backoff = \"constant\" }",
-                &format!("retry = {{ attempts = {resends}, interval = \"{interval}\", backoff = \"constant\" }}"),
-            );
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("retry = {") {
+                    retry.as_str()
+                } else {
+                    l
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            !text.contains("retry = {") || text.contains(&retry),
+            "{}",
+            p.display()
+        );
         std::fs::write(to.join(p.file_name().expect("name")), text).expect("write pmode");
     }
 }
