@@ -3,6 +3,7 @@
 mod message;
 mod pki;
 mod pmode;
+mod serve;
 mod xml;
 
 use std::process::ExitCode;
@@ -42,6 +43,8 @@ enum Command {
         #[command(subcommand)]
         command: pki::Command,
     },
+    /// Run the gateway: AS4 listener, backend API, sender (runs red from the repository root).
+    Serve(serve::Args),
 }
 
 /// Runs a parsed command line. Exit code 2 is reserved for usage and I/O errors.
@@ -51,5 +54,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pmode { command } => pmode::run(command),
         Command::Message { command } => message::run(command),
         Command::Pki { command } => pki::run(command),
+        Command::Serve(args) => serve::run(args),
     }
 }

@@ -4,7 +4,9 @@ mod support;
 
 mod c14n;
 mod ebms;
+mod interop_as4py;
 mod mime;
+mod msh;
 mod oots;
 mod pmode;
 mod security;
