@@ -37,8 +37,8 @@ pub(crate) struct SubmitForm {
     metadata: SubmitMetadata,
     /// One further part per payload, named as in `metadata.payloads[].part` (the name
     /// `payload` here stands for any of them), streamed to disk.
-    #[schema(value_type = String, format = Binary)]
-    payload: Vec<u8>,
+    #[schema(value_type = Option<String>, format = Binary)]
+    payload: Option<Vec<u8>>,
 }
 
 /// Binary content (documentation only).

@@ -1,0 +1,1 @@
+//! The admin CLI (`as4gw messages …`) against a running API.
