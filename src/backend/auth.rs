@@ -167,7 +167,7 @@ impl BackendAccess {
     /// Whether this backend may see `rec`. `routed_to` is the backend the message's P-Mode
     /// delivers to (inbound), if known.
     pub fn may_read(&self, rec: &MessageRecord, routed_to: Option<&str>) -> bool {
-        let by_pmode = self.allowed_pmodes.iter().any(|p| *p == rec.pmode_id)
+        let by_pmode = self.allowed_pmodes.contains(&rec.pmode_id)
             || (rec.direction == Direction::Inbound && routed_to == Some(self.name.as_str()));
         if !by_pmode {
             return false;

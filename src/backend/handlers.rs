@@ -487,9 +487,10 @@ pub(crate) async fn ack_message(
                     Ok(done(true))
                 }
                 // A concurrent ack (or the webhook) got there first.
-                Err(StoreError::InvalidTransition { state: s, .. }) if s == MsgState::Delivered => {
-                    Ok(done(false))
-                }
+                Err(StoreError::InvalidTransition {
+                    state: MsgState::Delivered,
+                    ..
+                }) => Ok(done(false)),
                 Err(e) => Err(e.into()),
             }
         }
