@@ -22,7 +22,7 @@
 //! signed by a first pass over the files and streamed by a second one, so memory stays flat.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use aws_lc_rs::hmac;
@@ -31,6 +31,7 @@ use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 use tokio::io::AsyncReadExt;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::io::ReaderStream;
 
@@ -110,12 +111,14 @@ pub struct WebhookSettings {
 }
 
 impl Default for WebhookSettings {
-    /// 12 attempts with 5 s … 1 h between them (about 5 hours in all) before DEAD.
+    /// 12 attempts with 5 s … 1 h between them (about 5 hours in all) before DEAD. The lease
+    /// (30 min) outlasts a whole batch of slow pushes (4 × 5 min), so a lease does not expire
+    /// under a push that is still running.
     fn default() -> Self {
         WebhookSettings {
             owner: format!("webhook-{}", uuid::Uuid::new_v4().simple()),
-            batch: 16,
-            lease_for: Duration::minutes(10),
+            batch: 4,
+            lease_for: Duration::minutes(30),
             poll_interval: std::time::Duration::from_secs(1),
             request_timeout: std::time::Duration::from_secs(300),
             max_attempts: 12,
@@ -390,58 +393,94 @@ async fn push_one(
     }
 }
 
-/// One round: lease due items and push them. Returns how many were leased.
+/// Records the outcome of one push (outbox bookkeeping, DELIVERED for inbound deliveries).
+async fn settle(
+    store: &dyn MessageStore,
+    s: &WebhookSettings,
+    item: &OutboxItem,
+    result: Result<Option<MessageRecord>, PushError>,
+) -> Result<(), StoreError> {
+    let now = OffsetDateTime::now_utc();
+    match result {
+        Ok(rec) => {
+            store.outbox_done(item.id, &s.owner, now).await?;
+            s.stats.delivered.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(target_backend = %item.target, kind = %item.kind, item = item.id.0, attempts = item.attempts, "webhook delivered");
+            if let (true, Some(r)) = (item.kind == KIND_DELIVERY, rec) {
+                if r.direction == Direction::Inbound && r.state == State::Received {
+                    let detail = format!("pushed to the webhook of backend {}", item.target);
+                    match store.mark_delivered(r.id, now, &detail).await {
+                        // Already acknowledged through the API meanwhile: fine.
+                        Ok(()) | Err(StoreError::InvalidTransition { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            let error = e.to_string();
+            if e.is_permanent() || item.attempts >= s.max_attempts {
+                store
+                    .outbox_retry(item.id, &s.owner, now, None, &error)
+                    .await?;
+                s.stats.dead.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(target_backend = %item.target, kind = %item.kind, item = item.id.0, attempts = item.attempts, error = %error, "webhook push given up: item is DEAD in the outbox");
+            } else {
+                let next = now + s.backoff(item.attempts);
+                store
+                    .outbox_retry(item.id, &s.owner, now, Some(next), &error)
+                    .await?;
+                s.stats.retried.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(target_backend = %item.target, kind = %item.kind, item = item.id.0, attempts = item.attempts, error = %error, "webhook push failed; will retry");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One round: lease due items and push them one after the other, checking `stop` between
+/// pushes (a push in progress is finished, never cut off halfway). Returns how many were
+/// leased.
 async fn round(
     store: &dyn MessageStore,
     backends: &[Arc<BackendAccess>],
     client: &reqwest::Client,
     s: &WebhookSettings,
+    stop: &AtomicBool,
 ) -> Result<usize, StoreError> {
     let items = store
         .lease_outbox(OffsetDateTime::now_utc(), &s.owner, s.batch, s.lease_for)
         .await?;
     let n = items.len();
     for item in items {
+        if stop.load(Ordering::SeqCst) {
+            // Hand the lease back so the item is due at once after a restart.
+            let now = OffsetDateTime::now_utc();
+            if let Err(e) = store
+                .outbox_retry(
+                    item.id,
+                    &s.owner,
+                    now,
+                    Some(now),
+                    "pusher stopped before pushing",
+                )
+                .await
+            {
+                tracing::warn!(item = item.id.0, error = %e, "could not release outbox item");
+            }
+            continue;
+        }
         let result = push_one(store, backends, client, &item).await;
-        let now = OffsetDateTime::now_utc();
-        match result {
-            Ok(rec) => {
-                store.outbox_done(item.id, &s.owner, now).await?;
-                s.stats.delivered.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(target_backend = %item.target, kind = %item.kind, item = item.id.0, attempts = item.attempts, "webhook delivered");
-                if let (true, Some(r)) = (item.kind == KIND_DELIVERY, rec) {
-                    if r.direction == Direction::Inbound && r.state == State::Received {
-                        let detail = format!("pushed to the webhook of backend {}", item.target);
-                        match store.mark_delivered(r.id, now, &detail).await {
-                            Ok(()) | Err(StoreError::InvalidTransition { .. }) => {}
-                            Err(e) => return Err(e),
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                let error = e.to_string();
-                if e.is_permanent() || item.attempts >= s.max_attempts {
-                    store
-                        .outbox_retry(item.id, &s.owner, now, None, &error)
-                        .await?;
-                    s.stats.dead.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(target_backend = %item.target, kind = %item.kind, item = item.id.0, attempts = item.attempts, error = %error, "webhook push given up: item is DEAD in the outbox");
-                } else {
-                    let next = now + s.backoff(item.attempts);
-                    store
-                        .outbox_retry(item.id, &s.owner, now, Some(next), &error)
-                        .await?;
-                    s.stats.retried.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(target_backend = %item.target, kind = %item.kind, item = item.id.0, attempts = item.attempts, error = %error, "webhook push failed; will retry");
-                }
-            }
+        if let Err(e) = settle(store, s, &item, result).await {
+            // E.g. the lease expired during a slow push: the item is pushed again later
+            // (at least once); the rest of the batch goes on.
+            tracing::error!(item = item.id.0, error = %e, "webhook pusher: outbox bookkeeping failed");
         }
     }
     Ok(n)
 }
 
-/// Starts the pusher; it stops when `shutdown` completes (after the push in progress).
+/// Starts the pusher; it stops when `shutdown` completes, after the push in progress.
 pub fn spawn_webhook_pusher(
     store: Arc<dyn MessageStore>,
     backends: Vec<BackendAccess>,
@@ -449,6 +488,16 @@ pub fn spawn_webhook_pusher(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> JoinHandle<()> {
     let backends: Vec<Arc<BackendAccess>> = backends.into_iter().map(Arc::new).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let wake = Arc::new(Notify::new());
+    {
+        let (stop, wake) = (Arc::clone(&stop), Arc::clone(&wake));
+        tokio::spawn(async move {
+            shutdown.await;
+            stop.store(true, Ordering::SeqCst);
+            wake.notify_one();
+        });
+    }
     tokio::spawn(async move {
         let client = match reqwest::Client::builder()
             .no_proxy()
@@ -461,24 +510,18 @@ pub fn spawn_webhook_pusher(
                 return;
             }
         };
-        tokio::pin!(shutdown);
-        loop {
-            let work = round(store.as_ref(), &backends, &client, &settings);
-            let leased = tokio::select! {
-                r = work => r,
-                () = &mut shutdown => break,
-            };
-            let idle = match leased {
+        while !stop.load(Ordering::SeqCst) {
+            let idle = match round(store.as_ref(), &backends, &client, &settings, &stop).await {
                 Ok(n) => n == 0,
                 Err(e) => {
                     tracing::error!(error = %e, "webhook pusher: store error");
                     true
                 }
             };
-            if idle {
+            if idle && !stop.load(Ordering::SeqCst) {
                 tokio::select! {
                     () = tokio::time::sleep(settings.poll_interval) => {}
-                    () = &mut shutdown => break,
+                    () = wake.notified() => {}
                 }
             }
         }
