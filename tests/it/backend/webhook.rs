@@ -407,3 +407,107 @@ fn signature_helpers_agree_with_an_independent_hmac() {
         300
     ));
 }
+
+/// A receiver that holds the first request until released.
+struct Gate {
+    arrived: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    release: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+    count: AtomicUsize,
+}
+
+async fn gated(
+    axum::extract::State(g): axum::extract::State<Arc<Gate>>,
+    _body: Bytes,
+) -> StatusCode {
+    g.count.fetch_add(1, Ordering::SeqCst);
+    if let Some(tx) = g.arrived.lock().expect("lock").take() {
+        let _ = tx.send(());
+    }
+    if let Some(rx) = g.release.lock().await.take() {
+        let _ = rx.await;
+    }
+    StatusCode::OK
+}
+
+#[tokio::test]
+async fn shutdown_finishes_the_push_in_progress_and_releases_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
+    let (arrived_tx, arrived_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel();
+    let gate = Arc::new(Gate {
+        arrived: Mutex::new(Some(arrived_tx)),
+        release: tokio::sync::Mutex::new(Some(release_rx)),
+        count: AtomicUsize::new(0),
+    });
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(gated))
+        .with_state(Arc::clone(&gate));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+
+    for i in 0..3 {
+        inbound(
+            &store,
+            &format!("gate-{i}@blue.test"),
+            &[],
+            Some(delivery_notification("red", None)),
+        )
+        .await;
+    }
+    let settings = WebhookSettings {
+        batch: 3,
+        ..WebhookSettings::default()
+    };
+    let stats = Arc::clone(&settings.stats);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let pusher = spawn_webhook_pusher(
+        Arc::clone(&store) as Arc<dyn MessageStore>,
+        test_backends(Some(format!("http://{addr}/hook"))),
+        settings,
+        async {
+            let _ = stop_rx.await;
+        },
+    );
+    arrived_rx.await.expect("first push arrives");
+    let _ = stop_tx.send(());
+    // Let the shutdown watcher run (current-thread runtime: it was woken before us).
+    tokio::task::yield_now().await;
+    let _ = release_tx.send(());
+    pusher.await.expect("pusher stops");
+
+    assert_eq!(
+        gate.count.load(Ordering::SeqCst),
+        1,
+        "no push after the shutdown"
+    );
+    assert_eq!(
+        stats.delivered.load(Ordering::SeqCst),
+        1,
+        "the push in progress completed"
+    );
+    let db = rusqlite::Connection::open_with_flags(
+        store.db_path(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("db");
+    let states: Vec<(String, Option<String>)> = db
+        .prepare("SELECT state, lease_owner FROM outbox ORDER BY id")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(
+        states,
+        vec![
+            ("DONE".to_string(), None),
+            ("PENDING".to_string(), None),
+            ("PENDING".to_string(), None)
+        ],
+        "the unpushed items are released, not left leased"
+    );
+}
