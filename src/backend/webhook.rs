@@ -10,11 +10,11 @@
 //! Item kinds (what the MSH enqueues, see [`delivery_notification`] / [`status_notification`]):
 //!
 //! * `delivery` — an inbound message: `multipart/form-data` with a `metadata` part (JSON
-//!   `{"event":"delivery","message":<MessageView>}`) and one part per payload, named by the
-//!   payload name, streamed from the spool;
+//!   `{"event":"delivery","message":<MessageView>,"notification":<item body>}`) and one part
+//!   per payload, named by the payload name, streamed from the spool;
 //! * `status` — an outbound outcome (ACKNOWLEDGED, FAILED with its EBMS code): JSON
-//!   `{"event":"status","message":<MessageView>}` built when pushed (or the item body, if the
-//!   MSH gave one);
+//!   `{"event":"status","message":<MessageView>,"notification":<item body>}` built when pushed
+//!   (`notification` is the JSON body the MSH enqueued, if any);
 //! * anything else — the item body as `application/json`.
 //!
 //! Every push carries `X-As4gw-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(key, t "." body)>`
@@ -285,6 +285,17 @@ impl PushBody {
 struct EventDoc<'a> {
     event: &'a str,
     message: &'a MessageView,
+    /// The body the MSH enqueued with the item (its own summary), when it is JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notification: Option<serde_json::Value>,
+}
+
+/// The item body as JSON, if it is any.
+fn notification_json(body: &[u8]) -> Option<serde_json::Value> {
+    if body.is_empty() {
+        return None;
+    }
+    serde_json::from_slice(body).ok()
 }
 
 /// Escapes a multipart header parameter value (quotes and backslashes).
@@ -292,12 +303,13 @@ fn quoted(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
-fn delivery_body(store: &dyn MessageStore, rec: &MessageRecord) -> PushBody {
+fn delivery_body(store: &dyn MessageStore, rec: &MessageRecord, item: &OutboxItem) -> PushBody {
     let view = message_view(rec);
     let boundary = format!("as4gw-{}", uuid::Uuid::new_v4().simple());
     let meta = serde_json::to_vec(&EventDoc {
         event: KIND_DELIVERY,
         message: &view,
+        notification: notification_json(&item.body),
     })
     .unwrap_or_default();
     let mut segments = Vec::new();
@@ -356,10 +368,11 @@ async fn push_one(
         None => None,
     };
     let body = match (item.kind.as_str(), &rec) {
-        (KIND_DELIVERY, Some(r)) => delivery_body(store, r),
-        (KIND_STATUS, Some(r)) if item.body.is_empty() => PushBody::json(&EventDoc {
+        (KIND_DELIVERY, Some(r)) => delivery_body(store, r, item),
+        (KIND_STATUS, Some(r)) => PushBody::json(&EventDoc {
             event: KIND_STATUS,
             message: &message_view(r),
+            notification: notification_json(&item.body),
         }),
         _ => PushBody {
             content_type: "application/json".into(),

@@ -4,6 +4,7 @@ mod message;
 mod messages;
 mod pki;
 mod pmode;
+mod serve;
 mod xml;
 
 use std::process::ExitCode;
@@ -45,6 +46,8 @@ enum Command {
         #[command(subcommand)]
         command: pki::Command,
     },
+    /// Run the gateway: AS4 listener, backend API, sender (runs red from the repository root).
+    Serve(serve::Args),
 }
 
 /// Runs a parsed command line. Exit code 2 is reserved for usage and I/O errors.
@@ -55,5 +58,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Message { command } => message::run(command),
         Command::Pki { command } => pki::run(command),
         Command::Messages(args) => messages::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }

@@ -8,6 +8,7 @@
 
 mod api;
 mod cli;
+mod e2e;
 mod openapi;
 mod refusals;
 mod webhook;

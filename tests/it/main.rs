@@ -7,6 +7,7 @@ mod c14n;
 mod ebms;
 mod interop_as4py;
 mod mime;
+mod msh;
 mod oots;
 mod pmode;
 mod security;

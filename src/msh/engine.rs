@@ -1,0 +1,674 @@
+//! The async driver of both pipelines: the only place in `msh` that touches the store, the
+//! spool, the clock and the transport. The decisions it executes are in [`super::outbound`]
+//! and [`super::inbound`].
+//!
+//! Durability (architecture "Durability rules"): a submission resolves only after
+//! `store.submit` committed; a receipt is answered only after `record_received` committed; the
+//! wire file is spooled and synced before `record_wire`, and every retry POSTs that file
+//! unchanged (digest §2.8: same MessageId, identical signed bytes).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::Stream;
+use time::OffsetDateTime;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+use crate::config::{Backend, Config, Limits};
+use crate::ebms::codes::EbmsCode;
+use crate::ebms::model::Messaging;
+use crate::mime::{collect, MimeLimits, MimeReader, Part};
+use crate::pmode::model::{PMode, PartyId};
+use crate::pmode::registry::Registry;
+use crate::security::crypto::AwsLc;
+use crate::security::{Attachment, InboundPolicy, Receiver};
+use crate::store::{
+    FileRef, MessageRecord, MessageStore, NewInbound, NewNotification, Outcome, Payload, Received,
+    StoreError,
+};
+use crate::transport::BoxError;
+
+use super::api::{SubmitError, SubmitRequest, SubmitResult, Submitter};
+use super::clock::Clock;
+use super::inbound::{self, InboundCtx};
+use super::keys::{suite_of, Keyring};
+use super::outbound::{
+    judge_response, judge_send_error, next_outcome, pack, prepare_submission, sent_references,
+    wire_content_type, Verdict,
+};
+use super::signals::{error_envelope, Refusal, SOAP_CONTENT_TYPE};
+use super::transport::{Transport, WireRequest};
+
+/// Knobs of one MSH instance.
+#[derive(Debug, Clone)]
+pub struct MshSettings {
+    /// This gateway's party (From of what it sends; MessageId domain).
+    pub own_party: PartyId,
+    pub limits: Limits,
+    pub backends: Vec<Backend>,
+    /// How long a send attempt may hold a message before another sender may take it over.
+    /// Must exceed the longest send (upload + response timeout).
+    pub lease_for: time::Duration,
+    /// Scheduler poll period when nothing woke it (retries becoming due).
+    pub poll: std::time::Duration,
+    /// Concurrent send attempts.
+    pub concurrency: usize,
+    /// Lease owner prefix (a UUID is appended per process).
+    pub node: String,
+}
+
+impl MshSettings {
+    pub fn from_config(cfg: &Config) -> Self {
+        MshSettings {
+            own_party: cfg.party.clone(),
+            limits: cfg.limits,
+            backends: cfg.backends.clone(),
+            lease_for: time::Duration::minutes(10),
+            poll: std::time::Duration::from_secs(1),
+            concurrency: 8,
+            node: cfg.party.id.clone(),
+        }
+    }
+}
+
+/// The HTTP answer of the inbound pipeline.
+#[derive(Debug, Clone)]
+pub struct InboundReply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    /// The EBMS code reported, if the message was refused.
+    pub code: Option<EbmsCode>,
+}
+
+/// One message service handler.
+pub struct Msh {
+    store: Arc<dyn MessageStore>,
+    pmodes: Arc<Registry>,
+    keys: Arc<Keyring>,
+    clock: Arc<dyn Clock>,
+    transport: Arc<dyn Transport>,
+    settings: MshSettings,
+    owner: String,
+    wake: Notify,
+}
+
+impl std::fmt::Debug for Msh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Msh").field("owner", &self.owner).finish()
+    }
+}
+
+fn json_body(v: serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
+impl Msh {
+    pub fn new(
+        store: Arc<dyn MessageStore>,
+        pmodes: Arc<Registry>,
+        keys: Arc<Keyring>,
+        clock: Arc<dyn Clock>,
+        transport: Arc<dyn Transport>,
+        settings: MshSettings,
+    ) -> Arc<Msh> {
+        let owner = format!("{}-{}", settings.node, uuid::Uuid::new_v4().simple());
+        Arc::new(Msh {
+            store,
+            pmodes,
+            keys,
+            clock,
+            transport,
+            settings,
+            owner,
+            wake: Notify::new(),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn MessageStore> {
+        &self.store
+    }
+
+    pub fn settings(&self) -> &MshSettings {
+        &self.settings
+    }
+
+    fn domain(&self) -> &str {
+        &self.settings.own_party.id
+    }
+
+    fn refuse(&self, r: Refusal) -> InboundReply {
+        tracing::info!(code = ?r.code.map(|c| c.code()), detail = %r.detail, "inbound message refused");
+        InboundReply {
+            status: r.side.http_status(),
+            content_type: SOAP_CONTENT_TYPE,
+            body: error_envelope(&r, self.domain(), self.clock.now()),
+            code: r.code,
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Inbound
+
+    /// The AS4 endpoint: one request body (streamed) in, the synchronous signal out.
+    pub async fn receive<'s, S, B, E>(&self, content_type: Option<&str>, body: S) -> InboundReply
+    where
+        S: Stream<Item = Result<B, E>> + Send + 's,
+        B: Into<Bytes> + 's,
+        E: Into<BoxError> + 's,
+    {
+        let Some(ct) = content_type else {
+            return self.refuse(Refusal::peer(
+                EbmsCode::MimeInconsistency,
+                "no Content-Type",
+                None,
+            ));
+        };
+        let l = &self.settings.limits;
+        let limits = MimeLimits {
+            max_parts: l.max_parts as usize,
+            max_part_bytes: l.max_part_size,
+            max_total_bytes: l.max_message_size,
+            ..MimeLimits::default()
+        };
+        let mime_refusal = |e: crate::mime::MimeError| {
+            if e.is_peer_fault() {
+                Refusal::peer(e.ebms_code(), e.to_string(), None)
+            } else {
+                Refusal::ours(e.to_string(), None)
+            }
+        };
+        let mut reader = match MimeReader::new(ct, body, limits) {
+            Ok(r) => r,
+            Err(e) => return self.refuse(mime_refusal(e)),
+        };
+        let msg = match collect(&mut reader).await {
+            Ok(m) => m,
+            Err(e) => return self.refuse(mime_refusal(e)),
+        };
+        drop(reader);
+        let parts: Vec<Attachment> = msg
+            .payloads
+            .into_iter()
+            .map(|p| Attachment {
+                content_id: p.headers.content_id.clone().unwrap_or_default(),
+                mime_type: p
+                    .headers
+                    .media_type()
+                    .unwrap_or_else(|| "application/octet-stream".into()),
+                data: p.body.to_vec(),
+            })
+            .collect();
+        let set = self.pmodes.current();
+        let trust = self.keys.trust_store(&set);
+        let partners = self.keys.partner_certs(&set);
+        let now = self.clock.now();
+        let ctx = InboundCtx {
+            crypto: &AwsLc,
+            pmodes: &set,
+            keys: &self.keys,
+            trust: &trust,
+            partners: &partners,
+            own_domain: self.domain(),
+            max_decompressed: l.max_decompressed_size,
+            now,
+        };
+        match inbound::process(&ctx, &msg.root.body, parts) {
+            Err(r) => self.refuse(r),
+            Ok(acc) => self.accept(acc, now).await,
+        }
+    }
+
+    async fn accept(&self, acc: inbound::Accepted, now: OffsetDateTime) -> InboundReply {
+        let mid = acc.user.message_info.message_id.clone();
+        let ours = |d: String| Refusal::ours(d, Some(mid.clone()));
+        let spool = self.store.spool();
+        let mut payloads = Vec::new();
+        for p in &acc.payloads {
+            match spool.write_bytes(&p.data).await {
+                Ok(f) => payloads.push(Payload {
+                    part_id: format!("cid:{}", p.content_id),
+                    mime_type: p.mime_type.clone(),
+                    file: f,
+                }),
+                Err(e) => return self.refuse(ours(format!("spooling a payload: {e}"))),
+            }
+        }
+        let files: Vec<FileRef> = payloads.iter().map(|p| p.file.clone()).collect();
+        let user = &acc.user;
+        let properties: Vec<(String, String)> = user
+            .message_properties
+            .iter()
+            .map(|p| (p.name.clone(), p.value.clone()))
+            .collect();
+        let notify = (!acc.test_service).then(|| NewNotification {
+            message: None,
+            kind: "delivery".into(),
+            target: acc.pmode.backend.clone().unwrap_or_else(|| "default".into()),
+            body: json_body(serde_json::json!({
+                "message_id": mid.as_str(),
+                "conversation_id": user.collaboration_info.conversation_id,
+                "pmode_id": acc.pmode.id,
+                "action": user.collaboration_info.action,
+                "properties": properties.iter().map(|(n, v)| serde_json::json!({"name": n, "value": v})).collect::<Vec<_>>(),
+            })),
+        });
+        let new = NewInbound {
+            message_id: mid.as_str().to_string(),
+            conversation_id: user.collaboration_info.conversation_id.clone(),
+            pmode_id: acc.pmode.id.clone(),
+            ref_to_message_id: user
+                .message_info
+                .ref_to_message_id
+                .as_ref()
+                .map(|r| r.as_str().to_string()),
+            properties,
+            payloads,
+            header: Some(acc.header_xml.clone()),
+        };
+        let window = time::Duration::try_from(acc.pmode.reception_awareness.duplicate_window)
+            .unwrap_or(time::Duration::days(7));
+        let receipt = match self.store.record_received(now, new, window, notify).await {
+            Ok(Received::New(id)) => {
+                if let Err(e) = self.store.store_receipt(id, now, acc.receipt.clone()).await {
+                    // The message is recorded; a resend will be answered as a duplicate with
+                    // a receipt built again then.
+                    return self.refuse(ours(format!("storing the receipt: {e}")));
+                }
+                if acc.test_service {
+                    if let Err(e) = self
+                        .store
+                        .mark_delivered(
+                            id,
+                            now,
+                            "ebMS test service: answered with a receipt, never delivered (digest §2.4)",
+                        )
+                        .await
+                    {
+                        tracing::warn!(%e, "marking a test message");
+                    }
+                }
+                acc.receipt
+            }
+            Ok(Received::Duplicate { of }) => {
+                // Never delivered twice; the first receipt again (digest §2.8).
+                for f in &files {
+                    let _ = tokio::fs::remove_file(spool.path(f)).await;
+                }
+                match self.store.receipt(of).await {
+                    Ok(Some(r)) => r.bytes,
+                    Ok(None) => {
+                        match self.store.store_receipt(of, now, acc.receipt.clone()).await {
+                            Ok(()) => acc.receipt,
+                            Err(StoreError::AlreadyRecorded(_)) => {
+                                match self.store.receipt(of).await {
+                                    Ok(Some(r)) => r.bytes,
+                                    _ => return self.refuse(ours("receipt vanished".into())),
+                                }
+                            }
+                            Err(e) => {
+                                return self.refuse(ours(format!("storing the receipt: {e}")))
+                            }
+                        }
+                    }
+                    Err(e) => return self.refuse(ours(format!("reading the receipt: {e}"))),
+                }
+            }
+            Err(e) => {
+                for f in &files {
+                    let _ = tokio::fs::remove_file(spool.path(f)).await;
+                }
+                return self.refuse(ours(format!("recording the message: {e}")));
+            }
+        };
+        InboundReply {
+            status: 200,
+            content_type: SOAP_CONTENT_TYPE,
+            body: receipt,
+            code: None,
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Outbound
+
+    /// Leases what is due now and sends it (all attempts run to completion). For tests with a
+    /// manual clock; the server uses [`Msh::run_scheduler`]. Returns the number of attempts.
+    pub async fn run_once(&self) -> usize {
+        let now = self.clock.now();
+        let recs = match self
+            .store
+            .lease_due(now, &self.owner, 64, self.settings.lease_for)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(%e, "lease_due");
+                return 0;
+            }
+        };
+        let n = recs.len();
+        futures_util::future::join_all(recs.into_iter().map(|r| self.send_one(r))).await;
+        n
+    }
+
+    /// The scheduler: leases due messages (woken by submissions, else every `poll`), runs at
+    /// most `concurrency` attempts at once; on `stop` it leases nothing more and waits for the
+    /// attempts in flight.
+    pub async fn run_scheduler(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            while tasks.try_join_next().is_some() {}
+            let free = self.settings.concurrency.saturating_sub(tasks.len());
+            let mut leased = 0;
+            if free > 0 {
+                match self
+                    .store
+                    .lease_due(self.clock.now(), &self.owner, free, self.settings.lease_for)
+                    .await
+                {
+                    Ok(recs) => {
+                        leased = recs.len();
+                        for r in recs {
+                            let me = Arc::clone(&self);
+                            tasks.spawn(async move { me.send_one(r).await });
+                        }
+                    }
+                    Err(e) => tracing::warn!(%e, "lease_due"),
+                }
+            }
+            if leased == 0 || free == leased {
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(self.settings.poll) => {}
+                    r = stop.changed() => { if r.is_err() { break; } }
+                    Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                }
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    fn status_notification(
+        &self,
+        rec: &MessageRecord,
+        pmode: Option<&PMode>,
+        o: &Outcome,
+    ) -> Option<NewNotification> {
+        let (state, code, detail) = match o {
+            Outcome::Acknowledged { .. } => ("ACKNOWLEDGED", None, String::new()),
+            Outcome::Failed { code, detail } => ("FAILED", Some(code.code()), detail.clone()),
+            Outcome::Retry { .. } => return None,
+        };
+        Some(NewNotification {
+            message: Some(rec.id),
+            kind: "status".into(),
+            target: pmode
+                .and_then(|p| p.backend.clone())
+                .unwrap_or_else(|| "default".into()),
+            body: json_body(serde_json::json!({
+                "message_id": rec.message_id,
+                "state": state,
+                "code": code,
+                "detail": detail,
+            })),
+        })
+    }
+
+    async fn finish(&self, rec: &MessageRecord, pmode: Option<&PMode>, outcome: Outcome) {
+        let notify = self.status_notification(rec, pmode, &outcome);
+        if let Err(e) = self
+            .store
+            .finish_attempt(rec.id, &self.owner, self.clock.now(), outcome, notify)
+            .await
+        {
+            tracing::warn!(id = %rec.id, %e, "finishing a send attempt");
+        }
+    }
+
+    /// One attempt for a leased message.
+    async fn send_one(&self, rec: MessageRecord) {
+        let set = self.pmodes.current();
+        let Some(pmode) = set.get(&rec.pmode_id).cloned() else {
+            let detail = format!("P-Mode {} is no longer configured", rec.pmode_id);
+            return self
+                .finish(
+                    &rec,
+                    None,
+                    Outcome::Failed {
+                        code: EbmsCode::ProcessingModeMismatch,
+                        detail,
+                    },
+                )
+                .await;
+        };
+        let fail = |detail: String| Outcome::Failed {
+            code: EbmsCode::Other,
+            detail,
+        };
+        // 1. the wire file: packed once, then reused by every attempt
+        let content_type = match wire_content_type(&rec.message_id) {
+            Ok(c) => c,
+            Err(e) => return self.finish(&rec, Some(&pmode), fail(e.to_string())).await,
+        };
+        let wire = match &rec.wire {
+            Some(w) => w.clone(),
+            None => match self.pack_and_record(&rec, &pmode).await {
+                Ok(w) => w,
+                Err(PackFailure::Final(d)) => {
+                    return self.finish(&rec, Some(&pmode), fail(d)).await
+                }
+                Err(PackFailure::Transient(d)) => {
+                    tracing::warn!(id = %rec.id, "packing: {d}");
+                    let o = next_outcome(
+                        Verdict::Retry {
+                            code: None,
+                            detail: d,
+                        },
+                        &pmode.reception_awareness.retry,
+                        rec.attempts,
+                        self.clock.now(),
+                    );
+                    return self.finish(&rec, Some(&pmode), o).await;
+                }
+            },
+        };
+        let path = self.store.spool().path(&wire);
+        // 2. what was signed, from the wire file itself
+        let sent = match read_root(&path, &content_type)
+            .await
+            .and_then(|s| sent_references(&s))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                return self
+                    .finish(&rec, Some(&pmode), fail(format!("wire file: {e}")))
+                    .await
+            }
+        };
+        // 3. the receiver
+        let receiver = rec
+            .header
+            .as_deref()
+            .and_then(|h| Messaging::parse(h.as_bytes()).ok())
+            .and_then(|m| m.user_message)
+            .and_then(|u| {
+                pmode
+                    .legs
+                    .iter()
+                    .find(|l| l.action == u.collaboration_info.action)
+                    .cloned()
+            })
+            .map(|leg| pmode.sender_receiver(&leg).1.clone());
+        let Some(url) = receiver.and_then(|r| r.endpoint) else {
+            return self
+                .finish(
+                    &rec,
+                    Some(&pmode),
+                    fail("the receiver has no endpoint".into()),
+                )
+                .await;
+        };
+        // 4. POST and judge
+        let resp = self
+            .transport
+            .post(WireRequest {
+                url,
+                content_type,
+                file: path,
+            })
+            .await;
+        let now = self.clock.now();
+        let verdict = match resp {
+            Ok(r) => {
+                let trust = self.keys.trust_store(&set);
+                let partners = self.keys.partner_certs(&set);
+                let rx = Receiver {
+                    crypto: &AwsLc,
+                    trust: &trust,
+                    partners: &partners,
+                    keys: &[],
+                    at: now,
+                    policy: InboundPolicy::for_suite(suite_of(pmode.security.suite)),
+                };
+                judge_response(&rx, &r, &rec.message_id, &sent)
+            }
+            Err(e) => judge_send_error(&e),
+        };
+        tracing::debug!(id = %rec.id, mid = %rec.message_id, attempt = rec.attempts, ?verdict, "attempt");
+        let outcome = next_outcome(verdict, &pmode.reception_awareness.retry, rec.attempts, now);
+        self.finish(&rec, Some(&pmode), outcome).await;
+    }
+
+    async fn pack_and_record(
+        &self,
+        rec: &MessageRecord,
+        pmode: &PMode,
+    ) -> Result<FileRef, PackFailure> {
+        let header = rec
+            .header
+            .clone()
+            .ok_or_else(|| PackFailure::Final("no stored header".into()))?;
+        let signer = self
+            .keys
+            .signing(suite_of(pmode.security.suite))
+            .ok_or_else(|| {
+                PackFailure::Final(format!(
+                    "no signing key for {}",
+                    pmode.security.suite.name()
+                ))
+            })?;
+        let spool = self.store.spool();
+        let mut payloads = Vec::new();
+        for p in &rec.payloads {
+            let data = tokio::fs::read(spool.path(&p.file))
+                .await
+                .map_err(|e| PackFailure::Transient(format!("payload {}: {e}", p.part_id)))?;
+            let cid = p
+                .part_id
+                .strip_prefix("cid:")
+                .unwrap_or(&p.part_id)
+                .to_string();
+            payloads.push((cid, p.mime_type.clone(), data));
+        }
+        let packed = pack(&AwsLc, &header, payloads, pmode, signer)
+            .map_err(|e| PackFailure::Final(e.to_string()))?;
+        let file = spool
+            .write_bytes(&packed.body)
+            .await
+            .map_err(|e| PackFailure::Transient(format!("spooling the wire file: {e}")))?;
+        match self
+            .store
+            .record_wire(rec.id, &self.owner, self.clock.now(), file.clone())
+            .await
+        {
+            Ok(()) => Ok(file),
+            Err(e) => {
+                let _ = tokio::fs::remove_file(spool.path(&file)).await;
+                Err(PackFailure::Transient(format!(
+                    "recording the wire file: {e}"
+                )))
+            }
+        }
+    }
+}
+
+enum PackFailure {
+    Final(String),
+    Transient(String),
+}
+
+/// The SOAP part of a spooled wire file (the root comes first, digest §12.5; the payload
+/// parts after it are not read).
+async fn read_root(path: &std::path::Path, content_type: &str) -> Result<Vec<u8>, String> {
+    let f = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let limits = MimeLimits {
+        max_part_bytes: u64::MAX,
+        max_total_bytes: u64::MAX,
+        ..MimeLimits::default()
+    };
+    let mut r = MimeReader::from_async_read(content_type, f, limits).map_err(|e| e.to_string())?;
+    match r.next_part().await.map_err(|e| e.to_string())? {
+        Some(Part::Root(root)) => Ok(root.body.to_vec()),
+        _ => Err("the SOAP part is not first".into()),
+    }
+}
+
+impl Submitter for Msh {
+    fn submit(&self, req: SubmitRequest) -> BoxFuture<'_, Result<SubmitResult, SubmitError>> {
+        Box::pin(async move {
+            let now = self.clock.now();
+            let set = self.pmodes.current();
+            let prepared = prepare_submission(
+                &set,
+                &self.settings.own_party,
+                &self.settings.backends,
+                &req,
+                now,
+            )?;
+            let mid = prepared.outbound.message_id.clone();
+            let conv = prepared.outbound.conversation_id.clone();
+            let pmode_id = prepared.pmode.id.clone();
+            match self.store.submit(now, prepared.outbound).await {
+                Ok(s) if s.created => {
+                    self.wake.notify_one();
+                    Ok(SubmitResult {
+                        store_id: Some(s.id),
+                        message_id: mid,
+                        conversation_id: conv,
+                        pmode_id,
+                        state: "SUBMITTED".into(),
+                        created: true,
+                    })
+                }
+                Ok(s) => {
+                    let rec = self
+                        .store
+                        .get(s.id)
+                        .await
+                        .map_err(|e| SubmitError::Internal(e.to_string()))?
+                        .ok_or_else(|| {
+                            SubmitError::Internal("earlier submission vanished".into())
+                        })?;
+                    Ok(SubmitResult {
+                        store_id: Some(s.id),
+                        message_id: rec.message_id,
+                        conversation_id: rec.conversation_id,
+                        pmode_id: rec.pmode_id,
+                        state: rec.state.as_str().into(),
+                        created: false,
+                    })
+                }
+                Err(StoreError::Conflict(_)) => Err(SubmitError::DuplicateMessageId(mid)),
+                Err(e) => Err(SubmitError::Internal(e.to_string())),
+            }
+        })
+    }
+}

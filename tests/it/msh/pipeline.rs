@@ -1,0 +1,433 @@
+//! Red and blue back to back, in process, manual clock.
+
+use std::sync::atomic::Ordering;
+
+use as4gw::ebms::codes::EbmsCode;
+use as4gw::msh::api::Submitter;
+use as4gw::store::{Direction, Filter, MessageStore, State};
+use time::Duration;
+
+use super::harness::*;
+
+async fn payload_bytes(store: &as4gw::store::SqliteStore, mid: &str) -> Vec<(String, Vec<u8>)> {
+    let rec = store
+        .get_by_message_id(Direction::Inbound, mid)
+        .await
+        .expect("get")
+        .expect("received");
+    let mut out = Vec::new();
+    for p in rec.payloads {
+        let b = tokio::fs::read(store.spool().path(&p.file))
+            .await
+            .expect("payload file");
+        out.push((p.mime_type, b));
+    }
+    out
+}
+
+/// One exchange `from` → `to` on `pmode`/`action`; checks states, receipt, delivered bytes.
+async fn exchange(
+    w: &World,
+    red_sends: bool,
+    pmode: &str,
+    action: &str,
+    payloads: Vec<(&str, &str, Vec<u8>)>,
+) {
+    let (tx, rx) = if red_sends {
+        (&w.red, &w.blue)
+    } else {
+        (&w.blue, &w.red)
+    };
+    let req = request(&tx.store, pmode, action, &payloads).await;
+    let res = tx
+        .msh
+        .submit(req)
+        .await
+        .unwrap_or_else(|e| panic!("{pmode}: {e}"));
+    assert!(res.created);
+    assert_eq!(res.state, "SUBMITTED");
+    assert_eq!(tx.msh.run_once().await, 1);
+    let out = tx
+        .store
+        .get_by_message_id(Direction::Outbound, &res.message_id)
+        .await
+        .expect("get")
+        .expect("outbound");
+    assert_eq!(
+        out.state,
+        State::Acknowledged,
+        "{pmode}: {:?} {:?}",
+        out.last_code,
+        out.last_detail
+    );
+    assert_eq!(out.attempts, 1);
+    let receipt = tx
+        .store
+        .receipt(out.id)
+        .await
+        .expect("receipt")
+        .expect("kept");
+    assert!(String::from_utf8_lossy(&receipt.bytes).contains("NonRepudiationInformation"));
+    let got = payload_bytes(&rx.store, &res.message_id).await;
+    let want: Vec<(String, Vec<u8>)> = payloads
+        .iter()
+        .map(|(_, mt, b)| (mt.to_string(), b.clone()))
+        .collect();
+    assert_eq!(
+        got, want,
+        "{pmode}: delivered bytes and types, in PartInfo order"
+    );
+    let inrec = rx
+        .store
+        .get_by_message_id(Direction::Inbound, &res.message_id)
+        .await
+        .expect("get")
+        .expect("in");
+    assert_eq!(inrec.state, State::Received);
+    assert_eq!(inrec.conversation_id, res.conversation_id);
+    assert!(inrec.properties.iter().any(|(n, _)| n == "finalRecipient"));
+    // The sender's wire file holds what went out: compressed legs carry gzip parts.
+    let wire = out.wire.expect("wire recorded");
+    let bytes = tokio::fs::read(tx.store.spool().path(&wire))
+        .await
+        .expect("wire");
+    let compressed = String::from_utf8_lossy(&bytes).contains("MimeType=\"application/gzip\"");
+    let leg_compresses = action != "ExecuteQueryResponse";
+    assert_eq!(compressed, leg_compresses, "{pmode} {action}");
+}
+
+#[tokio::test]
+async fn both_suites_both_directions_one_and_several_payloads() {
+    let w = World::new(2).await;
+    for (red_sends, pmode) in [
+        (true, "oots-red-blue"),
+        (true, "oots-v2-red-blue"),
+        (false, "oots-blue-red"),
+        (false, "oots-v2-blue-red"),
+    ] {
+        // compressed leg, one payload
+        exchange(
+            &w,
+            red_sends,
+            pmode,
+            "ExecuteQueryRequest",
+            vec![("request", "application/x-ebrs+xml", regrep(50))],
+        )
+        .await;
+        // uncompressed leg (XML attachments digested after C14N, digest §12.1), several payloads
+        exchange(
+            &w,
+            red_sends,
+            pmode,
+            "ExecuteQueryResponse",
+            vec![
+                ("response", "application/x-ebrs+xml", regrep(10)),
+                ("evidence", "application/pdf", binary(70_000, 1)),
+                ("evidence2", "application/xml", b"<a>x</a>".to_vec()),
+            ],
+        )
+        .await;
+        // compressed leg, several payloads
+        exchange(
+            &w,
+            red_sends,
+            pmode,
+            "ExceptionResponse",
+            vec![
+                ("error", "application/x-ebrs+xml", regrep(3)),
+                ("blob", "application/pdf", binary(5_000, 2)),
+            ],
+        )
+        .await;
+    }
+    // Every inbound message has its delivery notification in the outbox.
+    let items = w
+        .blue
+        .store
+        .lease_outbox(w.clock_now(), "test", 100, Duration::minutes(1))
+        .await
+        .expect("outbox");
+    assert_eq!(items.iter().filter(|i| i.kind == "delivery").count(), 6);
+}
+
+impl World {
+    pub fn clock_now(&self) -> time::OffsetDateTime {
+        use as4gw::msh::Clock;
+        self.clock.now()
+    }
+}
+
+#[tokio::test]
+async fn duplicate_is_receipted_again_and_never_stored_twice() {
+    let w = World::new(2).await;
+    let req = request(
+        &w.red.store,
+        "oots-red-blue",
+        "ExecuteQueryRequest",
+        &[("r", "application/x-ebrs+xml", regrep(5))],
+    )
+    .await;
+    let res = w.red.msh.submit(req).await.expect("submit");
+    w.red.msh.run_once().await;
+    let wire = w.net.seen.lock().expect("lock")[0].clone();
+    let ct = as4gw::msh::outbound::wire_content_type(&res.message_id).expect("ct");
+    let first = {
+        let rec = w
+            .blue
+            .store
+            .get_by_message_id(Direction::Inbound, &res.message_id)
+            .await
+            .expect("get")
+            .expect("in");
+        w.blue
+            .store
+            .receipt(rec.id)
+            .await
+            .expect("r")
+            .expect("receipt")
+            .bytes
+    };
+    for _ in 0..2 {
+        let r = w
+            .blue
+            .msh
+            .receive(
+                Some(&ct),
+                futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(
+                    wire.clone(),
+                ))]),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, first, "the stored receipt, byte for byte");
+    }
+    let page = w
+        .blue
+        .store
+        .list(
+            Filter {
+                direction: Some(Direction::Inbound),
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .expect("list");
+    assert_eq!(page.items.len(), 1, "stored once");
+    let events = w.blue.store.events(page.items[0].id).await.expect("events");
+    assert!(
+        events.iter().any(|e| e.detail.contains("duplicate")),
+        "{events:?}"
+    );
+    let items = w
+        .blue
+        .store
+        .lease_outbox(w.clock_now(), "t", 10, Duration::minutes(1))
+        .await
+        .expect("outbox");
+    assert_eq!(items.len(), 1, "delivered (notified) once");
+}
+
+#[tokio::test]
+async fn receiver_down_then_up_arrives_once_with_identical_bytes() {
+    let w = World::new(2).await;
+    let req = request(
+        &w.red.store,
+        "oots-v2-red-blue",
+        "ExecuteQueryRequest",
+        &[("r", "application/x-ebrs+xml", regrep(5))],
+    )
+    .await;
+    let res = w.red.msh.submit(req).await.expect("submit");
+    w.net.down.store(true, Ordering::SeqCst);
+    w.red.msh.run_once().await;
+    let rec = w
+        .red
+        .store
+        .get_by_message_id(Direction::Outbound, &res.message_id)
+        .await
+        .expect("g")
+        .expect("r");
+    assert_eq!(rec.state, State::WaitingForRetry);
+    assert_eq!(rec.last_code, Some(EbmsCode::ConnectionFailure));
+    let wire1 = rec.wire.clone().expect("wire packed once");
+    // not due yet
+    assert_eq!(w.red.msh.run_once().await, 0);
+    w.clock.advance(Duration::minutes(1));
+    w.net.down.store(false, Ordering::SeqCst);
+    // A first resend that reaches blue but whose answer is lost is also eliminated there.
+    assert_eq!(w.red.msh.run_once().await, 1);
+    let rec = w
+        .red
+        .store
+        .get_by_message_id(Direction::Outbound, &res.message_id)
+        .await
+        .expect("g")
+        .expect("r");
+    assert_eq!(rec.state, State::Acknowledged);
+    assert_eq!(rec.attempts, 2);
+    assert_eq!(rec.wire, Some(wire1));
+    assert!(w
+        .blue
+        .store
+        .get_by_message_id(Direction::Inbound, &res.message_id)
+        .await
+        .expect("g")
+        .is_some());
+}
+
+#[tokio::test]
+async fn retries_exhausted_fail_with_missing_receipt() {
+    let w = World::new(2).await;
+    let req = request(
+        &w.red.store,
+        "oots-red-blue",
+        "ExecuteQueryRequest",
+        &[("r", "application/x-ebrs+xml", regrep(5))],
+    )
+    .await;
+    let res = w.red.msh.submit(req).await.expect("submit");
+    w.net.down.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        assert_eq!(w.red.msh.run_once().await, 1);
+        w.clock.advance(Duration::minutes(1));
+    }
+    assert_eq!(w.red.msh.run_once().await, 0, "nothing left to send");
+    let rec = w
+        .red
+        .store
+        .get_by_message_id(Direction::Outbound, &res.message_id)
+        .await
+        .expect("g")
+        .expect("r");
+    assert_eq!(rec.state, State::Failed);
+    assert_eq!(rec.last_code, Some(EbmsCode::MissingReceipt));
+    assert_eq!(rec.attempts, 3, "first send + 2 resends");
+    assert_eq!(w.net.posts.load(Ordering::SeqCst), 3);
+    let items = w
+        .red
+        .store
+        .lease_outbox(w.clock_now(), "t", 10, Duration::minutes(1))
+        .await
+        .expect("o");
+    assert!(items
+        .iter()
+        .any(|i| i.kind == "status" && String::from_utf8_lossy(&i.body).contains("EBMS:0301")));
+}
+
+#[tokio::test]
+async fn test_service_is_receipted_and_never_delivered() {
+    let w = World::new(2).await;
+    let req = request(
+        &w.red.store,
+        "ebms-test-red-blue",
+        "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/test",
+        &[("ping", "text/plain", b"ping".to_vec())],
+    )
+    .await;
+    let res = w.red.msh.submit(req).await.expect("submit");
+    w.red.msh.run_once().await;
+    let out = w
+        .red
+        .store
+        .get_by_message_id(Direction::Outbound, &res.message_id)
+        .await
+        .expect("g")
+        .expect("r");
+    assert_eq!(out.state, State::Acknowledged, "{:?}", out.last_detail);
+    let inr = w
+        .blue
+        .store
+        .get_by_message_id(Direction::Inbound, &res.message_id)
+        .await
+        .expect("g")
+        .expect("in");
+    assert_eq!(
+        inr.state,
+        State::Delivered,
+        "marked, never handed to a backend"
+    );
+    let items = w
+        .blue
+        .store
+        .lease_outbox(w.clock_now(), "t", 10, Duration::minutes(1))
+        .await
+        .expect("o");
+    assert!(items.is_empty(), "no delivery notification: {items:?}");
+}
+
+#[tokio::test]
+async fn refused_submissions_leave_no_trace() {
+    use as4gw::msh::api::SubmitError;
+    let w = World::new(2).await;
+    let mut req = request(
+        &w.red.store,
+        "oots-v2-red-blue",
+        "ExecuteQueryRequest",
+        &[("r", "application/x-ebrs+xml", regrep(1))],
+    )
+    .await;
+    req.properties.retain(|p| p.name != "ExchangeId");
+    assert!(matches!(
+        w.red.msh.submit(req).await,
+        Err(SubmitError::MissingProperty { .. })
+    ));
+    let req = request(
+        &w.red.store,
+        "oots-red-blue",
+        "ExecuteQueryRequest",
+        &[("r", "image/gif", vec![1])],
+    )
+    .await;
+    assert!(matches!(
+        w.red.msh.submit(req).await,
+        Err(SubmitError::PayloadNotAllowed { .. })
+    ));
+    let req = request(&w.red.store, "no-such-pmode", "ExecuteQueryRequest", &[]).await;
+    assert!(matches!(
+        w.red.msh.submit(req).await,
+        Err(SubmitError::UnknownPmode(_))
+    ));
+    let mut req = request(
+        &w.red.store,
+        "oots-red-blue",
+        "ExecuteQueryRequest",
+        &[("r", "application/x-ebrs+xml", regrep(1))],
+    )
+    .await;
+    req.backend = Some("oots".into());
+    req.pmode_id = Some("oots-blue-red".into());
+    assert!(
+        w.red.msh.submit(req).await.is_err(),
+        "red cannot send blue's P-Mode"
+    );
+    let mut req = request(
+        &w.red.store,
+        "oots-red-blue",
+        "ExecuteQueryRequest",
+        &[("r", "application/x-ebrs+xml", regrep(1))],
+    )
+    .await;
+    req.message_id = Some("fixed-1@red_gw".into());
+    w.red.msh.submit(req).await.expect("first");
+    let mut req = request(
+        &w.red.store,
+        "oots-red-blue",
+        "ExecuteQueryRequest",
+        &[("r", "application/x-ebrs+xml", regrep(1))],
+    )
+    .await;
+    req.message_id = Some("fixed-1@red_gw".into());
+    assert!(matches!(
+        w.red.msh.submit(req).await,
+        Err(SubmitError::DuplicateMessageId(_))
+    ));
+    let page = w
+        .red
+        .store
+        .list(Filter::default(), None, 10)
+        .await
+        .expect("list");
+    assert_eq!(page.items.len(), 1);
+}
