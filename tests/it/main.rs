@@ -6,6 +6,7 @@ mod backend;
 mod c14n;
 mod ebms;
 mod interop_as4py;
+mod interop_as4py_http;
 mod mime;
 mod msh;
 mod oots;
