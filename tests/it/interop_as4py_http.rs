@@ -189,8 +189,9 @@ impl Gateway {
             std::fs::write(pmodes.join(format!("{id}.toml")), new).expect("write P-Mode");
         }
         let demo = std::fs::read_to_string(repo.join("as4gw.toml")).expect("as4gw.toml");
+        // Every certificate path made absolute (relative paths resolve against the config).
+        let demo = demo.replace("\"certs/", &certs);
         let edits = [
-            ("\"certs/", certs.clone()),
             (
                 "pmodes = \"pmodes\"",
                 format!("pmodes = \"{}\"", pmodes.display()),
