@@ -296,16 +296,9 @@ impl Secret {
             (None, Some(name)) => {
                 let v = std::env::var_os(name)
                     .ok_or_else(|| format!("environment variable {name} is not set"))?;
-                (
-                    v.into_encoded_bytes(),
-                    format!("env {name}"),
-                )
+                (v.into_encoded_bytes(), format!("env {name}"))
             }
-            _ => {
-                return Err(
-                    "give exactly one of file = \"…\" or env = \"…\"".to_string(),
-                )
-            }
+            _ => return Err("give exactly one of file = \"…\" or env = \"…\"".to_string()),
         };
         let start = bytes
             .iter()
@@ -709,7 +702,10 @@ mod tests {
         let b = &cfg.backends[0];
         let s = b.webhook_secret.as_ref().expect("secret");
         assert_eq!(s.bytes(), secret.as_bytes(), "trailing newline trimmed");
-        assert!(!format!("{cfg:?}").contains(secret), "Debug leaks the secret");
+        assert!(
+            !format!("{cfg:?}").contains(secret),
+            "Debug leaks the secret"
+        );
         assert_eq!(b.allowed_original_senders, ["urn:oots:c1"]);
         assert_eq!(b.allowed_final_recipients, ["urn:oots:c4", "urn:oots:c5"]);
         let a = crate::backend::BackendAccess::from(b);
@@ -722,15 +718,19 @@ mod tests {
                 ("finalRecipient".to_string(), "urn:oots:c4".to_string()),
             ]
         };
-        assert!(a.check_submit(Some("oots-red-blue"), &props("urn:oots:c1")).is_ok());
-        assert!(a.check_submit(Some("oots-red-blue"), &props("urn:oots:x")).is_err());
+        assert!(a
+            .check_submit(Some("oots-red-blue"), &props("urn:oots:c1"))
+            .is_ok());
+        assert!(a
+            .check_submit(Some("oots-red-blue"), &props("urn:oots:x"))
+            .is_err());
     }
 
     #[test]
     fn without_webhook_secret_the_key_is_the_token_digest() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = Config::load(&demo_with(dir.path(), ""), OffsetDateTime::now_utc())
-            .expect("valid");
+        let cfg =
+            Config::load(&demo_with(dir.path(), ""), OffsetDateTime::now_utc()).expect("valid");
         let b = &cfg.backends[0];
         assert!(b.webhook_secret.is_none());
         assert!(b.allowed_original_senders.is_empty() && b.allowed_final_recipients.is_empty());
@@ -752,14 +752,20 @@ mod tests {
         assert!(e.contains("never the secret itself"), "{e}");
         assert!(!e.contains(inline), "{e}");
         let e = err("webhook-secret = { env = \"AS4GW_TEST_SURELY_UNSET_VARIABLE\" }");
-        assert!(e.contains("AS4GW_TEST_SURELY_UNSET_VARIABLE is not set"), "{e}");
+        assert!(
+            e.contains("AS4GW_TEST_SURELY_UNSET_VARIABLE is not set"),
+            "{e}"
+        );
         let e = err("webhook-secret = { file = \"missing.key\" }");
         assert!(e.contains("cannot be read"), "{e}");
         let e = err("webhook-secret = { file = \"a\", env = \"B\" }");
         assert!(e.contains("exactly one"), "{e}");
         std::fs::write(dir.path().join("short.key"), "short").expect("key");
         let e = err("webhook-secret = { file = \"short.key\" }");
-        assert!(e.contains("shorter than 16 bytes") && !e.contains("\"short\""), "{e}");
+        assert!(
+            e.contains("shorter than 16 bytes") && !e.contains("\"short\""),
+            "{e}"
+        );
         let e = err("allowed-final-recipients = [\"\"]");
         assert!(e.contains("empty value"), "{e}");
     }

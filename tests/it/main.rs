@@ -13,3 +13,4 @@ mod pmode;
 mod security;
 mod store;
 mod transport;
+mod walkthrough;

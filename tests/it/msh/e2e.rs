@@ -469,7 +469,11 @@ fn two_processes_exchange_both_ways_in_both_suites() {
         assert_eq!(got["pmodeId"], pmode);
         for (n, (name, mt, bytes)) in payloads.iter().enumerate() {
             assert_eq!(got["payloads"][n]["name"], *name, "{got}");
-            assert_eq!(&rx.payload("IN", &mid, name), bytes, "{pmode} payload {name}");
+            assert_eq!(
+                &rx.payload("IN", &mid, name),
+                bytes,
+                "{pmode} payload {name}"
+            );
             assert_eq!(got["payloads"][n]["mimeType"], *mt);
         }
     }
