@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::backend::sha256_hex;
-use crate::msh::e2e::{http, http_with, multipart, pair, Gateway, Submission};
+use crate::msh::e2e::{http, http_with, multipart, pair, Answer, Gateway, Submission};
 use crate::support::as4gw_bin;
 
 fn page() -> String {
@@ -55,7 +55,7 @@ fn url(demo_port: &str, path: &str) -> String {
     format!("http://127.0.0.1:{demo_port}{path}")
 }
 
-fn get(g: &Gateway, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+fn get(g: &Gateway, path: &str) -> Answer {
     http_with(g.api, "GET", path, g.token, "text/plain", &[], b"").expect("GET")
 }
 

@@ -43,6 +43,9 @@ pub fn http(
     http_with(port, method, path, token, ct, &[], body).map(|(st, _, b)| (st, b))
 }
 
+/// Status, response headers (lower-cased names) and body.
+pub type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
 /// [`http`] with extra request headers; also returns the response head (lower-cased names).
 pub fn http_with(
     port: u16,
@@ -52,7 +55,7 @@ pub fn http_with(
     ct: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+) -> std::io::Result<Answer> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(120)))?;
     let extra: String = headers
