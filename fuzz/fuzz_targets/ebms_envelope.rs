@@ -29,10 +29,10 @@ fn round_trip(m: &Messaging) {
             String::from_utf8_lossy(&env)
         ),
     };
+    assert_eq!(parsed.body_id(), Some("_body"));
     let mb = parsed.messaging.expect("built envelope has eb:Messaging");
     assert_eq!(&mb.messaging, m, "envelope round trip changed the model");
     assert!(mb.must_understand);
-    assert_eq!(parsed.body_id(), Some("_body"));
 }
 
 fuzz_target!(|data: &[u8]| {

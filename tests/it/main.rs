@@ -4,6 +4,7 @@ mod support;
 
 mod c14n;
 mod ebms;
+mod fuzz_regressions;
 mod mime;
 mod oots;
 mod pmode;
