@@ -20,12 +20,15 @@ pub struct Captured {
     pub attachments: Vec<Attachment>,
 }
 
+/// MIME header fields, lower-cased names.
+type Headers = Vec<(String, String)>;
+
 fn bad(m: impl Into<String>) -> SecurityError {
     SecurityError::MissingPart(m.into())
 }
 
 /// Splits a header block from the body at the first empty line (CRLF or LF).
-fn split_headers(bytes: &[u8]) -> Option<(Vec<(String, String)>, &[u8])> {
+fn split_headers(bytes: &[u8]) -> Option<(Headers, &[u8])> {
     let mut i = 0;
     let mut lines: Vec<String> = Vec::new();
     loop {
@@ -169,7 +172,7 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 fn split_multipart<'a>(
     body: &'a [u8],
     boundary: &str,
-) -> Result<Vec<(Vec<(String, String)>, &'a [u8])>, SecurityError> {
+) -> Result<Vec<(Headers, &'a [u8])>, SecurityError> {
     let delim = format!("--{boundary}");
     let d = delim.as_bytes();
     let mut pos = find(body, d, 0).ok_or_else(|| bad("boundary not found"))?;

@@ -303,13 +303,16 @@ pub fn unwrap_key(
     }
 }
 
+/// An EncryptedKey id and its content-encryption key, or why it could not be recovered.
+pub type KeyOutcome = (String, Result<Zeroizing<Vec<u8>>, SecurityError>);
+
 /// Every EncryptedKey of the Security header and its CEK (or the failure), in document order.
 /// Used by tests and the CLI to check key transport even when the ciphertext parts are absent.
 pub fn decrypt_all_keys(
     crypto: &dyn Crypto,
     doc: &Document,
     keys: &[OwnKey],
-) -> Result<Vec<(String, Result<Zeroizing<Vec<u8>>, SecurityError>)>, SecurityError> {
+) -> Result<Vec<KeyOutcome>, SecurityError> {
     let loc = super::wsse::locate(doc)?;
     let Some(sec) = loc.security else {
         return Ok(Vec::new());

@@ -36,7 +36,7 @@ pub enum SecurityError {
     #[error("reference {uri} cannot be checked: {reason}")]
     ReferenceUnresolved { uri: String, reason: String },
     #[error("signer not trusted: {0}")]
-    Untrusted(PkiError),
+    Untrusted(Box<PkiError>),
     #[error("decryption failed: {0}")]
     Decryption(String),
     #[error("policy: {0}")]

@@ -708,7 +708,7 @@ pub fn process_inbound(
         let trust_path = rx
             .trust
             .check(&signer, &chain, rx.at, Purpose::Signing)
-            .map_err(SecurityError::Untrusted)?;
+            .map_err(|e| SecurityError::Untrusted(Box::new(e)))?;
         // reference bookkeeping
         let mut seen: Vec<&str> = Vec::new();
         for r in &sig.refs {

@@ -2,6 +2,7 @@
 
 mod cli;
 mod crypto;
+mod demo;
 mod fixtures;
 mod msg;
 mod negative;
