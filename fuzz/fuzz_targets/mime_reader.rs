@@ -11,8 +11,8 @@
 
 use as4gw::mime::{collect, split_headers, CollectedMessage, MimeError, MimeLimits, MimeReader};
 use bytes::Bytes;
-use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
 
 fn limits(sel: u8) -> MimeLimits {
     if sel & 0x80 != 0 {

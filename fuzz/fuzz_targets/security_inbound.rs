@@ -55,9 +55,15 @@ fn env() -> &'static Env {
     static ENV: OnceLock<Env> = OnceLock::new();
     ENV.get_or_init(|| {
         let partners = vec![
-            cert(fixture!("interop/domibus/keystores/default/gateway_keystore/blue_gw.cert.pem")),
-            cert(fixture!("interop/domibus/keystores/default/gateway_keystore/red_gw.cert.pem")),
-            cert(fixture!("interop/phase4/keys/dummy-pw-test/ph-as4.cert.pem")),
+            cert(fixture!(
+                "interop/domibus/keystores/default/gateway_keystore/blue_gw.cert.pem"
+            )),
+            cert(fixture!(
+                "interop/domibus/keystores/default/gateway_keystore/red_gw.cert.pem"
+            )),
+            cert(fixture!(
+                "interop/phase4/keys/dummy-pw-test/ph-as4.cert.pem"
+            )),
             cert(demo!("blue/rsa.cert.pem")),
             cert(demo!("blue/ed25519.cert.pem")),
         ];

@@ -16,7 +16,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let (list, xml) = match data.iter().position(|&b| b == b'\n') {
-        Some(nl) if nl < 256 => (String::from_utf8_lossy(&data[..nl]).into_owned(), &data[nl + 1..]),
+        Some(nl) if nl < 256 => (
+            String::from_utf8_lossy(&data[..nl]).into_owned(),
+            &data[nl + 1..],
+        ),
         _ => (String::new(), data),
     };
     let limits = Limits {
