@@ -368,41 +368,118 @@ fn encrypt_parts(
     ))
 }
 
-/// Encrypts one part from `input` to `output` in the SwA layout `IV ‖ CT ‖ TAG`.
-///
-/// The API is over `Read`/`Write` so the gateway can later stream 1 GB parts from and to its
-/// spool files. AES-GCM has a single tag at the end, so a streaming *decryptor* must not release
-/// plaintext before the tag is checked: it has to write to a spool and commit only after
-/// verification. This implementation buffers the part in memory (aws-lc-rs exposes GCM as a
-/// one-shot AEAD); the signature of the function does not change when that is replaced.
+/// Read/write chunk of the part streams.
+const PART_CHUNK: usize = 256 * 1024;
+
+fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match input.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Encrypts one part from `input` to `output` in the SwA layout `IV ‖ CT ‖ TAG` with a fresh
+/// random IV, in [`PART_CHUNK`] steps ([`GcmStream`](super::crypto::GcmStream)): memory does not
+/// depend on the part's size. Returns the bytes written.
 pub fn encrypt_part_stream(
     crypto: &dyn Crypto,
     cek: &[u8],
     input: &mut dyn Read,
     output: &mut dyn Write,
 ) -> std::io::Result<u64> {
-    let mut buf = Vec::new();
-    input.read_to_end(&mut buf)?;
-    let ct = crypto
-        .aes128_gcm_seal(cek, &buf)
-        .map_err(|_| std::io::Error::other("AES-GCM encryption failed"))?;
-    output.write_all(&ct)?;
-    Ok(ct.len() as u64)
+    let mut iv = [0u8; super::crypto::GCM_IV_LEN];
+    crypto
+        .random(&mut iv)
+        .map_err(|_| std::io::Error::other("no randomness"))?;
+    encrypt_part_stream_with_iv(cek, &iv, input, output)
 }
 
-/// Decrypts one `IV ‖ CT ‖ TAG` part from `input` to `output`; nothing is written unless the tag
-/// verifies (see [`encrypt_part_stream`] for the streaming plan).
+/// [`encrypt_part_stream`] with a given IV (never reuse one under the same key).
+pub(crate) fn encrypt_part_stream_with_iv(
+    cek: &[u8],
+    iv: &[u8; super::crypto::GCM_IV_LEN],
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+) -> std::io::Result<u64> {
+    let gcm_err = |_| std::io::Error::other("AES-GCM encryption failed");
+    let mut gcm = super::crypto::GcmStream::seal(cek, iv).map_err(gcm_err)?;
+    output.write_all(iv)?;
+    let mut buf = Zeroizing::new(vec![0u8; PART_CHUNK]);
+    loop {
+        let n = read_full(input, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        gcm.update(&mut buf[..n]).map_err(gcm_err)?;
+        output.write_all(&buf[..n])?;
+    }
+    let len = gcm.len();
+    output.write_all(&gcm.finish().map_err(gcm_err)?)?;
+    Ok(len + (super::crypto::GCM_IV_LEN + super::crypto::GCM_TAG_LEN) as u64)
+}
+
+/// Decrypts one `IV ‖ CT ‖ TAG` part from `input` to `output`, in [`PART_CHUNK`] steps, and
+/// checks the tag at the end. Returns the plaintext length and `observe`s every plaintext chunk
+/// (e.g. to hash it for the signature reference).
+///
+/// **`output` receives unverified plaintext**: AES-GCM has a single tag at the end, so a
+/// streaming decryptor cannot hold everything back. The caller must write to a private spool
+/// file and use it only when this returned `Ok` (and discard it otherwise); the gateway does so
+/// in [`crate::security::verify::process_inbound_parts`].
+pub fn decrypt_part_stream_observed(
+    cek: &[u8],
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+    observe: &mut dyn FnMut(&[u8]),
+) -> std::io::Result<u64> {
+    use super::crypto::{GCM_IV_LEN, GCM_TAG_LEN};
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "AES-GCM tag check failed");
+    let mut iv = [0u8; GCM_IV_LEN];
+    if read_full(input, &mut iv)? != GCM_IV_LEN {
+        return Err(bad());
+    }
+    let mut gcm = super::crypto::GcmStream::open(cek, &iv).map_err(|_| bad())?;
+    // The last GCM_TAG_LEN bytes are the tag: keep them back until the input ends.
+    let mut buf = Zeroizing::new(vec![0u8; PART_CHUNK + GCM_TAG_LEN]);
+    let mut held = 0usize;
+    loop {
+        let n = read_full(input, &mut buf[held..])?;
+        let have = held + n;
+        if n == 0 {
+            if have != GCM_TAG_LEN {
+                return Err(bad());
+            }
+            let tag: [u8; GCM_TAG_LEN] = buf[..GCM_TAG_LEN].try_into().map_err(|_| bad())?;
+            let len = gcm.len();
+            gcm.verify(&tag).map_err(|_| bad())?;
+            return Ok(len);
+        }
+        if have > GCM_TAG_LEN {
+            let body = have - GCM_TAG_LEN;
+            gcm.update(&mut buf[..body]).map_err(|_| bad())?;
+            observe(&buf[..body]);
+            output.write_all(&buf[..body])?;
+            buf.copy_within(body..have, 0);
+            held = GCM_TAG_LEN;
+        } else {
+            held = have;
+        }
+    }
+}
+
+/// Decrypts one `IV ‖ CT ‖ TAG` part from `input` to `output` (see
+/// [`decrypt_part_stream_observed`]: on `Err`, whatever reached `output` must be discarded).
 pub fn decrypt_part_stream(
-    crypto: &dyn Crypto,
+    _crypto: &dyn Crypto,
     cek: &[u8],
     input: &mut dyn Read,
     output: &mut dyn Write,
 ) -> std::io::Result<u64> {
-    let mut buf = Vec::new();
-    input.read_to_end(&mut buf)?;
-    let pt = crypto.aes128_gcm_open(cek, &buf).map_err(|_| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, "AES-GCM tag check failed")
-    })?;
-    output.write_all(&pt)?;
-    Ok(pt.len() as u64)
+    decrypt_part_stream_observed(cek, input, output, &mut |_| {})
 }
