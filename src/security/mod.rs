@@ -22,7 +22,8 @@ mod xmlw;
 
 pub use error::SecurityError;
 pub use verify::{
-    process_inbound, process_inbound_parts, InboundMessage, InboundPolicy, Receiver, RefOutcome, SignatureReport, Verified,
+    process_inbound, process_inbound_parts, InboundMessage, InboundPolicy, Receiver, RefOutcome,
+    SignatureReport, Verified,
 };
 
 use crate::pki::{Certificate, PrivateKey};
@@ -83,7 +84,9 @@ impl std::fmt::Debug for PartSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             PartSource::Memory(d) => write!(f, "Memory({} bytes)", d.len()),
-            PartSource::File { path, size, .. } => write!(f, "File({}, {size} bytes)", path.display()),
+            PartSource::File { path, size, .. } => {
+                write!(f, "File({}, {size} bytes)", path.display())
+            }
         }
     }
 }

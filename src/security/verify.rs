@@ -508,7 +508,9 @@ impl InPart for Part {
     ) -> Result<(), SecurityError> {
         match &mut self.source {
             PartSource::Memory(d) => {
-                *d = crypto.aes128_gcm_open(cek, d).map_err(|_| decrypt_failed())?;
+                *d = crypto
+                    .aes128_gcm_open(cek, d)
+                    .map_err(|_| decrypt_failed())?;
             }
             PartSource::File { path, .. } => {
                 let mut plain_path = path.clone().into_os_string();
