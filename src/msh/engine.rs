@@ -19,10 +19,13 @@ use tokio::task::JoinSet;
 use crate::config::{Backend, Config, Limits};
 use crate::ebms::codes::EbmsCode;
 use crate::ebms::model::Messaging;
-use crate::mime::{spool_to_dir, MimeLimits, MimeReader, Part as MimePart, SpooledMessage};
+use crate::mime::{
+    spool_to_dir, MimeLimits, MimeReader, MimeWriter, Part as MimePart, PartBody, SpooledMessage,
+};
 use crate::pmode::model::{PMode, PartyId};
 use crate::pmode::registry::Registry;
 use crate::security::crypto::AwsLc;
+use crate::security::sign::ENCRYPTED_PART_TYPE;
 use crate::security::{InboundPolicy, Part, PartSource, Receiver};
 use crate::store::{
     FileRef, MessageRecord, MessageStore, NewInbound, NewNotification, Outcome, Payload, Received,
@@ -36,8 +39,8 @@ use super::compress::{decompress_error, DecompressError, GunzipLimited};
 use super::inbound::{self, InboundCtx};
 use super::keys::{suite_of, Keyring};
 use super::outbound::{
-    judge_response, judge_send_error, next_outcome, pack, prepare_submission, sent_references,
-    wire_content_type, Verdict,
+    judge_response, judge_send_error, next_outcome, pack_files, prepare_submission,
+    sent_references, wire_content_type, wire_ids, PackError, Verdict,
 };
 use super::signals::{error_envelope, Refusal, SOAP_CONTENT_TYPE};
 use super::transport::{Transport, WireRequest};
@@ -200,13 +203,12 @@ impl Msh {
             }
         };
         drop(reader);
-        let reply = self.receive_spooled(msg, &work).await;
+        let reply = self.receive_spooled(msg).await;
         let _ = tokio::fs::remove_dir_all(&work).await;
         reply
     }
 
-    async fn receive_spooled(&self, msg: SpooledMessage, work: &std::path::Path) -> InboundReply {
-        let _ = work;
+    async fn receive_spooled(&self, msg: SpooledMessage) -> InboundReply {
         let parts: Vec<Part> = msg
             .payloads
             .into_iter()
@@ -660,34 +662,41 @@ impl Msh {
             .header
             .clone()
             .ok_or_else(|| PackFailure::Final("no stored header".into()))?;
-        let signer = self
-            .keys
-            .signing(suite_of(pmode.security.suite))
-            .ok_or_else(|| {
-                PackFailure::Final(format!(
-                    "no signing key for {}",
-                    pmode.security.suite.name()
-                ))
-            })?;
+        if self.keys.signing(suite_of(pmode.security.suite)).is_none() {
+            return Err(PackFailure::Final(format!(
+                "no signing key for {}",
+                pmode.security.suite.name()
+            )));
+        }
         let spool = self.store.spool();
         let mut payloads = Vec::new();
         for p in &rec.payloads {
-            let data = tokio::fs::read(spool.path(&p.file))
-                .await
-                .map_err(|e| PackFailure::Transient(format!("payload {}: {e}", p.part_id)))?;
+            let path = spool.path(&p.file);
+            if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+                return Err(PackFailure::Transient(format!(
+                    "payload {}: {} missing",
+                    p.part_id,
+                    path.display()
+                )));
+            }
             let cid = p
                 .part_id
                 .strip_prefix("cid:")
                 .unwrap_or(&p.part_id)
                 .to_string();
-            payloads.push((cid, p.mime_type.clone(), data));
+            payloads.push((cid, p.mime_type.clone(), path));
         }
-        let packed = pack(&AwsLc, &header, payloads, pmode, signer)
-            .map_err(|e| PackFailure::Final(e.to_string()))?;
-        let file = spool
-            .write_bytes(&packed.body)
-            .await
-            .map_err(|e| PackFailure::Transient(format!("spooling the wire file: {e}")))?;
+        // gzip, digests, signature and encryption stream between files in a private work
+        // directory of the spool (removed afterwards), then the MIME writer streams the root
+        // and the encrypted part files into the wire file.
+        let work = spool
+            .dir()
+            .join(format!(".out-{}", uuid::Uuid::new_v4().simple()));
+        let file = self
+            .pack_streaming(rec, pmode, header, payloads, &work)
+            .await;
+        let _ = tokio::fs::remove_dir_all(&work).await;
+        let file = file?;
         match self
             .store
             .record_wire(rec.id, &self.owner, self.clock.now(), file.clone())
@@ -701,6 +710,63 @@ impl Msh {
                 )))
             }
         }
+    }
+}
+
+impl Msh {
+    async fn pack_streaming(
+        &self,
+        rec: &MessageRecord,
+        pmode: &PMode,
+        header: String,
+        payloads: Vec<(String, String, std::path::PathBuf)>,
+        work: &std::path::Path,
+    ) -> Result<FileRef, PackFailure> {
+        let transient = |d: String| PackFailure::Transient(d);
+        tokio::fs::create_dir_all(work)
+            .await
+            .map_err(|e| transient(format!("work directory: {e}")))?;
+        let keys = Arc::clone(&self.keys);
+        let pm = pmode.clone();
+        let w = work.to_path_buf();
+        let packed = tokio::task::spawn_blocking(move || {
+            let suite = suite_of(pm.security.suite);
+            let signer = keys.signing(suite).ok_or_else(|| {
+                PackFailure::Final(format!("no signing key for {}", pm.security.suite.name()))
+            })?;
+            pack_files(&AwsLc, &header, payloads, &pm, signer, &w).map_err(|e| match e {
+                PackError::Io(e) => PackFailure::Transient(format!("packing: {e}")),
+                other => PackFailure::Final(other.to_string()),
+            })
+        })
+        .await
+        .map_err(|e| transient(format!("packing task: {e}")))??;
+        let (b, root) = wire_ids(&rec.message_id);
+        let mut writer = MimeWriter::with_boundary(&b, &root, packed.soap)
+            .map_err(|e| PackFailure::Final(e.to_string()))?;
+        for (cid, path) in &packed.parts {
+            let body = PartBody::file(path)
+                .await
+                .map_err(|e| transient(format!("encrypted part {cid}: {e}")))?;
+            writer
+                .add_part(cid, ENCRYPTED_PART_TYPE, body)
+                .map_err(|e| PackFailure::Final(e.to_string()))?;
+        }
+        let spool = self.store.spool();
+        let (mut tx, rx) = tokio::io::duplex(256 * 1024);
+        let write = async move {
+            let r = writer.write_to(&mut tx).await;
+            drop(tx);
+            r
+        };
+        let (written, file) = tokio::join!(write, spool.write_stream(rx, u64::MAX));
+        let file = file.map_err(|e| transient(format!("spooling the wire file: {e}")))?;
+        if let Err(e) = written {
+            // The reader saw an early end: the file is incomplete.
+            let _ = tokio::fs::remove_file(spool.path(&file)).await;
+            return Err(transient(format!("writing the wire file: {e}")));
+        }
+        Ok(file)
     }
 }
 

@@ -365,7 +365,7 @@ pub fn attachment_digest_input(mime_type: &str, data: &[u8]) -> Vec<u8> {
 
 /// What the Attachment-Content-Signature-Transform does to a part of this media type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum DigestKind {
+pub enum DigestKind {
     /// exc-c14n of the parsed document (the bytes as they are when they do not parse).
     Xml,
     /// CRLF line ends.
@@ -374,7 +374,8 @@ pub(crate) enum DigestKind {
     Octets,
 }
 
-pub(crate) fn digest_kind(mime_type: &str) -> DigestKind {
+/// The transform's kind for `mime_type` (see [`attachment_digest_input`]).
+pub fn digest_kind(mime_type: &str) -> DigestKind {
     let mt = mime_type.split(';').next().unwrap_or("").trim();
     let starts = |p: &str| {
         mt.len() >= p.len() && mt.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
@@ -461,7 +462,8 @@ impl InPart for Attachment {
     }
 }
 
-fn sha256_file(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
+/// SHA-256 of a file, streaming.
+pub(crate) fn sha256_file(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
