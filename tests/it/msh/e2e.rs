@@ -656,6 +656,7 @@ fn peak_rss_large_payload() {
     }
     data.extend_from_slice(b"</d></q:QueryRequest>");
     let path = "/api/v1/messages?pmode_id=oots-red-blue&action=ExecuteQueryRequest&part_name=doc&mime_type=application%2Fx-ebrs%2Bxml&prop.originalSender=urn%3Ac1&prop.finalRecipient=urn%3Ac4";
+    let t0 = std::time::Instant::now();
     let (st, body) = http(
         red.api,
         "POST",
@@ -670,6 +671,11 @@ fn peak_rss_large_payload() {
     let mid = res["message_id"].as_str().expect("mid").to_string();
     let v = red.wait_state("OUT", &mid, Duration::from_secs(3600), acked);
     assert_eq!(v["state"], "ACKNOWLEDGED", "{v}");
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!(
+        "{mb} MiB: submit → ACKNOWLEDGED (stored on blue) in {secs:.1} s = {:.1} MB/s",
+        data.len() as f64 / 1e6 / secs
+    );
     let got = blue.message("IN", &mid).expect("in");
     assert_eq!(got["payloads"][0]["size"], data.len());
     let pids = (
