@@ -13,7 +13,8 @@
 //!    signing certificate of the sending party when the P-Mode names one [0101];
 //! 6. eDelivery validation (`validate_messaging`, empty Body) [the code: 0003 / 0009];
 //! 7. P-Mode properties (four-corner, required, fixed values, UUIDs) [0010 missing, 0003 wrong];
-//! 8. decompression of `CompressionType` parts, bounded size and ratio [0303];
+//! 8. the verified parts (still compressed; the engine gunzips them streaming, bounded size
+//!    and ratio, into the store's spool [0303] before it records the message);
 //! 9. the NRR receipt: the verified references, signed with our key for the suite (digest
 //!    §2.5).
 //!
