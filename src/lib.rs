@@ -5,6 +5,7 @@
 //! files and read no clock: bytes and `now` in, values out.
 #![forbid(unsafe_code)]
 
+pub mod backend;
 pub mod config;
 pub mod ebms;
 pub mod mime;

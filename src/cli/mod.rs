@@ -1,6 +1,7 @@
 //! Command-line interface: one file per area, dispatched from here.
 
 mod message;
+mod messages;
 mod pki;
 mod pmode;
 mod serve;
@@ -38,6 +39,8 @@ enum Command {
         #[command(subcommand)]
         command: message::Command,
     },
+    /// Messages in a running gateway, over its REST API: list, show, payload, retry.
+    Messages(messages::Args),
     /// Key and certificate tools: demo PKI.
     Pki {
         #[command(subcommand)]
@@ -54,6 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pmode { command } => pmode::run(command),
         Command::Message { command } => message::run(command),
         Command::Pki { command } => pki::run(command),
+        Command::Messages(args) => messages::run(args),
         Command::Serve(args) => serve::run(args),
     }
 }

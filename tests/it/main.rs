@@ -2,6 +2,7 @@
 
 mod support;
 
+mod backend;
 mod c14n;
 mod ebms;
 mod interop_as4py;

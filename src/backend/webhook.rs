@@ -1,0 +1,543 @@
+//! The webhook pusher: drains the store's notification outbox to the backends' webhook URLs.
+//!
+//! Delivery is *at least once*: an item is marked done only after the backend answered 2xx,
+//! so a crash between the answer and `outbox_done` repeats the push (receivers deduplicate on
+//! `X-As4gw-Delivery` or the MessageId). A push that fails is retried with exponential backoff;
+//! after `max_attempts` the item becomes DEAD in the outbox — kept, logged at error level and
+//! counted, never dropped silently. An inbound message whose delivery push succeeded is
+//! DELIVERED; a dead push leaves it RECEIVED, so the backend still sees it when it polls.
+//!
+//! Item kinds (what the MSH enqueues, see [`delivery_notification`] / [`status_notification`]):
+//!
+//! * `delivery` — an inbound message: `multipart/form-data` with a `metadata` part (JSON
+//!   `{"event":"delivery","message":<MessageView>,"notification":<item body>}`) and one part
+//!   per payload, named by the payload name, streamed from the spool;
+//! * `status` — an outbound outcome (ACKNOWLEDGED, FAILED with its EBMS code): JSON
+//!   `{"event":"status","message":<MessageView>,"notification":<item body>}` built when pushed
+//!   (`notification` is the JSON body the MSH enqueued, if any);
+//! * anything else — the item body as `application/json`.
+//!
+//! Every push carries `X-As4gw-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(key, t "." body)>`
+//! where the key is the backend's webhook key ([`BackendAccess::webhook_key`]). Large bodies are
+//! signed by a first pass over the files and streamed by a second one, so memory stays flat.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use aws_lc_rs::hmac;
+use bytes::Bytes;
+use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+use tokio::io::AsyncReadExt;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::io::ReaderStream;
+
+use super::auth::BackendAccess;
+use super::model::{message_view, payload_names, MessageView};
+use crate::store::{
+    Direction, MessageRecord, MessageStore, NewNotification, OutboxItem, State, StoreError, StoreId,
+};
+
+/// Signature header.
+pub const SIGNATURE_HEADER: &str = "x-as4gw-signature";
+/// Event kind header (`delivery`, `status`, …).
+pub const EVENT_HEADER: &str = "x-as4gw-event";
+/// Outbox item id: the same on every retry of one push (receiver-side deduplication).
+pub const DELIVERY_HEADER: &str = "x-as4gw-delivery";
+/// The ebMS MessageId the push is about.
+pub const MESSAGE_ID_HEADER: &str = "x-as4gw-message-id";
+
+/// Outbox kind of an inbound delivery.
+pub const KIND_DELIVERY: &str = "delivery";
+/// Outbox kind of an outbound status change.
+pub const KIND_STATUS: &str = "status";
+
+/// The notification the MSH enqueues (with `record_received`) for an inbound message routed
+/// to `backend`. The pusher builds the body when it pushes.
+pub fn delivery_notification(backend: &str, message: Option<StoreId>) -> NewNotification {
+    NewNotification {
+        message,
+        kind: KIND_DELIVERY.into(),
+        target: backend.into(),
+        body: Vec::new(),
+    }
+}
+
+/// The notification the MSH enqueues (with `finish_attempt`) when an outbound message of
+/// `backend` is ACKNOWLEDGED or FAILED. The view is taken when pushed (final states do not
+/// change afterwards).
+pub fn status_notification(backend: &str, message: StoreId) -> NewNotification {
+    NewNotification {
+        message: Some(message),
+        kind: KIND_STATUS.into(),
+        target: backend.into(),
+        body: Vec::new(),
+    }
+}
+
+/// Counters for operators and tests.
+#[derive(Debug, Default)]
+pub struct WebhookStats {
+    /// Pushes answered 2xx (items done).
+    pub delivered: AtomicU64,
+    /// Failed attempts that will be retried.
+    pub retried: AtomicU64,
+    /// Items given up on (DEAD in the outbox).
+    pub dead: AtomicU64,
+}
+
+/// Pusher settings.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Lease owner name (unique per process when several share a database).
+    pub owner: String,
+    /// Items leased per round.
+    pub batch: usize,
+    /// Lease length: longer than the slowest push.
+    pub lease_for: Duration,
+    /// Sleep when the outbox has nothing due.
+    pub poll_interval: std::time::Duration,
+    /// Whole-request timeout of one push.
+    pub request_timeout: std::time::Duration,
+    /// Attempts before an item becomes DEAD.
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt up to `backoff_max`.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    pub stats: Arc<WebhookStats>,
+}
+
+impl Default for WebhookSettings {
+    /// 12 attempts with 5 s … 1 h between them (about 5 hours in all) before DEAD. The lease
+    /// (30 min) outlasts a whole batch of slow pushes (4 × 5 min), so a lease does not expire
+    /// under a push that is still running.
+    fn default() -> Self {
+        WebhookSettings {
+            owner: format!("webhook-{}", uuid::Uuid::new_v4().simple()),
+            batch: 4,
+            lease_for: Duration::minutes(30),
+            poll_interval: std::time::Duration::from_secs(1),
+            request_timeout: std::time::Duration::from_secs(300),
+            max_attempts: 12,
+            backoff_base: Duration::seconds(5),
+            backoff_max: Duration::hours(1),
+            stats: Arc::new(WebhookStats::default()),
+        }
+    }
+}
+
+impl WebhookSettings {
+    /// Delay before attempt `attempts + 1` after `attempts` failures.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let shift = attempts.saturating_sub(1).min(30);
+        let d = self.backoff_base.saturating_mul(1i32 << shift);
+        if d > self.backoff_max {
+            self.backoff_max
+        } else {
+            d
+        }
+    }
+}
+
+/// Why one push failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("backend {0:?} is not configured")]
+    UnknownBackend(String),
+    #[error("backend {0:?} has no webhook URL")]
+    NoWebhook(String),
+    #[error("message {0} no longer exists")]
+    MessageGone(StoreId),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("spool file {0}: {1}")]
+    File(String, std::io::Error),
+    #[error("HTTP: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("webhook answered {0}")]
+    Status(u16),
+}
+
+impl PushError {
+    /// Errors no retry can fix: dead at once.
+    fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            PushError::UnknownBackend(_) | PushError::NoWebhook(_) | PushError::MessageGone(_)
+        )
+    }
+}
+
+/// `X-As4gw-Signature` value for `body` at unix time `t`.
+pub fn sign(key: &[u8], t: i64, body: &[u8]) -> String {
+    let k = hmac::Key::new(hmac::HMAC_SHA256, key);
+    let mut ctx = hmac::Context::with_key(&k);
+    ctx.update(t.to_string().as_bytes());
+    ctx.update(b".");
+    ctx.update(body);
+    format!("t={t},v1={}", hex::encode(ctx.sign().as_ref()))
+}
+
+/// Checks a signature header against `body` (what a receiver does; used by the tests and
+/// documented for backends). `tolerance` bounds the age of `t` against `now` (replay window).
+pub fn verify(key: &[u8], header: &str, body: &[u8], now: i64, tolerance: i64) -> bool {
+    let mut t: Option<i64> = None;
+    let mut sigs: Vec<Vec<u8>> = Vec::new();
+    for kv in header.split(',') {
+        match kv.trim().split_once('=') {
+            Some(("t", v)) => t = v.parse().ok(),
+            Some(("v1", v)) => {
+                if let Ok(s) = hex::decode(v) {
+                    sigs.push(s);
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(t) = t else { return false };
+    if (now - t).abs() > tolerance {
+        return false;
+    }
+    let k = hmac::Key::new(hmac::HMAC_SHA256, key);
+    let mut msg = Vec::with_capacity(body.len() + 12);
+    msg.extend_from_slice(t.to_string().as_bytes());
+    msg.push(b'.');
+    msg.extend_from_slice(body);
+    sigs.iter().any(|s| hmac::verify(&k, &msg, s).is_ok())
+}
+
+/// A push body: bytes and spool files, in order.
+enum Segment {
+    Bytes(Bytes),
+    File(PathBuf),
+}
+
+struct PushBody {
+    content_type: String,
+    segments: Vec<Segment>,
+    len: u64,
+}
+
+impl PushBody {
+    fn json<T: Serialize>(v: &T) -> PushBody {
+        let b = serde_json::to_vec(v).unwrap_or_default();
+        PushBody {
+            content_type: "application/json".into(),
+            len: b.len() as u64,
+            segments: vec![Segment::Bytes(b.into())],
+        }
+    }
+
+    /// HMAC over `t.` and the body, reading the files once.
+    async fn signature(&self, key: &[u8], t: i64) -> Result<String, PushError> {
+        let k = hmac::Key::new(hmac::HMAC_SHA256, key);
+        let mut ctx = hmac::Context::with_key(&k);
+        ctx.update(t.to_string().as_bytes());
+        ctx.update(b".");
+        let mut buf = vec![0u8; 256 * 1024];
+        for s in &self.segments {
+            match s {
+                Segment::Bytes(b) => ctx.update(b),
+                Segment::File(p) => {
+                    let name = p.display().to_string();
+                    let mut f = tokio::fs::File::open(p)
+                        .await
+                        .map_err(|e| PushError::File(name.clone(), e))?;
+                    loop {
+                        let n = f
+                            .read(&mut buf)
+                            .await
+                            .map_err(|e| PushError::File(name.clone(), e))?;
+                        if n == 0 {
+                            break;
+                        }
+                        ctx.update(&buf[..n]);
+                    }
+                }
+            }
+        }
+        Ok(format!("t={t},v1={}", hex::encode(ctx.sign().as_ref())))
+    }
+
+    /// The body as a stream (second pass over the files).
+    fn stream(self) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
+        stream::iter(self.segments)
+            .then(|s| async move {
+                match s {
+                    Segment::Bytes(b) => Ok::<_, std::io::Error>(
+                        stream::once(async move { Ok::<_, std::io::Error>(b) }).boxed(),
+                    ),
+                    Segment::File(p) => {
+                        let f = tokio::fs::File::open(p).await?;
+                        Ok(ReaderStream::with_capacity(f, 256 * 1024).boxed())
+                    }
+                }
+            })
+            .try_flatten()
+            .boxed()
+    }
+}
+
+#[derive(Serialize)]
+struct EventDoc<'a> {
+    event: &'a str,
+    message: &'a MessageView,
+    /// The body the MSH enqueued with the item (its own summary), when it is JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notification: Option<serde_json::Value>,
+}
+
+/// The item body as JSON, if it is any.
+fn notification_json(body: &[u8]) -> Option<serde_json::Value> {
+    if body.is_empty() {
+        return None;
+    }
+    serde_json::from_slice(body).ok()
+}
+
+/// Escapes a multipart header parameter value (quotes and backslashes).
+fn quoted(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn delivery_body(store: &dyn MessageStore, rec: &MessageRecord, item: &OutboxItem) -> PushBody {
+    let view = message_view(rec);
+    let boundary = format!("as4gw-{}", uuid::Uuid::new_v4().simple());
+    let meta = serde_json::to_vec(&EventDoc {
+        event: KIND_DELIVERY,
+        message: &view,
+        notification: notification_json(&item.body),
+    })
+    .unwrap_or_default();
+    let mut segments = Vec::new();
+    let push = |segments: &mut Vec<Segment>, b: Vec<u8>| segments.push(Segment::Bytes(b.into()));
+    let mut head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"metadata\"\r\nContent-Type: application/json\r\n\r\n"
+    )
+    .into_bytes();
+    head.extend_from_slice(&meta);
+    head.extend_from_slice(b"\r\n");
+    push(&mut segments, head);
+    for (p, name) in rec.payloads.iter().zip(payload_names(&rec.payloads)) {
+        let h = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{n}\"; filename=\"{n}\"\r\nContent-Type: {ct}\r\n\r\n",
+            n = quoted(&name),
+            ct = p.mime_type.replace(['\r', '\n'], " "),
+        );
+        push(&mut segments, h.into_bytes());
+        segments.push(Segment::File(store.spool().path(&p.file)));
+        push(&mut segments, b"\r\n".to_vec());
+    }
+    push(&mut segments, format!("--{boundary}--\r\n").into_bytes());
+    let files: u64 = rec.payloads.iter().map(|p| p.file.size()).sum();
+    let len = segments
+        .iter()
+        .map(|s| match s {
+            Segment::Bytes(b) => b.len() as u64,
+            Segment::File(_) => 0,
+        })
+        .sum::<u64>()
+        + files;
+    PushBody {
+        content_type: format!("multipart/form-data; boundary={boundary}"),
+        segments,
+        len,
+    }
+}
+
+/// Builds and sends one push; `Ok` only on a 2xx answer.
+async fn push_one(
+    store: &dyn MessageStore,
+    backends: &[Arc<BackendAccess>],
+    client: &reqwest::Client,
+    item: &OutboxItem,
+) -> Result<Option<MessageRecord>, PushError> {
+    let backend = backends
+        .iter()
+        .find(|b| b.name == item.target)
+        .ok_or_else(|| PushError::UnknownBackend(item.target.clone()))?;
+    let url = backend
+        .webhook
+        .as_deref()
+        .ok_or_else(|| PushError::NoWebhook(item.target.clone()))?;
+    let rec = match item.message {
+        Some(id) => Some(store.get(id).await?.ok_or(PushError::MessageGone(id))?),
+        None => None,
+    };
+    let body = match (item.kind.as_str(), &rec) {
+        (KIND_DELIVERY, Some(r)) => delivery_body(store, r, item),
+        (KIND_STATUS, Some(r)) => PushBody::json(&EventDoc {
+            event: KIND_STATUS,
+            message: &message_view(r),
+            notification: notification_json(&item.body),
+        }),
+        _ => PushBody {
+            content_type: "application/json".into(),
+            len: item.body.len() as u64,
+            segments: vec![Segment::Bytes(Bytes::from(item.body.clone()))],
+        },
+    };
+    let t = OffsetDateTime::now_utc().unix_timestamp();
+    let sig = body.signature(backend.webhook_key(), t).await?;
+    let mut req = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, body.content_type.clone())
+        .header(reqwest::header::CONTENT_LENGTH, body.len)
+        .header(SIGNATURE_HEADER, sig)
+        .header(EVENT_HEADER, item.kind.clone())
+        .header(DELIVERY_HEADER, item.id.0.to_string());
+    if let Some(r) = &rec {
+        req = req.header(MESSAGE_ID_HEADER, r.message_id.clone());
+    }
+    let resp = req
+        .body(reqwest::Body::wrap_stream(body.stream()))
+        .send()
+        .await?;
+    let status = resp.status();
+    // Drain (bounded by the client timeout) so the connection can be reused.
+    let _ = resp.bytes().await;
+    if status.is_success() {
+        Ok(rec)
+    } else {
+        Err(PushError::Status(status.as_u16()))
+    }
+}
+
+/// Records the outcome of one push (outbox bookkeeping, DELIVERED for inbound deliveries).
+async fn settle(
+    store: &dyn MessageStore,
+    s: &WebhookSettings,
+    item: &OutboxItem,
+    result: Result<Option<MessageRecord>, PushError>,
+) -> Result<(), StoreError> {
+    let now = OffsetDateTime::now_utc();
+    match result {
+        Ok(rec) => {
+            store.outbox_done(item.id, &s.owner, now).await?;
+            s.stats.delivered.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(target_backend = %item.target, kind = %item.kind, item = item.id.0, attempts = item.attempts, "webhook delivered");
+            if let (true, Some(r)) = (item.kind == KIND_DELIVERY, rec) {
+                if r.direction == Direction::Inbound && r.state == State::Received {
+                    let detail = format!("pushed to the webhook of backend {}", item.target);
+                    match store.mark_delivered(r.id, now, &detail).await {
+                        // Already acknowledged through the API meanwhile: fine.
+                        Ok(()) | Err(StoreError::InvalidTransition { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            let error = e.to_string();
+            if e.is_permanent() || item.attempts >= s.max_attempts {
+                store
+                    .outbox_retry(item.id, &s.owner, now, None, &error)
+                    .await?;
+                s.stats.dead.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(target_backend = %item.target, kind = %item.kind, item = item.id.0, attempts = item.attempts, error = %error, "webhook push given up: item is DEAD in the outbox");
+            } else {
+                let next = now + s.backoff(item.attempts);
+                store
+                    .outbox_retry(item.id, &s.owner, now, Some(next), &error)
+                    .await?;
+                s.stats.retried.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(target_backend = %item.target, kind = %item.kind, item = item.id.0, attempts = item.attempts, error = %error, "webhook push failed; will retry");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One round: lease due items and push them one after the other, checking `stop` between
+/// pushes (a push in progress is finished, never cut off halfway). Returns how many were
+/// leased.
+async fn round(
+    store: &dyn MessageStore,
+    backends: &[Arc<BackendAccess>],
+    client: &reqwest::Client,
+    s: &WebhookSettings,
+    stop: &AtomicBool,
+) -> Result<usize, StoreError> {
+    let items = store
+        .lease_outbox(OffsetDateTime::now_utc(), &s.owner, s.batch, s.lease_for)
+        .await?;
+    let n = items.len();
+    for item in items {
+        if stop.load(Ordering::SeqCst) {
+            // Hand the lease back so the item is due at once after a restart.
+            let now = OffsetDateTime::now_utc();
+            if let Err(e) = store
+                .outbox_retry(
+                    item.id,
+                    &s.owner,
+                    now,
+                    Some(now),
+                    "pusher stopped before pushing",
+                )
+                .await
+            {
+                tracing::warn!(item = item.id.0, error = %e, "could not release outbox item");
+            }
+            continue;
+        }
+        let result = push_one(store, backends, client, &item).await;
+        if let Err(e) = settle(store, s, &item, result).await {
+            // E.g. the lease expired during a slow push: the item is pushed again later
+            // (at least once); the rest of the batch goes on.
+            tracing::error!(item = item.id.0, error = %e, "webhook pusher: outbox bookkeeping failed");
+        }
+    }
+    Ok(n)
+}
+
+/// Starts the pusher; it stops when `shutdown` completes, after the push in progress.
+pub fn spawn_webhook_pusher(
+    store: Arc<dyn MessageStore>,
+    backends: Vec<BackendAccess>,
+    settings: WebhookSettings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> JoinHandle<()> {
+    let backends: Vec<Arc<BackendAccess>> = backends.into_iter().map(Arc::new).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let wake = Arc::new(Notify::new());
+    {
+        let (stop, wake) = (Arc::clone(&stop), Arc::clone(&wake));
+        tokio::spawn(async move {
+            shutdown.await;
+            stop.store(true, Ordering::SeqCst);
+            wake.notify_one();
+        });
+    }
+    tokio::spawn(async move {
+        let client = match reqwest::Client::builder()
+            .no_proxy()
+            .timeout(settings.request_timeout)
+            .build()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "webhook pusher cannot build its HTTP client; not started");
+                return;
+            }
+        };
+        while !stop.load(Ordering::SeqCst) {
+            let idle = match round(store.as_ref(), &backends, &client, &settings, &stop).await {
+                Ok(n) => n == 0,
+                Err(e) => {
+                    tracing::error!(error = %e, "webhook pusher: store error");
+                    true
+                }
+            };
+            if idle && !stop.load(Ordering::SeqCst) {
+                tokio::select! {
+                    () = tokio::time::sleep(settings.poll_interval) => {}
+                    () = wake.notified() => {}
+                }
+            }
+        }
+        tracing::info!("webhook pusher stopped");
+    })
+}
