@@ -343,6 +343,12 @@ fn mutate_header(kind: MutationKind, h: &str) -> Option<String> {
                 b.replacen(role, "http://example.org/conformance/other-role", 1)
             ))
         }
+        BadMessageId => {
+            let (_, rest) = h.split_once("MessageId>")?;
+            let (mid, _) = rest.split_once('<')?;
+            let (left, _) = mid.split_once('@')?;
+            replaced(&format!(">{mid}<"), &format!(">{left}-not-rfc2822<"))
+        }
         MissingProperty => replaced("name=\"finalRecipient\"", "name=\"somethingElse\""),
         WrongFixedValue => replaced(">oots-edm:v2.0<", ">oots-edm:v9.9<"),
         NotAUuid => {

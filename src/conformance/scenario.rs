@@ -107,8 +107,6 @@ pub enum MutationKind {
     DropReference,
     /// Swap the Content-ID headers of the first two attachments.
     SwapContentIds,
-    /// Make the MessageId not `left@right`.
-    BadMessageId,
     /// Send `multipart/related` without a boundary.
     NoBoundary,
     /// Cut the MIME body in half.
@@ -135,6 +133,8 @@ pub enum MutationKind {
     MissingProperty,
     /// SpecificationId with a value other than the P-Mode's fixed one.
     WrongFixedValue,
+    /// A MessageId that is not `left@right`.
+    BadMessageId,
     /// A non-UUID ExchangeId on a P-Mode that requires a UUID.
     NotAUuid,
     /// A CompressionType=gzip part that is not gzip.
@@ -156,6 +156,7 @@ impl MutationKind {
         matches!(
             self,
             UnknownAction
+                | BadMessageId
                 | UnknownService
                 | WrongRole
                 | MissingProperty

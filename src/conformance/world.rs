@@ -187,14 +187,6 @@ pub fn mutate_request(kind: MutationKind, ct: &str, body: &[u8]) -> Option<(Stri
             v.extend_from_slice(&body[b.1..]);
             Some((ct.to_string(), v))
         }
-        BadMessageId => {
-            let (i, mid) = between(body, b"MessageId>", b"<")?;
-            let at = mid.iter().position(|c| *c == b'@')?;
-            let mut v = body[..i + at].to_vec();
-            v.extend_from_slice(b"-not-rfc2822");
-            v.extend_from_slice(&body[i + mid.len()..]);
-            Some((ct.to_string(), v))
-        }
         NoBoundary => Some(("multipart/related".to_string(), body.to_vec())),
         TruncateMime => Some((ct.to_string(), body[..body.len() / 2].to_vec())),
         _ => Some((ct.to_string(), body.to_vec())),
