@@ -13,7 +13,12 @@ fn xml_escape(s: &str) -> String {
 
 /// A fixed-width table, one line per case, failures indented below, and a summary line.
 pub fn table(results: &[CaseResult]) -> String {
-    let w = results.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    let w = results
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let c = results
         .iter()
         .map(|r| r.category.len())
@@ -66,5 +71,40 @@ pub fn junit(results: &[CaseResult]) -> String {
         }
     }
     out.push_str("</testsuite>\n");
+    out
+}
+
+/// The interop matrix as Markdown: one row per scenario, one column per partner pair. A case a
+/// partner cannot take part in is `—`; a case it can but that was not run is `not run`.
+pub fn matrix(
+    results: &[CaseResult],
+    scenarios: &[super::Scenario],
+    partners: &[(&str, Option<&[CaseResult]>)],
+) -> String {
+    let mut out = String::from("| case | category | as4gw ↔ as4gw |");
+    for (p, _) in partners {
+        let _ = write!(out, " as4gw ↔ {p} |");
+    }
+    out.push_str("\n|---|---|---|");
+    for _ in partners {
+        out.push_str("---|");
+    }
+    out.push('\n');
+    let verdict = |r: &CaseResult| if r.passed() { "pass" } else { "FAIL" };
+    for (r, s) in results.iter().zip(scenarios) {
+        let _ = write!(out, "| {} | {} | {} |", r.name, r.category, verdict(r));
+        for (p, res) in partners {
+            let cell = if !s.partners.iter().any(|x| x == p) {
+                "—"
+            } else {
+                match res.and_then(|rs| rs.iter().find(|x| x.name == r.name)) {
+                    Some(x) => verdict(x),
+                    None => "not run",
+                }
+            };
+            let _ = write!(out, " {cell} |");
+        }
+        out.push('\n');
+    }
     out
 }

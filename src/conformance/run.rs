@@ -58,7 +58,10 @@ pub fn payload_bytes(base: &Path, p: &PayloadSpec) -> anyhow::Result<Vec<u8>> {
                 _ => anyhow::bail!("generate {g:?}: unknown kind (regrep, binary)"),
             }
         }
-        _ => anyhow::bail!("payload {}: give exactly one of file, text, generate", p.name),
+        _ => anyhow::bail!(
+            "payload {}: give exactly one of file, text, generate",
+            p.name
+        ),
     }
 }
 
@@ -229,7 +232,9 @@ async fn run_inner(base: &Path, s: &Scenario) -> anyhow::Result<Vec<String>> {
     if let Some((state, code, attempts)) = &obs.sender {
         if let Some(want) = &e.sender_state {
             if want != state {
-                f.push(format!("sender state: expected {want}, got {state} ({code:?})"));
+                f.push(format!(
+                    "sender state: expected {want}, got {state} ({code:?})"
+                ));
             }
         }
         if let Some(want) = &e.sender_code {
@@ -487,11 +492,7 @@ async fn check_delivered(
     expected: &[(String, Vec<u8>)],
     f: &mut Vec<String>,
 ) -> anyhow::Result<()> {
-    let Some(rec) = rx
-        .store
-        .get_by_message_id(Direction::Inbound, mid)
-        .await?
-    else {
+    let Some(rec) = rx.store.get_by_message_id(Direction::Inbound, mid).await? else {
         f.push(format!("{mid} not stored by the receiver"));
         return Ok(());
     };

@@ -388,7 +388,9 @@ impl World {
         let blue = sides
             .pop()
             .ok_or_else(|| anyhow::anyhow!("no blue gateway"))?;
-        let red = sides.pop().ok_or_else(|| anyhow::anyhow!("no red gateway"))?;
+        let red = sides
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("no red gateway"))?;
         Ok(World {
             dir,
             red,
