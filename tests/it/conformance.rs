@@ -47,7 +47,10 @@ fn every_scenario_passes() {
     );
     assert!(!out.contains("FAIL"), "{out}");
     let xml = std::fs::read_to_string(&junit).expect("junit written");
-    assert!(xml.contains(&format!("tests=\"{files}\" failures=\"0\"")), "{xml}");
+    assert!(
+        xml.contains(&format!("tests=\"{files}\" failures=\"0\"")),
+        "{xml}"
+    );
     assert_eq!(xml.matches("<testcase ").count(), files, "{xml}");
 }
 
@@ -78,7 +81,10 @@ fn a_wrong_expectation_fails_the_run() {
     let (code, out) = run(&scen, &junit);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("1/3 passed"), "{out}");
-    assert!(out.contains("expected Some(\"EBMS:0101\"), got Some(\"EBMS:0303\")"), "{out}");
+    assert!(
+        out.contains("expected Some(\"EBMS:0101\"), got Some(\"EBMS:0303\")"),
+        "{out}"
+    );
     assert!(out.contains("expected no delivery, got 1"), "{out}");
     let xml = std::fs::read_to_string(&junit).expect("junit written");
     assert!(xml.contains("failures=\"2\""), "{xml}");
