@@ -4,6 +4,7 @@ mod support;
 
 mod backend;
 mod c14n;
+mod conformance;
 mod ebms;
 mod fuzz_regressions;
 mod interop_as4py;
