@@ -159,7 +159,7 @@ pub struct OotsRequestIn {
     /// `IssueDateTime`; default: now.
     #[serde(default)]
     pub issue_date_time: Option<String>,
-    /// The Evidence Requester (`classification` defaults to `ER` / `EvidenceRequester`).
+    /// The Evidence Requester (`classification` defaults to `ER` in v2).
     #[schema(value_type = Object)]
     pub requester: Agent,
     /// An Intermediary Platform acting for the requester (`IP`).
@@ -767,15 +767,11 @@ pub(crate) async fn send_request(
             ))
         }
     };
+    // v2 classifies every agent (`ER`, `IP`); the v1.0 samples may leave the requester
+    // unclassified, so v1 takes what it is given.
     let mut requester = r.requester.clone();
-    if requester.classification.is_none() {
-        requester.classification = Some(
-            match line {
-                EdmLine::V1 => "EvidenceRequester",
-                EdmLine::V2 => "ER",
-            }
-            .into(),
-        );
+    if requester.classification.is_none() && line == EdmLine::V2 {
+        requester.classification = Some("ER".into());
     }
     let mut agents = vec![requester];
     if let Some(mut ip) = r.intermediary.clone() {
