@@ -14,3 +14,4 @@ mod pmode;
 mod security;
 mod store;
 mod transport;
+mod walkthrough;
