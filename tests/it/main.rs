@@ -5,6 +5,7 @@ mod support;
 mod backend;
 mod c14n;
 mod ebms;
+mod fuzz_regressions;
 mod interop_as4py;
 mod mime;
 mod msh;
