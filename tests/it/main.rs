@@ -11,6 +11,7 @@ mod interop_as4py;
 mod mime;
 mod msh;
 mod oots;
+mod oots_api;
 mod pmode;
 mod security;
 mod store;
