@@ -1,5 +1,6 @@
 //! Command-line interface: one file per area, dispatched from here.
 
+mod conformance;
 mod message;
 mod messages;
 mod pki;
@@ -46,6 +47,11 @@ enum Command {
         #[command(subcommand)]
         command: pki::Command,
     },
+    /// Conformance self-test: scenarios against two in-process gateways.
+    Conformance {
+        #[command(subcommand)]
+        command: conformance::Command,
+    },
     /// Run the gateway: AS4 listener, backend API, sender (runs red from the repository root).
     Serve(serve::Args),
 }
@@ -59,5 +65,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pki { command } => pki::run(command),
         Command::Messages(args) => messages::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Conformance { command } => conformance::run(command),
     }
 }

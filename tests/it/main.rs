@@ -4,6 +4,7 @@ mod support;
 
 mod backend;
 mod c14n;
+mod conformance;
 mod ebms;
 mod fuzz_regressions;
 mod interop_as4py;
@@ -11,6 +12,7 @@ mod interop_as4py_http;
 mod mime;
 mod msh;
 mod oots;
+mod oots_api;
 mod pmode;
 mod security;
 mod store;

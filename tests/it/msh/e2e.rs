@@ -775,18 +775,25 @@ fn peak_rss_large_payload() {
     }
     data.extend_from_slice(b"</d></q:QueryRequest>");
     // Multipart through the REST API: the gateway streams the part into its spool.
+    let len = data.len();
     let sub = meta(
         "oots-red-blue",
         "ExecuteQueryRequest",
         &[("doc", "application/x-ebrs+xml", data)],
     );
     let size = sub.parts[0].2.len();
+    let t0 = std::time::Instant::now();
     let (st, res) = red.submit(&sub, None).expect("submit");
     drop(sub);
     assert_eq!(st, 202, "{res}");
     let mid = res["messageId"].as_str().expect("mid").to_string();
     let v = red.wait_state("OUT", &mid, Duration::from_secs(3600), acked);
     assert_eq!(v["state"], "ACKNOWLEDGED", "{v}");
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!(
+        "{mb} MiB: submit → ACKNOWLEDGED (stored on blue) in {secs:.1} s = {:.1} MB/s",
+        len as f64 / 1e6 / secs
+    );
     let got = blue.message("IN", &mid).expect("in");
     assert_eq!(got["payloads"][0]["size"], size);
     let pids = (
