@@ -13,6 +13,7 @@ mod mime;
 mod msh;
 mod oots;
 mod oots_api;
+mod oots_demo;
 mod pmode;
 mod security;
 mod store;
