@@ -1032,6 +1032,16 @@ pub(crate) async fn send_response(
 
 type Built = (String, Vec<PropertyIn>, Vec<PayloadIn>, QueryResponse);
 
+/// The Evidence Requester as answers name it: identifier and names only, as in every official
+/// response and error sample (the request's address and classification are not repeated).
+fn answer_requester(a: &Agent) -> Agent {
+    Agent {
+        identifier: a.identifier.clone(),
+        names: a.names.clone(),
+        ..Agent::default()
+    }
+}
+
 fn build_response(
     state: &AppState,
     caller: &Caller,
@@ -1145,7 +1155,7 @@ fn build_response(
             )
         })
         .or(ans.request.evidence_requester.first())
-        .cloned();
+        .map(answer_requester);
     let resp = QueryResponse {
         request_id: Some(ans.request.id.clone()),
         status: RS_STATUS_SUCCESS.into(),
@@ -1256,8 +1266,7 @@ pub(crate) async fn send_exception(
                 Some("ER") | Some("EvidenceRequester")
             )
         })
-        .cloned()
-        .filter(|_| ans.line == EdmLine::V2);
+        .map(answer_requester);
     let resp = QueryResponse {
         request_id: Some(ans.request.id.clone()),
         status: RS_STATUS_FAILURE.into(),
