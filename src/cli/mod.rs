@@ -1,5 +1,6 @@
 //! Command-line interface: one file per area, dispatched from here.
 
+mod bench;
 mod message;
 mod messages;
 mod pki;
@@ -46,6 +47,8 @@ enum Command {
         #[command(subcommand)]
         command: pki::Command,
     },
+    /// Benchmark: two gateways on this machine, throughput and latency next to the crypto ceiling.
+    Bench(bench::Args),
     /// Run the gateway: AS4 listener, backend API, sender (runs red from the repository root).
     Serve(serve::Args),
 }
@@ -58,6 +61,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Message { command } => message::run(command),
         Command::Pki { command } => pki::run(command),
         Command::Messages(args) => messages::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve::run(args),
     }
 }
