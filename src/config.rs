@@ -145,6 +145,40 @@ pub struct RawBackend {
     pub allowed_pmodes: Vec<String>,
     #[serde(default)]
     pub webhook: Option<String>,
+    /// HMAC key of the webhook signatures: a reference, never the secret itself.
+    #[serde(default)]
+    pub webhook_secret: Option<RawSecret>,
+    #[serde(default)]
+    pub allowed_original_senders: Vec<String>,
+    #[serde(default)]
+    pub allowed_final_recipients: Vec<String>,
+}
+
+/// `webhook-secret = { file = "…" }` or `{ env = "…" }`. A plain string is parsed too, only to
+/// refuse it with a clear message (secrets do not belong in the configuration file).
+#[derive(Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawSecret {
+    Inline(String),
+    Ref(RawSecretRef),
+}
+
+impl std::fmt::Debug for RawSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RawSecret::Inline(_) => f.write_str("Inline(<redacted>)"),
+            RawSecret::Ref(r) => r.fmt(f),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecretRef {
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    #[serde(default)]
+    pub env: Option<String>,
 }
 
 // ------------------------------------------------------------------------------------------
@@ -223,6 +257,72 @@ pub struct Backend {
     /// P-Mode ids this backend may submit on; empty = none.
     pub allowed_pmodes: Vec<String>,
     pub webhook: Option<String>,
+    /// HMAC-SHA256 key of its webhook signatures; `None` = the token digest.
+    pub webhook_secret: Option<Secret>,
+    /// originalSender values it may submit with / read (outbound); empty = any.
+    pub allowed_original_senders: Vec<String>,
+    /// finalRecipient values it may receive for (inbound); empty = any.
+    pub allowed_final_recipients: Vec<String>,
+}
+
+/// Secret bytes read from a file or an environment variable. `Debug` shows where it came
+/// from, never the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret {
+    bytes: Vec<u8>,
+    /// `file /path` or `env NAME`.
+    pub source: String,
+}
+
+impl Secret {
+    /// Shortest accepted secret, bytes.
+    pub const MIN_LEN: usize = 16;
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Reads `r` (file relative to `base`). The value is the file's content or the variable's
+    /// value without surrounding whitespace (a trailing newline is not part of the key).
+    /// Error messages name the source, never the content.
+    fn load(r: &RawSecretRef, base: &Path) -> Result<Secret, String> {
+        let (bytes, source) = match (&r.file, &r.env) {
+            (Some(f), None) => {
+                let p = base.join(f);
+                let b = std::fs::read(&p)
+                    .map_err(|e| format!("secret file {} cannot be read: {e}", p.display()))?;
+                (b, format!("file {}", p.display()))
+            }
+            (None, Some(name)) => {
+                let v = std::env::var_os(name)
+                    .ok_or_else(|| format!("environment variable {name} is not set"))?;
+                (v.into_encoded_bytes(), format!("env {name}"))
+            }
+            _ => return Err("give exactly one of file = \"…\" or env = \"…\"".to_string()),
+        };
+        let start = bytes
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(bytes.len());
+        let end = bytes
+            .iter()
+            .rposition(|b| !b.is_ascii_whitespace())
+            .map_or(start, |i| i + 1);
+        let bytes = bytes[start..end].to_vec();
+        if bytes.len() < Secret::MIN_LEN {
+            return Err(format!(
+                "the secret from {source} is shorter than {} bytes",
+                Secret::MIN_LEN
+            ));
+        }
+        Ok(Secret { bytes, source })
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({}, <redacted>)", self.source)
+    }
 }
 
 /// Splits `scheme://host:port/path` into the socket address and path.
@@ -487,11 +587,38 @@ fn build(
                 );
             }
         }
+        let webhook_secret = match &b.webhook_secret {
+            None => None,
+            Some(RawSecret::Inline(_)) => {
+                sink.at(
+                    &format!("backend.{i}.webhook-secret"),
+                    "webhook-secret must be a reference — { file = \"…\" } or { env = \"…\" } — \
+                     never the secret itself",
+                );
+                None
+            }
+            Some(RawSecret::Ref(r)) => Secret::load(r, base)
+                .map_err(|m| sink.at(&format!("backend.{i}.webhook-secret"), m))
+                .ok(),
+        };
+        for (key, values) in [
+            ("allowed-original-senders", &b.allowed_original_senders),
+            ("allowed-final-recipients", &b.allowed_final_recipients),
+        ] {
+            for (j, v) in values.iter().enumerate() {
+                if v.trim().is_empty() {
+                    sink.at(&format!("backend.{i}.{key}.{j}"), "empty value");
+                }
+            }
+        }
         backends.push(Backend {
             name: b.name.clone(),
             token_sha256: token,
             allowed_pmodes: b.allowed_pmodes.clone(),
             webhook: b.webhook.clone(),
+            webhook_secret,
+            allowed_original_senders: b.allowed_original_senders.clone(),
+            allowed_final_recipients: b.allowed_final_recipients.clone(),
         });
     }
 
@@ -543,5 +670,103 @@ mod tests {
         );
         assert!(parse_listen_url("http://127.0.0.1:8443/as4", "https").is_err());
         assert!(parse_listen_url("https://example.org/as4", "https").is_err());
+    }
+
+    /// The demo configuration with absolute paths and `extra` appended to its `[[backend]]`.
+    fn demo_with(dir: &Path, extra: &str) -> PathBuf {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(repo.join("as4gw.toml"))
+            .expect("demo config")
+            .replace("\"certs/", &format!("\"{}/certs/", repo.display()))
+            .replace(
+                "pmodes = \"pmodes\"",
+                &format!("pmodes = \"{}/pmodes\"", repo.display()),
+            );
+        let f = dir.join("gw.toml");
+        std::fs::write(&f, format!("{text}\n{extra}\n")).expect("write");
+        f
+    }
+
+    #[test]
+    fn webhook_secret_from_a_file_and_party_restrictions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = "s3cr3t-webhook-key-0123456789";
+        std::fs::write(dir.path().join("hook.key"), format!("{secret}\n")).expect("key");
+        let f = demo_with(
+            dir.path(),
+            "webhook-secret = { file = \"hook.key\" }\n\
+             allowed-original-senders = [\"urn:oots:c1\"]\n\
+             allowed-final-recipients = [\"urn:oots:c4\", \"urn:oots:c5\"]",
+        );
+        let cfg = Config::load(&f, OffsetDateTime::now_utc()).expect("valid");
+        let b = &cfg.backends[0];
+        let s = b.webhook_secret.as_ref().expect("secret");
+        assert_eq!(s.bytes(), secret.as_bytes(), "trailing newline trimmed");
+        assert!(
+            !format!("{cfg:?}").contains(secret),
+            "Debug leaks the secret"
+        );
+        assert_eq!(b.allowed_original_senders, ["urn:oots:c1"]);
+        assert_eq!(b.allowed_final_recipients, ["urn:oots:c4", "urn:oots:c5"]);
+        let a = crate::backend::BackendAccess::from(b);
+        assert_eq!(a.webhook_key(), secret.as_bytes());
+        assert_eq!(a.allowed_original_senders, ["urn:oots:c1"]);
+        assert_eq!(a.allowed_final_recipients, ["urn:oots:c4", "urn:oots:c5"]);
+        let props = |v: &str| {
+            vec![
+                ("originalSender".to_string(), v.to_string()),
+                ("finalRecipient".to_string(), "urn:oots:c4".to_string()),
+            ]
+        };
+        assert!(a
+            .check_submit(Some("oots-red-blue"), &props("urn:oots:c1"))
+            .is_ok());
+        assert!(a
+            .check_submit(Some("oots-red-blue"), &props("urn:oots:x"))
+            .is_err());
+    }
+
+    #[test]
+    fn without_webhook_secret_the_key_is_the_token_digest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg =
+            Config::load(&demo_with(dir.path(), ""), OffsetDateTime::now_utc()).expect("valid");
+        let b = &cfg.backends[0];
+        assert!(b.webhook_secret.is_none());
+        assert!(b.allowed_original_senders.is_empty() && b.allowed_final_recipients.is_empty());
+        let a = crate::backend::BackendAccess::from(b);
+        assert_eq!(a.webhook_key(), b.token_sha256);
+    }
+
+    #[test]
+    fn webhook_secret_refusals_never_show_the_secret() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = OffsetDateTime::now_utc();
+        let inline = "inline-secret-value-0123456789";
+        let err = |extra: &str| {
+            Config::load(&demo_with(dir.path(), extra), now)
+                .expect_err("must be refused")
+                .to_string()
+        };
+        let e = err(&format!("webhook-secret = \"{inline}\""));
+        assert!(e.contains("never the secret itself"), "{e}");
+        assert!(!e.contains(inline), "{e}");
+        let e = err("webhook-secret = { env = \"AS4GW_TEST_SURELY_UNSET_VARIABLE\" }");
+        assert!(
+            e.contains("AS4GW_TEST_SURELY_UNSET_VARIABLE is not set"),
+            "{e}"
+        );
+        let e = err("webhook-secret = { file = \"missing.key\" }");
+        assert!(e.contains("cannot be read"), "{e}");
+        let e = err("webhook-secret = { file = \"a\", env = \"B\" }");
+        assert!(e.contains("exactly one"), "{e}");
+        std::fs::write(dir.path().join("short.key"), "short").expect("key");
+        let e = err("webhook-secret = { file = \"short.key\" }");
+        assert!(
+            e.contains("shorter than 16 bytes") && !e.contains("\"short\""),
+            "{e}"
+        );
+        let e = err("allowed-final-recipients = [\"\"]");
+        assert!(e.contains("empty value"), "{e}");
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod config;
+pub mod conformance;
 pub mod ebms;
 pub mod mime;
 pub mod msh;

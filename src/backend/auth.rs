@@ -192,7 +192,12 @@ impl BackendAccess {
 impl From<&Backend> for BackendAccess {
     fn from(b: &Backend) -> BackendAccess {
         let mut a = BackendAccess::new(b.name.clone(), b.token_sha256)
-            .allow_pmodes(b.allowed_pmodes.clone());
+            .allow_pmodes(b.allowed_pmodes.clone())
+            .allow_original_senders(b.allowed_original_senders.clone())
+            .allow_final_recipients(b.allowed_final_recipients.clone());
+        if let Some(s) = &b.webhook_secret {
+            a = a.with_webhook_secret(s.bytes());
+        }
         a.webhook = b.webhook.clone();
         a
     }

@@ -19,6 +19,7 @@
 pub mod auth;
 mod handlers;
 pub mod model;
+pub mod oots;
 pub mod problem;
 mod submit;
 pub mod webhook;
@@ -35,6 +36,7 @@ use utoipa_axum::routes;
 
 pub use auth::{BackendAccess, Caller};
 pub use model::HealthCheck;
+pub use oots::OotsSettings;
 pub use problem::{Problem, ProblemType};
 pub use webhook::{spawn_webhook_pusher, WebhookSettings, WebhookStats};
 
@@ -95,6 +97,10 @@ pub struct AppState {
     pub(crate) readiness: Arc<dyn Readiness>,
     pub(crate) routes: Option<InboundRoutes>,
     pub(crate) limits: ApiLimits,
+    /// The P-Mode set, for the OOTS helper API's choice of P-Mode and Content-IDs.
+    pub(crate) registry: Option<Arc<Registry>>,
+    /// Timeouts and clock of the OOTS exchange view.
+    pub(crate) oots: Arc<OotsSettings>,
 }
 
 impl AppState {
@@ -111,6 +117,8 @@ impl AppState {
             readiness: Arc::new(StoreOnly),
             routes: None,
             limits: ApiLimits::default(),
+            registry: None,
+            oots: Arc::new(OotsSettings::default()),
         }
     }
 
@@ -132,8 +140,16 @@ impl AppState {
         self
     }
 
-    /// Routes inbound messages by the `backend` of the current P-Mode set (follows reloads).
-    pub fn with_pmode_registry(self, reg: Arc<Registry>) -> Self {
+    /// OOTS timeouts (T1/T2/T3) and the clock of the exchange view.
+    pub fn with_oots(mut self, s: OotsSettings) -> Self {
+        self.oots = Arc::new(s);
+        self
+    }
+
+    /// Routes inbound messages by the `backend` of the current P-Mode set (follows reloads);
+    /// the OOTS helper API picks its P-Modes from the same set.
+    pub fn with_pmode_registry(mut self, reg: Arc<Registry>) -> Self {
+        self.registry = Some(Arc::clone(&reg));
         self.with_inbound_routes(Arc::new(move |id: &str| {
             reg.current().get(id).and_then(|p| p.backend.clone())
         }))
@@ -180,6 +196,7 @@ impl Modify for BearerAuth {
     modifiers(&BearerAuth),
     tags(
         (name = "messages", description = "Submission, status, payloads, receipts, acknowledgement"),
+        (name = "oots", description = "OOTS evidence exchange helper: requests, responses, exceptions, exchange view"),
         (name = "service", description = "Health and this document")
     )
 )]
@@ -193,6 +210,10 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::get_payload))
         .routes(routes!(handlers::get_receipt))
         .routes(routes!(handlers::ack_message))
+        .routes(routes!(oots::send_request))
+        .routes(routes!(oots::send_response))
+        .routes(routes!(oots::send_exception))
+        .routes(routes!(oots::get_exchange))
         .routes(routes!(handlers::health))
         .routes(routes!(handlers::openapi_json))
 }

@@ -1,6 +1,7 @@
 //! Command-line interface: one file per area, dispatched from here.
 
 mod bench;
+mod conformance;
 mod message;
 mod messages;
 mod pki;
@@ -49,6 +50,11 @@ enum Command {
     },
     /// Benchmark: two gateways on this machine, throughput and latency next to the crypto ceiling.
     Bench(bench::Args),
+    /// Conformance self-test: scenarios against two in-process gateways.
+    Conformance {
+        #[command(subcommand)]
+        command: conformance::Command,
+    },
     /// Run the gateway: AS4 listener, backend API, sender (runs red from the repository root).
     Serve(serve::Args),
 }
@@ -63,5 +69,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Messages(args) => messages::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Conformance { command } => conformance::run(command),
     }
 }

@@ -4,18 +4,24 @@
 //! SIGTERM / Ctrl-C: stop accepting, finish requests and send attempts in flight, close the
 //! store.
 //!
-//! The backend listener serves a **TEMPORARY** minimal API (`temporary_api`) until the backend
-//! room's `backend::router(AppState)` lands on main: `GET /api/v1/health`, `POST
-//! /api/v1/messages` (JSON metadata + base64 payloads, or raw payload bytes with the metadata in
-//! the query string for large payloads) and two read-only lookups used by the end-to-end tests.
+//! The backend listener serves the backend room's REST API v1 (`backend::router`, axum; see
+//! `docs/backend.md` and `docs/openapi.json`): multipart submissions handed to the MSH as its
+//! `Submitter`, reads from the store, readiness (`GET /api/v1/health`: the store, the P-Mode
+//! set, the AS4 listener and the outbound scheduler). The webhook pusher drains the store's
+//! notification outbox to the backends' `webhook` URLs. On shutdown every part stops taking
+//! new work, finishes what is in flight, and the store is closed last.
 
+use std::future::IntoFuture;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use as4gw::backend::{AppState, BackendAccess, HealthCheck, Readiness, WebhookSettings};
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -23,6 +29,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use as4gw::config::{ClientAuth, Config, TlsVersion as CfgTls};
+use as4gw::msh::api::Submitter;
 use as4gw::msh::{HttpsTransport, Keyring, Msh, MshSettings, SystemClock};
 use as4gw::pmode::{Registry, SetContext};
 use as4gw::store::{MessageStore, SqliteStore};
@@ -31,7 +38,65 @@ use as4gw::transport::{
     PeerInfo, Server, ServerLimits, ServerTlsFiles, TlsProtocols, TlsVersion,
 };
 
-mod temporary_api;
+/// What `GET /api/v1/health` reports besides the store (which the route checks itself): the
+/// P-Mode set is loaded, the AS4 listener and the outbound scheduler are running, and the
+/// gateway is not shutting down.
+struct GatewayReadiness {
+    registry: Arc<Registry>,
+    as4_up: Arc<AtomicBool>,
+    scheduler_up: Arc<AtomicBool>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Readiness for GatewayReadiness {
+    fn check(&self) -> BoxFuture<'_, Vec<HealthCheck>> {
+        Box::pin(async move {
+            let n = self.registry.current().len();
+            let flag = |name: &str, up: &AtomicBool, yes: &str, no: &str| {
+                let ok = up.load(Ordering::SeqCst);
+                HealthCheck {
+                    name: name.into(),
+                    ok,
+                    detail: if ok { yes } else { no }.into(),
+                }
+            };
+            let stopping = self.stopping.load(Ordering::SeqCst);
+            vec![
+                HealthCheck {
+                    name: "pmodes".into(),
+                    ok: n > 0,
+                    detail: format!("{n} P-Modes loaded"),
+                },
+                flag(
+                    "as4-listener",
+                    &self.as4_up,
+                    "accepting AS4 messages",
+                    "not serving",
+                ),
+                flag(
+                    "scheduler",
+                    &self.scheduler_up,
+                    "sending and retrying",
+                    "not running",
+                ),
+                HealthCheck {
+                    name: "lifecycle".into(),
+                    ok: !stopping,
+                    detail: if stopping { "shutting down" } else { "running" }.into(),
+                },
+            ]
+        })
+    }
+}
+
+/// Clears `flag` when dropped (the task owning it ended, however it ended).
+struct DownOnDrop(Arc<AtomicBool>);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -180,7 +245,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     }
     let msh = Msh::new(
         store.clone() as Arc<dyn MessageStore>,
-        registry,
+        Arc::clone(&registry),
         keys,
         Arc::new(SystemClock),
         Arc::new(HttpsTransport::new(client)),
@@ -198,7 +263,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let as4 = Server::bind_https(cfg.as4.listen, server_tls, ServerLimits::default())
         .await
         .with_context(|| format!("binding the AS4 listener {}", cfg.as4.listen))?;
-    let api = Server::bind_http(cfg.api_listen, ServerLimits::default())
+    let api = tokio::net::TcpListener::bind(cfg.api_listen)
         .await
         .with_context(|| format!("binding the backend listener {}", cfg.api_listen))?;
     tracing::info!(as4 = %cfg.as4.listen, path = %cfg.as4.path, api = %cfg.api_listen, store = %cfg.store_dir.display(), "as4gw serving");
@@ -208,38 +273,70 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         cfg.as4.listen, cfg.as4.path, cfg.api_listen
     );
 
+    let as4_up = Arc::new(AtomicBool::new(true));
+    let scheduler_up = Arc::new(AtomicBool::new(true));
+    let stopping = Arc::new(AtomicBool::new(false));
     let m = Arc::clone(&msh);
     let path = cfg.as4.path.clone();
     let max = cfg.limits.max_message_size;
-    let as4_task = tokio::spawn(as4.serve(
+    let as4_serving = as4.serve(
         move |req: Request<Incoming>, _peer: PeerInfo| {
             let m = Arc::clone(&m);
             let path = path.clone();
             async move { as4_handler(m, path, max, req).await }
         },
         stopped(stop_rx.clone()),
-    ));
-    let api_state = Arc::new(temporary_api::State {
-        msh: Arc::clone(&msh),
-        store: Arc::clone(&store),
-        backends: cfg.backends.clone(),
-        max_body: cfg.limits.max_message_size.max(1 << 30),
+    );
+    let guard = DownOnDrop(Arc::clone(&as4_up));
+    let as4_task = tokio::spawn(async move {
+        let _guard = guard;
+        as4_serving.await
     });
-    let api_task = tokio::spawn(api.serve(
-        move |req: Request<Incoming>, _peer: PeerInfo| {
-            let s = Arc::clone(&api_state);
-            async move { temporary_api::handle(s, req).await }
-        },
+
+    let backends: Vec<BackendAccess> = cfg.backends.iter().map(BackendAccess::from).collect();
+    let state = AppState::new(
+        store.clone() as Arc<dyn MessageStore>,
+        Arc::clone(&msh) as Arc<dyn Submitter>,
+        backends.clone(),
+    )
+    .with_pmode_registry(Arc::clone(&registry))
+    .with_readiness(Arc::new(GatewayReadiness {
+        registry: Arc::clone(&registry),
+        as4_up: Arc::clone(&as4_up),
+        scheduler_up: Arc::clone(&scheduler_up),
+        stopping: Arc::clone(&stopping),
+    }));
+    let app = as4gw::backend::router(state);
+    let api_task = tokio::spawn(
+        axum::serve(api, app)
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future(),
+    );
+    let pusher = as4gw::backend::spawn_webhook_pusher(
+        store.clone() as Arc<dyn MessageStore>,
+        backends,
+        WebhookSettings::default(),
         stopped(stop_rx.clone()),
-    ));
-    let sched = tokio::spawn(Arc::clone(&msh).run_scheduler(stop_rx.clone()));
+    );
+    let scheduling = Arc::clone(&msh).run_scheduler(stop_rx.clone());
+    let guard = DownOnDrop(Arc::clone(&scheduler_up));
+    let sched = tokio::spawn(async move {
+        let _guard = guard;
+        scheduling.await
+    });
 
     as4gw::transport::shutdown_signal().await;
     tracing::info!("shutting down: no new requests, finishing what is in flight");
+    stopping.store(true, Ordering::SeqCst);
     let _ = stop_tx.send(true);
     let _ = as4_task.await;
-    let _ = api_task.await;
+    match api_task.await {
+        Ok(Err(e)) => tracing::warn!(error = %e, "backend API listener ended with an error"),
+        Err(e) => tracing::warn!(error = %e, "backend API task failed"),
+        Ok(Ok(())) => {}
+    }
     let _ = sched.await;
+    let _ = pusher.await;
     watcher.abort();
     store.close().await.context("closing the store")?;
     tracing::info!("stopped");

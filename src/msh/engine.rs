@@ -19,11 +19,14 @@ use tokio::task::JoinSet;
 use crate::config::{Backend, Config, Limits};
 use crate::ebms::codes::EbmsCode;
 use crate::ebms::model::Messaging;
-use crate::mime::{collect, MimeLimits, MimeReader, Part};
+use crate::mime::{
+    spool_to_dir, MimeLimits, MimeReader, MimeWriter, Part as MimePart, PartBody, SpooledMessage,
+};
 use crate::pmode::model::{PMode, PartyId};
 use crate::pmode::registry::Registry;
 use crate::security::crypto::AwsLc;
-use crate::security::{Attachment, InboundPolicy, Receiver};
+use crate::security::sign::ENCRYPTED_PART_TYPE;
+use crate::security::{InboundPolicy, Part, PartSource, Receiver};
 use crate::store::{
     FileRef, MessageRecord, MessageStore, NewInbound, NewNotification, Outcome, Payload, Received,
     StoreError,
@@ -32,11 +35,12 @@ use crate::transport::BoxError;
 
 use super::api::{SubmitError, SubmitRequest, SubmitResult, Submitter};
 use super::clock::Clock;
+use super::compress::{decompress_error, DecompressError, GunzipLimited};
 use super::inbound::{self, InboundCtx};
 use super::keys::{suite_of, Keyring};
 use super::outbound::{
-    judge_response, judge_send_error, next_outcome, pack, prepare_submission, sent_references,
-    wire_content_type, Verdict,
+    judge_response, judge_send_error, next_outcome, pack_files, prepare_submission,
+    sent_references, wire_content_type, wire_ids, PackError, Verdict,
 };
 use super::signals::{error_envelope, Refusal, SOAP_CONTENT_TYPE};
 use super::transport::{Transport, WireRequest};
@@ -184,40 +188,151 @@ impl Msh {
             Ok(r) => r,
             Err(e) => return self.refuse(mime_refusal(e)),
         };
-        let msg = match collect(&mut reader).await {
+        // The parts stream into a private directory of the spool (a name no FileRef can have);
+        // whatever happens, it is removed before answering.
+        let work = self
+            .store
+            .spool()
+            .dir()
+            .join(format!(".in-{}", uuid::Uuid::new_v4().simple()));
+        let msg = match spool_to_dir(&mut reader, &work).await {
             Ok(m) => m,
-            Err(e) => return self.refuse(mime_refusal(e)),
+            Err(e) => {
+                let _ = tokio::fs::remove_dir_all(&work).await;
+                return self.refuse(mime_refusal(e));
+            }
         };
         drop(reader);
-        let parts: Vec<Attachment> = msg
+        let reply = self.receive_spooled(msg).await;
+        let _ = tokio::fs::remove_dir_all(&work).await;
+        reply
+    }
+
+    async fn receive_spooled(&self, msg: SpooledMessage) -> InboundReply {
+        let parts: Vec<Part> = msg
             .payloads
             .into_iter()
-            .map(|p| Attachment {
+            .map(|p| Part {
                 content_id: p.headers.content_id.clone().unwrap_or_default(),
                 mime_type: p
                     .headers
                     .media_type()
                     .unwrap_or_else(|| "application/octet-stream".into()),
-                data: p.body.to_vec(),
+                source: PartSource::File {
+                    path: p.path,
+                    size: p.size,
+                    sha256: Some(p.sha256),
+                },
             })
             .collect();
         let set = self.pmodes.current();
-        let trust = self.keys.trust_store(&set);
-        let partners = self.keys.partner_certs(&set);
+        let keys = Arc::clone(&self.keys);
+        let domain = self.domain().to_string();
+        let max_decompressed = self.settings.limits.max_decompressed_size;
         let now = self.clock.now();
-        let ctx = InboundCtx {
-            crypto: &AwsLc,
-            pmodes: &set,
-            keys: &self.keys,
-            trust: &trust,
-            partners: &partners,
-            own_domain: self.domain(),
-            max_decompressed: l.max_decompressed_size,
-            now,
-        };
-        match inbound::process(&ctx, &msg.root.body, parts) {
-            Err(r) => self.refuse(r),
-            Ok(acc) => self.accept(acc, now).await,
+        let root = msg.root.body;
+        // Decryption of large parts is seconds of CPU and file I/O: off the async workers.
+        let processed = tokio::task::spawn_blocking(move || {
+            let trust = keys.trust_store(&set);
+            let partners = keys.partner_certs(&set);
+            let ctx = InboundCtx {
+                crypto: &AwsLc,
+                pmodes: &set,
+                keys: &keys,
+                trust: &trust,
+                partners: &partners,
+                own_domain: &domain,
+                max_decompressed,
+                now,
+            };
+            inbound::process(&ctx, &root, parts)
+        })
+        .await;
+        match processed {
+            Err(e) => self.refuse(Refusal::ours(format!("inbound processing: {e}"), None)),
+            Ok(Err(r)) => self.refuse(r),
+            Ok(Ok(acc)) => self.accept(acc, now).await,
+        }
+    }
+
+    /// The verified payloads into the store's spool: gunzipped (bounded: EBMS:0303) or copied.
+    async fn spool_payloads(&self, acc: &inbound::Accepted) -> Result<Vec<Payload>, Refusal> {
+        let mid = acc.user.message_info.message_id.clone();
+        let spool = self.store.spool().clone();
+        let max = self.settings.limits.max_decompressed_size;
+        let items: Vec<_> = acc
+            .payloads
+            .iter()
+            .map(|p| {
+                (
+                    p.content_id.clone(),
+                    p.mime_type.clone(),
+                    p.source.clone(),
+                    p.compressed,
+                )
+            })
+            .collect();
+        let m2 = mid.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            let mut out: Vec<Payload> = Vec::new();
+            let undo = |out: &[Payload]| {
+                for p in out {
+                    let _ = std::fs::remove_file(spool.path(&p.file));
+                }
+            };
+            for (cid, mime_type, source, compressed) in items {
+                let reader: Box<dyn std::io::Read> = match &source {
+                    PartSource::Memory(d) => Box::new(std::io::Cursor::new(d.clone())),
+                    PartSource::File { path, .. } => match std::fs::File::open(path) {
+                        Ok(f) => Box::new(std::io::BufReader::with_capacity(256 * 1024, f)),
+                        Err(e) => {
+                            undo(&out);
+                            return Err(Refusal::ours(format!("payload cid:{cid}: {e}"), Some(m2)));
+                        }
+                    },
+                };
+                let size_in = match &source {
+                    PartSource::Memory(d) => d.len() as u64,
+                    PartSource::File { size, .. } => *size,
+                };
+                let written = if compressed {
+                    spool.write_sync(GunzipLimited::new(reader, size_in, max), max)
+                } else {
+                    spool.write_sync(reader, u64::MAX)
+                };
+                match written {
+                    Ok(file) => out.push(Payload {
+                        part_id: format!("cid:{cid}"),
+                        mime_type,
+                        file,
+                    }),
+                    Err(e) => {
+                        undo(&out);
+                        let bad = match &e {
+                            StoreError::TooLarge(m) => Some(DecompressError::TooLarge(*m)),
+                            StoreError::Io(io) => decompress_error(io).cloned(),
+                            _ => None,
+                        };
+                        return Err(match bad {
+                            Some(d) if compressed => Refusal::peer(
+                                EbmsCode::DecompressionFailure,
+                                format!("cid:{cid}: {d}"),
+                                Some(m2),
+                            ),
+                            _ => Refusal::ours(format!("spooling a payload: {e}"), Some(m2)),
+                        });
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await;
+        match r {
+            Ok(r) => r,
+            Err(e) => Err(Refusal::ours(
+                format!("spooling the payloads: {e}"),
+                Some(mid),
+            )),
         }
     }
 
@@ -225,17 +340,10 @@ impl Msh {
         let mid = acc.user.message_info.message_id.clone();
         let ours = |d: String| Refusal::ours(d, Some(mid.clone()));
         let spool = self.store.spool();
-        let mut payloads = Vec::new();
-        for p in &acc.payloads {
-            match spool.write_bytes(&p.data).await {
-                Ok(f) => payloads.push(Payload {
-                    part_id: format!("cid:{}", p.content_id),
-                    mime_type: p.mime_type.clone(),
-                    file: f,
-                }),
-                Err(e) => return self.refuse(ours(format!("spooling a payload: {e}"))),
-            }
-        }
+        let payloads = match self.spool_payloads(&acc).await {
+            Ok(p) => p,
+            Err(r) => return self.refuse(r),
+        };
         let files: Vec<FileRef> = payloads.iter().map(|p| p.file.clone()).collect();
         let user = &acc.user;
         let properties: Vec<(String, String)> = user
@@ -554,34 +662,41 @@ impl Msh {
             .header
             .clone()
             .ok_or_else(|| PackFailure::Final("no stored header".into()))?;
-        let signer = self
-            .keys
-            .signing(suite_of(pmode.security.suite))
-            .ok_or_else(|| {
-                PackFailure::Final(format!(
-                    "no signing key for {}",
-                    pmode.security.suite.name()
-                ))
-            })?;
+        if self.keys.signing(suite_of(pmode.security.suite)).is_none() {
+            return Err(PackFailure::Final(format!(
+                "no signing key for {}",
+                pmode.security.suite.name()
+            )));
+        }
         let spool = self.store.spool();
         let mut payloads = Vec::new();
         for p in &rec.payloads {
-            let data = tokio::fs::read(spool.path(&p.file))
-                .await
-                .map_err(|e| PackFailure::Transient(format!("payload {}: {e}", p.part_id)))?;
+            let path = spool.path(&p.file);
+            if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+                return Err(PackFailure::Transient(format!(
+                    "payload {}: {} missing",
+                    p.part_id,
+                    path.display()
+                )));
+            }
             let cid = p
                 .part_id
                 .strip_prefix("cid:")
                 .unwrap_or(&p.part_id)
                 .to_string();
-            payloads.push((cid, p.mime_type.clone(), data));
+            payloads.push((cid, p.mime_type.clone(), path));
         }
-        let packed = pack(&AwsLc, &header, payloads, pmode, signer)
-            .map_err(|e| PackFailure::Final(e.to_string()))?;
-        let file = spool
-            .write_bytes(&packed.body)
-            .await
-            .map_err(|e| PackFailure::Transient(format!("spooling the wire file: {e}")))?;
+        // gzip, digests, signature and encryption stream between files in a private work
+        // directory of the spool (removed afterwards), then the MIME writer streams the root
+        // and the encrypted part files into the wire file.
+        let work = spool
+            .dir()
+            .join(format!(".out-{}", uuid::Uuid::new_v4().simple()));
+        let file = self
+            .pack_streaming(rec, pmode, header, payloads, &work)
+            .await;
+        let _ = tokio::fs::remove_dir_all(&work).await;
+        let file = file?;
         match self
             .store
             .record_wire(rec.id, &self.owner, self.clock.now(), file.clone())
@@ -595,6 +710,63 @@ impl Msh {
                 )))
             }
         }
+    }
+}
+
+impl Msh {
+    async fn pack_streaming(
+        &self,
+        rec: &MessageRecord,
+        pmode: &PMode,
+        header: String,
+        payloads: Vec<(String, String, std::path::PathBuf)>,
+        work: &std::path::Path,
+    ) -> Result<FileRef, PackFailure> {
+        let transient = |d: String| PackFailure::Transient(d);
+        tokio::fs::create_dir_all(work)
+            .await
+            .map_err(|e| transient(format!("work directory: {e}")))?;
+        let keys = Arc::clone(&self.keys);
+        let pm = pmode.clone();
+        let w = work.to_path_buf();
+        let packed = tokio::task::spawn_blocking(move || {
+            let suite = suite_of(pm.security.suite);
+            let signer = keys.signing(suite).ok_or_else(|| {
+                PackFailure::Final(format!("no signing key for {}", pm.security.suite.name()))
+            })?;
+            pack_files(&AwsLc, &header, payloads, &pm, signer, &w).map_err(|e| match e {
+                PackError::Io(e) => PackFailure::Transient(format!("packing: {e}")),
+                other => PackFailure::Final(other.to_string()),
+            })
+        })
+        .await
+        .map_err(|e| transient(format!("packing task: {e}")))??;
+        let (b, root) = wire_ids(&rec.message_id);
+        let mut writer = MimeWriter::with_boundary(&b, &root, packed.soap)
+            .map_err(|e| PackFailure::Final(e.to_string()))?;
+        for (cid, path) in &packed.parts {
+            let body = PartBody::file(path)
+                .await
+                .map_err(|e| transient(format!("encrypted part {cid}: {e}")))?;
+            writer
+                .add_part(cid, ENCRYPTED_PART_TYPE, body)
+                .map_err(|e| PackFailure::Final(e.to_string()))?;
+        }
+        let spool = self.store.spool();
+        let (mut tx, rx) = tokio::io::duplex(256 * 1024);
+        let write = async move {
+            let r = writer.write_to(&mut tx).await;
+            drop(tx);
+            r
+        };
+        let (written, file) = tokio::join!(write, spool.write_stream(rx, u64::MAX));
+        let file = file.map_err(|e| transient(format!("spooling the wire file: {e}")))?;
+        if let Err(e) = written {
+            // The reader saw an early end: the file is incomplete.
+            let _ = tokio::fs::remove_file(spool.path(&file)).await;
+            return Err(transient(format!("writing the wire file: {e}")));
+        }
+        Ok(file)
     }
 }
 
@@ -616,7 +788,7 @@ async fn read_root(path: &std::path::Path, content_type: &str) -> Result<Vec<u8>
     };
     let mut r = MimeReader::from_async_read(content_type, f, limits).map_err(|e| e.to_string())?;
     match r.next_part().await.map_err(|e| e.to_string())? {
-        Some(Part::Root(root)) => Ok(root.body.to_vec()),
+        Some(MimePart::Root(root)) => Ok(root.body.to_vec()),
         _ => Err("the SOAP part is not first".into()),
     }
 }

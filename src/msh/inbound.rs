@@ -13,7 +13,8 @@
 //!    signing certificate of the sending party when the P-Mode names one [0101];
 //! 6. eDelivery validation (`validate_messaging`, empty Body) [the code: 0003 / 0009];
 //! 7. P-Mode properties (four-corner, required, fixed values, UUIDs) [0010 missing, 0003 wrong];
-//! 8. decompression of `CompressionType` parts, bounded size and ratio [0303];
+//! 8. the verified parts (still compressed; the engine gunzips them streaming, bounded size
+//!    and ratio, into the store's spool [0303] before it records the message);
 //! 9. the NRR receipt: the verified references, signed with our key for the suite (digest
 //!    §2.5).
 //!
@@ -35,10 +36,10 @@ use crate::security::crypto::Crypto;
 use crate::security::receipt::build_receipt;
 use crate::security::sign::SenderConfig;
 use crate::security::{
-    process_inbound, Attachment, InboundPolicy, KeyReference, Receiver, Suite, TokenType,
+    process_inbound_parts, InboundPolicy, KeyReference, Part, PartSource, Receiver, Suite,
+    TokenType,
 };
 
-use super::compress::gunzip_limited;
 use super::keys::{suite_of, Keyring};
 use super::outbound::{COMPRESSION_TYPE, GZIP, MIME_TYPE};
 use super::signals::{FaultSide, Refusal};
@@ -57,12 +58,15 @@ pub struct InboundCtx<'a> {
     pub now: OffsetDateTime,
 }
 
-/// One delivered payload: Content-ID, MIME type (before compression), bytes.
+/// One verified payload: Content-ID, MIME type (before compression), its decrypted bytes (in
+/// memory or a file of the caller's spool directory) and whether they are still gzipped — the
+/// engine decompresses streaming, bounded, into the store's spool (step 8, EBMS:0303).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InPayload {
     pub content_id: String,
     pub mime_type: String,
-    pub data: Vec<u8>,
+    pub source: PartSource,
+    pub compressed: bool,
 }
 
 /// An accepted message.
@@ -72,7 +76,7 @@ pub struct Accepted {
     pub user: UserMessage,
     /// The `eb:Messaging` header as received (canonical form), for the backend API.
     pub header_xml: String,
-    /// In `PartInfo` order, decompressed.
+    /// In `PartInfo` order, verified, not yet decompressed.
     pub payloads: Vec<InPayload>,
     /// The signed receipt envelope to answer with (and to keep).
     pub receipt: Vec<u8>,
@@ -89,11 +93,7 @@ fn suite_of_signer(c: &Certificate) -> Option<Suite> {
 }
 
 /// Processes one message (see the module documentation for the order).
-pub fn process(
-    ctx: &InboundCtx<'_>,
-    soap: &[u8],
-    parts: Vec<Attachment>,
-) -> Result<Accepted, Refusal> {
+pub fn process(ctx: &InboundCtx<'_>, soap: &[u8], parts: Vec<Part>) -> Result<Accepted, Refusal> {
     // 1. envelope
     let env = parse_envelope(soap).map_err(|e| match e {
         SoapError::MustUnderstand { .. } => Refusal {
@@ -131,8 +131,8 @@ pub fn process(
         at: ctx.now,
         policy: InboundPolicy::default(),
     };
-    let verified =
-        process_inbound(&rx, soap, parts).map_err(|e| refuse(e.ebms_code(), e.to_string()))?;
+    let verified = process_inbound_parts(&rx, soap, parts)
+        .map_err(|e| refuse(e.ebms_code(), e.to_string()))?;
     // 4. P-Mode
     let key = MessageKey::from(&user);
     let matched = match_inbound(ctx.pmodes, &key).map_err(|e| refuse(e.code, e.detail))?;
@@ -177,7 +177,7 @@ pub fn process(
     }
     // 7. properties
     check_properties(&pmode, &user).map_err(|(c, d)| refuse(c, d))?;
-    // 8. decompression
+    // 8. the payloads (decompression: in the engine, streaming into the spool)
     let mut payloads = Vec::new();
     let got = verified.value().payloads.clone();
     for pi in &user.payload_info {
@@ -193,12 +193,6 @@ pub fn process(
                 format!("payload cid:{cid} is missing"),
             )
         })?;
-        let data = if pi.property(COMPRESSION_TYPE) == Some(GZIP) {
-            gunzip_limited(&part.data, ctx.max_decompressed)
-                .map_err(|e| refuse(EbmsCode::DecompressionFailure, format!("cid:{cid}: {e}")))?
-        } else {
-            part.data.clone()
-        };
         let mime_type = pi
             .property(MIME_TYPE)
             .map(str::to_string)
@@ -206,7 +200,8 @@ pub fn process(
         payloads.push(InPayload {
             content_id: cid.to_string(),
             mime_type,
-            data,
+            source: part.source.clone(),
+            compressed: pi.property(COMPRESSION_TYPE) == Some(GZIP),
         });
     }
     // 9. receipt

@@ -38,7 +38,7 @@ use crate::pmode::model::{
 use crate::pmode::set::PModeSet;
 use crate::security::crypto::Crypto;
 use crate::security::receipt::verify_receipt;
-use crate::security::sign::{secure_outbound, SenderConfig};
+use crate::security::sign::{secure_outbound, secure_outbound_digests, OutPart, SenderConfig};
 use crate::security::{
     Attachment, KeyReference, OwnKey, Receiver, SecurityError, SignedReference, TokenType,
 };
@@ -444,7 +444,7 @@ pub struct Packed {
     pub references: Vec<SignedReference>,
 }
 
-fn wire_ids(message_id: &str) -> (String, String) {
+pub(crate) fn wire_ids(message_id: &str) -> (String, String) {
     let h = hex::encode(aws_lc_rs::digest::digest(
         &aws_lc_rs::digest::SHA256,
         format!("as4gw-wire:{message_id}").as_bytes(),
@@ -537,6 +537,136 @@ pub fn pack(
         body,
         references: secured.references,
     })
+}
+
+/// The SOAP envelope and the encrypted part files of a message packed by [`pack_files`].
+#[derive(Debug)]
+pub struct PackedFiles {
+    pub soap: Vec<u8>,
+    /// `(Content-ID, file of IV ‖ CT ‖ TAG)` in `PartInfo` order.
+    pub parts: Vec<(String, std::path::PathBuf)>,
+    pub references: Vec<SignedReference>,
+}
+
+/// [`pack`] with the payloads in files and memory independent of their size (blocking: run it
+/// on a blocking thread). Per part, in `PartInfo` order: gzip streaming into `work/N.gz` while
+/// hashing the compressed bytes (the signature's digest input for an `application/gzip` part),
+/// or hash the file as it is (binary types; XML and text parts need their transform and are
+/// read into memory); then sign over those digests ([`secure_outbound_digests`]) and encrypt
+/// each part streaming into `work/N.enc`.
+pub fn pack_files(
+    crypto: &dyn Crypto,
+    header_xml: &str,
+    payloads: Vec<(String, String, std::path::PathBuf)>,
+    pmode: &PMode,
+    signer: &OwnKey,
+    work: &std::path::Path,
+) -> Result<PackedFiles, PackError> {
+    use crate::security::verify::{attachment_digest_input, digest_kind, DigestKind};
+    use std::io::Write;
+    let messaging =
+        Messaging::parse(header_xml.as_bytes()).map_err(|e| PackError::Header(e.to_string()))?;
+    let user = messaging
+        .user_message
+        .as_ref()
+        .ok_or_else(|| PackError::Header("no UserMessage".into()))?;
+    let mut payloads = payloads;
+    let mut out_parts = Vec::new();
+    let mut sources = Vec::new();
+    for (i, pi) in user.payload_info.iter().enumerate() {
+        let cid = pi
+            .content_id()
+            .ok_or_else(|| PackError::Header("PartInfo without cid:".into()))?
+            .to_string();
+        let idx = payloads
+            .iter()
+            .position(|(c, _, _)| *c == cid)
+            .ok_or_else(|| PackError::MissingPayload(cid.clone()))?;
+        let (_, mime_type, path) = payloads.swap_remove(idx);
+        let (mime, digest, source) = if pi.property(COMPRESSION_TYPE) == Some(GZIP) {
+            let gz = work.join(format!("{i}.gz"));
+            let (_, sha) = super::compress::gzip_file(&path, &gz)?;
+            (GZIP.to_string(), sha, gz)
+        } else if digest_kind(&mime_type) == DigestKind::Octets {
+            let sha = crate::security::verify::sha256_file(&path)?;
+            (mime_type, sha, path)
+        } else {
+            let data = std::fs::read(&path)?;
+            let sha = crypto.sha256(&attachment_digest_input(&mime_type, &data));
+            (mime_type, sha, path)
+        };
+        out_parts.push(OutPart {
+            content_id: cid,
+            mime_type: mime,
+            digest,
+        });
+        sources.push(source);
+    }
+    let cfg_parts = sender_config_parts(pmode, user)?;
+    let cfg = SenderConfig {
+        suite: cfg_parts.0,
+        signer,
+        token_type: TokenType::X509v3,
+        recipient: Some(&cfg_parts.1),
+        recipient_reference: cfg_parts.2,
+    };
+    let header = secure_outbound_digests(crypto, header_xml, &out_parts, &cfg)?;
+    let cek = header
+        .cek
+        .ok_or_else(|| PackError::Header("no content key".into()))?;
+    let mut parts = Vec::new();
+    for (i, (p, src)) in out_parts.iter().zip(&sources).enumerate() {
+        let enc = work.join(format!("{i}.enc"));
+        let mut input = std::io::BufReader::with_capacity(256 * 1024, std::fs::File::open(src)?);
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&enc)?;
+        let mut output = std::io::BufWriter::with_capacity(256 * 1024, f);
+        cek.encrypt_part(crypto, &mut input, &mut output)?;
+        output.flush()?;
+        parts.push((p.content_id.clone(), enc));
+    }
+    Ok(PackedFiles {
+        soap: header.soap,
+        parts,
+        references: header.references,
+    })
+}
+
+/// Suite, recipient certificate and its reference form for the leg of `user`.
+fn sender_config_parts(
+    pmode: &PMode,
+    user: &UserMessage,
+) -> Result<
+    (
+        crate::security::Suite,
+        crate::pki::Certificate,
+        KeyReference,
+    ),
+    PackError,
+> {
+    let leg = pmode
+        .legs
+        .iter()
+        .find(|l| l.action == user.collaboration_info.action)
+        .ok_or_else(|| PackError::Header("action of no leg".into()))?;
+    let (_, receiver) = pmode.sender_receiver(leg);
+    let rcpt_file = receiver
+        .encryption_cert
+        .as_ref()
+        .ok_or_else(|| PackError::NoRecipient(pmode.id.clone()))?;
+    let rcpt = crate::pki::Certificate::from_der(&rcpt_file.der)
+        .map_err(|e| PackError::Header(format!("recipient certificate: {e}")))?;
+    Ok((
+        suite_of(pmode.security.suite),
+        rcpt,
+        match pmode.security.encryption_key_reference {
+            PmKeyRef::Bst => KeyReference::Bst,
+            PmKeyRef::Ski => KeyReference::Ski,
+            PmKeyRef::IssuerSerial => KeyReference::IssuerSerial,
+        },
+    ))
 }
 
 /// The `ds:Reference`s of the signature in a sent SOAP envelope (URI, digest method, value,

@@ -333,3 +333,211 @@ impl Crypto for AwsLc {
         Ok(buf)
     }
 }
+
+/// Largest AES-GCM plaintext (NIST SP 800-38D §5.2.1.1: 2^39 − 256 bits). Within it the 32-bit
+/// GCM counter never wraps, so aws-lc-rs's CTR mode (128-bit counter) produces the same key
+/// stream as GCM's `inc32`.
+pub const GCM_MAX_LEN: u64 = (1 << 36) - 32;
+
+/// Bytes per CTR call: keeps the scratch buffer small whatever the caller's chunk size.
+const GCM_STEP: usize = 64 * 1024;
+
+/// Which way a [`GcmStream`] goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GcmDir {
+    Seal,
+    Open,
+}
+
+/// Incremental AES-128-GCM (96-bit IV, no AAD) for parts too large to hold in memory.
+///
+/// aws-lc-rs exposes GCM only as a one-shot AEAD, so this is GCM composed from its two halves
+/// (SP 800-38D §7): the key stream from aws-lc-rs's streaming AES-CTR starting at `J0 = IV ‖ 1`
+/// (its first block is `E(K, J0)`, the tag mask; the data starts at `inc32(J0)`), and GHASH from
+/// the RustCrypto `ghash` crate over the ciphertext and the length block. Cross-checked against
+/// the one-shot [`AwsLc`] GCM on many sizes and splits (`tests/it/security/crypto.rs`).
+///
+/// Decryption releases plaintext as it goes: the caller must treat it as untrusted (spool it,
+/// never hand it on) until [`GcmStream::verify`] accepted the tag.
+pub struct GcmStream {
+    dir: GcmDir,
+    ctr: aws_lc_rs::cipher::StreamingDecryptingKey,
+    ghash: ghash::GHash,
+    /// `E(K, J0)`, XORed into the GHASH output.
+    tag_mask: Zeroizing<[u8; 16]>,
+    /// Ciphertext not yet a whole GHASH block.
+    pending: [u8; 16],
+    pending_len: usize,
+    len: u64,
+    scratch: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for GcmStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GcmStream({:?}, {} bytes)", self.dir, self.len)
+    }
+}
+
+fn ctr_at(
+    key: &[u8],
+    block: [u8; 16],
+) -> Result<aws_lc_rs::cipher::StreamingDecryptingKey, CryptoError> {
+    use aws_lc_rs::cipher::{DecryptionContext, StreamingDecryptingKey, UnboundCipherKey, AES_128};
+    let k = UnboundCipherKey::new(&AES_128, key).map_err(|_| CryptoError)?;
+    StreamingDecryptingKey::ctr(
+        k,
+        DecryptionContext::Iv128(aws_lc_rs::iv::FixedLength::from(block)),
+    )
+    .map_err(|_| CryptoError)
+}
+
+/// The CTR key stream applied to `data` (CTR decryption is encryption).
+fn ctr_apply(
+    ctr: &mut aws_lc_rs::cipher::StreamingDecryptingKey,
+    scratch: &mut Vec<u8>,
+    data: &mut [u8],
+) -> Result<(), CryptoError> {
+    for chunk in data.chunks_mut(GCM_STEP) {
+        let need = chunk.len() + 16;
+        if scratch.len() < need {
+            scratch.resize(need, 0);
+        }
+        let out = ctr.update(chunk, scratch).map_err(|_| CryptoError)?;
+        let w = out.written();
+        if w.len() != chunk.len() {
+            return Err(CryptoError);
+        }
+        chunk.copy_from_slice(w);
+    }
+    Ok(())
+}
+
+impl GcmStream {
+    fn new(dir: GcmDir, key: &[u8], iv: &[u8; GCM_IV_LEN]) -> Result<Self, CryptoError> {
+        if key.len() != 16 {
+            return Err(CryptoError);
+        }
+        let mut scratch = Zeroizing::new(vec![0u8; 64]);
+        // H = E(K, 0^128)
+        let mut h = Zeroizing::new([0u8; 16]);
+        ctr_apply(&mut ctr_at(key, [0u8; 16])?, &mut scratch, h.as_mut())?;
+        let ghash = ghash::GHash::new(&ghash::Key::from(*h));
+        // J0 = IV ‖ 0^31 ‖ 1; the first key-stream block is E(K, J0), the rest starts at inc32(J0).
+        let mut j0 = [0u8; 16];
+        j0[..GCM_IV_LEN].copy_from_slice(iv);
+        j0[15] = 1;
+        let mut ctr = ctr_at(key, j0)?;
+        let mut tag_mask = Zeroizing::new([0u8; 16]);
+        ctr_apply(&mut ctr, &mut scratch, tag_mask.as_mut())?;
+        Ok(GcmStream {
+            dir,
+            ctr,
+            ghash,
+            tag_mask,
+            pending: [0u8; 16],
+            pending_len: 0,
+            len: 0,
+            scratch,
+        })
+    }
+
+    /// A sealing stream: [`update`](Self::update) turns plaintext into ciphertext.
+    pub fn seal(key: &[u8], iv: &[u8; GCM_IV_LEN]) -> Result<Self, CryptoError> {
+        Self::new(GcmDir::Seal, key, iv)
+    }
+
+    /// An opening stream: [`update`](Self::update) turns ciphertext into (unverified) plaintext.
+    pub fn open(key: &[u8], iv: &[u8; GCM_IV_LEN]) -> Result<Self, CryptoError> {
+        Self::new(GcmDir::Open, key, iv)
+    }
+
+    /// Bytes processed so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing was processed yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn absorb(&mut self, mut ct: &[u8]) {
+        use ghash::universal_hash::UniversalHash;
+        if self.pending_len > 0 {
+            let take = (16 - self.pending_len).min(ct.len());
+            self.pending[self.pending_len..self.pending_len + take].copy_from_slice(&ct[..take]);
+            self.pending_len += take;
+            ct = &ct[take..];
+            if self.pending_len < 16 {
+                return;
+            }
+            self.ghash.update_padded(&self.pending);
+            self.pending_len = 0;
+        }
+        let whole = ct.len() - ct.len() % 16;
+        if whole > 0 {
+            // Whole blocks: `update_padded` pads nothing here.
+            self.ghash.update_padded(&ct[..whole]);
+        }
+        let rest = &ct[whole..];
+        self.pending[..rest.len()].copy_from_slice(rest);
+        self.pending_len = rest.len();
+    }
+
+    /// Encrypts (seal) or decrypts (open) `data` in place.
+    pub fn update(&mut self, data: &mut [u8]) -> Result<(), CryptoError> {
+        let new_len = self.len.checked_add(data.len() as u64).ok_or(CryptoError)?;
+        if new_len > GCM_MAX_LEN {
+            return Err(CryptoError);
+        }
+        self.len = new_len;
+        if self.dir == GcmDir::Open {
+            self.absorb(data);
+        }
+        ctr_apply(&mut self.ctr, &mut self.scratch, data)?;
+        if self.dir == GcmDir::Seal {
+            self.absorb(data);
+        }
+        Ok(())
+    }
+
+    fn tag(mut self) -> [u8; GCM_TAG_LEN] {
+        use ghash::universal_hash::UniversalHash;
+        if self.pending_len > 0 {
+            self.ghash.update_padded(&self.pending[..self.pending_len]);
+        }
+        let mut lens = [0u8; 16];
+        // len(A) = 0 (no AAD); len(C) in bits.
+        lens[8..].copy_from_slice(&(self.len * 8).to_be_bytes());
+        self.ghash.update_padded(&lens);
+        let s = self.ghash.finalize();
+        let mut t = [0u8; GCM_TAG_LEN];
+        for (o, (a, b)) in t.iter_mut().zip(s.iter().zip(self.tag_mask.iter())) {
+            *o = a ^ b;
+        }
+        t
+    }
+
+    /// Ends a sealing stream: the tag.
+    pub fn finish(self) -> Result<[u8; GCM_TAG_LEN], CryptoError> {
+        if self.dir != GcmDir::Seal {
+            return Err(CryptoError);
+        }
+        Ok(self.tag())
+    }
+
+    /// Ends an opening stream: `Ok` only if `tag` is the tag of everything processed (compared
+    /// in constant time).
+    pub fn verify(self, tag: &[u8]) -> Result<(), CryptoError> {
+        use subtle::ConstantTimeEq;
+        if self.dir != GcmDir::Open || tag.len() != GCM_TAG_LEN {
+            return Err(CryptoError);
+        }
+        let t = Zeroizing::new(self.tag());
+        if bool::from(t.as_slice().ct_eq(tag)) {
+            Ok(())
+        } else {
+            Err(CryptoError)
+        }
+    }
+}

@@ -13,7 +13,7 @@ use crate::xml::{Document, Node};
 use super::crypto::{Crypto, Oaep};
 use super::wsse::{read_token_ref, resolve_own};
 use super::xmlw::unb64;
-use super::{Attachment, OwnKey, SecurityError, Suite};
+use super::{OwnKey, SecurityError, Suite};
 
 /// The key-transport / key-agreement algorithm of an EncryptedKey.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -339,12 +339,12 @@ pub(crate) struct Decrypted {
 
 /// Decrypts every EncryptedData of the Security header into `parts` (replacing the ciphertext
 /// and the media type). Checks algorithms against `suite`.
-pub(crate) fn decrypt_parts(
+pub(crate) fn decrypt_parts<P: super::verify::InPart>(
     crypto: &dyn Crypto,
     doc: &Document,
     security: Node<'_>,
     keys: &[OwnKey],
-    parts: &mut [Attachment],
+    parts: &mut [P],
     suite: Option<Suite>,
     allow_legacy: bool,
 ) -> Result<Decrypted, SecurityError> {
@@ -432,15 +432,9 @@ pub(crate) fn decrypt_parts(
         }
         let part = parts
             .iter_mut()
-            .find(|p| p.content_id == cid)
+            .find(|p| p.content_id() == cid)
             .ok_or_else(|| SecurityError::MissingPart(cid.to_string()))?;
-        let plain = crypto
-            .aes128_gcm_open(cek, &part.data)
-            .map_err(|_| dec("payload decryption failed"))?;
-        part.data = plain;
-        if let Some(mt) = ed.attr(None, "MimeType") {
-            part.mime_type = mt.to_string();
-        }
+        part.decrypt(crypto, cek, ed.attr(None, "MimeType"))?;
         out.encrypted_cids.push(cid.to_string());
     }
     out.algorithms = eks.into_iter().map(|(_, k)| k.algorithm).collect();

@@ -22,7 +22,8 @@ mod xmlw;
 
 pub use error::SecurityError;
 pub use verify::{
-    process_inbound, InboundMessage, InboundPolicy, Receiver, RefOutcome, SignatureReport, Verified,
+    process_inbound, process_inbound_parts, InboundMessage, InboundPolicy, Receiver, RefOutcome,
+    SignatureReport, Verified,
 };
 
 use crate::pki::{Certificate, PrivateKey};
@@ -63,6 +64,50 @@ impl Attachment {
             content_id: content_id.into(),
             mime_type: mime_type.into(),
             data,
+        }
+    }
+}
+
+/// Where a payload part's bytes are: in memory, or in a file (a spooled MIME part, 1 GB parts).
+#[derive(Clone, PartialEq, Eq)]
+pub enum PartSource {
+    Memory(Vec<u8>),
+    File {
+        path: std::path::PathBuf,
+        size: u64,
+        /// SHA-256 of the file's content when known (saves a pass over the file).
+        sha256: Option<[u8; 32]>,
+    },
+}
+
+impl std::fmt::Debug for PartSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PartSource::Memory(d) => write!(f, "Memory({} bytes)", d.len()),
+            PartSource::File { path, size, .. } => {
+                write!(f, "File({}, {size} bytes)", path.display())
+            }
+        }
+    }
+}
+
+/// A MIME payload part whose bytes may be in a file: the receiving side's streaming twin of
+/// [`Attachment`] ([`process_inbound_parts`]). Encrypted file parts are decrypted into a new
+/// file next to the ciphertext (`<path>.plain`); that file is only reachable through the
+/// [`Verified`] result, i.e. after the GCM tag *and* the signature reference were checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub content_id: String,
+    pub mime_type: String,
+    pub source: PartSource,
+}
+
+impl From<Attachment> for Part {
+    fn from(a: Attachment) -> Self {
+        Part {
+            content_id: a.content_id,
+            mime_type: a.mime_type,
+            source: PartSource::Memory(a.data),
         }
     }
 }

@@ -21,9 +21,9 @@ use super::{SecurityError, SignedReference};
 
 /// Builds and signs the NRR receipt for a verified message. `cfg.recipient` should be `None`
 /// (receipts are signed, not encrypted).
-pub fn build_receipt(
+pub fn build_receipt<P>(
     crypto: &dyn Crypto,
-    received: &Verified<InboundMessage>,
+    received: &Verified<InboundMessage<P>>,
     receipt_message_id: &str,
     timestamp: OffsetDateTime,
     cfg: &SenderConfig<'_>,

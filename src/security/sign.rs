@@ -138,6 +138,88 @@ pub fn secure_outbound(
     payloads: Vec<Attachment>,
     cfg: &SenderConfig<'_>,
 ) -> Result<SecuredMessage, SecurityError> {
+    let parts: Vec<OutPart> = payloads
+        .iter()
+        .map(|p| OutPart {
+            content_id: p.content_id.clone(),
+            mime_type: p.mime_type.clone(),
+            digest: crypto.sha256(&digest_input(&p.mime_type, &p.data)),
+        })
+        .collect();
+    let header = secure_outbound_digests(crypto, messaging_xml, &parts, cfg)?;
+    let mut attachments = payloads;
+    if let Some(cek) = &header.cek {
+        for p in attachments.iter_mut() {
+            p.data = crypto
+                .aes128_gcm_seal(cek.0.as_ref(), &p.data)
+                .map_err(|_| build("part encryption failed"))?;
+            p.mime_type = ENCRYPTED_PART_TYPE.into();
+        }
+    }
+    Ok(SecuredMessage {
+        soap: header.soap,
+        attachments,
+        references: header.references,
+    })
+}
+
+/// The media type of an encrypted part on the wire.
+pub const ENCRYPTED_PART_TYPE: &str = "application/octet-stream";
+
+/// A payload part as the signer needs it when its bytes stay on disk: Content-ID, media type
+/// (as signed: `application/gzip` when compressed) and the SHA-256 of its
+/// Attachment-Content-Signature-Transform input ([`super::verify::attachment_digest_input`]: for
+/// binary types, the part's bytes themselves, so a digest computed while the part is written is
+/// enough).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutPart {
+    pub content_id: String,
+    pub mime_type: String,
+    pub digest: [u8; 32],
+}
+
+/// The message's content-encryption key (AES-128), zeroized on drop. Each part is encrypted
+/// with it under a fresh random IV ([`ContentKey::encrypt_part`]).
+pub struct ContentKey(Zeroizing<[u8; 16]>);
+
+impl std::fmt::Debug for ContentKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ContentKey(..)")
+    }
+}
+
+impl ContentKey {
+    /// Encrypts one part, streaming, as `IV ‖ CT ‖ TAG` (see [`encrypt_part_stream`]).
+    pub fn encrypt_part(
+        &self,
+        crypto: &dyn Crypto,
+        input: &mut dyn Read,
+        output: &mut dyn Write,
+    ) -> std::io::Result<u64> {
+        encrypt_part_stream(crypto, self.0.as_ref(), input, output)
+    }
+}
+
+/// The SOAP envelope of a message whose parts are encrypted later, by streaming.
+#[derive(Debug)]
+pub struct SecuredHeader {
+    pub soap: Vec<u8>,
+    pub references: Vec<SignedReference>,
+    /// With a recipient: the key the parts must be encrypted with (each as
+    /// [`ENCRYPTED_PART_TYPE`]), in the order given.
+    pub cek: Option<ContentKey>,
+}
+
+/// [`secure_outbound`] for parts given by their digests: signs (references over the given
+/// digests), writes the EncryptedKey and one EncryptedData per part, and returns the envelope
+/// and the content key; the caller then encrypts each part with [`ContentKey::encrypt_part`]
+/// from wherever its bytes are.
+pub fn secure_outbound_digests(
+    crypto: &dyn Crypto,
+    messaging_xml: &str,
+    payloads: &[OutPart],
+    cfg: &SenderConfig<'_>,
+) -> Result<SecuredHeader, SecurityError> {
     let body_id = new_id("_body");
     // 1. digests of eb:Messaging and the Body, in their final namespace context
     let skeleton = envelope(messaging_xml, "", &body_id);
@@ -166,15 +248,14 @@ pub fn secure_outbound(
         refs.push_str(&x);
         references.push(r);
     }
-    for p in &payloads {
+    for p in payloads {
         if p.content_id.is_empty() || p.content_id.contains(['<', '>', '"']) {
             return Err(build(format!("invalid Content-ID {:?}", p.content_id)));
         }
-        let d = crypto.sha256(&digest_input(&p.mime_type, &p.data));
         let (x, r) = reference_xml(
             &format!("cid:{}", p.content_id),
             ns::SWA_CONTENT_SIGNATURE_TRANSFORM,
-            &d,
+            &p.digest,
         );
         refs.push_str(&x);
         references.push(r);
@@ -182,9 +263,11 @@ pub fn secure_outbound(
     // 2. encryption of the parts
     let mut tokens = String::new();
     let mut enc_xml = String::new();
-    let mut attachments = payloads;
+    let mut cek = None;
     if let Some(rcpt) = cfg.recipient {
-        enc_xml = encrypt_parts(crypto, cfg, rcpt, &mut attachments, &mut tokens)?;
+        let (x, k) = encrypt_parts(crypto, cfg, rcpt, payloads, &mut tokens)?;
+        enc_xml = x;
+        cek = Some(k);
     }
     // 3. the signature
     let (sig_alg, want) = match cfg.suite {
@@ -243,10 +326,10 @@ pub fn secure_outbound(
     let full = envelope(messaging_xml, &security, &body_id);
     #[cfg(debug_assertions)]
     check_canonical_forms(&full, &si_canonical, &references);
-    Ok(SecuredMessage {
+    Ok(SecuredHeader {
         soap: full.into_bytes(),
-        attachments,
         references,
+        cek,
     })
 }
 
@@ -278,9 +361,9 @@ fn encrypt_parts(
     crypto: &dyn Crypto,
     cfg: &SenderConfig<'_>,
     rcpt: &Certificate,
-    parts: &mut [Attachment],
+    parts: &[OutPart],
     tokens: &mut String,
-) -> Result<String, SecurityError> {
+) -> Result<(String, ContentKey), SecurityError> {
     let mut cek = Zeroizing::new([0u8; 16]);
     crypto
         .random(cek.as_mut())
@@ -288,7 +371,7 @@ fn encrypt_parts(
     let ek_id = new_id("EK");
     let mut data_refs = String::new();
     let mut eds = String::new();
-    for p in parts.iter_mut() {
+    for p in parts {
         let ed_id = new_id("ED");
         data_refs.push_str(&format!("<xenc:DataReference URI=\"#{ed_id}\"/>"));
         eds.push_str(&format!(
@@ -300,10 +383,6 @@ fn encrypt_parts(
             attr(&p.content_id),
             ns::SWA_CIPHERTEXT_TRANSFORM
         ));
-        p.data = crypto
-            .aes128_gcm_seal(cek.as_ref(), &p.data)
-            .map_err(|_| build("part encryption failed"))?;
-        p.mime_type = "application/octet-stream".into();
     }
     let str_xml = token_reference(rcpt, cfg.recipient_reference, tokens);
     let (method, key_info, cipher) = match cfg.suite {
@@ -362,47 +441,127 @@ fn encrypt_parts(
             )
         }
     };
-    Ok(format!(
-        "<xenc:EncryptedKey Id=\"{ek_id}\">{method}{key_info}<xenc:CipherData><xenc:CipherValue>{}</xenc:CipherValue></xenc:CipherData><xenc:ReferenceList>{data_refs}</xenc:ReferenceList></xenc:EncryptedKey>{eds}",
-        b64(&cipher)
+    Ok((
+        format!(
+            "<xenc:EncryptedKey Id=\"{ek_id}\">{method}{key_info}<xenc:CipherData><xenc:CipherValue>{}</xenc:CipherValue></xenc:CipherData><xenc:ReferenceList>{data_refs}</xenc:ReferenceList></xenc:EncryptedKey>{eds}",
+            b64(&cipher)
+        ),
+        ContentKey(cek),
     ))
 }
 
-/// Encrypts one part from `input` to `output` in the SwA layout `IV ‖ CT ‖ TAG`.
-///
-/// The API is over `Read`/`Write` so the gateway can later stream 1 GB parts from and to its
-/// spool files. AES-GCM has a single tag at the end, so a streaming *decryptor* must not release
-/// plaintext before the tag is checked: it has to write to a spool and commit only after
-/// verification. This implementation buffers the part in memory (aws-lc-rs exposes GCM as a
-/// one-shot AEAD); the signature of the function does not change when that is replaced.
+/// Read/write chunk of the part streams.
+const PART_CHUNK: usize = 256 * 1024;
+
+fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match input.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Encrypts one part from `input` to `output` in the SwA layout `IV ‖ CT ‖ TAG` with a fresh
+/// random IV, in [`PART_CHUNK`] steps ([`GcmStream`](super::crypto::GcmStream)): memory does not
+/// depend on the part's size. Returns the bytes written.
 pub fn encrypt_part_stream(
     crypto: &dyn Crypto,
     cek: &[u8],
     input: &mut dyn Read,
     output: &mut dyn Write,
 ) -> std::io::Result<u64> {
-    let mut buf = Vec::new();
-    input.read_to_end(&mut buf)?;
-    let ct = crypto
-        .aes128_gcm_seal(cek, &buf)
-        .map_err(|_| std::io::Error::other("AES-GCM encryption failed"))?;
-    output.write_all(&ct)?;
-    Ok(ct.len() as u64)
+    let mut iv = [0u8; super::crypto::GCM_IV_LEN];
+    crypto
+        .random(&mut iv)
+        .map_err(|_| std::io::Error::other("no randomness"))?;
+    encrypt_part_stream_with_iv(cek, &iv, input, output)
 }
 
-/// Decrypts one `IV ‖ CT ‖ TAG` part from `input` to `output`; nothing is written unless the tag
-/// verifies (see [`encrypt_part_stream`] for the streaming plan).
+/// [`encrypt_part_stream`] with a given IV (never reuse one under the same key).
+pub(crate) fn encrypt_part_stream_with_iv(
+    cek: &[u8],
+    iv: &[u8; super::crypto::GCM_IV_LEN],
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+) -> std::io::Result<u64> {
+    let gcm_err = |_| std::io::Error::other("AES-GCM encryption failed");
+    let mut gcm = super::crypto::GcmStream::seal(cek, iv).map_err(gcm_err)?;
+    output.write_all(iv)?;
+    let mut buf = Zeroizing::new(vec![0u8; PART_CHUNK]);
+    loop {
+        let n = read_full(input, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        gcm.update(&mut buf[..n]).map_err(gcm_err)?;
+        output.write_all(&buf[..n])?;
+    }
+    let len = gcm.len();
+    output.write_all(&gcm.finish().map_err(gcm_err)?)?;
+    Ok(len + (super::crypto::GCM_IV_LEN + super::crypto::GCM_TAG_LEN) as u64)
+}
+
+/// Decrypts one `IV ‖ CT ‖ TAG` part from `input` to `output`, in [`PART_CHUNK`] steps, and
+/// checks the tag at the end. Returns the plaintext length and `observe`s every plaintext chunk
+/// (e.g. to hash it for the signature reference).
+///
+/// **`output` receives unverified plaintext**: AES-GCM has a single tag at the end, so a
+/// streaming decryptor cannot hold everything back. The caller must write to a private spool
+/// file and use it only when this returned `Ok` (and discard it otherwise); the gateway does so
+/// in [`crate::security::verify::process_inbound_parts`].
+pub fn decrypt_part_stream_observed(
+    cek: &[u8],
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+    observe: &mut dyn FnMut(&[u8]),
+) -> std::io::Result<u64> {
+    use super::crypto::{GCM_IV_LEN, GCM_TAG_LEN};
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "AES-GCM tag check failed");
+    let mut iv = [0u8; GCM_IV_LEN];
+    if read_full(input, &mut iv)? != GCM_IV_LEN {
+        return Err(bad());
+    }
+    let mut gcm = super::crypto::GcmStream::open(cek, &iv).map_err(|_| bad())?;
+    // The last GCM_TAG_LEN bytes are the tag: keep them back until the input ends.
+    let mut buf = Zeroizing::new(vec![0u8; PART_CHUNK + GCM_TAG_LEN]);
+    let mut held = 0usize;
+    loop {
+        let n = read_full(input, &mut buf[held..])?;
+        let have = held + n;
+        if n == 0 {
+            if have != GCM_TAG_LEN {
+                return Err(bad());
+            }
+            let tag: [u8; GCM_TAG_LEN] = buf[..GCM_TAG_LEN].try_into().map_err(|_| bad())?;
+            let len = gcm.len();
+            gcm.verify(&tag).map_err(|_| bad())?;
+            return Ok(len);
+        }
+        if have > GCM_TAG_LEN {
+            let body = have - GCM_TAG_LEN;
+            gcm.update(&mut buf[..body]).map_err(|_| bad())?;
+            observe(&buf[..body]);
+            output.write_all(&buf[..body])?;
+            buf.copy_within(body..have, 0);
+            held = GCM_TAG_LEN;
+        } else {
+            held = have;
+        }
+    }
+}
+
+/// Decrypts one `IV ‖ CT ‖ TAG` part from `input` to `output` (see
+/// [`decrypt_part_stream_observed`]: on `Err`, whatever reached `output` must be discarded).
 pub fn decrypt_part_stream(
-    crypto: &dyn Crypto,
+    _crypto: &dyn Crypto,
     cek: &[u8],
     input: &mut dyn Read,
     output: &mut dyn Write,
 ) -> std::io::Result<u64> {
-    let mut buf = Vec::new();
-    input.read_to_end(&mut buf)?;
-    let pt = crypto.aes128_gcm_open(cek, &buf).map_err(|_| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, "AES-GCM tag check failed")
-    })?;
-    output.write_all(&pt)?;
-    Ok(pt.len() as u64)
+    decrypt_part_stream_observed(cek, input, output, &mut |_| {})
 }

@@ -34,7 +34,7 @@ use super::crypto::Crypto;
 use super::decrypt::suite_name;
 use super::wsse::{locate, payload_cids, read_token_ref, resolve_signer, Located};
 use super::xmlw::unb64;
-use super::{Attachment, OwnKey, SecurityError, SignedReference, Suite};
+use super::{Attachment, OwnKey, Part, PartSource, SecurityError, SignedReference, Suite};
 
 /// What the receiving P-Mode requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,20 +132,21 @@ impl<T> Verified<T> {
     }
 }
 
-/// An inbound message after security processing.
+/// An inbound message after security processing (`P`: [`Attachment`] in memory, or [`Part`]
+/// from [`process_inbound_parts`]).
 #[derive(Debug, Clone)]
-pub struct InboundMessage {
+pub struct InboundMessage<P = Attachment> {
     /// The SOAP envelope as received.
     pub doc: Document,
     /// The `eb:Messaging` header block.
     pub messaging: Option<NodeId>,
     /// The payload parts in `eb:PayloadInfo` order, decrypted (still compressed if they were).
-    pub payloads: Vec<Attachment>,
+    pub payloads: Vec<P>,
     /// Content-IDs of the parts that arrived encrypted.
     pub encrypted_cids: Vec<String>,
 }
 
-impl InboundMessage {
+impl<P> InboundMessage<P> {
     /// `eb:UserMessage` or `eb:SignalMessage` MessageId.
     pub fn message_id(&self) -> Option<String> {
         let m = self.doc.node(self.messaging?);
@@ -362,8 +363,19 @@ pub fn attachment_digest_input(mime_type: &str, data: &[u8]) -> Vec<u8> {
     digest_input(mime_type, data).into_owned()
 }
 
-/// [`attachment_digest_input`] without copying octet parts (the common, binary case).
-pub(crate) fn digest_input<'d>(mime_type: &str, data: &'d [u8]) -> Cow<'d, [u8]> {
+/// What the Attachment-Content-Signature-Transform does to a part of this media type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestKind {
+    /// exc-c14n of the parsed document (the bytes as they are when they do not parse).
+    Xml,
+    /// CRLF line ends.
+    Text,
+    /// The bytes as they are (`application/gzip`, `application/octet-stream`, PDF, …).
+    Octets,
+}
+
+/// The transform's kind for `mime_type` (see [`attachment_digest_input`]).
+pub fn digest_kind(mime_type: &str) -> DigestKind {
     let mt = mime_type.split(';').next().unwrap_or("").trim();
     let starts = |p: &str| {
         mt.len() >= p.len() && mt.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
@@ -373,6 +385,18 @@ pub(crate) fn digest_input<'d>(mime_type: &str, data: &'d [u8]) -> Cow<'d, [u8]>
         || mt.eq_ignore_ascii_case("application/xml")
         || ((starts("application/") || starts("image/")) && ends_xml);
     if is_xml {
+        DigestKind::Xml
+    } else if starts("text/") {
+        DigestKind::Text
+    } else {
+        DigestKind::Octets
+    }
+}
+
+/// [`attachment_digest_input`] without copying octet parts (the common, binary case).
+pub(crate) fn digest_input<'d>(mime_type: &str, data: &'d [u8]) -> Cow<'d, [u8]> {
+    let kind = digest_kind(mime_type);
+    if kind == DigestKind::Xml {
         if let Ok(doc) = Document::parse(data) {
             let mut out = Vec::with_capacity(data.len());
             canonicalize_document(&doc, &C14nOptions::default(), &mut out);
@@ -380,7 +404,7 @@ pub(crate) fn digest_input<'d>(mime_type: &str, data: &'d [u8]) -> Cow<'d, [u8]>
         }
         return Cow::Borrowed(data);
     }
-    if starts("text/") {
+    if kind == DigestKind::Text {
         let mut out = Vec::with_capacity(data.len() + data.len() / 32);
         let mut prev = 0u8;
         for &b in data {
@@ -395,12 +419,165 @@ pub(crate) fn digest_input<'d>(mime_type: &str, data: &'d [u8]) -> Cow<'d, [u8]>
     Cow::Borrowed(data)
 }
 
-fn check_ref(
+/// A received payload part, in memory ([`Attachment`]) or in a file ([`Part`]): what the
+/// reference check and the decryption need of it.
+pub(crate) trait InPart: Clone {
+    fn content_id(&self) -> &str;
+    /// SHA-256 of the part's Attachment-Content-Signature-Transform input.
+    fn reference_digest(&self, crypto: &dyn Crypto) -> Result<[u8; 32], String>;
+    /// Replaces the ciphertext `IV ‖ CT ‖ TAG` by the plaintext, which then has `mime_type`
+    /// (when given). On failure nothing of the plaintext remains.
+    fn decrypt(
+        &mut self,
+        crypto: &dyn Crypto,
+        cek: &[u8],
+        mime_type: Option<&str>,
+    ) -> Result<(), SecurityError>;
+}
+
+fn decrypt_failed() -> SecurityError {
+    SecurityError::Decryption("payload decryption failed".into())
+}
+
+impl InPart for Attachment {
+    fn content_id(&self) -> &str {
+        &self.content_id
+    }
+    fn reference_digest(&self, crypto: &dyn Crypto) -> Result<[u8; 32], String> {
+        Ok(crypto.sha256(&digest_input(&self.mime_type, &self.data)))
+    }
+    fn decrypt(
+        &mut self,
+        crypto: &dyn Crypto,
+        cek: &[u8],
+        mime_type: Option<&str>,
+    ) -> Result<(), SecurityError> {
+        self.data = crypto
+            .aes128_gcm_open(cek, &self.data)
+            .map_err(|_| decrypt_failed())?;
+        if let Some(mt) = mime_type {
+            self.mime_type = mt.to_string();
+        }
+        Ok(())
+    }
+}
+
+/// SHA-256 of a file, streaming.
+pub(crate) fn sha256_file(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    Ok(out)
+}
+
+impl InPart for Part {
+    fn content_id(&self) -> &str {
+        &self.content_id
+    }
+    fn reference_digest(&self, crypto: &dyn Crypto) -> Result<[u8; 32], String> {
+        match &self.source {
+            PartSource::Memory(d) => Ok(crypto.sha256(&digest_input(&self.mime_type, d))),
+            // Binary parts (all compressed parts are application/gzip): the file's own digest,
+            // computed while it was written.
+            PartSource::File { path, sha256, .. } => match digest_kind(&self.mime_type) {
+                DigestKind::Octets => match sha256 {
+                    Some(d) => Ok(*d),
+                    None => sha256_file(path).map_err(|e| e.to_string()),
+                },
+                // XML needs the parsed document (exc-c14n), text the CRLF transform: in memory.
+                DigestKind::Xml | DigestKind::Text => {
+                    let data = std::fs::read(path).map_err(|e| e.to_string())?;
+                    Ok(crypto.sha256(&digest_input(&self.mime_type, &data)))
+                }
+            },
+        }
+    }
+    fn decrypt(
+        &mut self,
+        crypto: &dyn Crypto,
+        cek: &[u8],
+        mime_type: Option<&str>,
+    ) -> Result<(), SecurityError> {
+        match &mut self.source {
+            PartSource::Memory(d) => {
+                *d = crypto
+                    .aes128_gcm_open(cek, d)
+                    .map_err(|_| decrypt_failed())?;
+            }
+            PartSource::File { path, .. } => {
+                let mut plain_path = path.clone().into_os_string();
+                plain_path.push(".plain");
+                let plain_path = std::path::PathBuf::from(plain_path);
+                let r = decrypt_file(cek, path, &plain_path);
+                match r {
+                    Ok((size, sha256)) => {
+                        // The ciphertext is no longer needed.
+                        let _ = std::fs::remove_file(&*path);
+                        self.source = PartSource::File {
+                            path: plain_path,
+                            size,
+                            sha256: Some(sha256),
+                        };
+                    }
+                    Err(e) => {
+                        // Unverified plaintext never survives a failed tag check.
+                        let _ = std::fs::remove_file(&plain_path);
+                        return Err(match e.kind() {
+                            std::io::ErrorKind::InvalidData => decrypt_failed(),
+                            _ => SecurityError::Decryption(format!("payload spool: {e}")),
+                        });
+                    }
+                }
+            }
+        }
+        if let Some(mt) = mime_type {
+            self.mime_type = mt.to_string();
+        }
+        Ok(())
+    }
+}
+
+/// Streams `IV ‖ CT ‖ TAG` from `from` into the new file `to` (synced), hashing the plaintext;
+/// `InvalidData` when the tag does not verify.
+fn decrypt_file(
+    cek: &[u8],
+    from: &std::path::Path,
+    to: &std::path::Path,
+) -> std::io::Result<(u64, [u8; 32])> {
+    use std::io::Write;
+    let mut input = std::io::BufReader::with_capacity(64 * 1024, std::fs::File::open(from)?);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(to)?;
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let size = super::sign::decrypt_part_stream_observed(cek, &mut input, &mut out, &mut |b| {
+        ctx.update(b)
+    })?;
+    out.flush()?;
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    let mut sha = [0u8; 32];
+    sha.copy_from_slice(ctx.finish().as_ref());
+    Ok((size, sha))
+}
+
+fn check_ref<P: InPart>(
     crypto: &dyn Crypto,
     doc: &Document,
     loc: &Located<'_>,
     r: &ParsedRef<'_>,
-    parts: &[Attachment],
+    parts: &[P],
     payload: &[String],
     pending: &[String],
 ) -> (Option<&'static str>, RefOutcome) {
@@ -470,7 +647,7 @@ fn check_ref(
                 );
             }
         }
-        let Some(part) = parts.iter().find(|p| p.content_id == cid) else {
+        let Some(part) = parts.iter().find(|p| p.content_id() == cid) else {
             return (None, RefOutcome::AttachmentMissing);
         };
         if !payload.iter().any(|p| p == cid) {
@@ -482,10 +659,20 @@ fn check_ref(
         if pending.iter().any(|p| p == cid) {
             return (Some("attachment"), RefOutcome::NotDecrypted);
         }
-        (
-            Some("attachment"),
-            digest_ok(&digest_input(&part.mime_type, &part.data)),
-        )
+        match part.reference_digest(crypto) {
+            Ok(d) => (
+                Some("attachment"),
+                if bool::from(d.as_slice().ct_eq(&r.digest_value)) {
+                    RefOutcome::Match
+                } else {
+                    RefOutcome::Mismatch
+                },
+            ),
+            Err(e) => (
+                Some("attachment"),
+                RefOutcome::Unsupported(format!("part cid:{cid} unreadable: {e}")),
+            ),
+        }
     } else {
         (
             None,
@@ -676,6 +863,28 @@ pub fn process_inbound(
     soap: &[u8],
     parts: Vec<Attachment>,
 ) -> Result<Verified<InboundMessage>, SecurityError> {
+    process_core(rx, soap, parts)
+}
+
+/// [`process_inbound`] over parts that may be files (the gateway's receiving path): an
+/// encrypted file part is decrypted streaming into `<path>.plain` while its SHA-256 is computed
+/// for the signature reference; the GCM tag is checked at the end and a failure removes the
+/// plaintext file (EBMS:0102). The plaintext files are reachable only through the `Verified`
+/// result, i.e. after every check of [`process_inbound`] passed; on `Err` the caller removes
+/// whatever is left in its spool directory.
+pub fn process_inbound_parts(
+    rx: &Receiver<'_>,
+    soap: &[u8],
+    parts: Vec<Part>,
+) -> Result<Verified<InboundMessage<Part>>, SecurityError> {
+    process_core(rx, soap, parts)
+}
+
+fn process_core<P: InPart>(
+    rx: &Receiver<'_>,
+    soap: &[u8],
+    parts: Vec<P>,
+) -> Result<Verified<InboundMessage<P>>, SecurityError> {
     let doc = Document::parse(soap)?;
     let (signer, chain, trust_path, references, payloads, encrypted_cids, messaging) = {
         let loc = locate(&doc)?;
@@ -768,8 +977,8 @@ pub fn process_inbound(
         if !targets.iter().any(|(t, _)| *t == "Body") {
             return Err(SecurityError::Policy("the SOAP Body is not signed".into()));
         }
-        let mut payloads: Vec<Attachment> = Vec::with_capacity(payload.len());
-        let mut parts: Vec<Option<Attachment>> = parts.into_iter().map(Some).collect();
+        let mut payloads: Vec<P> = Vec::with_capacity(payload.len());
+        let mut parts: Vec<Option<P>> = parts.into_iter().map(Some).collect();
         for cid in &payload {
             if !targets
                 .iter()
@@ -787,10 +996,10 @@ pub fn process_inbound(
             // Move the part out (no copy); a cid listed twice in PayloadInfo is delivered twice.
             let part = match parts
                 .iter_mut()
-                .find(|p| p.as_ref().is_some_and(|p| &p.content_id == cid))
+                .find(|p| p.as_ref().is_some_and(|p| p.content_id() == cid))
             {
                 Some(slot) => slot.take(),
-                None => payloads.iter().find(|p| &p.content_id == cid).cloned(),
+                None => payloads.iter().find(|p| p.content_id() == cid).cloned(),
             }
             .ok_or_else(|| SecurityError::MissingPart(cid.clone()))?;
             payloads.push(part);

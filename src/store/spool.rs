@@ -121,6 +121,52 @@ impl Spool {
         }
     }
 
+    /// Blocking twin of [`Spool::write_stream`] for a `std::io::Read` (gzip/gunzip and
+    /// decryption streams, run on a blocking thread). Same guarantees: at most `max_size`
+    /// bytes, file and directory synced before the `FileRef` exists, partial file removed on
+    /// error (a reader's error comes back as `StoreError::Io` with the reader's error inside).
+    pub fn write_sync<R: std::io::Read>(&self, mut reader: R, max_size: u64) -> Result<FileRef> {
+        use std::io::Write;
+        let name = format!("{}.bin", uuid::Uuid::new_v4().simple());
+        let path = self.dir.join(&name);
+        let mut inner = || -> Result<(u64, [u8; 32])> {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
+            let mut ctx = digest::Context::new(&digest::SHA256);
+            let mut buf = vec![0u8; CHUNK];
+            let mut size: u64 = 0;
+            loop {
+                let n = match reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                size += n as u64;
+                if size > max_size {
+                    return Err(StoreError::TooLarge(max_size));
+                }
+                ctx.update(&buf[..n]);
+                file.write_all(&buf[..n])?;
+            }
+            file.sync_all()?;
+            drop(file);
+            sync_dir(&self.dir)?;
+            let mut sha256 = [0u8; 32];
+            sha256.copy_from_slice(ctx.finish().as_ref());
+            Ok((size, sha256))
+        };
+        match inner() {
+            Ok((size, sha256)) => Ok(FileRef { name, size, sha256 }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                Err(e)
+            }
+        }
+    }
+
     /// Spool a byte slice (wire bytes, small payloads).
     pub async fn write_bytes(&self, bytes: &[u8]) -> Result<FileRef> {
         self.write_stream(bytes, u64::MAX).await

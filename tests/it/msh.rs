@@ -5,7 +5,7 @@
 //!   every inbound failure code we can provoke).
 //! * `e2e`: two real `as4gw serve` processes over HTTPS with the demo certificates.
 
-mod e2e;
+pub mod e2e;
 mod harness;
 mod inbound_errors;
 mod pipeline;

@@ -17,8 +17,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/messages/{id}/payloads/{name}"),
     ("GET", "/api/v1/messages/{id}/receipt"),
     ("GET", "/api/v1/openapi.json"),
+    ("GET", "/api/v1/oots/exchanges/{id}"),
     ("POST", "/api/v1/messages"),
     ("POST", "/api/v1/messages/{id}/ack"),
+    ("POST", "/api/v1/oots/exceptions"),
+    ("POST", "/api/v1/oots/requests"),
+    ("POST", "/api/v1/oots/responses"),
 ];
 
 #[tokio::test]

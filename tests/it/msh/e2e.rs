@@ -1,6 +1,8 @@
 //! Two real `as4gw serve` processes (red, blue) over HTTPS with the demo certificates, on temp
 //! copies of the demo configurations (free ports, temp stores, short test-only retry
-//! schedules). No timed assertions: everything polls with generous deadlines.
+//! schedules), driven through the real backend REST API v1 (multipart submissions with the
+//! demo bearer tokens, `GET /api/v1/messages/{id}`, payload downloads). No timed assertions:
+//! everything polls with generous deadlines.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -9,7 +11,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use as4gw::store::{Direction, Filter, MessageStore, SqliteStore};
-use base64::Engine;
 use serde_json::{json, Value};
 
 use super::harness::{binary, copy_pmodes, regrep, repo};
@@ -17,7 +18,7 @@ use crate::support::as4gw_bin;
 
 /// A port outside the kernel's ephemeral range (32768+ by default), so a gateway restarted
 /// after SIGKILL does not find its port taken by some client connection's source port.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let base = 20_000 + (std::process::id() % 600) as u16 * 20;
@@ -39,10 +40,30 @@ pub fn http(
     ct: &str,
     body: &[u8],
 ) -> std::io::Result<(u16, Vec<u8>)> {
+    http_with(port, method, path, token, ct, &[], body).map(|(st, _, b)| (st, b))
+}
+
+/// Status, response headers (lower-cased names) and body.
+pub type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// [`http`] with extra request headers; also returns the response head (lower-cased names).
+pub fn http_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: &str,
+    ct: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Answer> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(120)))?;
+    let extra: String = headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\r\n"))
+        .collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\nContent-Type: {ct}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes())?;
@@ -59,7 +80,87 @@ pub fn http(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| std::io::Error::other("bad status line"))?;
-    Ok((status, buf[split + 4..].to_vec()))
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = buf[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body)?;
+    }
+    Ok((status, headers, body))
+}
+
+/// Decodes a chunked HTTP/1.1 body.
+fn dechunk(mut b: &[u8]) -> std::io::Result<Vec<u8>> {
+    let bad = || std::io::Error::other("bad chunked body");
+    let mut out = Vec::new();
+    loop {
+        let eol = b.windows(2).position(|w| w == b"\r\n").ok_or_else(bad)?;
+        let size_text = String::from_utf8_lossy(&b[..eol]);
+        let size_hex = size_text.split(';').next().unwrap_or("").trim();
+        let n = usize::from_str_radix(size_hex, 16).map_err(|_| bad())?;
+        b = &b[eol + 2..];
+        if n == 0 {
+            return Ok(out);
+        }
+        if b.len() < n + 2 {
+            return Err(bad());
+        }
+        out.extend_from_slice(&b[..n]);
+        b = &b[n + 2..];
+    }
+}
+
+/// Percent-encodes a path segment (everything outside `A-Z a-z 0-9 - . _ ~ @`).
+pub fn pct(s: &str) -> String {
+    s.bytes()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || b"-._~@".contains(&c) {
+                (c as char).to_string()
+            } else {
+                format!("%{c:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A submission: the `metadata` JSON and the payload parts (part name, MIME type, bytes).
+pub struct Submission {
+    pub meta: Value,
+    pub parts: Vec<(String, String, Vec<u8>)>,
+}
+
+/// `multipart/form-data` body of a submission: `metadata` first, then one part per payload.
+/// Returns the Content-Type (with the boundary) and the body.
+pub fn multipart(sub: &Submission) -> (String, Vec<u8>) {
+    let boundary = format!("as4gw-test-{}", uuid::Uuid::new_v4().simple());
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"metadata\"\r\nContent-Type: application/json\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(&serde_json::to_vec(&sub.meta).expect("json"));
+    body.extend_from_slice(b"\r\n");
+    for (name, mt, data) in &sub.parts {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\nContent-Type: {mt}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 pub struct Gateway {
@@ -98,7 +199,14 @@ impl Gateway {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            if let Ok((200, _)) = http(self.api, "GET", "/api/v1/health", "", "text/plain", b"") {
+            if let Ok((200, _)) = http(
+                self.api,
+                "GET",
+                "/api/v1/health",
+                self.token,
+                "text/plain",
+                b"",
+            ) {
                 return;
             }
             if let Some(c) = self.child.as_mut() {
@@ -145,40 +253,28 @@ impl Gateway {
         }
     }
 
-    pub fn submit(&self, meta: &Value, idem: Option<&str>) -> std::io::Result<(u16, Value)> {
-        let body = serde_json::to_vec(meta).expect("json");
-        let mut s = TcpStream::connect(("127.0.0.1", self.api))?;
-        s.set_read_timeout(Some(Duration::from_secs(120)))?;
-        let idem = idem
-            .map(|k| format!("Idempotency-Key: {k}\r\n"))
-            .unwrap_or_default();
-        let head = format!(
-            "POST /api/v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n{idem}Content-Length: {}\r\nConnection: close\r\n\r\n",
+    /// `POST /api/v1/messages` (multipart); the status and the JSON answer.
+    pub fn submit(&self, sub: &Submission, idem: Option<&str>) -> std::io::Result<(u16, Value)> {
+        let (ct, body) = multipart(sub);
+        let headers: Vec<(&str, &str)> = idem.map(|k| ("Idempotency-Key", k)).into_iter().collect();
+        let (st, _, b) = http_with(
+            self.api,
+            "POST",
+            "/api/v1/messages",
             self.token,
-            body.len()
-        );
-        s.write_all(head.as_bytes())?;
-        s.write_all(&body)?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf)?;
-        let split = buf
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or_else(|| std::io::Error::other("no head"))?;
-        let status: u16 = String::from_utf8_lossy(&buf[..split])
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| std::io::Error::other("status"))?;
-        let v = serde_json::from_slice(&buf[split + 4..]).unwrap_or(Value::Null);
-        Ok((status, v))
+            &ct,
+            &headers,
+            &body,
+        )?;
+        Ok((st, serde_json::from_slice(&b).unwrap_or(Value::Null)))
     }
 
+    /// `GET /api/v1/messages/{id}?direction=…` (`OUT` / `IN`); `None` unless 200.
     pub fn message(&self, dir: &str, mid: &str) -> Option<Value> {
         match http(
             self.api,
             "GET",
-            &format!("/api/v1/messages/{dir}/{mid}"),
+            &format!("/api/v1/messages/{}?direction={dir}", pct(mid)),
             self.token,
             "text/plain",
             b"",
@@ -188,17 +284,22 @@ impl Gateway {
         }
     }
 
-    pub fn payload(&self, dir: &str, mid: &str, n: usize) -> Vec<u8> {
+    /// `GET /api/v1/messages/{id}/payloads/{name}?direction=…`: the payload bytes.
+    pub fn payload(&self, dir: &str, mid: &str, name: &str) -> Vec<u8> {
         let (st, b) = http(
             self.api,
             "GET",
-            &format!("/api/v1/messages/{dir}/{mid}/payloads/{n}"),
+            &format!(
+                "/api/v1/messages/{}/payloads/{}?direction={dir}",
+                pct(mid),
+                pct(name)
+            ),
             self.token,
             "text/plain",
             b"",
         )
         .expect("payload");
-        assert_eq!(st, 200);
+        assert_eq!(st, 200, "{}", String::from_utf8_lossy(&b));
         b
     }
 
@@ -248,6 +349,7 @@ pub fn pair(dir: &Path, resends: u32, interval: &str, lease_secs: u64) -> (Gatew
               api: u16,
               demo_as4: &str,
               demo_api: &str,
+              demo_webhook: &str,
               token: &'static str| {
         let text = std::fs::read_to_string(repo().join(file))
             .expect("config")
@@ -261,7 +363,14 @@ pub fn pair(dir: &Path, resends: u32, interval: &str, lease_secs: u64) -> (Gatew
             .replace(
                 &format!("path = \"data/{name}\""),
                 &format!("path = \"{}\"", dir.join(name).display()),
+            )
+            // Nothing listens there (the port was free and is closed again): pushes fail
+            // fast and inbound messages stay RECEIVED until the test acknowledges them.
+            .replace(
+                demo_webhook,
+                &format!("http://127.0.0.1:{}/as4gw/inbound", free_port()),
             );
+        assert!(!text.contains(demo_webhook), "webhook not replaced");
         let config = dir.join(format!("{name}.toml"));
         std::fs::write(&config, text).expect("write config");
         Gateway {
@@ -283,6 +392,7 @@ pub fn pair(dir: &Path, resends: u32, interval: &str, lease_secs: u64) -> (Gatew
             red_api,
             "https://127.0.0.1:8443/as4",
             "http://127.0.0.1:8080",
+            "http://127.0.0.1:8081/as4gw/inbound",
             "red-demo-token",
         ),
         mk(
@@ -292,17 +402,15 @@ pub fn pair(dir: &Path, resends: u32, interval: &str, lease_secs: u64) -> (Gatew
             blue_api,
             "https://127.0.0.1:9443/as4",
             "http://127.0.0.1:9080",
+            "http://127.0.0.1:9081/as4gw/inbound",
             "blue-demo-token",
         ),
     )
 }
 
-fn b64(b: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(b)
-}
-
-/// Submission metadata for `pmode` (sender `from_red`), payloads (name, type, bytes).
-pub fn meta(pmode: &str, action: &str, payloads: &[(&str, &str, Vec<u8>)]) -> Value {
+/// A submission on `pmode` with the properties its P-Mode wants and `payloads` (part name,
+/// MIME type, bytes).
+pub fn meta(pmode: &str, action: &str, payloads: &[(&str, &str, Vec<u8>)]) -> Submission {
     let mut props = vec![
         json!({"name": "originalSender", "value": "urn:oots:c1", "type": "urn:oasis:names:tc:ebcore:partyid-type:unregistered"}),
         json!({"name": "finalRecipient", "value": "urn:oots:c4", "type": "urn:oasis:names:tc:ebcore:partyid-type:unregistered"}),
@@ -311,12 +419,18 @@ pub fn meta(pmode: &str, action: &str, payloads: &[(&str, &str, Vec<u8>)]) -> Va
         props.push(json!({"name": "ExchangeId", "value": uuid::Uuid::new_v4().to_string()}));
         props.push(json!({"name": "SpecificationId", "value": "oots-edm:v2.0"}));
     }
-    json!({
-        "pmode_id": pmode,
-        "action": action,
-        "properties": props,
-        "payloads": payloads.iter().map(|(n, t, b)| json!({"part_name": n, "mime_type": t, "data_base64": b64(b)})).collect::<Vec<_>>(),
-    })
+    Submission {
+        meta: json!({
+            "pmode": pmode,
+            "action": action,
+            "properties": props,
+            "payloads": payloads.iter().map(|(n, t, _)| json!({"part": n, "mimeType": t})).collect::<Vec<_>>(),
+        }),
+        parts: payloads
+            .iter()
+            .map(|(n, t, b)| (n.to_string(), t.to_string(), b.clone()))
+            .collect(),
+    }
 }
 
 fn acked(v: &Value) -> bool {
@@ -349,16 +463,21 @@ fn two_processes_exchange_both_ways_in_both_suites() {
             .submit(&meta(pmode, action, &payloads), None)
             .expect("submit");
         assert_eq!(st, 202, "{res}");
-        let mid = res["message_id"].as_str().expect("mid").to_string();
+        let mid = res["messageId"].as_str().expect("mid").to_string();
         let v = tx.wait_state("OUT", &mid, Duration::from_secs(120), acked);
         assert_eq!(v["state"], "ACKNOWLEDGED", "{pmode}: {v}");
-        assert_eq!(v["receipt"], true);
+        assert_eq!(v["hasReceipt"], true, "{v}");
         let got = rx.message("IN", &mid).expect("received");
-        assert_eq!(got["state"], "RECEIVED");
-        assert_eq!(got["pmode_id"], pmode);
-        for (n, (_, mt, bytes)) in payloads.iter().enumerate() {
-            assert_eq!(&rx.payload("IN", &mid, n), bytes, "{pmode} payload {n}");
-            assert_eq!(got["payloads"][n]["mime_type"], *mt);
+        assert_eq!(got["state"], "RECEIVED", "{got}");
+        assert_eq!(got["pmodeId"], pmode);
+        for (n, (name, mt, bytes)) in payloads.iter().enumerate() {
+            assert_eq!(got["payloads"][n]["name"], *name, "{got}");
+            assert_eq!(
+                &rx.payload("IN", &mid, name),
+                bytes,
+                "{pmode} payload {name}"
+            );
+            assert_eq!(got["payloads"][n]["mimeType"], *mt);
         }
     }
     assert!(red.stop(), "red exits cleanly on SIGTERM");
@@ -413,11 +532,11 @@ fn receiver_down_when_sent_then_started_gets_it_exactly_once() {
         )
         .expect("submit");
     assert_eq!(st, 202);
-    let mid = res["message_id"].as_str().expect("mid").to_string();
+    let mid = res["messageId"].as_str().expect("mid").to_string();
     let v = red.wait_state("OUT", &mid, Duration::from_secs(60), |v| {
         v["state"] == "WAITING_FOR_RETRY"
     });
-    assert_eq!(v["last_code"], "EBMS:0005");
+    assert_eq!(v["lastCode"], "EBMS:0005");
     blue.start();
     let v = red.wait_state("OUT", &mid, Duration::from_secs(120), acked);
     assert_eq!(v["state"], "ACKNOWLEDGED", "{v}");
@@ -442,11 +561,11 @@ fn receiver_down_for_good_fails_with_missing_receipt() {
         )
         .expect("submit");
     assert_eq!(st, 202);
-    let mid = res["message_id"].as_str().expect("mid").to_string();
+    let mid = res["messageId"].as_str().expect("mid").to_string();
     let v = red.wait_state("OUT", &mid, Duration::from_secs(120), |v| {
         v["state"] == "FAILED"
     });
-    assert_eq!(v["last_code"], "EBMS:0301", "{v}");
+    assert_eq!(v["lastCode"], "EBMS:0301", "{v}");
     assert_eq!(
         v["attempts"], 3,
         "first send + 2 resends (test-only schedule)"
@@ -491,7 +610,7 @@ fn crash_kill9_both_gateways_loses_nothing_and_duplicates_nothing() {
         loop {
             match red.submit(&m, Some(&key)) {
                 Ok((202, v)) => {
-                    accepted.push(v["message_id"].as_str().expect("mid").to_string());
+                    accepted.push(v["messageId"].as_str().expect("mid").to_string());
                     break;
                 }
                 Ok((st, v)) => panic!("submission refused: {st} {v}"),
@@ -605,7 +724,7 @@ fn vm_hwm_kib(pid: u32) -> u64 {
 }
 
 /// Peak RSS (VmHWM) of both processes for one large payload (env `AS4GW_RSS_MB`, default 64),
-/// submitted raw (streamed into the spool). Ignored by default: run with
+/// submitted as a multipart part (streamed into the spool by the REST API). Ignored by default: run with
 /// `cargo test --release --test it msh::e2e::peak_rss -- --ignored --nocapture`.
 #[test]
 #[ignore]
@@ -655,23 +774,28 @@ fn peak_rss_large_payload() {
         data.extend_from_slice(format!("{x:016x}").as_bytes());
     }
     data.extend_from_slice(b"</d></q:QueryRequest>");
-    let path = "/api/v1/messages?pmode_id=oots-red-blue&action=ExecuteQueryRequest&part_name=doc&mime_type=application%2Fx-ebrs%2Bxml&prop.originalSender=urn%3Ac1&prop.finalRecipient=urn%3Ac4";
-    let (st, body) = http(
-        red.api,
-        "POST",
-        path,
-        red.token,
-        "application/octet-stream",
-        &data,
-    )
-    .expect("submit");
-    assert_eq!(st, 202, "{}", String::from_utf8_lossy(&body));
-    let res: Value = serde_json::from_slice(&body).expect("json");
-    let mid = res["message_id"].as_str().expect("mid").to_string();
+    // Multipart through the REST API: the gateway streams the part into its spool.
+    let len = data.len();
+    let sub = meta(
+        "oots-red-blue",
+        "ExecuteQueryRequest",
+        &[("doc", "application/x-ebrs+xml", data)],
+    );
+    let size = sub.parts[0].2.len();
+    let t0 = std::time::Instant::now();
+    let (st, res) = red.submit(&sub, None).expect("submit");
+    drop(sub);
+    assert_eq!(st, 202, "{res}");
+    let mid = res["messageId"].as_str().expect("mid").to_string();
     let v = red.wait_state("OUT", &mid, Duration::from_secs(3600), acked);
     assert_eq!(v["state"], "ACKNOWLEDGED", "{v}");
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!(
+        "{mb} MiB: submit → ACKNOWLEDGED (stored on blue) in {secs:.1} s = {:.1} MB/s",
+        len as f64 / 1e6 / secs
+    );
     let got = blue.message("IN", &mid).expect("in");
-    assert_eq!(got["payloads"][0]["size"], data.len());
+    assert_eq!(got["payloads"][0]["size"], size);
     let pids = (
         red.child.as_ref().expect("red").id(),
         blue.child.as_ref().expect("blue").id(),

@@ -359,3 +359,53 @@ async fn pmode_validation_and_decompression_failures() {
     // decompression bounded by limits.max-decompressed-size as well
     assert_nothing_stored(&w).await;
 }
+
+/// A large encrypted part (streamed: spooled by the MIME reader, decrypted file to file) with one
+/// flipped byte at its very end — the last ciphertext byte, or the last tag byte — is EBMS:0102,
+/// and nothing is delivered: no message stored, no plaintext left in the spool.
+#[tokio::test]
+async fn large_part_tampered_at_the_end_is_0102_and_nothing_delivered() {
+    let w = World::new(2).await;
+    let data = binary(6 << 20, 7);
+    let gz = gzip(&data).expect("gz");
+    for (what, back) in [("last tag byte", 1usize), ("last ciphertext byte", 17)] {
+        let req = base_request(&w, "oots-red-blue", "ExecuteQueryRequest").await;
+        let h = header(&w, &req);
+        let (ct, mut body) = seal(&w, &h, gz_att(gz.clone()), Suite::Edelivery115, &w.red.cfg);
+        // the body ends with the encrypted part, then CRLF "--boundary--" CRLF
+        let close = body
+            .windows(4)
+            .rposition(|x| x == b"\r\n--")
+            .expect("closing delimiter");
+        body[close - back] ^= 0x01;
+        assert_refused(&post(&w, Some(&ct), body).await, "EBMS:0102", 400, what);
+        assert_nothing_stored(&w).await;
+        let left: Vec<_> = std::fs::read_dir(w.blue.store.spool().dir())
+            .expect("spool dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert!(left.is_empty(), "{what}: spool not clean: {left:?}");
+    }
+    // the same message untampered is accepted and delivered byte for byte
+    let req = base_request(&w, "oots-red-blue", "ExecuteQueryRequest").await;
+    let h = header(&w, &req);
+    let (ct, body) = seal(&w, &h, gz_att(gz), Suite::Edelivery115, &w.red.cfg);
+    let r = post(&w, Some(&ct), body).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let page = w
+        .blue
+        .store
+        .list(Filter::default(), None, 10)
+        .await
+        .expect("list");
+    assert_eq!(page.items.len(), 1);
+    let rec = w
+        .blue
+        .store
+        .get(page.items[0].id)
+        .await
+        .expect("get")
+        .expect("rec");
+    let got = std::fs::read(w.blue.store.spool().path(&rec.payloads[0].file)).expect("payload");
+    assert!(got == data, "delivered payload differs");
+}

@@ -239,3 +239,174 @@ fn keys_never_show_in_debug() {
     let d = format!("{key:?}");
     assert_eq!(d, "PrivateKey(Ed25519, secret redacted)");
 }
+
+/// Streaming GCM (aws-lc-rs CTR + RustCrypto GHASH) against aws-lc-rs's one-shot GCM, both
+/// directions, on the boundary sizes and random splits into `update` calls.
+#[test]
+fn streaming_gcm_matches_one_shot() {
+    use as4gw::security::crypto::GcmStream;
+    use rand::{Rng, RngCore};
+    let mut rng = rand::rng();
+    let sizes = [
+        0usize,
+        1,
+        15,
+        16,
+        17,
+        31,
+        33,
+        255,
+        4096,
+        65535,
+        65536,
+        65537,
+        (1 << 20) + 7,
+        3 * (1 << 20) + 13,
+    ];
+    for &n in &sizes {
+        for round in 0..3 {
+            let mut key = [0u8; 16];
+            let mut iv = [0u8; 12];
+            rng.fill_bytes(&mut key);
+            rng.fill_bytes(&mut iv);
+            let mut plain = vec![0u8; n];
+            rng.fill_bytes(&mut plain);
+            // one-shot reference
+            let mut reference = plain.clone();
+            let ref_tag = AwsLc
+                .aes128_gcm_seal_in_place(&key, &iv, &mut reference)
+                .expect("seal");
+            // streaming seal in random pieces (round 0: one piece)
+            let mut ct = plain.clone();
+            let mut s = GcmStream::seal(&key, &iv).expect("stream");
+            let mut at = 0;
+            while at < n {
+                let step = if round == 0 {
+                    n
+                } else {
+                    rng.random_range(1..=(n - at).min(if round == 1 { 40 } else { 200_000 }))
+                };
+                s.update(&mut ct[at..at + step]).expect("update");
+                at += step;
+            }
+            let tag = s.finish().expect("finish");
+            assert_eq!(ct, reference, "ciphertext, {n} bytes, round {round}");
+            assert_eq!(tag, ref_tag, "tag, {n} bytes, round {round}");
+            // streaming open of the one-shot output
+            let mut pt = reference.clone();
+            let mut o = GcmStream::open(&key, &iv).expect("stream");
+            let mut at = 0;
+            while at < n {
+                let step = rng.random_range(1..=(n - at).min(100_000));
+                o.update(&mut pt[at..at + step]).expect("update");
+                at += step;
+            }
+            o.verify(&ref_tag).expect("tag verifies");
+            assert_eq!(pt, plain, "plaintext, {n} bytes");
+            // and the one-shot open of IV ‖ CT ‖ TAG
+            let mut wire = iv.to_vec();
+            wire.extend_from_slice(&ct);
+            wire.extend_from_slice(&tag);
+            assert_eq!(AwsLc.aes128_gcm_open(&key, &wire).expect("open"), plain);
+            // a flipped bit anywhere (ciphertext or tag) fails the tag
+            if n > 0 {
+                let mut bad = reference.clone();
+                let i = rng.random_range(0..n);
+                bad[i] ^= 1 << rng.random_range(0..8);
+                let mut o = GcmStream::open(&key, &iv).expect("stream");
+                o.update(&mut bad).expect("update");
+                assert!(o.verify(&ref_tag).is_err(), "tampered ciphertext accepted");
+            }
+            let mut bad_tag = ref_tag;
+            bad_tag[15] ^= 0x80;
+            let mut o = GcmStream::open(&key, &iv).expect("stream");
+            o.update(&mut reference.clone()).expect("update");
+            assert!(o.verify(&bad_tag).is_err(), "tampered tag accepted");
+            let o = GcmStream::open(&key, &iv).expect("stream");
+            assert!(o.verify(&ref_tag[..15]).is_err(), "short tag accepted");
+        }
+    }
+}
+
+/// The GCM specification's test case 4 (no AAD variant is case 3) through the stream.
+#[test]
+fn streaming_gcm_spec_vector() {
+    use as4gw::security::crypto::GcmStream;
+    let key = h("feffe9928665731c6d6a8f9467308308");
+    let iv: [u8; 12] = h("cafebabefacedbaddecaf888").try_into().expect("iv");
+    let mut data = h("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255");
+    let mut s = GcmStream::seal(&key, &iv).expect("stream");
+    s.update(&mut data[..7]).expect("update");
+    s.update(&mut data[7..]).expect("update");
+    assert_eq!(
+        hex::encode(&data),
+        "42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091473f5985"
+    );
+    assert_eq!(
+        hex::encode(s.finish().expect("tag")),
+        "4d5c2af327cd64a62cf35abd2ba6fab4"
+    );
+}
+
+/// The part streams (`IV ‖ CT ‖ TAG` over Read/Write, 256 KiB steps) against the one-shot
+/// seal/open, around the chunk and tag boundaries; a flipped last ciphertext byte or tag byte
+/// is an error.
+#[test]
+fn part_streams_cross_check_one_shot() {
+    use as4gw::security::sign::{decrypt_part_stream, encrypt_part_stream};
+    use rand::RngCore;
+    let mut rng = rand::rng();
+    let k = 256 * 1024;
+    for n in [
+        0usize,
+        1,
+        15,
+        16,
+        17,
+        65535,
+        65536,
+        65537,
+        k - 16,
+        k - 1,
+        k,
+        k + 1,
+        k + 17,
+        5 * k + 3,
+    ] {
+        let mut key = [0u8; 16];
+        rng.fill_bytes(&mut key);
+        let mut pt = vec![0u8; n];
+        rng.fill_bytes(&mut pt);
+        let mut wire = Vec::new();
+        let w = encrypt_part_stream(&AwsLc, &key, &mut pt.as_slice(), &mut wire).expect("enc");
+        assert_eq!(w as usize, wire.len());
+        assert_eq!(wire.len(), n + 28);
+        assert_eq!(
+            AwsLc.aes128_gcm_open(&key, &wire).expect("one-shot open"),
+            pt,
+            "{n}"
+        );
+        let sealed = AwsLc.aes128_gcm_seal(&key, &pt).expect("seal");
+        let mut back = Vec::new();
+        let r = decrypt_part_stream(&AwsLc, &key, &mut sealed.as_slice(), &mut back).expect("dec");
+        assert_eq!(r as usize, n);
+        assert_eq!(back, pt, "{n}");
+        for at in [sealed.len() - 1, sealed.len() - 17, 12] {
+            if at < 12 || (n == 0 && at < sealed.len() - 16) {
+                continue;
+            }
+            let mut bad = sealed.clone();
+            bad[at] ^= 0x01;
+            let mut sink = Vec::new();
+            assert!(
+                decrypt_part_stream(&AwsLc, &key, &mut bad.as_slice(), &mut sink).is_err(),
+                "{n} bytes, byte {at} flipped"
+            );
+        }
+        let mut sink = Vec::new();
+        assert!(
+            decrypt_part_stream(&AwsLc, &key, &mut &sealed[..sealed.len() - 1], &mut sink).is_err()
+        );
+        assert!(decrypt_part_stream(&AwsLc, &key, &mut &sealed[..20], &mut sink).is_err());
+    }
+}
