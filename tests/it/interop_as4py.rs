@@ -47,7 +47,7 @@ const REQUIREMENTS: &str = "tests/interop/python/requirements.txt";
 const DRIVER: &str = "tests/interop/python/driver.py";
 const STAMP: &str = "as4gw-requirements.sha256";
 
-fn manifest_dir() -> PathBuf {
+pub(crate) fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -75,7 +75,7 @@ fn run(cmd: &mut Command, what: &str) -> Result<std::process::Output, String> {
     Ok(out)
 }
 
-fn venv_python(venv: &Path) -> PathBuf {
+pub(crate) fn venv_python(venv: &Path) -> PathBuf {
     venv.join("bin").join("python")
 }
 
@@ -126,7 +126,7 @@ fn make_venv() -> Result<PathBuf, String> {
     Ok(venv)
 }
 
-fn venv() -> &'static Path {
+pub(crate) fn venv() -> &'static Path {
     static VENV: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     match VENV.get_or_init(make_venv) {
         Ok(p) => p,
@@ -154,17 +154,17 @@ fn driver(args: &[&str]) -> Value {
 // ---------------------------------------------------------------------------------------------
 // The as4gw side
 
-const GW_PARTY: &str = "as4gw-red";
-const PY_PARTY: &str = "as4py-blue";
+pub(crate) const GW_PARTY: &str = "as4gw-red";
+pub(crate) const PY_PARTY: &str = "as4py-blue";
 const PEPPOL_AP: &str = "urn:fdc:peppol.eu:2017:identifiers:ap";
-const ISO6523: &str = "iso6523-actorid-upis";
-const SENDER: &str = "0088:5798000000001";
-const RECIPIENT: &str = "0088:5798000000002";
-const DOCUMENT_TYPE: &str = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2::Invoice##urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0::2.1";
+pub(crate) const ISO6523: &str = "iso6523-actorid-upis";
+pub(crate) const SENDER: &str = "0088:5798000000001";
+pub(crate) const RECIPIENT: &str = "0088:5798000000002";
+pub(crate) const DOCUMENT_TYPE: &str = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2::Invoice##urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0::2.1";
 const PROCESS: &str = "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0";
-const INVOICE: &str = "<Invoice xmlns=\"urn:oasis:names:specification:ubl:schema:xsd:Invoice-2\" xmlns:cbc=\"urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2\"><cbc:ID>INV-2026-0001</cbc:ID><cbc:Note>interop ü €</cbc:Note></Invoice>";
+pub(crate) const INVOICE: &str = "<Invoice xmlns=\"urn:oasis:names:specification:ubl:schema:xsd:Invoice-2\" xmlns:cbc=\"urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2\"><cbc:ID>INV-2026-0001</cbc:ID><cbc:Note>interop ü €</cbc:Note></Invoice>";
 
-fn demo_path(rel: &str) -> String {
+pub(crate) fn demo_path(rel: &str) -> String {
     manifest_dir()
         .join("certs/demo")
         .join(rel)
@@ -294,7 +294,7 @@ fn read_mime(content_type: &str, body: Vec<u8>) -> (Vec<u8>, Vec<Attachment>) {
 
 /// A Peppol SBD around [`INVOICE`], as the library insists on (schema-valid SBDH, scopes
 /// DOCUMENTID / PROCESSID / COUNTRY_C1, participants equal to the message properties).
-fn sbd(instance: &str) -> Vec<u8> {
+pub(crate) fn sbd(instance: &str) -> Vec<u8> {
     format!(
         "<StandardBusinessDocument xmlns=\"http://www.unece.org/cefact/namespaces/StandardBusinessDocumentHeader\"><StandardBusinessDocumentHeader><HeaderVersion>1.0</HeaderVersion><Sender><Identifier Authority=\"{ISO6523}\">{SENDER}</Identifier></Sender><Receiver><Identifier Authority=\"{ISO6523}\">{RECIPIENT}</Identifier></Receiver><DocumentIdentification><Standard>urn:oasis:names:specification:ubl:schema:xsd:Invoice-2</Standard><TypeVersion>2.1</TypeVersion><InstanceIdentifier>{instance}</InstanceIdentifier><Type>Invoice</Type><CreationDateAndTime>2026-11-27T08:00:00Z</CreationDateAndTime></DocumentIdentification><BusinessScope><Scope><Type>DOCUMENTID</Type><InstanceIdentifier>{DOCUMENT_TYPE}</InstanceIdentifier><Identifier>busdox-docid-qns</Identifier></Scope><Scope><Type>PROCESSID</Type><InstanceIdentifier>{PROCESS}</InstanceIdentifier><Identifier>cenbii-procid-ubl</Identifier></Scope><Scope><Type>COUNTRY_C1</Type><InstanceIdentifier>BE</InstanceIdentifier></Scope></BusinessScope></StandardBusinessDocumentHeader>{INVOICE}</StandardBusinessDocument>"
     )

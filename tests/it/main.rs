@@ -9,6 +9,7 @@ mod conformance;
 mod ebms;
 mod fuzz_regressions;
 mod interop_as4py;
+mod interop_as4py_http;
 mod mime;
 mod msh;
 mod oots;

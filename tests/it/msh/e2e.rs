@@ -455,10 +455,12 @@ fn two_processes_exchange_both_ways_in_both_suites() {
         } else {
             (&blue, &red)
         };
-        let payloads = vec![
-            ("doc", "application/x-ebrs+xml", regrep(20 + i)),
-            ("evidence", "application/pdf", binary(100_000 + i, i as u8)),
-        ];
+        // Two payloads (a compressed leg and an uncompressed one per suite), and one case with a
+        // single payload: the acceptance asks for one and several, compressed and not.
+        let mut payloads = vec![("doc", "application/x-ebrs+xml", regrep(20 + i))];
+        if i != 3 {
+            payloads.push(("evidence", "application/pdf", binary(100_000 + i, i as u8)));
+        }
         let (st, res) = tx
             .submit(&meta(pmode, action, &payloads), None)
             .expect("submit");
@@ -470,6 +472,11 @@ fn two_processes_exchange_both_ways_in_both_suites() {
         let got = rx.message("IN", &mid).expect("received");
         assert_eq!(got["state"], "RECEIVED", "{got}");
         assert_eq!(got["pmodeId"], pmode);
+        assert_eq!(
+            got["payloads"].as_array().map(Vec::len),
+            Some(payloads.len()),
+            "{got}"
+        );
         for (n, (name, mt, bytes)) in payloads.iter().enumerate() {
             assert_eq!(got["payloads"][n]["name"], *name, "{got}");
             assert_eq!(
