@@ -1,5 +1,6 @@
 //! Command-line interface: one file per area, dispatched from here.
 
+mod bench;
 mod conformance;
 mod message;
 mod messages;
@@ -47,6 +48,8 @@ enum Command {
         #[command(subcommand)]
         command: pki::Command,
     },
+    /// Benchmark: two gateways on this machine, throughput and latency next to the crypto ceiling.
+    Bench(bench::Args),
     /// Conformance self-test: scenarios against two in-process gateways.
     Conformance {
         #[command(subcommand)]
@@ -64,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Message { command } => message::run(command),
         Command::Pki { command } => pki::run(command),
         Command::Messages(args) => messages::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Conformance { command } => conformance::run(command),
     }

@@ -3,6 +3,7 @@
 mod support;
 
 mod backend;
+mod bench_cli;
 mod c14n;
 mod conformance;
 mod ebms;
