@@ -36,6 +36,7 @@ use crate::transport::BoxError;
 use super::api::{SubmitError, SubmitRequest, SubmitResult, Submitter};
 use super::clock::Clock;
 use super::compress::{decompress_error, DecompressError, GunzipLimited};
+use super::edm;
 use super::inbound::{self, InboundCtx};
 use super::keys::{suite_of, Keyring};
 use super::outbound::{
@@ -351,10 +352,23 @@ impl Msh {
             .iter()
             .map(|p| (p.name.clone(), p.value.clone()))
             .collect();
-        let notify = (!acc.test_service).then(|| NewNotification {
+        // OOTS (docs/oots.md "Inbound flow at C3"): a request breaking the OOTS rules is
+        // answered by the gateway and never delivered.
+        let broken = if !acc.test_service
+            && edm::is_oots_request(&acc.pmode, &user.collaboration_info.action)
+        {
+            self.judge_oots(&acc, &payloads).await
+        } else {
+            None
+        };
+        let delivery = NewNotification {
             message: None,
             kind: "delivery".into(),
-            target: acc.pmode.backend.clone().unwrap_or_else(|| "default".into()),
+            target: acc
+                .pmode
+                .backend
+                .clone()
+                .unwrap_or_else(|| "default".into()),
             body: json_body(serde_json::json!({
                 "message_id": mid.as_str(),
                 "conversation_id": user.collaboration_info.conversation_id,
@@ -362,7 +376,8 @@ impl Msh {
                 "action": user.collaboration_info.action,
                 "properties": properties.iter().map(|(n, v)| serde_json::json!({"name": n, "value": v})).collect::<Vec<_>>(),
             })),
-        });
+        };
+        let notify = (!acc.test_service && broken.is_none()).then(|| delivery.clone());
         let new = NewInbound {
             message_id: mid.as_str().to_string(),
             conversation_id: user.collaboration_info.conversation_id.clone(),
@@ -397,6 +412,9 @@ impl Msh {
                     {
                         tracing::warn!(%e, "marking a test message");
                     }
+                }
+                if let Some(b) = broken {
+                    self.answer_broken(id, &acc, b, now, delivery).await;
                 }
                 acc.receipt
             }
@@ -436,6 +454,102 @@ impl Msh {
             content_type: SOAP_CONTENT_TYPE,
             body: receipt,
             code: None,
+        }
+    }
+
+    /// Reads the first payload (bounded) and judges an OOTS request by the OOTS rules.
+    async fn judge_oots(
+        &self,
+        acc: &inbound::Accepted,
+        payloads: &[Payload],
+    ) -> Option<edm::BrokenRequest> {
+        let first = payloads.first()?;
+        let path = self.store.spool().path(&first.file);
+        let len = tokio::fs::metadata(&path).await.ok()?.len();
+        if len > edm::MAX_REGREP {
+            return None;
+        }
+        let bytes = tokio::fs::read(&path).await.ok()?;
+        let header = acc.header_xml.clone();
+        tokio::task::spawn_blocking(move || edm::judge_request(&header, &bytes))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Answers a broken OOTS request with EDM:ERR:0003 through this gateway's own submission
+    /// path and marks the request DELIVERED. If the answer cannot be queued, the request is
+    /// delivered to the backend after all (which may answer it itself).
+    async fn answer_broken(
+        &self,
+        id: crate::store::StoreId,
+        acc: &inbound::Accepted,
+        b: edm::BrokenRequest,
+        now: OffsetDateTime,
+        delivery: NewNotification,
+    ) {
+        let mid = acc.user.message_info.message_id.as_str().to_string();
+        let set = self.pmodes.current();
+        let peer = acc
+            .user
+            .party_info
+            .from
+            .party_ids
+            .first()
+            .map(|p| p.value.as_str())
+            .unwrap_or_default();
+        let queued = match edm::answer_pmode(&set, &acc.pmode, &self.settings.own_party.id, peer) {
+            None => Err(format!(
+                "no OOTS P-Mode with an ExceptionResponse leg to {peer}"
+            )),
+            Some(pm) => {
+                let v2 = edm::pmode_is_v2(pm);
+                let ts = now
+                    .to_offset(time::UtcOffset::UTC)
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_else(|_| now.unix_timestamp().to_string());
+                let doc = edm::answer_document(&b, v2, &uuid::Uuid::new_v4().to_string(), &ts);
+                match self.store.spool().write_bytes(&doc).await {
+                    Err(e) => Err(format!("spooling the answer: {e}")),
+                    Ok(file) => {
+                        let req = edm::answer_submission(
+                            &b,
+                            pm,
+                            &acc.user.collaboration_info.conversation_id,
+                            file.clone(),
+                        );
+                        match self.submit(req).await {
+                            Ok(r) => Ok(r.message_id),
+                            Err(e) => {
+                                if !matches!(e, SubmitError::Internal(_)) {
+                                    let _ = tokio::fs::remove_file(self.store.spool().path(&file))
+                                        .await;
+                                }
+                                Err(format!("submitting the answer: {e}"))
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        match queued {
+            Ok(answer) => {
+                tracing::info!(request = %mid, %answer, violations = b.violations.len(), "OOTS request answered with EDM:ERR:0003");
+                let detail = format!("{} (answer {answer})", edm::ANSWERED_DETAIL);
+                if let Err(e) = self.store.mark_delivered(id, now, &detail).await {
+                    tracing::warn!(%e, "marking an answered OOTS request");
+                }
+            }
+            Err(why) => {
+                tracing::warn!(request = %mid, %why, "broken OOTS request not answered; delivering it");
+                let n = NewNotification {
+                    message: Some(id),
+                    ..delivery
+                };
+                if let Err(e) = self.store.enqueue(now, n).await {
+                    tracing::warn!(%e, "delivering an unanswered OOTS request");
+                }
+            }
         }
     }
 

@@ -16,6 +16,7 @@
 pub mod api;
 pub mod clock;
 pub mod compress;
+pub mod edm;
 pub mod engine;
 pub mod inbound;
 pub mod keys;

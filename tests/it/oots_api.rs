@@ -1035,3 +1035,192 @@ async fn unanswered_exchange_times_out_after_t1() {
     let resp = n.get(&n.red, RED, "/api/v1/oots/exchanges/unknown").await;
     expect_problem(resp, 404, "/errors/not-found", None).await;
 }
+
+/// Red's MSH submits a v2 request built from the oots-france reference `requete.xml`
+/// (`procedure` removed when `broken`) directly, bypassing the helper's own checks.
+async fn submit_raw_request(n: &Net, broken: bool) -> (String, String, String) {
+    use as4gw::msh::api::{PayloadIn, PropertyIn, SubmitRequest, Submitter};
+    let EdmDocument::QueryRequest(mut q) = parse_edm(&fixture(
+        "oots-france/fixtures/reference/messages/requete.xml",
+    ))
+    .expect("edm") else {
+        panic!("requete.xml is no request");
+    };
+    if broken {
+        q.procedure = None;
+    }
+    let file = n
+        .red
+        .msh
+        .store()
+        .spool()
+        .write_bytes(&as4gw::oots::write_request(&q))
+        .await
+        .expect("spool");
+    let conv = uuid::Uuid::new_v4().to_string();
+    let xid = uuid::Uuid::new_v4().to_string();
+    let prop = |name: &str, value: &str, t: Option<&str>| PropertyIn {
+        name: name.into(),
+        value: value.into(),
+        prop_type: t.map(Into::into),
+    };
+    let r = n
+        .red
+        .msh
+        .submit(SubmitRequest {
+            pmode_id: Some("oots-v2-red-blue".into()),
+            action: Some("ExecuteQueryRequest".into()),
+            conversation_id: Some(conv.clone()),
+            properties: vec![
+                prop(
+                    "originalSender",
+                    "00000000000002",
+                    Some("urn:cef.eu:names:identifier:EAS:0009"),
+                ),
+                prop(
+                    "finalRecipient",
+                    "DE73524311",
+                    Some("urn:cef.eu:names:identifier:EAS:9930"),
+                ),
+                prop("ExchangeId", &xid, None),
+                prop("SpecificationId", "oots-edm:v2.0", None),
+            ],
+            payloads: vec![PayloadIn {
+                part_name: "regrep".into(),
+                mime_type: "application/x-ebrs+xml".into(),
+                properties: Vec::new(),
+                file,
+            }],
+            ..SubmitRequest::default()
+        })
+        .await
+        .expect("submit");
+    (r.message_id, conv, xid)
+}
+
+/// Blue's outbox deliveries (kind `delivery`) of the message with this store id.
+async fn deliveries(g: &Gateway, id: as4gw::store::StoreId) -> usize {
+    g.msh
+        .store()
+        .lease_outbox(
+            time::OffsetDateTime::now_utc() + time::Duration::days(1),
+            "test",
+            100,
+            time::Duration::minutes(1),
+        )
+        .await
+        .expect("outbox")
+        .iter()
+        .filter(|i| i.kind == "delivery" && i.message == Some(id))
+        .count()
+}
+
+#[tokio::test]
+async fn broken_request_is_answered_by_the_gateway_with_edm_err_0003() {
+    use as4gw::store::{Direction, Filter, State};
+    let n = net().await;
+
+    // Control: the intact request is delivered to blue's backend as before.
+    let (ok_mid, _, _) = submit_raw_request(&n, false).await;
+    assert_eq!(n.red.msh.run_once().await, 1);
+    let rec = n
+        .blue
+        .msh
+        .store()
+        .get_by_message_id(Direction::Inbound, &ok_mid)
+        .await
+        .expect("get")
+        .expect("blue has the intact request");
+    assert_eq!(rec.state, State::Received, "{:?}", rec.last_detail);
+    assert_eq!(deliveries(&n.blue, rec.id).await, 1);
+    assert_eq!(
+        n.blue.msh.run_once().await,
+        0,
+        "no answer to a valid request"
+    );
+
+    // The request without Procedure: acknowledged at the AS4 level, answered by blue's gateway.
+    let (mid, conv, xid) = submit_raw_request(&n, true).await;
+    assert_eq!(n.red.msh.run_once().await, 1);
+    let sent = n
+        .red
+        .msh
+        .store()
+        .get_by_message_id(Direction::Outbound, &mid)
+        .await
+        .expect("get")
+        .expect("red's request");
+    assert_eq!(sent.state, State::Acknowledged, "{:?}", sent.last_detail);
+    let rec = n
+        .blue
+        .msh
+        .store()
+        .get_by_message_id(Direction::Inbound, &mid)
+        .await
+        .expect("get")
+        .expect("blue stored the request");
+    assert_eq!(rec.state, State::Delivered);
+    let events = n.blue.msh.store().events(rec.id).await.expect("events");
+    let last = events.last().expect("an event");
+    assert_eq!(last.to, State::Delivered);
+    assert!(
+        last.detail
+            .contains("answered with EDM:ERR:0003 by the gateway"),
+        "{events:?}"
+    );
+    assert_eq!(
+        deliveries(&n.blue, rec.id).await,
+        0,
+        "backend got the request"
+    );
+    assert_eq!(n.blue.msh.run_once().await, 1, "the answer is sent");
+
+    // Red receives the ExceptionResponse in the same conversation, corners swapped.
+    let page = n
+        .red
+        .msh
+        .store()
+        .list(
+            Filter {
+                direction: Some(Direction::Inbound),
+                conversation_id: Some(conv.clone()),
+                ..Filter::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .expect("list");
+    assert_eq!(page.items.len(), 1);
+    let ans = &page.items[0];
+    assert!(
+        ans.header
+            .as_deref()
+            .unwrap_or_default()
+            .contains("ExceptionResponse"),
+        "{:?}",
+        ans.header
+    );
+    let prop = |name: &str| {
+        ans.properties
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(prop("ExchangeId").as_deref(), Some(xid.as_str()));
+    assert_eq!(prop("originalSender").as_deref(), Some("DE73524311"));
+    assert_eq!(prop("finalRecipient").as_deref(), Some("00000000000002"));
+    assert_eq!(ans.pmode_id, "oots-v2-blue-red");
+    let bytes = std::fs::read(n.red.msh.store().spool().path(&ans.payloads[0].file))
+        .expect("answer payload");
+    let EdmDocument::QueryResponse(r) = parse_edm(&bytes).expect("edm") else {
+        panic!("the answer is no QueryResponse");
+    };
+    assert_eq!(r.exceptions.len(), 1);
+    let ex = &r.exceptions[0];
+    assert_eq!(ex.code.as_deref(), Some("EDM:ERR:0003"));
+    assert_eq!(ex.exception_type, "InvalidRequestExceptionType");
+    let d = ex.detail.clone().unwrap_or_default();
+    assert!(d.contains("Procedure"), "{d}");
+    assert!(r.status.ends_with(":Failure"), "{}", r.status);
+}
