@@ -364,11 +364,7 @@ impl Msh {
         let delivery = NewNotification {
             message: None,
             kind: "delivery".into(),
-            target: acc
-                .pmode
-                .backend
-                .clone()
-                .unwrap_or_else(|| "default".into()),
+            target: route_inbound(&self.settings.backends, &acc.pmode, &properties),
             body: json_body(serde_json::json!({
                 "message_id": mid.as_str(),
                 "conversation_id": user.collaboration_info.conversation_id,
@@ -882,6 +878,31 @@ impl Msh {
         }
         Ok(file)
     }
+}
+
+/// The backend an inbound message is delivered to: the first configured backend (in
+/// configuration order) whose `allowed-final-recipients` names the message's `finalRecipient`
+/// and whose `allowed-pmodes` holds the message's P-Mode (so that it may also read the message
+/// through the API); else the P-Mode's `backend`; else `default`.
+pub fn route_inbound(
+    backends: &[Backend],
+    pmode: &PMode,
+    properties: &[(String, String)],
+) -> String {
+    let recipient = properties
+        .iter()
+        .find(|(n, _)| n == crate::oots::PROP_FINAL_RECIPIENT)
+        .map(|(_, v)| v.as_str());
+    recipient
+        .and_then(|r| {
+            backends.iter().find(|b| {
+                b.allowed_final_recipients.iter().any(|a| a == r)
+                    && b.allowed_pmodes.iter().any(|p| p == &pmode.id)
+            })
+        })
+        .map(|b| b.name.clone())
+        .or_else(|| pmode.backend.clone())
+        .unwrap_or_else(|| "default".into())
 }
 
 enum PackFailure {

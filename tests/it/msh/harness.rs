@@ -134,6 +134,11 @@ pub struct World {
 
 impl World {
     pub async fn new(resends: u32) -> World {
+        World::new_with(resends, |_, _| {}).await
+    }
+
+    /// As [`World::new`], with `tweak(side name, settings)` applied before each MSH is built.
+    pub async fn new_with(resends: u32, tweak: impl Fn(&str, &mut MshSettings)) -> World {
         let dir = tempfile::tempdir().expect("tempdir");
         let pm = dir.path().join("pmodes");
         copy_pmodes(&pm, RED_URL, BLUE_URL, resends, "1m");
@@ -164,6 +169,7 @@ impl World {
             let mut settings = MshSettings::from_config(&cfg);
             settings.limits.max_part_size = 256 << 20;
             settings.limits.max_message_size = 512 << 20;
+            tweak(&name, &mut settings);
             let msh = Msh::new(
                 store.clone() as Arc<dyn MessageStore>,
                 reg,

@@ -431,3 +431,71 @@ async fn refused_submissions_leave_no_trace() {
         .expect("list");
     assert_eq!(page.items.len(), 1);
 }
+
+/// Inbound messages go to the backend whose `allowed-final-recipients` names their
+/// finalRecipient (and which may use the P-Mode), else to the P-Mode's `backend`.
+#[tokio::test]
+async fn inbound_is_routed_to_the_backend_of_its_final_recipient() {
+    const BILLING: &str = "urn:oots:blue:billing";
+    let w = World::new_with(2, |side, s| {
+        if side == "blue" {
+            // Names the recipient but may not use the inbound P-Mode: skipped (it could not
+            // read the message through the API).
+            let mut stranger = s.backends[0].clone();
+            stranger.name = "stranger".into();
+            stranger.allowed_final_recipients = vec![BILLING.into()];
+            let mut b = s.backends[0].clone();
+            b.name = "billing".into();
+            b.allowed_final_recipients = vec![BILLING.into()];
+            b.allowed_pmodes.push("oots-red-blue".into());
+            s.backends.push(stranger);
+            s.backends.push(b);
+        }
+    })
+    .await;
+    let mut sent = Vec::new();
+    for recipient in [BILLING, "urn:oots:blue:recipient"] {
+        let mut req = request(
+            &w.red.store,
+            "oots-red-blue",
+            "ExecuteQueryResponse",
+            &[("regrep", "application/x-ebrs+xml", regrep(3))],
+        )
+        .await;
+        for p in &mut req.properties {
+            if p.name == "finalRecipient" {
+                p.value = recipient.into();
+            }
+        }
+        sent.push(w.red.msh.submit(req).await.expect("submit").message_id);
+    }
+    assert_eq!(w.red.msh.run_once().await, 2);
+    let items = w
+        .blue
+        .store
+        .lease_outbox(
+            as4gw::msh::Clock::now(w.clock.as_ref()) + Duration::days(1),
+            "test",
+            100,
+            Duration::minutes(1),
+        )
+        .await
+        .expect("outbox");
+    let mut targets = Vec::new();
+    for mid in &sent {
+        let rec = w
+            .blue
+            .store
+            .get_by_message_id(Direction::Inbound, mid)
+            .await
+            .expect("get")
+            .expect("received");
+        let t: Vec<&str> = items
+            .iter()
+            .filter(|i| i.kind == "delivery" && i.message == Some(rec.id))
+            .map(|i| i.target.as_str())
+            .collect();
+        targets.push(t);
+    }
+    assert_eq!(targets, vec![vec!["billing"], vec!["oots"]]);
+}
