@@ -30,7 +30,9 @@ use crate::ns;
 use crate::xml::Document;
 
 /// The selection fields of an inbound `eb:UserMessage` (digest §2.3).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize, serde::Serialize,
+)]
 pub struct MessageKey {
     pub from: PartyId,
     pub from_role: String,

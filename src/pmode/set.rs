@@ -11,7 +11,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::diag::{from_toml_error, Diagnostic, Diagnostics, Locator};
-use super::model::{Agreement, PMode, PartyId, RawPMode, RawPModeFile, Service};
+use super::model::{PMode, RawPMode, RawPModeFile};
 
 /// The P-Modes in force: an immutable snapshot, shared with `Arc` by messages in flight.
 #[derive(Debug, Default, Clone)]
@@ -26,17 +26,9 @@ pub struct SetContext {
     pub backends: Option<Vec<String>>,
 }
 
-/// The fields that select a P-Mode leg for an inbound message (digest §2.3).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct SelectionKey {
-    pub from: PartyId,
-    pub from_role: String,
-    pub to: PartyId,
-    pub to_role: String,
-    pub service: Service,
-    pub action: String,
-    pub agreement: Option<Agreement>,
-}
+/// The fields that select a P-Mode leg (digest §2.3): the same key inbound matching uses, so
+/// the ambiguity check and the matcher cannot disagree on what "the same messages" means.
+pub(crate) type SelectionKey = super::matching::MessageKey;
 
 impl PModeSet {
     /// An already validated list (tests, programmatic use). Set-level checks are not re-run.
