@@ -124,7 +124,15 @@ fn walkthrough_round_trip_red_to_blue() {
     }
 
     // 2. The payloads, as the page writes them.
-    let query = heredoc(&page, "query.xml");
+    // The request is the official EDM v1.0 sample the page copies (blue answers a request that
+    // breaks the OOTS rules with EDM:ERR:0003 instead of delivering it).
+    documented(
+        &page,
+        "cp \"tests/fixtures/oots/governikus-sdg/testfiles/Request-Response Samples/Birth Certificate/oots_request.xml\" query.xml",
+    );
+    let query = crate::support::read_fixture(
+        "oots/governikus-sdg/testfiles/Request-Response Samples/Birth Certificate/oots_request.xml",
+    );
     let pdf = heredoc(&page, "evidence.pdf");
     assert!(pdf.starts_with(b"%PDF-"));
 
