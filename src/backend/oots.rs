@@ -1144,18 +1144,7 @@ fn build_response(
             })
             .unwrap_or_default(),
     };
-    let requester = ans
-        .request
-        .evidence_requester
-        .iter()
-        .find(|a| {
-            matches!(
-                a.classification.as_deref(),
-                Some("ER") | Some("EvidenceRequester")
-            )
-        })
-        .or(ans.request.evidence_requester.first())
-        .map(answer_requester);
+    let requester = ans.request.requesting_agent().map(answer_requester);
     let resp = QueryResponse {
         request_id: Some(ans.request.id.clone()),
         status: RS_STATUS_SUCCESS.into(),

@@ -291,6 +291,20 @@ pub struct QueryRequest {
 }
 
 impl QueryRequest {
+    /// The agent an answer is addressed to: the one classified as the evidence requester
+    /// (`ER`, or `EvidenceRequester` in older samples), else the first listed (digest §7.2).
+    pub fn requesting_agent(&self) -> Option<&Agent> {
+        self.evidence_requester
+            .iter()
+            .find(|a| {
+                matches!(
+                    a.classification.as_deref(),
+                    Some("ER") | Some("EvidenceRequester")
+                )
+            })
+            .or_else(|| self.evidence_requester.first())
+    }
+
     /// The EDM line this request declares.
     pub fn version(&self) -> Option<EdmVersion> {
         self.specification_identifier

@@ -510,22 +510,12 @@ pub fn invalid_request_response(
         .map(|v| v.to_string())
         .collect::<Vec<_>>()
         .join("; ");
-    let requester = request
-        .evidence_requester
-        .iter()
-        .find(|a| {
-            matches!(
-                a.classification.as_deref(),
-                Some("ER") | Some("EvidenceRequester")
-            )
-        })
-        .or_else(|| request.evidence_requester.first())
-        .map(|a| Agent {
-            identifier: a.identifier.clone(),
-            names: a.names.clone(),
-            address: None,
-            classification: None,
-        });
+    let requester = request.requesting_agent().map(|a| Agent {
+        identifier: a.identifier.clone(),
+        names: a.names.clone(),
+        address: None,
+        classification: None,
+    });
     let spec = request
         .specification_identifier
         .clone()
