@@ -7,7 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use ::time::OffsetDateTime;
-use x509_parser::prelude::*;
+
+use crate::pki::{load_certificates, KeyType};
 
 /// What a certificate is used for; decides key algorithm and keyUsage bit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +51,18 @@ impl CertPurpose {
 const OID_RSA: &str = "1.2.840.113549.1.1.1";
 const OID_ED25519: &str = "1.3.101.112";
 const OID_X25519: &str = "1.3.101.110";
+const OID_EC: &str = "1.2.840.10045.2.1";
+
+/// The SPKI algorithm OID operators see in `openssl x509 -text`, for the error message.
+fn key_oid(k: KeyType) -> &'static str {
+    match k {
+        KeyType::Rsa => OID_RSA,
+        KeyType::Ed25519 => OID_ED25519,
+        KeyType::X25519 => OID_X25519,
+        KeyType::P256 => OID_EC,
+        KeyType::Other => "(unsupported)",
+    }
+}
 
 /// A certificate file loaded and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,17 +84,15 @@ pub fn load_cert(
 ) -> Result<CertFile, String> {
     let bytes = std::fs::read(path)
         .map_err(|e| format!("certificate file {} cannot be read: {e}", path.display()))?;
-    let der = if bytes.starts_with(b"-----") {
-        let (_, pem) = x509_parser::pem::parse_x509_pem(&bytes)
-            .map_err(|e| format!("certificate file {} is not PEM: {e}", path.display()))?;
-        pem.contents
-    } else {
-        bytes
-    };
-    let (_, cert) = X509Certificate::from_der(&der)
-        .map_err(|e| format!("certificate file {} does not parse: {e}", path.display()))?;
-    let not_after = cert.validity().not_after.to_datetime();
-    let not_before = cert.validity().not_before.to_datetime();
+    // One certificate parser in the product: the pki room's (it also serves the message path).
+    let cert = load_certificates(&bytes)
+        .map_err(|e| format!("certificate file {} does not parse: {e}", path.display()))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("certificate file {} holds no certificate", path.display()))?;
+    let der = cert.der().to_vec();
+    let not_after = cert.not_after();
+    let not_before = cert.not_before();
     if now > not_after {
         return Err(format!(
             "certificate {} expired on {}",
@@ -96,16 +107,16 @@ pub fn load_cert(
             not_before.date()
         ));
     }
-    let alg = cert.public_key().algorithm.algorithm.to_id_string();
-    let ku = cert.key_usage().ok().flatten().map(|k| k.value);
+    let alg = key_oid(cert.key_type());
+    let ku = cert.key_usage();
     let (want_alg, ok_usage) = match purpose {
-        CertPurpose::Signing115 => (Some(OID_RSA), ku.is_some_and(|k| k.digital_signature())),
-        CertPurpose::Encryption115 => (Some(OID_RSA), ku.is_some_and(|k| k.key_encipherment())),
-        CertPurpose::Signing20 => (Some(OID_ED25519), ku.is_some_and(|k| k.digital_signature())),
-        CertPurpose::KeyAgreement20 => (Some(OID_X25519), ku.is_some_and(|k| k.key_agreement())),
+        CertPurpose::Signing115 => (Some(OID_RSA), ku.is_some_and(|k| k.digital_signature)),
+        CertPurpose::Encryption115 => (Some(OID_RSA), ku.is_some_and(|k| k.key_encipherment)),
+        CertPurpose::Signing20 => (Some(OID_ED25519), ku.is_some_and(|k| k.digital_signature)),
+        CertPurpose::KeyAgreement20 => (Some(OID_X25519), ku.is_some_and(|k| k.key_agreement)),
         // A TLS certificate without keyUsage is legal (RFC 5280 §4.2.1.3 leaves it optional).
-        CertPurpose::Tls => (None, ku.is_none_or(|k| k.digital_signature())),
-        CertPurpose::Anchor => (None, cert.is_ca() && ku.is_none_or(|k| k.key_cert_sign())),
+        CertPurpose::Tls => (None, ku.is_none_or(|k| k.digital_signature)),
+        CertPurpose::Anchor => (None, cert.is_ca() && ku.is_none_or(|k| k.key_cert_sign)),
     };
     if let Some(want) = want_alg {
         if alg != want {
@@ -125,7 +136,7 @@ pub fn load_cert(
     }
     Ok(CertFile {
         path: path.to_path_buf(),
-        der: der.clone(),
         subject: cert.subject().to_string(),
+        der,
     })
 }
