@@ -157,6 +157,8 @@ fn direction_of(q: &DirectionQuery) -> Result<Option<Direction>, Problem> {
         (status = 415, description = "Not multipart/form-data", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid metadata, unknown P-Mode, missing property, payload not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error; nothing acknowledged", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The message store cannot take writes (disk full, read-only); nothing stored, repeat later", body = Problem, content_type = "application/problem+json",
+         headers(("Retry-After" = u32, description = "Seconds to wait before repeating the submission"))),
     )
 )]
 pub(crate) async fn submit(

@@ -17,6 +17,10 @@ use crate::store::StoreError;
 /// Media type of problem documents (RFC 9457 §3).
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// `Retry-After` (seconds) on 503 answers: long enough for an operator's alert to fire, short
+/// enough that a backend's queue does not stall for long once space is back.
+pub const RETRY_AFTER_SECS: u32 = 30;
+
 /// The problem types this API answers with. The enum keeps the list closed so that
 /// `docs/backend.md` and the OpenAPI document can enumerate them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +55,9 @@ pub enum ProblemType {
     InvalidState,
     /// 500: the gateway failed; nothing was acknowledged.
     Internal,
+    /// 503: the message store cannot take writes (disk full, read-only); nothing was
+    /// acknowledged; repeat the request after `Retry-After` seconds.
+    StoreUnavailable,
 }
 
 impl ProblemType {
@@ -71,6 +78,7 @@ impl ProblemType {
         ProblemType::AmbiguousMessageId,
         ProblemType::InvalidState,
         ProblemType::Internal,
+        ProblemType::StoreUnavailable,
     ];
 
     /// The `type` URI reference.
@@ -91,6 +99,7 @@ impl ProblemType {
             ProblemType::AmbiguousMessageId => "/errors/ambiguous-message-id",
             ProblemType::InvalidState => "/errors/invalid-state",
             ProblemType::Internal => "/errors/internal",
+            ProblemType::StoreUnavailable => "/errors/store-unavailable",
         }
     }
 
@@ -112,6 +121,7 @@ impl ProblemType {
             ProblemType::AmbiguousMessageId => "MessageId is both inbound and outbound",
             ProblemType::InvalidState => "Not possible in the message's state",
             ProblemType::Internal => "Internal error",
+            ProblemType::StoreUnavailable => "Message store cannot take writes; retry later",
         }
     }
 
@@ -133,6 +143,7 @@ impl ProblemType {
             | ProblemType::AmbiguousMessageId
             | ProblemType::InvalidState => StatusCode::CONFLICT,
             ProblemType::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ProblemType::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -183,6 +194,16 @@ impl Problem {
     }
 }
 
+impl Problem {
+    /// 503: the store cannot take writes; logged at error level because an operator has to act
+    /// (free space, remount), while the backend only has to repeat the request.
+    pub fn unavailable(detail: impl Into<String>) -> Problem {
+        let detail = detail.into();
+        tracing::error!(detail = %detail, "message store cannot take writes: answering 503");
+        Problem::new(ProblemType::StoreUnavailable, detail)
+    }
+}
+
 impl From<SubmitError> for Problem {
     fn from(e: SubmitError) -> Problem {
         let detail = e.to_string();
@@ -209,6 +230,7 @@ impl From<SubmitError> for Problem {
                 Problem::new(ProblemType::DuplicateMessageId, detail).field("messageId")
             }
             SubmitError::Internal(m) => Problem::internal(m),
+            SubmitError::Unavailable(m) => Problem::unavailable(m),
         }
     }
 }
@@ -221,7 +243,10 @@ impl From<StoreError> for Problem {
                 Problem::new(ProblemType::InvalidState, e.to_string())
             }
             StoreError::TooLarge(_) => Problem::new(ProblemType::PayloadTooLarge, e.to_string()),
-            other => Problem::internal(other),
+            other => match other.unavailable() {
+                Some(u) => Problem::unavailable(format!("{u}: {other}")),
+                None => Problem::internal(other),
+            },
         }
     }
 }
@@ -233,6 +258,10 @@ impl IntoResponse for Problem {
         let mut resp = (status, body).into_response();
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

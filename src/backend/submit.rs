@@ -246,7 +246,15 @@ pub(crate) async fn handle(
                     StoreError::Io(io) => {
                         match io.get_ref().and_then(|r| r.downcast_ref::<multer::Error>()) {
                             Some(me) => multipart_problem(me, &format!("payloads/{i}")),
-                            None => Problem::internal(format!("spooling {name:?}: {io}")),
+                            None => {
+                                let text = io.to_string();
+                                match StoreError::Io(io).unavailable() {
+                                    Some(u) => Problem::unavailable(format!(
+                                        "{u}: payload {name:?} could not be spooled ({text}); the submission was not stored, repeat it later"
+                                    )),
+                                    None => Problem::internal(format!("spooling {name:?}: {text}")),
+                                }
+                            }
                         }
                     }
                     other => Problem::from(other),
@@ -330,9 +338,10 @@ pub(crate) async fn handle(
             Ok(r.into())
         }
         Err(e) => {
-            // After an internal failure the outcome of the commit is unknown: keep the files
-            // (an unreferenced file is harmless, a row without its file is not).
-            if !matches!(e, SubmitError::Internal(_)) {
+            // After an internal failure the outcome of the commit is unknown (an fsync error
+            // may hide a commit that survives): keep the files (an unreferenced file is
+            // harmless, a row without its file is not).
+            if !matches!(e, SubmitError::Internal(_) | SubmitError::Unavailable(_)) {
                 discard(spool, files).await;
             }
             let p = Problem::from(e);

@@ -36,6 +36,7 @@ use tokio::task::JoinHandle;
 use tokio_util::io::ReaderStream;
 
 use super::auth::BackendAccess;
+use crate::msh::clock::{Clock, SystemClock};
 use super::model::{message_view, payload_names, MessageView};
 use crate::store::{
     Direction, MessageRecord, MessageStore, NewNotification, OutboxItem, State, StoreError, StoreId,
@@ -108,6 +109,9 @@ pub struct WebhookSettings {
     pub backoff_base: Duration,
     pub backoff_max: Duration,
     pub stats: Arc<WebhookStats>,
+    /// Where due times, leases and signature timestamps come from: the system clock, or a
+    /// `ManualClock` so tests can let an hour of back-off pass without waiting for it.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for WebhookSettings {
@@ -125,6 +129,7 @@ impl Default for WebhookSettings {
             backoff_base: Duration::seconds(5),
             backoff_max: Duration::hours(1),
             stats: Arc::new(WebhookStats::default()),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -354,6 +359,7 @@ async fn push_one(
     backends: &[Arc<BackendAccess>],
     client: &reqwest::Client,
     item: &OutboxItem,
+    now: OffsetDateTime,
 ) -> Result<Option<MessageRecord>, PushError> {
     let backend = backends
         .iter()
@@ -380,7 +386,7 @@ async fn push_one(
             segments: vec![Segment::Bytes(Bytes::from(item.body.clone()))],
         },
     };
-    let t = OffsetDateTime::now_utc().unix_timestamp();
+    let t = now.unix_timestamp();
     let sig = body.signature(backend.webhook_key(), t).await?;
     let mut req = client
         .post(url)
@@ -413,7 +419,7 @@ async fn settle(
     item: &OutboxItem,
     result: Result<Option<MessageRecord>, PushError>,
 ) -> Result<(), StoreError> {
-    let now = OffsetDateTime::now_utc();
+    let now = s.clock.now();
     match result {
         Ok(rec) => {
             store.outbox_done(item.id, &s.owner, now).await?;
@@ -462,13 +468,13 @@ async fn round(
     stop: &AtomicBool,
 ) -> Result<usize, StoreError> {
     let items = store
-        .lease_outbox(OffsetDateTime::now_utc(), &s.owner, s.batch, s.lease_for)
+        .lease_outbox(s.clock.now(), &s.owner, s.batch, s.lease_for)
         .await?;
     let n = items.len();
     for item in items {
         if stop.load(Ordering::SeqCst) {
             // Hand the lease back so the item is due at once after a restart.
-            let now = OffsetDateTime::now_utc();
+            let now = s.clock.now();
             if let Err(e) = store
                 .outbox_retry(
                     item.id,
@@ -483,7 +489,7 @@ async fn round(
             }
             continue;
         }
-        let result = push_one(store, backends, client, &item).await;
+        let result = push_one(store, backends, client, &item, s.clock.now()).await;
         if let Err(e) = settle(store, s, &item, result).await {
             // E.g. the lease expired during a slow push: the item is pushed again later
             // (at least once); the rest of the batch goes on.

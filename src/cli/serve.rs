@@ -110,6 +110,14 @@ pub struct Args {
     /// Scheduler poll period in milliseconds (retries becoming due). Default 1000.
     #[arg(long, hide = true)]
     poll_ms: Option<u64>,
+    /// Longest wait for a partner's answer in seconds (the fault tests' "slow partner" must
+    /// outlast it without taking two minutes). Default 120.
+    #[arg(long, hide = true)]
+    response_timeout_secs: Option<u64>,
+    /// Webhook push lease in seconds (how soon a restarted process pushes again what a killed
+    /// one had leased). Default 1800.
+    #[arg(long, hide = true)]
+    webhook_lease_secs: Option<u64>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -235,7 +243,11 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     }
     .load()?
     .build()?;
-    let client = HttpsClient::new(client_tls, ClientSettings::default());
+    let mut client_settings = ClientSettings::default();
+    if let Some(t) = args.response_timeout_secs {
+        client_settings.response_timeout = Duration::from_secs(t);
+    }
+    let client = HttpsClient::new(client_tls, client_settings);
     let mut settings = MshSettings::from_config(&cfg);
     if let Some(s) = args.lease_secs {
         settings.lease_for = time::Duration::seconds(s as i64);
@@ -315,7 +327,13 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let pusher = as4gw::backend::spawn_webhook_pusher(
         store.clone() as Arc<dyn MessageStore>,
         backends,
-        WebhookSettings::default(),
+        {
+            let mut w = WebhookSettings::default();
+            if let Some(s) = args.webhook_lease_secs {
+                w.lease_for = time::Duration::seconds(s as i64);
+            }
+            w
+        },
         stopped(stop_rx.clone()),
     );
     let scheduling = Arc::clone(&msh).run_scheduler(stop_rx.clone());

@@ -108,6 +108,10 @@ pub enum SubmitError {
     /// Internal failure (store); nothing was acknowledged.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The store cannot take writes right now (disk full, read-only); nothing was
+    /// acknowledged and the same submission can be repeated later.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl SubmitError {
@@ -122,6 +126,7 @@ impl SubmitError {
             SubmitError::DuplicateMessageId(_) => 409,
             SubmitError::Forbidden(_) => 403,
             SubmitError::Internal(_) => 500,
+            SubmitError::Unavailable(_) => 503,
         }
     }
 }

@@ -974,7 +974,12 @@ impl Submitter for Msh {
                     })
                 }
                 Err(StoreError::Conflict(_)) => Err(SubmitError::DuplicateMessageId(mid)),
-                Err(e) => Err(SubmitError::Internal(e.to_string())),
+                Err(e) => Err(match e.unavailable() {
+                    Some(u) => SubmitError::Unavailable(format!(
+                        "{u}; the submission was not stored, repeat it later ({e})"
+                    )),
+                    None => SubmitError::Internal(e.to_string()),
+                }),
             }
         })
     }

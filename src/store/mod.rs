@@ -82,6 +82,85 @@ pub enum StoreError {
     Closed,
 }
 
+/// Why the store cannot take writes at the moment: a condition of the machine, not of the
+/// request, that goes away when an operator frees space or makes the disk writable again. The
+/// callers answer "try again later" (REST 503 with `Retry-After`, AS4 EBMS:0202 without a
+/// receipt) instead of an internal error, so backends and partners resend and nothing is lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// ENOSPC / EDQUOT / SQLITE_FULL.
+    DiskFull,
+    /// EROFS / SQLITE_READONLY.
+    ReadOnly,
+    /// SQLITE_IOERR / SQLITE_CANTOPEN on a write: the disk refuses writes for another reason.
+    WriteFailed,
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Unavailable::DiskFull => "the message store's disk is full",
+            Unavailable::ReadOnly => "the message store's disk is read-only",
+            Unavailable::WriteFailed => "the message store cannot write to its disk",
+        })
+    }
+}
+
+fn io_unavailable(e: &std::io::Error) -> Option<Unavailable> {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => return Some(Unavailable::DiskFull),
+        ErrorKind::ReadOnlyFilesystem => return Some(Unavailable::ReadOnly),
+        _ => {}
+    }
+    // A reader's error wrapped by the spool: look inside.
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<std::io::Error>())
+        .and_then(io_unavailable)
+}
+
+/// SQLite's messages for the primary codes (`sqlite3_errstr`), as they reach a commit error.
+fn sqlite_text_unavailable(s: &str) -> Option<Unavailable> {
+    if s.contains("database or disk is full") {
+        Some(Unavailable::DiskFull)
+    } else if s.contains("readonly database") {
+        Some(Unavailable::ReadOnly)
+    } else if s.contains("disk I/O error") || s.contains("unable to open database file") {
+        Some(Unavailable::WriteFailed)
+    } else {
+        None
+    }
+}
+
+impl StoreError {
+    /// `Some` when the store failed because its disk cannot take writes (full, read-only,
+    /// refusing): nothing of the request was committed and a later retry can succeed.
+    pub fn unavailable(&self) -> Option<Unavailable> {
+        match self {
+            StoreError::Io(e) => io_unavailable(e),
+            StoreError::Backend(b) => {
+                if let Some(e) = b.downcast_ref::<rusqlite::Error>() {
+                    match e.sqlite_error_code() {
+                        Some(rusqlite::ErrorCode::DiskFull) => Some(Unavailable::DiskFull),
+                        Some(rusqlite::ErrorCode::ReadOnly) => Some(Unavailable::ReadOnly),
+                        Some(
+                            rusqlite::ErrorCode::SystemIoFailure
+                            | rusqlite::ErrorCode::CannotOpen,
+                        ) => Some(Unavailable::WriteFailed),
+                        _ => None,
+                    }
+                } else if let Some(e) = b.downcast_ref::<std::io::Error>() {
+                    io_unavailable(e)
+                } else {
+                    None
+                }
+            }
+            StoreError::Commit(s) => sqlite_text_unavailable(s),
+            _ => None,
+        }
+    }
+}
+
 /// The store's own id for a message. Distinct from the ebMS MessageId: the same partner
 /// MessageId may legitimately appear twice (outside the duplicate window).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

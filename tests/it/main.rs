@@ -7,6 +7,7 @@ mod bench_cli;
 mod c14n;
 mod conformance;
 mod ebms;
+mod faults;
 mod fuzz_regressions;
 mod interop_as4py;
 mod interop_as4py_http;

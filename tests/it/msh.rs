@@ -6,6 +6,6 @@
 //! * `e2e`: two real `as4gw serve` processes over HTTPS with the demo certificates.
 
 pub mod e2e;
-mod harness;
+pub mod harness;
 mod inbound_errors;
 mod pipeline;

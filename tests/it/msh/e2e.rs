@@ -172,6 +172,11 @@ pub struct Gateway {
     log: PathBuf,
     lease_secs: u64,
     child: Option<Child>,
+    /// Command the gateway is started under (e.g. `unshare -m sh -c …`), the binary and its
+    /// arguments appended; empty = run the binary directly.
+    pub prefix: Vec<String>,
+    /// Extra `serve` arguments (hidden test flags such as `--response-timeout-secs`).
+    pub extra_args: Vec<String>,
 }
 
 impl Gateway {
@@ -182,7 +187,15 @@ impl Gateway {
             .append(true)
             .open(&self.log)
             .expect("log");
-        let child = Command::new(as4gw_bin())
+        let mut cmd = match self.prefix.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(as4gw_bin());
+                c
+            }
+            None => Command::new(as4gw_bin()),
+        };
+        let child = cmd
             .args(["serve", "--config"])
             .arg(&self.config)
             .args([
@@ -191,6 +204,7 @@ impl Gateway {
                 "--poll-ms",
                 "200",
             ])
+            .args(&self.extra_args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)
@@ -221,6 +235,21 @@ impl Gateway {
             assert!(Instant::now() < deadline, "{} did not come up", self.name);
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Process id while running (the prefix execs into the gateway, so it is the gateway's).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the process is still running (false once it exited on its own).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// The log file (stderr of every start).
+    pub fn log_path(&self) -> &Path {
+        &self.log
     }
 
     /// SIGKILL: no chance to finish anything.
@@ -382,6 +411,8 @@ pub fn pair(dir: &Path, resends: u32, interval: &str, lease_secs: u64) -> (Gatew
             log: dir.join(format!("{name}.log")),
             lease_secs,
             child: None,
+            prefix: Vec::new(),
+            extra_args: Vec::new(),
         }
     };
     (
