@@ -148,7 +148,15 @@ impl Partner {
                     let Some((head, mut body, len)) = read_request(&mut tls).await else {
                         return;
                     };
-                    // The marker sits in the SOAP part, the first MIME part, near the start.
+                    // The marker sits in the SOAP part, the first MIME part, within the first
+                    // 32 KiB (the ~300 KB payload follows it).
+                    let mut chunk = vec![0u8; 64 * 1024];
+                    while body.len() < len.min(32 * 1024) {
+                        match tls.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => body.extend_from_slice(&chunk[..k]),
+                        }
+                    }
                     let early = String::from_utf8_lossy(&body).into_owned();
                     let marker = early
                         .find(MARKER)
@@ -173,7 +181,6 @@ impl Partner {
                         drop(tls);
                         return;
                     }
-                    let mut chunk = vec![0u8; 64 * 1024];
                     while body.len() < len {
                         match tls.read(&mut chunk).await {
                             Ok(0) | Err(_) => return,
@@ -316,17 +323,27 @@ fn partner_faults_follow_the_pmode_retries_lose_nothing_and_deliver_at_most_once
         assert_eq!(later.by_message.len(), deliveries.by_message.len());
         later
     };
-    let mut report = Vec::new();
+    let report: Vec<String> = mids
+        .iter()
+        .zip(cases)
+        .zip(&views)
+        .map(|((mid, case), (_, v))| {
+            format!(
+                "{}: {} {} attempts {} (partner saw {}), delivered {}; {}",
+                case.0,
+                v["state"],
+                v["lastCode"],
+                v["attempts"],
+                partner.requests(case.0),
+                deliveries.distinct(mid),
+                v["lastDetail"]
+            )
+        })
+        .collect();
+    eprintln!("partner faults:\n  {}", report.join("\n  "));
     for ((mid, case), (_, v)) in mids.iter().zip(cases).zip(&views) {
         let (marker, _, _, state, code, attempts, delivered) = *case;
-        let seen = if marker == "down" { 0 } else { partner.requests(marker) };
-        report.push(format!(
-            "{marker}: {} {} attempts {} (partner saw {seen}), delivered {}",
-            v["state"],
-            v["lastCode"],
-            v["attempts"],
-            deliveries.distinct(mid)
-        ));
+        let seen = partner.requests(marker);
         assert_eq!(v["state"], state, "{marker}: {v}");
         if let Some(c) = code {
             assert_eq!(v["lastCode"], c, "{marker}: {v}");
@@ -347,7 +364,6 @@ fn partner_faults_follow_the_pmode_retries_lose_nothing_and_deliver_at_most_once
         let at_blue = blue.message("IN", mid);
         assert_eq!(at_blue.is_some(), delivered == 1, "{marker}: {at_blue:?}");
     }
-    eprintln!("partner faults:\n  {}", report.join("\n  "));
     assert_eq!(deliveries.bad_signature, 0);
     assert!(red.stop() && blue.stop());
 }
