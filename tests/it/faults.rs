@@ -103,6 +103,11 @@ impl CountingBackend {
         format!("http://127.0.0.1:{}/as4gw/inbound", self.port)
     }
 
+    /// MessageIds delivered so far.
+    pub fn delivered(&self) -> usize {
+        self.seen.lock().expect("lock").by_message.len()
+    }
+
     pub fn snapshot(&self) -> Deliveries {
         self.seen.lock().expect("lock").clone()
     }

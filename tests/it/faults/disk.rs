@@ -123,6 +123,7 @@ fn assert_refused(gw: &Gateway, i: usize, cause: &str) {
     assert_eq!(v["type"], "/errors/store-unavailable", "{v}");
     assert_eq!(v["status"], 503);
     let detail = v["detail"].as_str().unwrap_or("");
+    eprintln!("refused: 503, Retry-After {:?}: {detail}", header("retry-after"));
     assert!(detail.contains(cause), "detail names the cause ({cause}): {v}");
 }
 
@@ -188,6 +189,7 @@ fn store_disk_full_or_read_only_refuses_with_503_keeps_everything_and_recovers()
     let v = red.wait_state("OUT", &to_full, Duration::from_secs(60), |v| {
         v["lastCode"] == "EBMS:0202"
     });
+    eprintln!("blue full: red's attempt answered {} ({})", v["lastCode"], v["lastDetail"]);
     assert_eq!(v["hasReceipt"], false, "{v}");
     assert_ne!(v["state"], "ACKNOWLEDGED", "{v}");
     assert!(blue.running(), "blue survives a full disk");
