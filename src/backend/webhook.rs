@@ -36,8 +36,8 @@ use tokio::task::JoinHandle;
 use tokio_util::io::ReaderStream;
 
 use super::auth::BackendAccess;
-use crate::msh::clock::{Clock, SystemClock};
 use super::model::{message_view, payload_names, MessageView};
+use crate::msh::clock::{Clock, SystemClock};
 use crate::store::{
     Direction, MessageRecord, MessageStore, NewNotification, OutboxItem, State, StoreError, StoreId,
 };

@@ -144,8 +144,7 @@ impl StoreError {
                         Some(rusqlite::ErrorCode::DiskFull) => Some(Unavailable::DiskFull),
                         Some(rusqlite::ErrorCode::ReadOnly) => Some(Unavailable::ReadOnly),
                         Some(
-                            rusqlite::ErrorCode::SystemIoFailure
-                            | rusqlite::ErrorCode::CannotOpen,
+                            rusqlite::ErrorCode::SystemIoFailure | rusqlite::ErrorCode::CannotOpen,
                         ) => Some(Unavailable::WriteFailed),
                         _ => None,
                     }

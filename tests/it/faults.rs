@@ -122,7 +122,12 @@ impl CountingBackend {
         let end = Instant::now() + deadline;
         loop {
             let d = self.snapshot();
-            if mids.clone().into_iter().all(|m| d.by_message.contains_key(m)) || Instant::now() > end {
+            if mids
+                .clone()
+                .into_iter()
+                .all(|m| d.by_message.contains_key(m))
+                || Instant::now() > end
+            {
                 return d;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -170,7 +175,8 @@ fn serve_push(mut s: std::net::TcpStream, seen: &Mutex<Deliveries>, key: &[u8]) 
             }
         }
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let ok = as4gw::backend::webhook::verify(key, &header("x-as4gw-signature"), &body, now, 600);
+        let ok =
+            as4gw::backend::webhook::verify(key, &header("x-as4gw-signature"), &body, now, 600);
         let mid = header("x-as4gw-message-id");
         {
             let mut d = seen.lock().expect("lock");

@@ -105,7 +105,11 @@ fn sigkill_either_gateway_under_load_loses_nothing_delivers_once() {
                 return;
             }
             let m = meta(
-                if i % 2 == 0 { "oots-red-blue" } else { "oots-v2-red-blue" },
+                if i % 2 == 0 {
+                    "oots-red-blue"
+                } else {
+                    "oots-v2-red-blue"
+                },
                 "ExecuteQueryResponse",
                 &[("doc", "application/x-ebrs+xml", regrep(i % 7 + 1))],
             );
@@ -154,9 +158,17 @@ fn sigkill_either_gateway_under_load_loses_nothing_delivers_once() {
     let mut g = gws.lock().expect("lock");
     let [red, blue] = &mut *g;
     let by_index: BTreeSet<usize> = accepted.iter().map(|(i, _)| *i).collect();
-    assert_eq!(by_index.len(), total, "{ctx}: every submission answered 202");
+    assert_eq!(
+        by_index.len(),
+        total,
+        "{ctx}: every submission answered 202"
+    );
     let mids: BTreeSet<String> = accepted.iter().map(|(_, m)| m.clone()).collect();
-    assert_eq!(mids.len(), total, "{ctx}: one MessageId per idempotency key");
+    assert_eq!(
+        mids.len(),
+        total,
+        "{ctx}: one MessageId per idempotency key"
+    );
     let submitted = t0.elapsed();
 
     // Every accepted submission ends ACKNOWLEDGED on red.
@@ -226,5 +238,8 @@ fn submit(
         &[("Idempotency-Key", key)],
         &body,
     )?;
-    Ok((st, serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null)))
+    Ok((
+        st,
+        serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null),
+    ))
 }

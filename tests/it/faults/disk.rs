@@ -29,7 +29,12 @@ fn require_namespaces(dir: &std::path::Path) {
     let probe = dir.join("probe");
     std::fs::create_dir_all(&probe).expect("probe dir");
     let out = Command::new("unshare")
-        .args(["-m", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs \"$0\" && umount \"$0\""])
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o size=1m tmpfs \"$0\" && umount \"$0\"",
+        ])
         .arg(&probe)
         .output();
     match out {
@@ -40,9 +45,9 @@ fn require_namespaces(dir: &std::path::Path) {
             o.status,
             String::from_utf8_lossy(&o.stderr)
         ),
-        Err(e) => panic!(
-            "the disk-full test needs the util-linux `unshare` and `nsenter` tools: {e}"
-        ),
+        Err(e) => {
+            panic!("the disk-full test needs the util-linux `unshare` and `nsenter` tools: {e}")
+        }
     }
 }
 
@@ -99,8 +104,16 @@ fn submission(i: usize) -> crate::msh::e2e::Submission {
 /// Submits; returns status, lower-cased headers and the JSON body.
 fn submit(gw: &Gateway, i: usize) -> (u16, Vec<(String, String)>, Value) {
     let (ct, body) = multipart(&submission(i));
-    let (st, h, b) = http_with(gw.api, "POST", "/api/v1/messages", gw.token, &ct, &[], &body)
-        .expect("submit");
+    let (st, h, b) = http_with(
+        gw.api,
+        "POST",
+        "/api/v1/messages",
+        gw.token,
+        &ct,
+        &[],
+        &body,
+    )
+    .expect("submit");
     (st, h, serde_json::from_slice(&b).unwrap_or(Value::Null))
 }
 
@@ -117,14 +130,22 @@ fn assert_refused(gw: &Gateway, i: usize, cause: &str) {
     let header = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
     assert_eq!(header("content-type"), Some("application/problem+json"));
     assert!(
-        header("retry-after").and_then(|v| v.parse::<u32>().ok()).is_some(),
+        header("retry-after")
+            .and_then(|v| v.parse::<u32>().ok())
+            .is_some(),
         "Retry-After: {h:?}"
     );
     assert_eq!(v["type"], "/errors/store-unavailable", "{v}");
     assert_eq!(v["status"], 503);
     let detail = v["detail"].as_str().unwrap_or("");
-    eprintln!("refused: 503, Retry-After {:?}: {detail}", header("retry-after"));
-    assert!(detail.contains(cause), "detail names the cause ({cause}): {v}");
+    eprintln!(
+        "refused: 503, Retry-After {:?}: {detail}",
+        header("retry-after")
+    );
+    assert!(
+        detail.contains(cause),
+        "detail names the cause ({cause}): {v}"
+    );
 }
 
 fn wait_acked(gw: &Gateway, mids: &[String]) {
@@ -189,7 +210,10 @@ fn store_disk_full_or_read_only_refuses_with_503_keeps_everything_and_recovers()
     let v = red.wait_state("OUT", &to_full, Duration::from_secs(60), |v| {
         v["lastCode"] == "EBMS:0202"
     });
-    eprintln!("blue full: red's attempt answered {} ({})", v["lastCode"], v["lastDetail"]);
+    eprintln!(
+        "blue full: red's attempt answered {} ({})",
+        v["lastCode"], v["lastDetail"]
+    );
     assert_eq!(v["hasReceipt"], false, "{v}");
     assert_ne!(v["state"], "ACKNOWLEDGED", "{v}");
     assert!(blue.running(), "blue survives a full disk");
@@ -200,7 +224,10 @@ fn store_disk_full_or_read_only_refuses_with_503_keeps_everything_and_recovers()
     // 3. Red's spool read-only (bind mount remounted ro), then writable again.
     let spool = red.store.join("spool");
     let s = spool.display();
-    in_ns(&red, &format!("mount --bind {s} {s} && mount -o remount,bind,ro {s}"));
+    in_ns(
+        &red,
+        &format!("mount --bind {s} {s} && mount -o remount,bind,ro {s}"),
+    );
     assert_refused(&red, 40, "read-only");
     assert!(red.running(), "red survives a read-only spool");
     in_ns(&red, &format!("umount {s}"));
@@ -217,9 +244,18 @@ fn store_disk_full_or_read_only_refuses_with_503_keeps_everything_and_recovers()
         later
     };
     for mid in &all {
-        assert_eq!(d.distinct(mid), 1, "{mid} delivered once: {:?}", d.by_message.get(mid));
+        assert_eq!(
+            d.distinct(mid),
+            1,
+            "{mid} delivered once: {:?}",
+            d.by_message.get(mid)
+        );
     }
-    assert_eq!(d.by_message.len(), all.len(), "nothing delivered that was refused");
+    assert_eq!(
+        d.by_message.len(),
+        all.len(),
+        "nothing delivered that was refused"
+    );
     assert_eq!(d.bad_signature, 0);
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline && !(red.running() && blue.running()) {
@@ -230,4 +266,59 @@ fn store_disk_full_or_read_only_refuses_with_503_keeps_everything_and_recovers()
         let log = std::fs::read_to_string(gw.log_path()).unwrap_or_default();
         assert!(!log.contains("panicked"), "{}: {log}", gw.name);
     }
+}
+
+/// The store's classification of "cannot write" on real errors: ENOSPC from `/dev/full`,
+/// SQLITE_FULL from a database at its page limit, SQLITE_READONLY from a read-only
+/// connection, and the text of a failed COMMIT; other errors stay internal.
+#[test]
+fn store_errors_for_full_and_read_only_disks_are_classified_as_unavailable() {
+    use std::io::Write;
+
+    use as4gw::store::{StoreError, Unavailable};
+
+    let enospc = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .and_then(|mut f| f.write_all(b"x").and_then(|()| f.flush()))
+        .expect_err("/dev/full refuses writes");
+    assert_eq!(
+        StoreError::Io(enospc).unavailable(),
+        Some(Unavailable::DiskFull)
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("x.db");
+    let c = rusqlite::Connection::open(&db).expect("open");
+    c.execute_batch("CREATE TABLE t (b BLOB); PRAGMA max_page_count = 8;")
+        .expect("setup");
+    let full = (0..100)
+        .find_map(|_| c.execute("INSERT INTO t VALUES (zeroblob(4000))", []).err())
+        .expect("SQLITE_FULL at the page limit");
+    let full_text = full.to_string();
+    assert_eq!(
+        StoreError::Backend(Box::new(full)).unavailable(),
+        Some(Unavailable::DiskFull)
+    );
+    assert_eq!(
+        StoreError::Commit(full_text).unavailable(),
+        Some(Unavailable::DiskFull)
+    );
+
+    let ro = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open ro");
+    let e = ro
+        .execute("DELETE FROM t", [])
+        .expect_err("read-only connection");
+    assert_eq!(
+        StoreError::Backend(Box::new(e)).unavailable(),
+        Some(Unavailable::ReadOnly)
+    );
+
+    assert_eq!(StoreError::Closed.unavailable(), None);
+    assert_eq!(StoreError::Conflict("x".into()).unavailable(), None);
+    assert_eq!(
+        StoreError::Io(std::io::Error::other("boom")).unavailable(),
+        None
+    );
 }

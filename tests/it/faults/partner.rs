@@ -61,9 +61,7 @@ struct Partner {
     seen: Arc<Mutex<HashMap<String, u32>>>,
 }
 
-async fn read_request(
-    s: &mut (impl AsyncReadExt + Unpin),
-) -> Option<(String, Vec<u8>, usize)> {
+async fn read_request(s: &mut (impl AsyncReadExt + Unpin)) -> Option<(String, Vec<u8>, usize)> {
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     let head_end = loop {
@@ -242,7 +240,11 @@ fn submission(marker: &str, pmode: &str, action: &str) -> crate::msh::e2e::Submi
         &[
             ("doc", "application/x-ebrs+xml", regrep(3)),
             // Incompressible and large enough that a reset lands mid-body.
-            ("evidence", "application/pdf", binary(300_000, marker.len() as u8)),
+            (
+                "evidence",
+                "application/pdf",
+                binary(300_000, marker.len() as u8),
+            ),
         ],
     );
     s.meta["properties"][0] = json!({
@@ -252,6 +254,17 @@ fn submission(marker: &str, pmode: &str, action: &str) -> crate::msh::e2e::Submi
     });
     s
 }
+
+/// (marker, P-Mode, action, final state, EBMS code, attempts, deliveries at blue's backend)
+type Case = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    u64,
+    usize,
+);
 
 fn final_state(v: &Value) -> bool {
     v["state"] == "ACKNOWLEDGED" || v["state"] == "FAILED"
@@ -285,15 +298,79 @@ fn partner_faults_follow_the_pmode_retries_lose_nothing_and_deliver_at_most_once
     blue.start();
 
     // (marker, P-Mode, action, final state, code, attempts, deliveries at blue's backend)
-    let cases: &[(&str, &str, &str, &str, Option<&str>, u64, usize)] = &[
-        ("down", "oots-lcm-red-blue", "SubmitObjectsRequest", "FAILED", Some("EBMS:0301"), 3, 0),
-        ("slow", "oots-red-blue", "ExecuteQueryResponse", "FAILED", Some("EBMS:0301"), 3, 1),
-        ("slow-then-ok", "oots-red-blue", "ExecuteQueryResponse", "ACKNOWLEDGED", None, 2, 1),
-        ("reset", "oots-red-blue", "ExecuteQueryResponse", "FAILED", Some("EBMS:0301"), 3, 0),
-        ("http500", "oots-v2-red-blue", "ExecuteQueryResponse", "FAILED", Some("EBMS:0301"), 3, 0),
-        ("garbage", "oots-red-blue", "ExecuteQueryResponse", "FAILED", Some("EBMS:0301"), 3, 0),
-        ("recovers", "oots-v2-red-blue", "ExecuteQueryResponse", "ACKNOWLEDGED", None, 3, 1),
-        ("direct", "oots-red-blue", "ExecuteQueryResponse", "ACKNOWLEDGED", None, 1, 1),
+    let cases: &[Case] = &[
+        (
+            "down",
+            "oots-lcm-red-blue",
+            "SubmitObjectsRequest",
+            "FAILED",
+            Some("EBMS:0301"),
+            3,
+            0,
+        ),
+        (
+            "slow",
+            "oots-red-blue",
+            "ExecuteQueryResponse",
+            "FAILED",
+            Some("EBMS:0301"),
+            3,
+            1,
+        ),
+        (
+            "slow-then-ok",
+            "oots-red-blue",
+            "ExecuteQueryResponse",
+            "ACKNOWLEDGED",
+            None,
+            2,
+            1,
+        ),
+        (
+            "reset",
+            "oots-red-blue",
+            "ExecuteQueryResponse",
+            "FAILED",
+            Some("EBMS:0301"),
+            3,
+            0,
+        ),
+        (
+            "http500",
+            "oots-v2-red-blue",
+            "ExecuteQueryResponse",
+            "FAILED",
+            Some("EBMS:0301"),
+            3,
+            0,
+        ),
+        (
+            "garbage",
+            "oots-red-blue",
+            "ExecuteQueryResponse",
+            "FAILED",
+            Some("EBMS:0301"),
+            3,
+            0,
+        ),
+        (
+            "recovers",
+            "oots-v2-red-blue",
+            "ExecuteQueryResponse",
+            "ACKNOWLEDGED",
+            None,
+            3,
+            1,
+        ),
+        (
+            "direct",
+            "oots-red-blue",
+            "ExecuteQueryResponse",
+            "ACKNOWLEDGED",
+            None,
+            1,
+            1,
+        ),
     ];
     let mut mids = Vec::new();
     for (marker, pmode, action, ..) in cases {
@@ -350,9 +427,17 @@ fn partner_faults_follow_the_pmode_retries_lose_nothing_and_deliver_at_most_once
         }
         assert_eq!(v["attempts"], attempts, "{marker}: {v}");
         if marker != "down" {
-            assert_eq!(u64::from(seen), attempts, "{marker}: requests at the partner");
+            assert_eq!(
+                u64::from(seen),
+                attempts,
+                "{marker}: requests at the partner"
+            );
         }
-        assert_eq!(deliveries.distinct(mid), delivered, "{marker}: deliveries at blue's backend");
+        assert_eq!(
+            deliveries.distinct(mid),
+            delivered,
+            "{marker}: deliveries at blue's backend"
+        );
         assert!(
             deliveries.by_message.get(mid).map_or(0, Vec::len) <= 1,
             "{marker}: pushed more than once"

@@ -184,7 +184,10 @@ async fn webhook_down_for_a_simulated_hour_then_every_push_completes_once() {
         assert_eq!(st, "PENDING", "nothing abandoned within the hour");
         assert_eq!(*a, i64::from(expected), "attempts follow the back-off");
     }
-    assert!(expected < schedule.max_attempts, "default keeps retrying past an hour");
+    assert!(
+        expected < schedule.max_attempts,
+        "default keeps retrying past an hour"
+    );
     assert_eq!(stats.dead.load(Ordering::SeqCst), 0);
     assert_eq!(stats.delivered.load(Ordering::SeqCst), 0);
     assert_eq!(
