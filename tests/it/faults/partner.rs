@@ -4,7 +4,7 @@
 //! a marker in its `originalSender` property (visible in the signed, unencrypted eb:Messaging
 //! header), so one pair of gateways runs every case at once.
 //!
-//! Red's P-Modes: 2 resends 1 s apart (3 attempts), response timeout 3 s (hidden `serve`
+//! Red's P-Modes: 2 resends 1 s apart (3 attempts), response timeout 8 s (hidden `serve`
 //! flag). Every case checks the final state and code, the attempt count (red's and the number
 //! of requests the partner saw), and the deliveries at blue's backend (webhook, counted).
 
@@ -50,9 +50,9 @@ fn plan(marker: &str, n: u32) -> Act {
 }
 
 const MARKER: &str = "urn:fault:";
-const SLOW: Duration = Duration::from_secs(5);
+const SLOW: Duration = Duration::from_secs(10);
 /// Red's response timeout (< SLOW).
-const TIMEOUT_SECS: u64 = 3;
+const TIMEOUT_SECS: u64 = 8;
 
 struct Partner {
     /// Runs the listener; its tasks end when the partner is dropped.
