@@ -8,6 +8,7 @@ mod c14n;
 mod conformance;
 mod ebms;
 mod fuzz_regressions;
+mod hostile;
 mod interop_as4py;
 mod interop_as4py_http;
 mod mime;
