@@ -102,18 +102,18 @@ pub fn process(ctx: &InboundCtx<'_>, soap: &[u8], parts: Vec<Part>) -> Result<Ac
         .map_err(SoapError::from)
         .and_then(parse_envelope_document)
         .map_err(|e| match e {
-        SoapError::MustUnderstand { .. } => Refusal {
-            code: None,
-            side: FaultSide::MustUnderstand,
-            detail: e.to_string(),
-            ref_to: None,
-        },
-        other => Refusal::peer(
-            other.ebms_code().unwrap_or(EbmsCode::InvalidHeader),
-            other.to_string(),
-            None,
-        ),
-    })?;
+            SoapError::MustUnderstand { .. } => Refusal {
+                code: None,
+                side: FaultSide::MustUnderstand,
+                detail: e.to_string(),
+                ref_to: None,
+            },
+            other => Refusal::peer(
+                other.ebms_code().unwrap_or(EbmsCode::InvalidHeader),
+                other.to_string(),
+                None,
+            ),
+        })?;
     let mb = env
         .messaging
         .as_ref()

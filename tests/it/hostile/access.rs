@@ -18,7 +18,8 @@ use crate::msh::e2e::{http, http_with, meta, multipart, pct};
 /// One HTTP/1.1 request with exactly the given header lines; the status and the whole answer.
 fn raw(port: u16, head: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
     s.write_all(head.as_bytes()).expect("write");
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
@@ -66,7 +67,11 @@ fn backend_api_needs_the_right_token() {
         }
     }
     // the right token
-    for path in ["/api/v1/messages?direction=IN", "/api/v1/health", "/api/v1/openapi.json"] {
+    for path in [
+        "/api/v1/messages?direction=IN",
+        "/api/v1/health",
+        "/api/v1/openapi.json",
+    ] {
         let (st, b) = http(gw.api, "GET", path, BLUE_TOKEN, "text/plain", b"").expect("get");
         assert_eq!(st, 200, "{path}: {}", String::from_utf8_lossy(&b));
     }
@@ -76,8 +81,16 @@ fn backend_api_needs_the_right_token() {
         "ExecuteQueryRequest",
         &[("doc", "application/x-ebrs+xml", b"<q/>".to_vec())],
     ));
-    let (st, _, b) = http_with(gw.api, "POST", "/api/v1/messages", BLUE_TOKEN, &ct, &[], &body)
-        .expect("submit");
+    let (st, _, b) = http_with(
+        gw.api,
+        "POST",
+        "/api/v1/messages",
+        BLUE_TOKEN,
+        &ct,
+        &[],
+        &body,
+    )
+    .expect("submit");
     assert_eq!(st, 403, "{}", String::from_utf8_lossy(&b));
 }
 
@@ -159,7 +172,10 @@ impl Secrets {
             if b64.len() < 64 {
                 needles.push((format!("{f} base64"), b64.clone()));
             } else {
-                needles.push((format!("{f} base64 tail"), b64[b64.len() - 64..].to_string()));
+                needles.push((
+                    format!("{f} base64 tail"),
+                    b64[b64.len() - 64..].to_string(),
+                ));
             }
             let der = base64::engine::general_purpose::STANDARD
                 .decode(&b64)
@@ -218,7 +234,10 @@ fn no_secret_in_logs_or_api_answers() {
     });
     let mut answers: Vec<(String, String)> = Vec::new();
     let mut keep = |what: String, st: u16, b: &[u8]| {
-        answers.push((format!("{what} (HTTP {st})"), String::from_utf8_lossy(b).into_owned()));
+        answers.push((
+            format!("{what} (HTTP {st})"),
+            String::from_utf8_lossy(b).into_owned(),
+        ));
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -237,9 +256,17 @@ fn no_secret_in_logs_or_api_answers() {
     ];
     let c = client(true);
     let mut received = None;
-    for case in cases.iter().filter(|c| wanted.iter().any(|w| c.name.ends_with(w))) {
+    for case in cases
+        .iter()
+        .filter(|c| wanted.iter().any(|w| c.name.ends_with(w)))
+    {
         let (st, b) = rt
-            .block_on(post(&c, &gw.url(), case.meta.content_type.as_deref(), case.body.clone()))
+            .block_on(post(
+                &c,
+                &gw.url(),
+                case.meta.content_type.as_deref(),
+                case.body.clone(),
+            ))
             .unwrap_or_else(|e| panic!("{}: {e}", case.name));
         keep(format!("AS4 {}", case.name), st, &b);
         if case.name.ends_with("valid-compressed") {
@@ -252,10 +279,23 @@ fn no_secret_in_logs_or_api_answers() {
     let (ct, body) = multipart(&meta(
         "oots-blue-red",
         "ExecuteQueryResponse",
-        &[("doc", "application/x-ebrs+xml", b"<q:QueryResponse xmlns:q=\"urn:oasis:names:tc:ebxml-regrep:xsd:query:4.0\"/>".to_vec())],
+        &[(
+            "doc",
+            "application/x-ebrs+xml",
+            b"<q:QueryResponse xmlns:q=\"urn:oasis:names:tc:ebxml-regrep:xsd:query:4.0\"/>"
+                .to_vec(),
+        )],
     ));
-    let (st, _, b) = http_with(gw.api, "POST", "/api/v1/messages", BLUE_TOKEN, &ct, &[], &body)
-        .expect("submit");
+    let (st, _, b) = http_with(
+        gw.api,
+        "POST",
+        "/api/v1/messages",
+        BLUE_TOKEN,
+        &ct,
+        &[],
+        &body,
+    )
+    .expect("submit");
     assert_eq!(st, 202, "{}", String::from_utf8_lossy(&b));
     keep("submit".into(), st, &b);
     let sent: serde_json::Value = serde_json::from_slice(&b).expect("json");
@@ -297,7 +337,8 @@ fn no_secret_in_logs_or_api_answers() {
         "/api/v1/no/such/route".to_string(),
     ];
     for p in &gets {
-        let (st, h, b) = http_with(gw.api, "GET", p, BLUE_TOKEN, "text/plain", &[], b"").expect("get");
+        let (st, h, b) =
+            http_with(gw.api, "GET", p, BLUE_TOKEN, "text/plain", &[], b"").expect("get");
         keep(format!("GET {p} headers"), st, format!("{h:?}").as_bytes());
         keep(format!("GET {p}"), st, &b);
     }
@@ -305,9 +346,27 @@ fn no_secret_in_logs_or_api_answers() {
         let (st, b) = http(gw.api, "GET", "/api/v1/messages", tok, "text/plain", b"").expect("get");
         keep(format!("GET with {tok}"), st, &b);
     }
-    let (st, _, b) = http_with(gw.api, "POST", "/api/v1/messages", BLUE_TOKEN, "application/json", &[], b"{not json").expect("post");
+    let (st, _, b) = http_with(
+        gw.api,
+        "POST",
+        "/api/v1/messages",
+        BLUE_TOKEN,
+        "application/json",
+        &[],
+        b"{not json",
+    )
+    .expect("post");
     keep("POST broken".into(), st, &b);
-    let (st, _, b) = http_with(gw.api, "POST", &format!("/api/v1/messages/{r}/ack?direction=IN"), BLUE_TOKEN, "application/json", &[], b"").expect("ack");
+    let (st, _, b) = http_with(
+        gw.api,
+        "POST",
+        &format!("/api/v1/messages/{r}/ack?direction=IN"),
+        BLUE_TOKEN,
+        "application/json",
+        &[],
+        b"",
+    )
+    .expect("ack");
     keep("ack".into(), st, &b);
     // let the webhook attempt (nobody listens) and a retry of the send happen, then stop
     std::thread::sleep(Duration::from_secs(2));
@@ -329,9 +388,16 @@ fn no_secret_in_logs_or_api_answers() {
     let secrets = Secrets::collect(webhook_key);
     // the needles must be findable: a positive control on a text that has them
     let pem = std::fs::read_to_string(repo().join("certs/demo/blue/rsa.key.pem")).expect("pem");
-    assert!(!secrets.leaks("control", &pem).is_empty(), "needles do not match a PEM");
+    assert!(
+        !secrets.leaks("control", &pem).is_empty(),
+        "needles do not match a PEM"
+    );
     let der = base64::engine::general_purpose::STANDARD
-        .decode(pem.lines().filter(|l| !l.starts_with("-----")).collect::<String>())
+        .decode(
+            pem.lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect::<String>(),
+        )
         .expect("der");
     let hex: String = der.iter().map(|b| format!("{b:02x}")).collect();
     assert!(

@@ -40,8 +40,7 @@ pub fn load_cases() -> Vec<Case> {
         .into_iter()
         .map(|name| {
             let t = std::fs::read_to_string(dir.join(format!("{name}.toml"))).expect("toml");
-            let meta: CaseMeta =
-                toml::from_str(&t).unwrap_or_else(|e| panic!("{name}.toml: {e}"));
+            let meta: CaseMeta = toml::from_str(&t).unwrap_or_else(|e| panic!("{name}.toml: {e}"));
             let body = std::fs::read(dir.join(format!("{name}.body")))
                 .unwrap_or_else(|e| panic!("{name}.body: {e}"));
             Case { name, meta, body }
@@ -60,7 +59,15 @@ pub fn outcome(body: &[u8]) -> (String, String) {
     };
     let fault = env.fault.is_some();
     let Some(m) = env.messaging else {
-        return (if fault { "soap-fault" } else { "other: no eb:Messaging" }.into(), String::new());
+        return (
+            if fault {
+                "soap-fault"
+            } else {
+                "other: no eb:Messaging"
+            }
+            .into(),
+            String::new(),
+        );
     };
     match m.messaging.signal_messages.first().map(|s| &s.signal) {
         Some(Signal::Receipt(_)) => ("receipt".into(), String::new()),
@@ -156,7 +163,13 @@ fn corpus_against_a_running_gateway() {
                 why.push(format!("detail {detail:?} lacks {d:?}"));
             }
         }
-        rows.push(format!("{:<44} {:>3} {:<10} {}", case.name, status, code, detail.chars().take(400).collect::<String>()));
+        rows.push(format!(
+            "{:<44} {:>3} {:<10} {}",
+            case.name,
+            status,
+            code,
+            detail.chars().take(400).collect::<String>()
+        ));
         if !why.is_empty() {
             mismatches.push(format!("{:<44} {}", case.name, why.join("; ")));
         }
@@ -182,7 +195,11 @@ fn corpus_against_a_running_gateway() {
             }
         }
         let all = all_inbound(gw.api);
-        let accepted: Vec<&String> = expected.iter().filter(|(_, n)| **n > 0).map(|(m, _)| m).collect();
+        let accepted: Vec<&String> = expected
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(m, _)| m)
+            .collect();
         if all.len() != accepted.len() {
             mismatches.push(format!(
                 "inbound store holds {} messages {:?}, want exactly the {} accepted",
@@ -216,7 +233,12 @@ fn corpus_against_a_running_gateway() {
         "{} mismatches:\n{}\n--- gateway log tail ---\n{}",
         mismatches.len(),
         mismatches.join("\n"),
-        gw.log_text().lines().rev().take(30).collect::<Vec<_>>().join("\n")
+        gw.log_text()
+            .lines()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
@@ -227,7 +249,16 @@ fn corpus_shape() {
     let count = |a: &str| cases.iter().filter(|c| c.meta.attack == a).count();
     assert!(cases.len() >= 60, "{} cases", cases.len());
     assert!(count("wrapping") >= 10, "wrapping: {}", count("wrapping"));
-    for a in ["mime", "xml", "ebms", "security", "certificate", "compression", "size", "replay"] {
+    for a in [
+        "mime",
+        "xml",
+        "ebms",
+        "security",
+        "certificate",
+        "compression",
+        "size",
+        "replay",
+    ] {
         assert!(count(a) >= 1, "no {a} case");
     }
     let total: u64 = walk(&corpus_dir());

@@ -280,7 +280,10 @@ fn keys() -> Keys {
         red_enc: load_certificates(&read("certs/demo/red/rsa.cert.pem"))
             .expect("red")
             .remove(0),
-        blue_sign: own("certs/demo/blue/rsa.cert.pem", "certs/demo/blue/rsa.key.pem"),
+        blue_sign: own(
+            "certs/demo/blue/rsa.cert.pem",
+            "certs/demo/blue/rsa.key.pem",
+        ),
         red_ed: own(
             "certs/demo/red/ed25519.cert.pem",
             "certs/demo/red/ed25519.key.pem",
@@ -522,9 +525,10 @@ fn span(s: &str, start: &str, end: &str) -> (usize, usize) {
     let a = s
         .find(start)
         .unwrap_or_else(|| panic!("{start} not in envelope"));
-    let b = a + s[a..]
-        .find(end)
-        .unwrap_or_else(|| panic!("{end} not in envelope"))
+    let b = a
+        + s[a..]
+            .find(end)
+            .unwrap_or_else(|| panic!("{end} not in envelope"))
         + end.len();
     (a, b)
 }
@@ -572,7 +576,13 @@ fn mime(n: u32, parts: &[MimePart]) -> Vec<u8> {
     let b = boundary(n);
     let mut out = Vec::new();
     for p in parts {
-        out.extend_from_slice(format!("--{b}\r\nContent-Type: {}\r\nContent-Transfer-Encoding: binary\r\n", p.mime_type).as_bytes());
+        out.extend_from_slice(
+            format!(
+                "--{b}\r\nContent-Type: {}\r\nContent-Transfer-Encoding: binary\r\n",
+                p.mime_type
+            )
+            .as_bytes(),
+        );
         if let Some(c) = &p.cid {
             out.extend_from_slice(format!("Content-ID: <{c}>\r\n").as_bytes());
         }
@@ -775,7 +785,16 @@ impl Gen {
     fn xml_case(&mut self, slug: &str, description: &str, soap: Vec<u8>, e: Exp, reason: &str) {
         let n = self.n();
         let body = mime(n, &[root_part(&soap)]);
-        self.push(slug, "xml", description, Some(content_type(n)), body, None, e, reason);
+        self.push(
+            slug,
+            "xml",
+            description,
+            Some(content_type(n)),
+            body,
+            None,
+            e,
+            reason,
+        );
     }
 }
 
@@ -889,7 +908,7 @@ fn mime_cases(g: &mut Gen) {
     let n = g.n();
     let (m, mut parts) = good(g, n);
     let mut dup = att_parts(&[Attachment::new(
-        &cid("regrep"),
+        cid("regrep"),
         "application/octet-stream",
         b"second part with the same Content-ID".to_vec(),
     )]);
@@ -1002,7 +1021,10 @@ fn mime_cases(g: &mut Gen) {
     let (m, parts) = good(g, n);
     let mut body = mime(n, &parts);
     // the payload part's header block never ends
-    let b = format!("--{}\r\nContent-Type: application/octet-stream\r\nContent-ID: <x@y>\r\n", boundary(n));
+    let b = format!(
+        "--{}\r\nContent-Type: application/octet-stream\r\nContent-ID: <x@y>\r\n",
+        boundary(n)
+    );
     let close = format!("--{}--\r\n", boundary(n));
     body.truncate(body.len() - close.len());
     body.extend_from_slice(b.as_bytes());
@@ -1073,8 +1095,15 @@ fn xml_cases(g: &mut Gen) {
     );
     let mut bomb = String::from("<!DOCTYPE lolz [<!ENTITY lol \"lol\">");
     for i in 1..10 {
-        let prev = if i == 1 { "lol".to_string() } else { format!("lol{}", i - 1) };
-        bomb.push_str(&format!("<!ENTITY lol{i} \"{}\">", format!("&{prev};").repeat(10)));
+        let prev = if i == 1 {
+            "lol".to_string()
+        } else {
+            format!("lol{}", i - 1)
+        };
+        bomb.push_str(&format!(
+            "<!ENTITY lol{i} \"{}\">",
+            format!("&{prev};").repeat(10)
+        ));
     }
     bomb.push_str("]>");
     g.xml_case(
@@ -1238,12 +1267,7 @@ fn ebms_cases(g: &mut Gen) {
     g.header_case(
         "ebms-message-id-in-angle-brackets",
         "MessageId written with MIME angle brackets",
-        |h| {
-            h.message_id_xml = Some(format!(
-                "<eb:MessageId>&lt;{}&gt;</eb:MessageId>",
-                mid(777)
-            ))
-        },
+        |h| h.message_id_xml = Some(format!("<eb:MessageId>&lt;{}&gt;</eb:MessageId>", mid(777))),
         err("EBMS:0009"),
         "angle brackets never appear in eb:MessageId (digest §2.2, §2.3) → EBMS:0009",
     );
@@ -1369,7 +1393,8 @@ fn body_with_content(soap: &str, signer: &OwnKey) -> String {
         .expect("body id")
         .to_string();
     let open = tag.trim_end_matches("/>").trim_end_matches('>');
-    let new_body = format!("{open}><p:Payload xmlns:p=\"urn:hostile\">in the body</p:Payload></env:Body>");
+    let new_body =
+        format!("{open}><p:Payload xmlns:p=\"urn:hostile\">in the body</p:Payload></env:Body>");
     let rest = if tag.ends_with("/>") {
         &soap[b_end..]
     } else {
@@ -1385,10 +1410,18 @@ fn body_with_content(soap: &str, signer: &OwnKey) -> String {
         .expect("Body");
     let c = canonical_bytes(&doc, body.id(), &C14nOptions::default());
     let digest = b64(&AwsLc.sha256(&c));
-    let (a, b) = span(&s, &format!("<ds:Reference URI=\"#{id}\""), "</ds:Reference>");
+    let (a, b) = span(
+        &s,
+        &format!("<ds:Reference URI=\"#{id}\""),
+        "</ds:Reference>",
+    );
     let r = &s[a..b];
     let (da, db) = span(r, "<ds:DigestValue>", "</ds:DigestValue>");
-    let new_ref = format!("{}<ds:DigestValue>{digest}</ds:DigestValue>{}", &r[..da], &r[db..]);
+    let new_ref = format!(
+        "{}<ds:DigestValue>{digest}</ds:DigestValue>{}",
+        &r[..da],
+        &r[db..]
+    );
     let s = format!("{}{new_ref}{}", &s[..a], &s[b..]);
     resign(&s, signer)
 }
@@ -1407,7 +1440,11 @@ fn wrapping_cases(g: &mut Gen) {
                 .replace("hostile-conversation", "EVIL")
                 .replace("_messaging-1", "_forged");
             (
-                format!("{}{forged}<w:Wrapper xmlns:w=\"urn:evil\">{original}</w:Wrapper>{}", &s[..x], &s[y..]),
+                format!(
+                    "{}{forged}<w:Wrapper xmlns:w=\"urn:evil\">{original}</w:Wrapper>{}",
+                    &s[..x],
+                    &s[y..]
+                ),
                 a,
             )
         },
@@ -1435,7 +1472,11 @@ fn wrapping_cases(g: &mut Gen) {
             let original = &s[x..y];
             let forged = original.replace("hostile-conversation", "EVIL");
             (
-                format!("{}{forged}<w:Wrapper xmlns:w=\"urn:evil\">{original}</w:Wrapper>{}", &s[..x], &s[y..]),
+                format!(
+                    "{}{forged}<w:Wrapper xmlns:w=\"urn:evil\">{original}</w:Wrapper>{}",
+                    &s[..x],
+                    &s[y..]
+                ),
                 a,
             )
         },
@@ -1539,7 +1580,11 @@ fn wrapping_cases(g: &mut Gen) {
             let regrep = format!("<ds:Reference URI=\"cid:{}\"", cid("regrep"));
             let (x, y) = span(&s, &regrep, "</ds:Reference>");
             let extra = s[x..y].replace(&format!("cid:{}", cid("regrep")), "cid:extra@evil");
-            a.push(Attachment::new("extra@evil", "application/octet-stream", b"x".to_vec()));
+            a.push(Attachment::new(
+                "extra@evil",
+                "application/octet-stream",
+                b"x".to_vec(),
+            ));
             (resign(&format!("{}{extra}{}", &s[..y], &s[y..]), &k.red), a)
         },
         err("EBMS:0101"),
@@ -1579,7 +1624,7 @@ fn wrapping_cases(g: &mut Gen) {
                 .replace(" wsu:Id=\"_messaging-1\"", "");
             let s2 = format!("{}{forged}{}", &s[..x], &s[y..]);
             let bs = s2.find("<env:Body").expect("body");
-            let be = bs + s2[bs..].find("/>").expect("empty body") ;
+            let be = bs + s2[bs..].find("/>").expect("empty body");
             let s3 = format!("{}></env:Body>{}", &s2[..be], &s2[be + 2..]);
             let s3 = s3.replacen("></env:Body>", &format!(">{original}</env:Body>"), 1);
             (s3, a)
@@ -1594,7 +1639,12 @@ fn security_cases(g: &mut Gen) {
         "sec-tampered-header",
         "security",
         "ConversationId changed after signing",
-        |_, s, a| (s.replacen("hostile-conversation", "tampered-conversation", 1), a),
+        |_, s, a| {
+            (
+                s.replacen("hostile-conversation", "tampered-conversation", 1),
+                a,
+            )
+        },
         err_d("EBMS:0101", "_messaging-1"),
         "the eb:Messaging digest no longer matches (digest §3.2) → EBMS:0101",
     );
@@ -1608,9 +1658,26 @@ fn security_cases(g: &mut Gen) {
             let flipped: String = inner
                 .chars()
                 .enumerate()
-                .map(|(i, c)| if i == 0 { if c == 'A' { 'B' } else { 'A' } } else { c })
+                .map(|(i, c)| {
+                    if i == 0 {
+                        if c == 'A' {
+                            'B'
+                        } else {
+                            'A'
+                        }
+                    } else {
+                        c
+                    }
+                })
                 .collect();
-            (format!("{}<ds:DigestValue>{flipped}</ds:DigestValue>{}", &s[..x], &s[y..]), a)
+            (
+                format!(
+                    "{}<ds:DigestValue>{flipped}</ds:DigestValue>{}",
+                    &s[..x],
+                    &s[y..]
+                ),
+                a,
+            )
         },
         err("EBMS:0101"),
         "SignedInfo changed: the signature value does not verify → EBMS:0101",
@@ -1625,7 +1692,11 @@ fn security_cases(g: &mut Gen) {
             let r = &s[x..y];
             let (da, db) = span(r, "<ds:DigestValue>", "</ds:DigestValue>");
             let fake = b64(&[0u8; 32]);
-            let nr = format!("{}<ds:DigestValue>{fake}</ds:DigestValue>{}", &r[..da], &r[db..]);
+            let nr = format!(
+                "{}<ds:DigestValue>{fake}</ds:DigestValue>{}",
+                &r[..da],
+                &r[db..]
+            );
             (resign(&format!("{}{nr}{}", &s[..x], &s[y..]), &k.red), a)
         },
         err_d("EBMS:0101", "regrep"),
@@ -1642,7 +1713,15 @@ fn security_cases(g: &mut Gen) {
                 .decode(v.trim())
                 .expect("b64");
             raw[10] ^= 0x01;
-            (format!("{}<ds:SignatureValue>{}</ds:SignatureValue>{}", &s[..x], b64(&raw), &s[y..]), a)
+            (
+                format!(
+                    "{}<ds:SignatureValue>{}</ds:SignatureValue>{}",
+                    &s[..x],
+                    b64(&raw),
+                    &s[y..]
+                ),
+                a,
+            )
         },
         err("EBMS:0101"),
         "signature could not be validated → EBMS:0101 (digest §2.6)",
@@ -1904,21 +1983,31 @@ fn certificate_cases(g: &mut Gen) {
 }
 
 fn compression_cases(g: &mut Gen) {
-    let with_first_part = |g: &mut Gen, slug: &str, desc: &str, data: Vec<u8>, e: Exp, reason: &str| {
-        let n = g.n();
-        let h = Header::new(n);
-        let atts = vec![Attachment::new(&cid("regrep"), "application/gzip", data)];
-        let (soap, atts) = secure(Build {
-            header: h.xml(),
-            atts,
-            signer: &g.k.red,
-            suite: Suite::Edelivery115,
-            recipient: Some(&g.k.blue_enc),
-        });
-        let mut parts = vec![root_part(soap.as_bytes())];
-        parts.extend(att_parts(&atts));
-        g.push(slug, "compression", desc, Some(content_type(n)), mime(n, &parts), Some(h.mid), e, reason);
-    };
+    let with_first_part =
+        |g: &mut Gen, slug: &str, desc: &str, data: Vec<u8>, e: Exp, reason: &str| {
+            let n = g.n();
+            let h = Header::new(n);
+            let atts = vec![Attachment::new(cid("regrep"), "application/gzip", data)];
+            let (soap, atts) = secure(Build {
+                header: h.xml(),
+                atts,
+                signer: &g.k.red,
+                suite: Suite::Edelivery115,
+                recipient: Some(&g.k.blue_enc),
+            });
+            let mut parts = vec![root_part(soap.as_bytes())];
+            parts.extend(att_parts(&atts));
+            g.push(
+                slug,
+                "compression",
+                desc,
+                Some(content_type(n)),
+                mime(n, &parts),
+                Some(h.mid),
+                e,
+                reason,
+            );
+        };
     // 128 MiB of zeros, gzip'd (~128 KB); decompression is bounded at 1 MiB in the corpus
     // gateway, and an in-memory inflate would break the RSS bound of the test
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -1968,8 +2057,8 @@ fn compression_cases(g: &mut Gen) {
     let mut big = b"<?xml version=\"1.0\"?><query:QueryResponse xmlns:query=\"urn:oasis:names:tc:ebxml-regrep:xsd:query:4.0\">".to_vec();
     // words picked by an LCG from 16: ~4 bits per word, a text-like ratio of ~10:1
     let words = [
-        "evidence", "request", "person", "diploma", "birth", "address", "name", "date",
-        "level", "provider", "country", "issuer", "record", "status", "member", "state",
+        "evidence", "request", "person", "diploma", "birth", "address", "name", "date", "level",
+        "provider", "country", "issuer", "record", "status", "member", "state",
     ];
     let mut x: u32 = 12345;
     big.extend_from_slice(b"<text>");
@@ -2028,7 +2117,11 @@ fn size_cases(g: &mut Gen) {
         let mut h = Header::new(n);
         h.parts = vec![(cid("regrep"), "application/x-ebrs+xml", true)];
         for i in 0..3 {
-            h.parts.push((format!("pdf{i}@red.hostile.as4gw"), "application/pdf", false));
+            h.parts.push((
+                format!("pdf{i}@red.hostile.as4gw"),
+                "application/pdf",
+                false,
+            ));
         }
         let mut atts = plain_atts(&h);
         for a in atts.iter_mut().skip(1) {

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use as4gw::transport::{ClientSettings, ClientTls, HttpsClient, OutboundBody};
 use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 
-use crate::msh::e2e::{free_port, http};
 use crate::hostile::repo;
+use crate::msh::e2e::{free_port, http};
 use crate::support::as4gw_bin;
 
 pub const BLUE_TOKEN: &str = "blue-demo-token";
@@ -41,8 +41,15 @@ impl Served {
 
     /// `GET /api/v1/health` → status and body.
     pub fn health(&self) -> (u16, Vec<u8>) {
-        http(self.api, "GET", "/api/v1/health", BLUE_TOKEN, "text/plain", b"")
-            .unwrap_or((0, Vec::new()))
+        http(
+            self.api,
+            "GET",
+            "/api/v1/health",
+            BLUE_TOKEN,
+            "text/plain",
+            b"",
+        )
+        .unwrap_or((0, Vec::new()))
     }
 
     /// Still running?
@@ -111,7 +118,8 @@ pub fn client(client_cert: bool) -> HttpsClient {
     let anchors = as4gw::transport::tls::load_certs(&r.join("certs/demo/ca.cert.pem")).expect("ca");
     let identity = client_cert.then(|| {
         (
-            as4gw::transport::tls::load_certs(&r.join("certs/demo/red/tls.cert.pem")).expect("cert"),
+            as4gw::transport::tls::load_certs(&r.join("certs/demo/red/tls.cert.pem"))
+                .expect("cert"),
             as4gw::transport::tls::load_key(&r.join("certs/demo/red/tls.key.pem")).expect("key"),
         )
     });
