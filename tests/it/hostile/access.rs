@@ -368,6 +368,62 @@ fn no_secret_in_logs_or_api_answers() {
     )
     .expect("ack");
     keep("ack".into(), st, &b);
+    // the operator's inspection commands: configuration check and the messages CLI (also
+    // with a wrong token)
+    let api = format!("http://127.0.0.1:{}", gw.api);
+    let cli: [Vec<String>; 4] = [
+        vec![
+            "pmode".into(),
+            "check".into(),
+            "--config".into(),
+            dir.path().join("gateway.toml").display().to_string(),
+        ],
+        vec![
+            "messages".into(),
+            "--api".into(),
+            api.clone(),
+            "--token".into(),
+            BLUE_TOKEN.into(),
+            "list".into(),
+        ],
+        vec![
+            "messages".into(),
+            "--api".into(),
+            api.clone(),
+            "--token".into(),
+            BLUE_TOKEN.into(),
+            "show".into(),
+            received.clone(),
+        ],
+        vec![
+            "messages".into(),
+            "--api".into(),
+            api,
+            "--token".into(),
+            "wrong-token".into(),
+            "list".into(),
+        ],
+    ];
+    for (i, args) in cli.iter().enumerate() {
+        let o = std::process::Command::new(crate::support::as4gw_bin())
+            .args(args)
+            .env("RUST_LOG", "trace")
+            .output()
+            .expect("as4gw cli");
+        // the three good calls succeed, the wrong token does not
+        assert_eq!(o.status.success(), i < 3, "{args:?}: {o:?}");
+        let what = format!("as4gw {}", args[..2].join(" "));
+        keep(
+            format!("{what} stdout"),
+            o.status.code().unwrap_or(-1) as u16,
+            &o.stdout,
+        );
+        keep(
+            format!("{what} stderr"),
+            o.status.code().unwrap_or(-1) as u16,
+            &o.stderr,
+        );
+    }
     // let the webhook attempt (nobody listens) and a retry of the send happen, then stop
     std::thread::sleep(Duration::from_secs(2));
     let _ = std::process::Command::new("kill")
