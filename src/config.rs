@@ -117,6 +117,10 @@ pub struct RawKeySet {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawTrust {
     pub anchors: Vec<PathBuf>,
+    /// Local CRL files (PEM or DER) applied to partner certificates that are checked through a
+    /// CA path (pinned certificates are trusted as they are).
+    #[serde(default)]
+    pub crls: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -198,6 +202,8 @@ pub struct Config {
     pub keys_115: Option<KeySet>,
     pub keys_20: Option<KeySet>,
     pub trust_anchors: Vec<CertFile>,
+    /// `[trust] crls`: paths (resolved), read and parsed when the keyring is loaded.
+    pub trust_crls: Vec<PathBuf>,
     pub limits: Limits,
     pub backends: Vec<Backend>,
 }
@@ -531,6 +537,7 @@ fn build(
         .enumerate()
         .filter_map(|(i, p)| cert(sink, &format!("trust.anchors.{i}"), p, CertPurpose::Anchor))
         .collect();
+    let trust_crls = r.trust.crls.iter().map(|p| path(p)).collect();
 
     let d = Limits::default();
     let size = |sink: &mut Sink<'_>, key: &str, v: &Option<String>, default: u64| match v {
@@ -649,6 +656,7 @@ fn build(
         keys_115,
         keys_20,
         trust_anchors,
+        trust_crls,
         limits,
         backends,
     }

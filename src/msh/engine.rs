@@ -230,6 +230,11 @@ impl Msh {
         let keys = Arc::clone(&self.keys);
         let domain = self.domain().to_string();
         let max_decompressed = self.settings.limits.max_decompressed_size;
+        let xml_limits = crate::xml::Limits {
+            max_depth: self.settings.limits.max_xml_depth,
+            max_nodes: self.settings.limits.max_xml_nodes,
+            ..crate::xml::Limits::default()
+        };
         let now = self.clock.now();
         let root = msg.root.body;
         // Decryption of large parts is seconds of CPU and file I/O: off the async workers.
@@ -244,6 +249,7 @@ impl Msh {
                 partners: &partners,
                 own_domain: &domain,
                 max_decompressed,
+                xml_limits,
                 now,
             };
             inbound::process(&ctx, &root, parts)

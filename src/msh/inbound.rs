@@ -3,8 +3,8 @@
 //!
 //! Order (architecture "INBOUND"; each step's failure is the EBMS code in brackets — the full
 //! table is in `docs/msh.md`):
-//! 1. SOAP envelope (`soap::parse_envelope`) [0009; unknown mustUnderstand header → SOAP
-//!    MustUnderstand fault, digest §2.7];
+//! 1. SOAP envelope (`soap::parse_envelope_document` under the configured XML limits) [0009;
+//!    unknown mustUnderstand header → SOAP MustUnderstand fault, digest §2.7];
 //! 2. a UserMessage must be there: signals are only synchronous in eDelivery (digest §2.5) [0008];
 //! 3. decrypt + verify with strict references and partner trust (`security::process_inbound`)
 //!    [0101 / 0102 / 0103 / 0007 / 0009 as the security room maps them];
@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 
 use crate::ebms::codes::EbmsCode;
 use crate::ebms::model::{MessageId, UserMessage};
-use crate::ebms::soap::{parse_envelope, SoapError};
+use crate::ebms::soap::{parse_envelope_document, SoapError};
 use crate::ebms::validate::validate_messaging;
 use crate::pki::{Certificate, KeyType, TrustStore};
 use crate::pmode::matching::{match_inbound, MessageKey};
@@ -55,6 +55,9 @@ pub struct InboundCtx<'a> {
     pub own_domain: &'a str,
     /// Largest payload after decompression (`limits.max-decompressed-size`).
     pub max_decompressed: u64,
+    /// `limits.max-xml-depth` / `max-xml-nodes` for the SOAP envelope (step 1); without them a
+    /// configured limit below the XML room's defaults would not apply.
+    pub xml_limits: crate::xml::Limits,
     pub now: OffsetDateTime,
 }
 
@@ -94,20 +97,23 @@ fn suite_of_signer(c: &Certificate) -> Option<Suite> {
 
 /// Processes one message (see the module documentation for the order).
 pub fn process(ctx: &InboundCtx<'_>, soap: &[u8], parts: Vec<Part>) -> Result<Accepted, Refusal> {
-    // 1. envelope
-    let env = parse_envelope(soap).map_err(|e| match e {
-        SoapError::MustUnderstand { .. } => Refusal {
-            code: None,
-            side: FaultSide::MustUnderstand,
-            detail: e.to_string(),
-            ref_to: None,
-        },
-        other => Refusal::peer(
-            other.ebms_code().unwrap_or(EbmsCode::InvalidHeader),
-            other.to_string(),
-            None,
-        ),
-    })?;
+    // 1. envelope, under the configured XML limits
+    let env = crate::xml::Document::parse_with(soap, &ctx.xml_limits)
+        .map_err(SoapError::from)
+        .and_then(parse_envelope_document)
+        .map_err(|e| match e {
+            SoapError::MustUnderstand { .. } => Refusal {
+                code: None,
+                side: FaultSide::MustUnderstand,
+                detail: e.to_string(),
+                ref_to: None,
+            },
+            other => Refusal::peer(
+                other.ebms_code().unwrap_or(EbmsCode::InvalidHeader),
+                other.to_string(),
+                None,
+            ),
+        })?;
     let mb = env
         .messaging
         .as_ref()

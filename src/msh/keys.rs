@@ -37,6 +37,8 @@ pub struct Keyring {
     signing_20: Option<OwnKey>,
     decryption: Vec<OwnKey>,
     anchors: Vec<Certificate>,
+    /// `[trust] crls` file contents, checked at start-up; applied to every trust store built.
+    crls: Vec<Vec<u8>>,
 }
 
 /// The security room's suite for a P-Mode suite.
@@ -95,6 +97,20 @@ impl Keyring {
             })?;
             k.anchors.push(c);
         }
+        for p in &cfg.trust_crls {
+            let bytes = std::fs::read(p).map_err(|source| KeyringError::Io {
+                path: p.display().to_string(),
+                source,
+            })?;
+            // parsed now so a broken CRL stops the start instead of being skipped per message
+            TrustStore::new()
+                .add_crl(&bytes)
+                .map_err(|source| KeyringError::Pki {
+                    path: p.display().to_string(),
+                    source: Box::new(source),
+                })?;
+            k.crls.push(bytes);
+        }
         Ok(k)
     }
 
@@ -116,6 +132,10 @@ impl Keyring {
         let mut t = TrustStore::new();
         for a in &self.anchors {
             t.add_anchor(a.clone());
+        }
+        for c in &self.crls {
+            // every CRL parsed in from_config
+            let _ = t.add_crl(c);
         }
         for p in set.pmodes() {
             for a in &p.security.trust_anchors {

@@ -9,6 +9,7 @@ mod conformance;
 mod ebms;
 mod faults;
 mod fuzz_regressions;
+mod hostile;
 mod interop_as4py;
 mod interop_as4py_http;
 mod mime;
