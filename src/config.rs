@@ -93,6 +93,9 @@ pub struct RawApi {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawStore {
     pub path: PathBuf,
+    /// How often the retention purge runs (`docs/lifecycle.md`); default "1h".
+    #[serde(default)]
+    pub purge_interval: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -195,6 +198,8 @@ pub struct Config {
     pub as4: As4Listener,
     pub api_listen: SocketAddr,
     pub store_dir: PathBuf,
+    /// Period of the background retention purge (`[store] purge-interval`, default 1 hour).
+    pub purge_interval: std::time::Duration,
     pub keys_115: Option<KeySet>,
     pub keys_20: Option<KeySet>,
     pub trust_anchors: Vec<CertFile>,
@@ -532,6 +537,21 @@ fn build(
         .filter_map(|(i, p)| cert(sink, &format!("trust.anchors.{i}"), p, CertPurpose::Anchor))
         .collect();
 
+    let purge_interval = match &r.store.purge_interval {
+        None => std::time::Duration::from_secs(3600),
+        Some(s) => match crate::pmode::units::parse_duration(s) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                sink.at("store.purge-interval", "purge-interval must not be zero");
+                std::time::Duration::from_secs(3600)
+            }
+            Err(m) => {
+                sink.at("store.purge-interval", m);
+                std::time::Duration::from_secs(3600)
+            }
+        },
+    };
+
     let d = Limits::default();
     let size = |sink: &mut Sink<'_>, key: &str, v: &Option<String>, default: u64| match v {
         None => default,
@@ -646,6 +666,7 @@ fn build(
         },
         api_listen,
         store_dir: path(&r.store.path),
+        purge_interval,
         keys_115,
         keys_20,
         trust_anchors,

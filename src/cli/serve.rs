@@ -318,6 +318,14 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         WebhookSettings::default(),
         stopped(stop_rx.clone()),
     );
+    // Retention (P-Mode [retention]): batches in the background, rules from the set in force.
+    let purger = as4gw::msh::retention::spawn_purger(
+        store.clone() as Arc<dyn MessageStore>,
+        Arc::clone(&registry),
+        Arc::new(SystemClock),
+        cfg.purge_interval,
+        stop_rx.clone(),
+    );
     let scheduling = Arc::clone(&msh).run_scheduler(stop_rx.clone());
     let guard = DownOnDrop(Arc::clone(&scheduler_up));
     let sched = tokio::spawn(async move {
@@ -337,6 +345,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     }
     let _ = sched.await;
     let _ = pusher.await;
+    let _ = purger.await;
     watcher.abort();
     store.close().await.context("closing the store")?;
     tracing::info!("stopped");

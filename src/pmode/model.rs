@@ -48,6 +48,18 @@ pub struct RawPMode {
     pub properties: Vec<RawProperty>,
     #[serde(default)]
     pub backend: Option<String>,
+    #[serde(default)]
+    pub retention: RawRetention,
+}
+
+/// `[retention]`: whole days, so an operator reads "365" as the year OOTS keeps metadata.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawRetention {
+    #[serde(default)]
+    pub payload_days: Option<u32>,
+    #[serde(default)]
+    pub metadata_days: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -435,6 +447,17 @@ pub struct ReceptionAwareness {
     pub duplicate_window: Duration,
 }
 
+/// How long a P-Mode's messages are kept (`None` = for ever, the default: purging is opt-in so
+/// that an upgrade never deletes evidence nobody asked to delete).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Payload and wire files of final messages (inbound: delivered to the backend) older than
+    /// this are removed; the metadata stays.
+    pub payload_days: Option<u32>,
+    /// Final messages older than this are removed with events, receipts and properties.
+    pub metadata_days: Option<u32>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayloadProfile {
     /// Empty means any type.
@@ -485,6 +508,7 @@ pub struct PMode {
     pub four_corner: bool,
     pub properties: Vec<PropertyRule>,
     pub backend: Option<String>,
+    pub retention: Retention,
 }
 
 impl PMode {
@@ -635,6 +659,7 @@ impl Validator<'_> {
             self.sink.at("compression", format!("compression {:?} is not allowed: eDelivery allows only \"application/gzip\" (digest §2.9, §3.4)", r.compression));
         }
         let payload = self.payload(&r.payload);
+        let retention = self.retention(&r.retention, reception_awareness.duplicate_window);
         let properties = self.properties(&r.properties, r.four_corner, &service);
         if let Some(b) = &r.backend {
             if b.trim().is_empty() {
@@ -659,6 +684,41 @@ impl Validator<'_> {
             four_corner: r.four_corner,
             properties,
             backend: r.backend,
+            retention,
+        }
+    }
+
+    fn retention(&mut self, r: &RawRetention, duplicate_window: Duration) -> Retention {
+        for (key, v) in [
+            ("retention.payload-days", r.payload_days),
+            ("retention.metadata-days", r.metadata_days),
+        ] {
+            if v == Some(0) {
+                self.sink.at(key, "must be at least 1 day (omit it to keep for ever)");
+            }
+        }
+        if let (Some(p), Some(m)) = (r.payload_days, r.metadata_days) {
+            if m < p {
+                self.sink.at(
+                    "retention.metadata-days",
+                    format!("metadata-days ({m}) must not be shorter than payload-days ({p}): purging a message removes its payloads too"),
+                );
+            }
+        }
+        // The duplicate-detection key of an inbound message goes with its metadata: keeping
+        // metadata shorter than the window would let a late resend be delivered twice (digest §2.8).
+        if let Some(m) = r.metadata_days {
+            let window_days = duplicate_window.as_secs().div_ceil(86_400);
+            if m > 0 && u64::from(m) < window_days {
+                self.sink.at(
+                    "retention.metadata-days",
+                    format!("metadata-days ({m}) must cover the duplicate window ({window_days} days, reception-awareness.duplicate-window; digest §2.8)"),
+                );
+            }
+        }
+        Retention {
+            payload_days: r.payload_days,
+            metadata_days: r.metadata_days,
         }
     }
 
