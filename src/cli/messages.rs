@@ -224,7 +224,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// `messages purge`: exit 0 with the JSON report, 1 on an invalid configuration or P-Mode set.
 fn purge(config: &std::path::Path, dry_run: bool, now: Option<&str>, batch: usize) -> anyhow::Result<ExitCode> {
-    use as4gw::store::{MessageStore, PurgeOptions, SqliteStore};
+    use as4gw::store::{PurgeOptions, SqliteStore};
     let now = match now {
         None => time::OffsetDateTime::now_utc(),
         Some(s) => time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)

@@ -89,9 +89,27 @@ pub struct RawParty {
     #[serde(default)]
     pub endpoint: Option<String>,
     #[serde(default)]
-    pub signing_cert: Option<PathBuf>,
+    pub signing_cert: Option<OneOrManyPaths>,
     #[serde(default)]
-    pub encryption_cert: Option<PathBuf>,
+    pub encryption_cert: Option<OneOrManyPaths>,
+}
+
+/// A certificate file, or a list of them for a rollover: the partner's old and new
+/// certificates overlap (any valid one verifies; the newest valid one is encrypted to).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrManyPaths {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
+
+impl OneOrManyPaths {
+    pub fn paths(&self) -> Vec<&Path> {
+        match self {
+            OneOrManyPaths::One(p) => vec![p.as_path()],
+            OneOrManyPaths::Many(v) => v.iter().map(PathBuf::as_path).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -384,8 +402,23 @@ pub struct Party {
     pub role: String,
     /// Where this party receives AS4 messages (`PMode[].Protocol.Address`), https only.
     pub endpoint: Option<String>,
+    /// The newest certificate valid when the P-Mode was loaded (of `signing_certs`).
     pub signing_cert: Option<CertFile>,
+    /// The newest certificate valid when the P-Mode was loaded (of `encryption_certs`); the
+    /// MSH picks again with the time of each message ([`Party::encryption_cert_at`]).
     pub encryption_cert: Option<CertFile>,
+    /// Every configured signing certificate (a rollover list has several); all are pinned.
+    pub signing_certs: Vec<CertFile>,
+    /// Every configured encryption certificate.
+    pub encryption_certs: Vec<CertFile>,
+}
+
+impl Party {
+    /// The certificate to encrypt to at `at`: the newest valid one of the list, else the one
+    /// chosen at load time (single-certificate P-Modes behave exactly as before).
+    pub fn encryption_cert_at(&self, at: OffsetDateTime) -> Option<&CertFile> {
+        super::certs::newest_valid(&self.encryption_certs, at).or(self.encryption_cert.as_ref())
+    }
 }
 
 /// `eb:AgreementRef` value and `@type`.
@@ -518,6 +551,17 @@ impl PMode {
             Direction::InitiatorToResponder => (&self.initiator, &self.responder),
             Direction::ResponderToInitiator => (&self.responder, &self.initiator),
         }
+    }
+
+    /// This P-Mode with each party's encryption certificate chosen for `now` (the newest valid
+    /// one of a rollover list), so a partner's announced successor is used from the moment
+    /// its window opens, without a reload.
+    pub fn with_certificates_at(&self, now: OffsetDateTime) -> PMode {
+        let mut p = self.clone();
+        for party in [&mut p.initiator, &mut p.responder] {
+            party.encryption_cert = party.encryption_cert_at(now).cloned();
+        }
+        p
     }
 
     /// Whether this is the ebMS test service (digest §2.4), never delivered to a backend.
@@ -777,17 +821,18 @@ impl Validator<'_> {
         if p.signing_cert.is_none() && !has_anchors {
             self.sink.at(side, format!("missing field `signing-cert` in {side} (or give security.trust-anchors): signatures must be checked against a pinned certificate or a trust anchor (digest §3.4, §3.6)"));
         }
-        let signing_cert = p
-            .signing_cert
-            .as_ref()
-            .and_then(|c| self.cert(c, &format!("{side}.signing-cert"), suite.signing_purpose()));
-        let encryption_cert = p.encryption_cert.as_ref().and_then(|c| {
-            self.cert(
-                c,
-                &format!("{side}.encryption-cert"),
-                suite.encryption_purpose(),
-            )
-        });
+        let signing_certs = self.cert_list(
+            p.signing_cert.as_ref(),
+            &format!("{side}.signing-cert"),
+            suite.signing_purpose(),
+        );
+        let encryption_certs = self.cert_list(
+            p.encryption_cert.as_ref(),
+            &format!("{side}.encryption-cert"),
+            suite.encryption_purpose(),
+        );
+        let signing_cert = super::certs::newest_valid(&signing_certs, self.now).cloned();
+        let encryption_cert = super::certs::newest_valid(&encryption_certs, self.now).cloned();
         Party {
             party_id: PartyId {
                 id,
@@ -797,6 +842,43 @@ impl Validator<'_> {
             endpoint: p.endpoint.clone(),
             signing_cert,
             encryption_cert,
+            signing_certs,
+            encryption_certs,
+        }
+    }
+
+    /// A single certificate (checked as before: valid now) or a rollover list (entries may be
+    /// not yet valid, none expired, at least one valid now).
+    fn cert_list(
+        &mut self,
+        paths: Option<&OneOrManyPaths>,
+        key: &str,
+        purpose: CertPurpose,
+    ) -> Vec<CertFile> {
+        match paths {
+            None => Vec::new(),
+            Some(OneOrManyPaths::One(p)) => self.cert(p, key, purpose).into_iter().collect(),
+            Some(OneOrManyPaths::Many(list)) => {
+                if list.is_empty() {
+                    self.sink.at(key, "empty certificate list");
+                    return Vec::new();
+                }
+                let mut out = Vec::new();
+                for (i, rel) in list.iter().enumerate() {
+                    let path = self.base.join(rel);
+                    match super::certs::load_cert_ahead(&path, purpose, self.now, true) {
+                        Ok(c) => out.push(c),
+                        Err(m) => self.sink.at(&format!("{key}.{i}"), m),
+                    }
+                }
+                if !out.is_empty() && super::certs::newest_valid(&out, self.now).is_none() {
+                    self.sink.at(
+                        key,
+                        "no certificate of the list is valid now (the list may announce a successor, but one must be in force)",
+                    );
+                }
+                out
+            }
         }
     }
 

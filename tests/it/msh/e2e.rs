@@ -223,6 +223,11 @@ impl Gateway {
         }
     }
 
+    /// The process id while running (signals: SIGHUP reloads).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// SIGKILL: no chance to finish anything.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
