@@ -52,8 +52,9 @@ RUN sed -i \
 USER 10001:10001
 VOLUME ["/var/lib/as4gw", "/etc/as4gw/pmodes", "/etc/as4gw/certs"]
 EXPOSE 8443 8080
-# Readiness the way the gateway judges it (store, P-Modes, AS4 listener, scheduler); the
-# image has no curl, the binary is its own probe.
+# Readiness the way the gateway judges it (store, P-Modes, AS4 listener, scheduler) when the
+# container gets a backend token (docker run -e AS4GW_TOKEN=…); without one, liveness (the API
+# answers). The image has no curl: the binary is its own probe.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
     CMD ["/usr/local/bin/as4gw", "health", "--url", "http://127.0.0.1:8080", "--timeout", "5"]
 # SIGTERM: graceful shutdown (finish requests and send attempts in flight); give it time.

@@ -240,16 +240,27 @@ fn key_rollover_without_downtime_or_failed_messages() {
         let v = red.message("OUT", mid).expect("sent");
         assert_eq!(v["state"], "ACKNOWLEDGED", "{v}");
     }
-    // The container health probe sees a ready gateway.
-    let probe = Command::new(crate::support::as4gw_bin())
-        .args(["health", "--url", &format!("http://127.0.0.1:{}", red.api)])
-        .output()
-        .expect("as4gw health");
-    assert!(
-        probe.status.success(),
-        "{}",
-        String::from_utf8_lossy(&probe.stdout)
-    );
+    // The container health probe: readiness with a token, liveness without, refusal with a
+    // wrong token.
+    let probe = |token: Option<&str>| {
+        let mut c = Command::new(crate::support::as4gw_bin());
+        c.args(["health", "--url", &format!("http://127.0.0.1:{}", red.api)])
+            .env_remove("AS4GW_TOKEN");
+        if let Some(t) = token {
+            c.args(["--token", t]);
+        }
+        let out = c.output().expect("as4gw health");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, text) = probe(Some(red.token));
+    assert!(ok && text.starts_with("ready") && text.contains("scheduler"), "{text}");
+    let (ok, text) = probe(None);
+    assert!(ok && text.starts_with("alive"), "{text}");
+    let (ok, text) = probe(Some("wrong-token"));
+    assert!(!ok, "{text}");
     assert!(red.stop() && blue.stop());
 }
 
