@@ -223,7 +223,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// `messages purge`: exit 0 with the JSON report, 1 on an invalid configuration or P-Mode set.
-fn purge(config: &std::path::Path, dry_run: bool, now: Option<&str>, batch: usize) -> anyhow::Result<ExitCode> {
+fn purge(
+    config: &std::path::Path,
+    dry_run: bool,
+    now: Option<&str>,
+    batch: usize,
+) -> anyhow::Result<ExitCode> {
     use as4gw::store::{PurgeOptions, SqliteStore};
     let now = match now {
         None => time::OffsetDateTime::now_utc(),
@@ -259,14 +264,10 @@ fn purge(config: &std::path::Path, dry_run: bool, now: Option<&str>, batch: usiz
         let store = SqliteStore::open(&cfg.store_dir)
             .await
             .with_context(|| format!("opening the store {}", cfg.store_dir.display()))?;
-        let r = as4gw::msh::retention::purge_once(
-            &store,
-            &set,
-            now,
-            PurgeOptions { batch, dry_run },
-        )
-        .await
-        .context("purge");
+        let r =
+            as4gw::msh::retention::purge_once(&store, &set, now, PurgeOptions { batch, dry_run })
+                .await
+                .context("purge");
         store.close().await.context("closing the store")?;
         r
     })?;

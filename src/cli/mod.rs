@@ -80,13 +80,12 @@ pub fn version_text() -> String {
         if s == Suite::Edelivery115 {
             out.push_str(&format!(" (mask {})", ns::ALG_MGF1_SHA256));
         } else {
-            out.push_str(&format!(
-                " (+ {}, {})",
-                ns::ALG_HKDF,
-                ns::ALG_KW_AES128
-            ));
+            out.push_str(&format!(" (+ {}, {})", ns::ALG_HKDF, ns::ALG_KW_AES128));
         }
-        out.push_str(&format!("\n    content        {}", s.encryption_algorithm()));
+        out.push_str(&format!(
+            "\n    content        {}",
+            s.encryption_algorithm()
+        ));
     }
     out
 }

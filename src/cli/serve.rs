@@ -215,7 +215,9 @@ fn spawn_key_reloader(config: PathBuf, msh: Arc<Msh>) -> tokio::task::JoinHandle
                         );
                         msh.replace_keys(k);
                     }
-                    Err(e) => tracing::error!(error = %e, "key reload refused, keeping the keys in force"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "key reload refused, keeping the keys in force")
+                    }
                 }
             }
         }

@@ -73,7 +73,9 @@ pub fn spawn_purger(
                     "retention purge"
                 ),
                 Ok(_) => tracing::debug!("retention purge: nothing due"),
-                Err(e) => tracing::warn!(error = %e, "retention purge failed; retried at the next interval"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention purge failed; retried at the next interval")
+                }
             }
         }
     })

@@ -738,7 +738,8 @@ impl Validator<'_> {
             ("retention.metadata-days", r.metadata_days),
         ] {
             if v == Some(0) {
-                self.sink.at(key, "must be at least 1 day (omit it to keep for ever)");
+                self.sink
+                    .at(key, "must be at least 1 day (omit it to keep for ever)");
             }
         }
         if let (Some(p), Some(m)) = (r.payload_days, r.metadata_days) {

@@ -1272,7 +1272,12 @@ fn purge_batch_tx(
 }
 
 /// Dry run: what [`purge_batch_tx`] would handle over all batches.
-fn purge_count(conn: &Connection, kind: PurgeKind, pmode: &str, before: i64) -> Result<(u64, u64, u64)> {
+fn purge_count(
+    conn: &Connection,
+    kind: PurgeKind,
+    pmode: &str,
+    before: i64,
+) -> Result<(u64, u64, u64)> {
     let ids = purge_candidates(conn, kind, pmode, before, None)?;
     let (mut files, mut bytes) = (0u64, 0u64);
     for id in &ids {

@@ -38,7 +38,10 @@ fn rsa_cert(dir: &Path, name: &str, from: OffsetDateTime, days: i64) -> (String,
     p.not_before = from;
     p.not_after = from + time::Duration::days(days);
     let cert = p.signed_by(&key, &ca).expect("sign");
-    let (c, k) = (dir.join(format!("{name}.cert.pem")), dir.join(format!("{name}.key.pem")));
+    let (c, k) = (
+        dir.join(format!("{name}.cert.pem")),
+        dir.join(format!("{name}.key.pem")),
+    );
     std::fs::write(&c, cert.pem()).expect("write cert");
     std::fs::write(&k, key.serialize_pem()).expect("write key");
     (
@@ -126,8 +129,14 @@ fn key_rollover_without_downtime_or_failed_messages() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut red, mut blue) = pair(dir.path(), 5, "1s", 30);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let old_cert = repo.join("certs/demo/blue/rsa.cert.pem").display().to_string();
-    let old_key = repo.join("certs/demo/blue/rsa.key.pem").display().to_string();
+    let old_cert = repo
+        .join("certs/demo/blue/rsa.cert.pem")
+        .display()
+        .to_string();
+    let old_key = repo
+        .join("certs/demo/blue/rsa.key.pem")
+        .display()
+        .to_string();
     let old_der = rustls_pki_types::pem::PemObject::from_pem_file(&old_cert)
         .map(|c: rustls_pki_types::CertificateDer<'static>| c.to_vec())
         .expect("old cert DER");
@@ -166,7 +175,10 @@ fn key_rollover_without_downtime_or_failed_messages() {
     for i in 0..3 {
         let mid = send(&red, &blue, i);
         let wire = String::from_utf8_lossy(&wire_of(&red, &mid)).into_owned();
-        assert!(wire.contains(&b64(&old_der)), "encrypted to the old certificate");
+        assert!(
+            wire.contains(&b64(&old_der)),
+            "encrypted to the old certificate"
+        );
         assert!(!wire.contains(&b64(&new_der)));
         sent.push(mid);
     }
@@ -174,7 +186,10 @@ fn key_rollover_without_downtime_or_failed_messages() {
     let (st, receipt) = crate::msh::e2e::http(
         red.api,
         "GET",
-        &format!("/api/v1/messages/{}/receipt", crate::msh::e2e::pct(&sent[0])),
+        &format!(
+            "/api/v1/messages/{}/receipt",
+            crate::msh::e2e::pct(&sent[0])
+        ),
         red.token,
         "text/plain",
         b"",
@@ -182,7 +197,10 @@ fn key_rollover_without_downtime_or_failed_messages() {
     .expect("receipt");
     assert_eq!(st, 200);
     let receipt = String::from_utf8_lossy(&receipt).into_owned();
-    assert!(receipt.contains(&b64(&new_der)), "receipt signed with the new key");
+    assert!(
+        receipt.contains(&b64(&new_der)),
+        "receipt signed with the new key"
+    );
     assert!(!receipt.contains(&b64(&old_der)) && !receipt.contains(&b64(&next_der)));
 
     // Red switches to the new certificate (file change + SIGHUP: the registry reloads).
@@ -192,7 +210,10 @@ fn key_rollover_without_downtime_or_failed_messages() {
     for i in 3..6 {
         let mid = send(&red, &blue, i);
         let wire = String::from_utf8_lossy(&wire_of(&red, &mid)).into_owned();
-        assert!(wire.contains(&b64(&new_der)), "encrypted to the new certificate");
+        assert!(
+            wire.contains(&b64(&new_der)),
+            "encrypted to the new certificate"
+        );
         assert!(!wire.contains(&b64(&old_der)));
         sent.push(mid);
     }
@@ -233,7 +254,10 @@ fn key_rollover_without_downtime_or_failed_messages() {
         v["state"] == "FAILED" || v["attempts"].as_u64().unwrap_or(0) >= 2
     });
     assert_ne!(v["state"], "ACKNOWLEDGED", "{v}");
-    assert!(blue.message("IN", &mid).is_none(), "blue could not decrypt it");
+    assert!(
+        blue.message("IN", &mid).is_none(),
+        "blue could not decrypt it"
+    );
 
     // The nine rollover messages: all acknowledged, none failed.
     for mid in &sent {
@@ -256,7 +280,10 @@ fn key_rollover_without_downtime_or_failed_messages() {
         )
     };
     let (ok, text) = probe(Some(red.token));
-    assert!(ok && text.starts_with("ready") && text.contains("scheduler"), "{text}");
+    assert!(
+        ok && text.starts_with("ready") && text.contains("scheduler"),
+        "{text}"
+    );
     let (ok, text) = probe(None);
     assert!(ok && text.starts_with("alive"), "{text}");
     let (ok, text) = probe(Some("wrong-token"));
@@ -303,7 +330,9 @@ fn messages_purge_applies_the_presets_retention() {
             };
             // m1 was never taken by the backend: its payload must survive any purge.
             if i != 1 {
-                s.mark_delivered(id, at, "fetched").await.expect("delivered");
+                s.mark_delivered(id, at, "fetched")
+                    .await
+                    .expect("delivered");
             }
         }
         s.close().await.expect("close");
@@ -329,9 +358,16 @@ fn messages_purge_applies_the_presets_retention() {
     assert_eq!(dry["dryRun"], true, "{dry}");
     assert_eq!(dry["messages"], 1, "{dry}");
     assert_eq!(dry["payloadMessages"], 2, "m0 and m2: {dry}");
-    assert!(files.iter().all(|f| f.exists()), "a dry run removes nothing");
+    assert!(
+        files.iter().all(|f| f.exists()),
+        "a dry run removes nothing"
+    );
     let r = purge(&["--batch", "1"]);
-    assert_eq!((r["payloadMessages"].as_u64(), r["messages"].as_u64()), (Some(2), Some(1)), "{r}");
+    assert_eq!(
+        (r["payloadMessages"].as_u64(), r["messages"].as_u64()),
+        (Some(2), Some(1)),
+        "{r}"
+    );
     assert_eq!(r["files"], 2, "{r}");
     assert!(!files[0].exists() && !files[2].exists());
     assert!(files[1].exists(), "undelivered payload kept");

@@ -91,7 +91,10 @@ fn hadolint() -> &'static Path {
         }
         let _ = std::fs::remove_dir_all(&venv);
         let (ok, text) = output(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-        assert!(ok, "python3 -m venv (needed for the Dockerfile lint): {text}");
+        assert!(
+            ok,
+            "python3 -m venv (needed for the Dockerfile lint): {text}"
+        );
         let (ok, text) = output(
             Command::new(venv.join("bin/python"))
                 .args(["-m", "pip", "install", "--disable-pip-version-check"])
@@ -121,11 +124,12 @@ fn dockerfile_passes_hadolint_and_has_the_runtime_shape() {
         assert!(text.contains(code), "{code} not reported:\n{text}");
     }
     // Ours passes with the project's configuration (only DL3008 ignored, with its reason).
-    let (ok, text) = output(
-        Command::new(lint)
-            .current_dir(repo())
-            .args(["--no-color", "--config", ".hadolint.yaml", "Dockerfile"]),
-    );
+    let (ok, text) = output(Command::new(lint).current_dir(repo()).args([
+        "--no-color",
+        "--config",
+        ".hadolint.yaml",
+        "Dockerfile",
+    ]));
     assert!(ok, "hadolint Dockerfile:\n{text}");
 
     let df = std::fs::read_to_string(repo().join("Dockerfile")).expect("Dockerfile");
@@ -136,8 +140,15 @@ fn dockerfile_passes_hadolint_and_has_the_runtime_shape() {
     };
     assert_eq!(instr("FROM").len(), 2, "multi-stage: build and runtime");
     assert!(instr("FROM")[1].contains("-slim"), "small runtime image");
-    assert_eq!(instr("USER"), ["USER 10001:10001"], "non-root (the as4gw user's ids)");
-    assert!(df.contains("HEALTHCHECK") && df.contains("\"health\""), "health check by the binary");
+    assert_eq!(
+        instr("USER"),
+        ["USER 10001:10001"],
+        "non-root (the as4gw user's ids)"
+    );
+    assert!(
+        df.contains("HEALTHCHECK") && df.contains("\"health\""),
+        "health check by the binary"
+    );
     let volume = instr("VOLUME").concat();
     for v in ["/var/lib/as4gw", "/etc/as4gw/pmodes", "/etc/as4gw/certs"] {
         assert!(volume.contains(v), "volume {v}");
@@ -150,7 +161,10 @@ fn dockerfile_passes_hadolint_and_has_the_runtime_shape() {
         "url = \"http://127.0.0.1:8080\"",
         "path = \"data/red\"",
     ] {
-        assert!(cfg.lines().any(|l| l == line), "as4gw.toml has no line {line:?}");
+        assert!(
+            cfg.lines().any(|l| l == line),
+            "as4gw.toml has no line {line:?}"
+        );
     }
 }
 
@@ -182,6 +196,13 @@ fn systemd_unit_verifies_and_is_hardened() {
             .arg(&copy),
     );
     assert!(ok, "systemd-analyze verify:\n{text}");
-    let ours: Vec<&str> = text.lines().filter(|l| l.contains("as4gw.service")).collect();
-    assert!(ours.is_empty(), "systemd-analyze complains:\n{}", ours.join("\n"));
+    let ours: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("as4gw.service"))
+        .collect();
+    assert!(
+        ours.is_empty(),
+        "systemd-analyze complains:\n{}",
+        ours.join("\n")
+    );
 }

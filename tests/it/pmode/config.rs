@@ -120,10 +120,18 @@ fn key_rollover_lists_and_purge_interval() {
     let now = OffsetDateTime::now_utc();
     let cfg = Config::load(&f, now).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(cfg.key_sets_115().len(), 2);
-    assert_eq!(cfg.key_sets_20().len(), 1, "the single-table syntax still works");
+    assert_eq!(
+        cfg.key_sets_20().len(),
+        1,
+        "the single-table syntax still works"
+    );
     assert_eq!(cfg.purge_interval, std::time::Duration::from_secs(900));
     let keys = as4gw::msh::Keyring::from_config(&cfg).expect("keys");
-    assert_eq!(keys.decryption().len(), 3, "two 1.15 keys and the 2.0 key decrypt");
+    assert_eq!(
+        keys.decryption().len(),
+        3,
+        "two 1.15 keys and the 2.0 key decrypt"
+    );
 
     // Long before the demo certificates' windows: every set is "not yet valid", which a list
     // accepts per entry, but one set must be in force.
@@ -135,14 +143,21 @@ fn key_rollover_lists_and_purge_interval() {
         .position(|l| l == "[[keys.edelivery-1_15]]")
         .unwrap()
         + 1;
-    let msgs: Vec<String> = d.iter().map(|x| format!("{}: {}", x.line, x.message)).collect();
+    let msgs: Vec<String> = d
+        .iter()
+        .map(|x| format!("{}: {}", x.line, x.message))
+        .collect();
     assert!(
         d.iter()
             .any(|x| x.line == line && x.message.contains("no key set of the list is valid now")),
         "{msgs:#?}"
     );
 
-    std::fs::write(&f, list.replace("purge-interval = \"15m\"", "purge-interval = \"0s\"")).unwrap();
+    std::fs::write(
+        &f,
+        list.replace("purge-interval = \"15m\"", "purge-interval = \"0s\""),
+    )
+    .unwrap();
     let d = Config::load(&f, now).unwrap_err().0;
     assert!(d[0].message.contains("must not be zero"), "{d:?}");
 }

@@ -52,7 +52,13 @@ async fn payload(s: &SqliteStore, bytes: &[u8]) -> Payload {
 }
 
 /// An outbound message on `pmode` acknowledged at `at` (wire file and signed receipt kept).
-async fn acked_outbound(s: &SqliteStore, pmode: &str, mid: &str, at: OffsetDateTime, size: usize) -> StoreId {
+async fn acked_outbound(
+    s: &SqliteStore,
+    pmode: &str,
+    mid: &str,
+    at: OffsetDateTime,
+    size: usize,
+) -> StoreId {
     let msg = NewOutbound {
         message_id: mid.into(),
         conversation_id: "c".into(),
@@ -72,8 +78,14 @@ async fn send_all(s: &SqliteStore, ids: &[StoreId], at: OffsetDateTime, size: us
         .expect("lease");
     assert_eq!(leased.len(), ids.len());
     join_all(ids.iter().map(|id| async move {
-        let wire = s.spool().write_bytes(&vec![b'w'; size]).await.expect("wire");
-        s.record_wire(*id, "owner", at, wire).await.expect("record wire");
+        let wire = s
+            .spool()
+            .write_bytes(&vec![b'w'; size])
+            .await
+            .expect("wire");
+        s.record_wire(*id, "owner", at, wire)
+            .await
+            .expect("record wire");
         let receipt = Some(vec![b'r'; 1500]);
         s.finish_attempt(*id, "owner", at, Outcome::Acknowledged { receipt }, None)
             .await
@@ -82,7 +94,13 @@ async fn send_all(s: &SqliteStore, ids: &[StoreId], at: OffsetDateTime, size: us
     .await;
 }
 
-async fn inbound(s: &SqliteStore, pmode: &str, mid: &str, at: OffsetDateTime, size: usize) -> StoreId {
+async fn inbound(
+    s: &SqliteStore,
+    pmode: &str,
+    mid: &str,
+    at: OffsetDateTime,
+    size: usize,
+) -> StoreId {
     let msg = NewInbound {
         message_id: mid.into(),
         conversation_id: "c".into(),
@@ -113,11 +131,15 @@ async fn payloads_wait_for_the_backend_and_metadata_goes_after_its_own_limit() {
     // and an old message of a P-Mode without retention.
     let a = inbound(&s, "p", "in-a", day(0), 100).await;
     let b = inbound(&s, "p", "in-b", day(0), 100).await;
-    s.mark_delivered(b, day(0), "fetched").await.expect("delivered");
+    s.mark_delivered(b, day(0), "fetched")
+        .await
+        .expect("delivered");
     let c = acked_outbound(&s, "p", "out-c", day(0), 100).await;
     send_all(&s, &[c], day(0), 100).await;
     let other = inbound(&s, "keep", "in-other", day(0), 100).await;
-    s.mark_delivered(other, day(0), "fetched").await.expect("delivered");
+    s.mark_delivered(other, day(0), "fetched")
+        .await
+        .expect("delivered");
     let rec = |id| {
         let s = s.clone();
         async move { s.get(id).await.expect("get") }
@@ -130,26 +152,48 @@ async fn payloads_wait_for_the_backend_and_metadata_goes_after_its_own_limit() {
     );
 
     // Day 1: within the payload limit, nothing goes.
-    assert_eq!(purge(&s, day(1), &rules).await, PurgeReport { batches: 2, ..Default::default() });
+    assert_eq!(
+        purge(&s, day(1), &rules).await,
+        PurgeReport {
+            batches: 2,
+            ..Default::default()
+        }
+    );
 
     // Day 3: B's and C's payloads (and C's wire file) go; A's stays — the backend has not
     // acknowledged it — and so does every row.
     let preview = dry(&s, day(3), &rules).await;
     let r = purge(&s, day(3), &rules).await;
-    assert_eq!((r.payload_messages, r.messages, r.files), (2, 0, 3), "{r:?}");
+    assert_eq!(
+        (r.payload_messages, r.messages, r.files),
+        (2, 0, 3),
+        "{r:?}"
+    );
     assert_eq!(r.bytes, 300, "{r:?}");
     assert_eq!(
         (preview.payload_messages, preview.files, preview.bytes),
         (r.payload_messages, r.files, r.bytes),
         "the dry run announced exactly what the purge did"
     );
-    assert!(present(&s, &ra.payloads[0].file), "undelivered payload kept");
+    assert!(
+        present(&s, &ra.payloads[0].file),
+        "undelivered payload kept"
+    );
     assert!(!present(&s, &rb.payloads[0].file));
     assert!(!present(&s, &rc.payloads[0].file));
-    assert!(present(&s, &ro.payloads[0].file), "no rule for its P-Mode: kept");
+    assert!(
+        present(&s, &ro.payloads[0].file),
+        "no rule for its P-Mode: kept"
+    );
     assert_eq!(rec(a).await.map(|r| r.state), Some(State::Received));
-    assert!(rec(b).await.is_some() && rec(c).await.is_some(), "metadata kept");
-    assert!(s.receipt(c).await.expect("receipt").is_some(), "receipt kept");
+    assert!(
+        rec(b).await.is_some() && rec(c).await.is_some(),
+        "metadata kept"
+    );
+    assert!(
+        s.receipt(c).await.expect("receipt").is_some(),
+        "receipt kept"
+    );
     assert_eq!(purge(&s, day(3), &rules).await.files, 0, "purged once only");
 
     // A purge far in the future still keeps A's payload while the backend has not taken it.
@@ -202,7 +246,11 @@ async fn small_batches_cover_everything() {
         )
         .await
         .expect("purge");
-    assert_eq!((r.payload_messages, r.messages, r.files), (25, 25, 25), "{r:?}");
+    assert_eq!(
+        (r.payload_messages, r.messages, r.files),
+        (25, 25, 25),
+        "{r:?}"
+    );
     // 25 in batches of 4: 7 per step (the last one short), two steps.
     assert_eq!(r.batches, 14, "{r:?}");
     for id in ids {
@@ -265,10 +313,7 @@ async fn store_size_stays_flat_under_steady_load() {
     let spool_early = *spool[..window].iter().max().expect("days");
     let spool_late = *spool[window..].iter().max().expect("days");
     assert!(spool_early > 0);
-    assert!(
-        spool_late <= spool_early,
-        "spool kept growing: {spool:?}"
-    );
+    assert!(spool_late <= spool_early, "spool kept growing: {spool:?}");
     // Only the last two days' payloads are left: two days × 8 out × (payload + wire) + 8 in.
     let expected = 2 * PER_DAY as u64 * 3 * SIZE as u64;
     assert_eq!(spool[DAYS as usize - 1], expected, "{spool:?}");
