@@ -306,9 +306,17 @@ async fn store_size_stays_flat_under_steady_load() {
         pages[DAYS as usize - 1] > pages[0],
         "the load must grow an unpurged store: {pages:?}"
     );
+    // Without purging the same load adds ~8 pages a day (about 100 over the second half);
+    // with it, B-tree reshuffling may still take a few pages, never a day's worth.
     assert!(
-        late_max <= early_max + early_max / 50,
+        late_max <= early_max + early_max / 10,
         "page count kept growing after the retention window: {pages:?}"
+    );
+    let last = pages[DAYS as usize - 1];
+    let week_before = pages[DAYS as usize - 7];
+    assert!(
+        last <= week_before + week_before / 20,
+        "page count still growing in the last week: {pages:?}"
     );
     let spool_early = *spool[..window].iter().max().expect("days");
     let spool_late = *spool[window..].iter().max().expect("days");
