@@ -93,15 +93,36 @@ pub struct RawApi {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawStore {
     pub path: PathBuf,
+    /// How often the retention purge runs (`docs/lifecycle.md`); default "1h".
+    #[serde(default)]
+    pub purge_interval: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawKeys {
     #[serde(default, rename = "edelivery-1_15")]
-    pub edelivery_115: Option<RawKeySet>,
+    pub edelivery_115: Option<RawKeySets>,
     #[serde(default, rename = "edelivery-2_0")]
-    pub edelivery_20: Option<RawKeySet>,
+    pub edelivery_20: Option<RawKeySets>,
+}
+
+/// `[keys.<suite>]` (one key set) or `[[keys.<suite>]]` repeated (a rollover: old and new key
+/// overlap; docs/lifecycle.md#rolling-a-key).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawKeySets {
+    One(RawKeySet),
+    Many(Vec<RawKeySet>),
+}
+
+impl RawKeySets {
+    fn sets(&self) -> Vec<&RawKeySet> {
+        match self {
+            RawKeySets::One(k) => vec![k],
+            RawKeySets::Many(v) => v.iter().collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -199,8 +220,14 @@ pub struct Config {
     pub as4: As4Listener,
     pub api_listen: SocketAddr,
     pub store_dir: PathBuf,
+    /// Period of the background retention purge (`[store] purge-interval`, default 1 hour).
+    pub purge_interval: std::time::Duration,
+    /// The first configured key set of the suite (the only one without a rollover).
     pub keys_115: Option<KeySet>,
     pub keys_20: Option<KeySet>,
+    /// Every key set of the suite, in file order (`[[keys.edelivery-1_15]]` repeated).
+    pub rollover_115: Vec<KeySet>,
+    pub rollover_20: Vec<KeySet>,
     pub trust_anchors: Vec<CertFile>,
     /// `[trust] crls`: paths (resolved), read and parsed when the keyring is loaded.
     pub trust_crls: Vec<PathBuf>,
@@ -376,6 +403,16 @@ impl Config {
         }
     }
 
+    /// Every eDelivery 1.15 key set (one, or several during a rollover).
+    pub fn key_sets_115(&self) -> &[KeySet] {
+        &self.rollover_115
+    }
+
+    /// Every eDelivery 2.0 key set.
+    pub fn key_sets_20(&self) -> &[KeySet] {
+        &self.rollover_20
+    }
+
     /// Names of the configured backends (for the P-Mode `backend` check).
     pub fn backend_names(&self) -> Vec<String> {
         self.backends.iter().map(|b| b.name.clone()).collect()
@@ -487,13 +524,19 @@ fn build(
             SocketAddr::from(([127, 0, 0, 1], 0))
         });
 
+    // A single key set is checked as before (certificates valid now); in a rollover list a
+    // set may be not yet valid (the successor, staged ahead), but one must be valid now.
     let keyset = |sink: &mut Sink<'_>,
-                  name: &str,
-                  k: &Option<RawKeySet>,
+                  p: &str,
+                  k: &RawKeySet,
+                  ahead: bool,
                   sig: CertPurpose,
                   enc: CertPurpose| {
-        let k = k.as_ref()?;
-        let p = format!("keys.{name}");
+        let cert = |sink: &mut Sink<'_>, key: &str, f: &Path, purpose: CertPurpose| {
+            crate::pmode::certs::load_cert_ahead(&path(f), purpose, now, ahead)
+                .map_err(|m| sink.at(key, m))
+                .ok()
+        };
         let signing_cert = cert(sink, &format!("{p}.signing-cert"), &k.signing_cert, sig);
         let signing_key = key_file(sink, &format!("{p}.signing-key"), &k.signing_key);
         let encryption_cert = cert(
@@ -510,20 +553,57 @@ fn build(
             encryption_key,
         })
     };
-    let keys_115 = keyset(
+    let keysets = |sink: &mut Sink<'_>,
+                   name: &str,
+                   k: &Option<RawKeySets>,
+                   sig: CertPurpose,
+                   enc: CertPurpose|
+     -> Vec<KeySet> {
+        let Some(k) = k else { return Vec::new() };
+        let out: Vec<KeySet> = match k {
+            RawKeySets::One(one) => keyset(sink, &format!("keys.{name}"), one, false, sig, enc)
+                .into_iter()
+                .collect(),
+            RawKeySets::Many(_) => k
+                .sets()
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, one)| {
+                    keyset(sink, &format!("keys.{name}.{i}"), one, true, sig, enc)
+                })
+                .collect(),
+        };
+        if matches!(k, RawKeySets::Many(v) if v.is_empty()) {
+            sink.at(&format!("keys.{name}"), "empty key list");
+        } else if matches!(k, RawKeySets::Many(_))
+            && !out.is_empty()
+            && !out
+                .iter()
+                .any(|s| s.signing_cert.valid_at(now) && s.encryption_cert.valid_at(now))
+        {
+            sink.at(
+                &format!("keys.{name}"),
+                "no key set of the list is valid now: a rollover may stage a successor, but one set must be in force",
+            );
+        }
+        out
+    };
+    let rollover_115 = keysets(
         sink,
         "edelivery-1_15",
         &r.keys.edelivery_115,
         CertPurpose::Signing115,
         CertPurpose::Encryption115,
     );
-    let keys_20 = keyset(
+    let rollover_20 = keysets(
         sink,
         "edelivery-2_0",
         &r.keys.edelivery_20,
         CertPurpose::Signing20,
         CertPurpose::KeyAgreement20,
     );
+    let keys_115 = rollover_115.first().cloned();
+    let keys_20 = rollover_20.first().cloned();
     if r.keys.edelivery_115.is_none() && r.keys.edelivery_20.is_none() {
         sink.at(
             "keys",
@@ -538,6 +618,21 @@ fn build(
         .filter_map(|(i, p)| cert(sink, &format!("trust.anchors.{i}"), p, CertPurpose::Anchor))
         .collect();
     let trust_crls = r.trust.crls.iter().map(|p| path(p)).collect();
+
+    let purge_interval = match &r.store.purge_interval {
+        None => std::time::Duration::from_secs(3600),
+        Some(s) => match crate::pmode::units::parse_duration(s) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                sink.at("store.purge-interval", "purge-interval must not be zero");
+                std::time::Duration::from_secs(3600)
+            }
+            Err(m) => {
+                sink.at("store.purge-interval", m);
+                std::time::Duration::from_secs(3600)
+            }
+        },
+    };
 
     let d = Limits::default();
     let size = |sink: &mut Sink<'_>, key: &str, v: &Option<String>, default: u64| match v {
@@ -653,8 +748,11 @@ fn build(
         },
         api_listen,
         store_dir: path(&r.store.path),
+        purge_interval,
         keys_115,
         keys_20,
+        rollover_115,
+        rollover_20,
         trust_anchors,
         trust_crls,
         limits,

@@ -4,10 +4,19 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    // Built once per process: the version line names the enabled suites and algorithms.
+    let version: &'static str = Box::leak(cli::version_text().into_boxed_str());
+    let matches = cli::Cli::command()
+        .version(version)
+        .long_version(version)
+        .get_matches();
+    let cli = match cli::Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     match cli::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -2,6 +2,8 @@
 //!
 //! It talks to a running gateway over HTTP like any backend (bearer token, problem JSON), so
 //! an operator sees exactly what the backend sees and needs no access to the store files.
+//! The one exception is `purge`, store housekeeping with no API equivalent: it opens the
+//! store of `--config` itself.
 //! Exit codes: 0 done, 1 the API refused (the problem is printed), 2 usage or I/O errors.
 
 use std::io::Write;
@@ -102,6 +104,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the retention purge now (the P-Modes' [retention]; docs/lifecycle.md). Unlike the
+    /// other subcommands it opens the store of --config directly (SQLite serialises it with a
+    /// running gateway); no token needed. Prints the report as JSON.
+    Purge {
+        /// The gateway configuration (store directory and P-Modes).
+        #[arg(long, default_value = "as4gw.toml")]
+        config: PathBuf,
+        /// Count what would be purged, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Purge as if it were this time (RFC 3339), e.g. to preview a future run.
+        #[arg(long)]
+        now: Option<String>,
+        /// Messages per write transaction.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+    },
 }
 
 /// An API client bound to one base URL and token.
@@ -168,6 +187,15 @@ fn direction_query(direction: &Option<String>) -> Vec<(&'static str, String)> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Command::Purge {
+        config,
+        dry_run,
+        now,
+        batch,
+    } = args.command
+    {
+        return purge(&config, dry_run, now.as_deref(), batch);
+    }
     let Some(token) = args.token.clone() else {
         bail!("no token: pass --token or set AS4GW_TOKEN");
     };
@@ -192,6 +220,62 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Err(CallError::Other(e)) => Err(e),
     }
+}
+
+/// `messages purge`: exit 0 with the JSON report, 1 on an invalid configuration or P-Mode set.
+fn purge(
+    config: &std::path::Path,
+    dry_run: bool,
+    now: Option<&str>,
+    batch: usize,
+) -> anyhow::Result<ExitCode> {
+    use as4gw::store::{PurgeOptions, SqliteStore};
+    let now = match now {
+        None => time::OffsetDateTime::now_utc(),
+        Some(s) => time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .with_context(|| format!("--now {s:?} is not an RFC 3339 time"))?,
+    };
+    let wall = time::OffsetDateTime::now_utc();
+    let cfg = match as4gw::config::Config::load(config, wall) {
+        Ok(c) => c,
+        Err(d) => {
+            eprintln!("as4gw: invalid configuration {}:\n{d}", config.display());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let set = match as4gw::pmode::set::PModeSet::load_dir(
+        &cfg.pmode_dir,
+        &as4gw::pmode::SetContext {
+            backends: Some(cfg.backend_names()),
+        },
+        wall,
+    ) {
+        Ok(s) => s,
+        Err(d) => {
+            eprintln!("as4gw: invalid P-Modes:\n{d}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    let report = rt.block_on(async {
+        let store = SqliteStore::open(&cfg.store_dir)
+            .await
+            .with_context(|| format!("opening the store {}", cfg.store_dir.display()))?;
+        let r =
+            as4gw::msh::retention::purge_once(&store, &set, now, PurgeOptions { batch, dry_run })
+                .await
+                .context("purge");
+        store.close().await.context("closing the store")?;
+        r
+    })?;
+    let mut v = serde_json::to_value(report)?;
+    v["dryRun"] = json!(dry_run);
+    v["rules"] = json!(as4gw::msh::retention::rules_of(&set).len());
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn dispatch(c: &Client, cmd: Command) -> Result<(), CallError> {
@@ -303,6 +387,9 @@ async fn dispatch(c: &Client, cmd: Command) -> Result<(), CallError> {
             Ok(())
         }
         Command::Retry { id, json } => retry(c, &id, json).await,
+        Command::Purge { .. } => Err(CallError::Other(anyhow::anyhow!(
+            "purge is handled before the API client is built"
+        ))),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod bench;
 mod conformance;
+mod health;
 mod message;
 mod messages;
 mod pki;
@@ -57,6 +58,36 @@ enum Command {
     },
     /// Run the gateway: AS4 listener, backend API, sender (runs red from the repository root).
     Serve(serve::Args),
+    /// Readiness probe for container health checks and monitors: GET /api/v1/health, exit 0
+    /// when the gateway reports ready, 1 otherwise.
+    Health(health::Args),
+}
+
+/// What `as4gw --version` prints: the version and, per enabled eDelivery suite, the algorithm
+/// URIs the P-Modes of that suite use (so an operator can compare with a partner's profile).
+pub fn version_text() -> String {
+    use as4gw::ns;
+    use as4gw::pmode::Suite;
+    let mut out = format!("{}\nsuites:", env!("CARGO_PKG_VERSION"));
+    for s in [Suite::Edelivery115, Suite::Edelivery20] {
+        out.push_str(&format!(
+            "\n  {}\n    signature      {}\n    digest         {}\n    key            {}",
+            s.name(),
+            s.signature_algorithm(),
+            s.hash_function(),
+            s.key_algorithm(),
+        ));
+        if s == Suite::Edelivery115 {
+            out.push_str(&format!(" (mask {})", ns::ALG_MGF1_SHA256));
+        } else {
+            out.push_str(&format!(" (+ {}, {})", ns::ALG_HKDF, ns::ALG_KW_AES128));
+        }
+        out.push_str(&format!(
+            "\n    content        {}",
+            s.encryption_algorithm()
+        ));
+    }
+    out
 }
 
 /// Runs a parsed command line. Exit code 2 is reserved for usage and I/O errors.
@@ -70,5 +101,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Conformance { command } => conformance::run(command),
+        Command::Health(args) => health::run(args),
     }
 }

@@ -190,6 +190,52 @@ async fn as4_handler(msh: Arc<Msh>, path: String, max: u64, req: Request<Incomin
     )
 }
 
+/// SIGHUP: reads the configuration again and puts its keys in force (a key rollover without
+/// restart, docs/lifecycle.md). The P-Mode registry's watcher reloads the P-Modes on the same
+/// signal. An invalid configuration or an unreadable key keeps the keys in force.
+fn spawn_key_reloader(config: PathBuf, msh: Arc<Msh>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                tracing::warn!("no SIGHUP handler: keys reload only on restart");
+                return;
+            };
+            while hup.recv().await.is_some() {
+                let now = OffsetDateTime::now_utc();
+                let cfg = match Config::load(&config, now) {
+                    Ok(c) => c,
+                    Err(d) => {
+                        tracing::error!(config = %config.display(), "key reload refused, keeping the keys in force:\n{d}");
+                        continue;
+                    }
+                };
+                match Keyring::from_config(&cfg) {
+                    Ok(k) => {
+                        let k = Arc::new(k);
+                        let count = |s| k.signing_keys(s).len();
+                        tracing::info!(
+                            keys_115 = count(as4gw::security::Suite::Edelivery115),
+                            keys_20 = count(as4gw::security::Suite::Edelivery20),
+                            decryption = k.decryption().len(),
+                            "keys reloaded"
+                        );
+                        msh.replace_keys(k);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "key reload refused, keeping the keys in force")
+                    }
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (config, msh);
+        }
+    })
+}
+
 async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let now = OffsetDateTime::now_utc();
     let cfg = match Config::load(&args.config, now) {
@@ -264,6 +310,8 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         settings,
     );
 
+    let key_reloader = spawn_key_reloader(args.config.clone(), Arc::clone(&msh));
+
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         while !*rx.borrow() {
@@ -336,6 +384,14 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         },
         stopped(stop_rx.clone()),
     );
+    // Retention (P-Mode [retention]): batches in the background, rules from the set in force.
+    let purger = as4gw::msh::retention::spawn_purger(
+        store.clone() as Arc<dyn MessageStore>,
+        Arc::clone(&registry),
+        Arc::new(SystemClock),
+        cfg.purge_interval,
+        stop_rx.clone(),
+    );
     let scheduling = Arc::clone(&msh).run_scheduler(stop_rx.clone());
     let guard = DownOnDrop(Arc::clone(&scheduler_up));
     let sched = tokio::spawn(async move {
@@ -355,7 +411,9 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     }
     let _ = sched.await;
     let _ = pusher.await;
+    let _ = purger.await;
     watcher.abort();
+    key_reloader.abort();
     store.close().await.context("closing the store")?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

@@ -427,7 +427,7 @@ async fn crafted(
     };
     let keys = Keyring::from_config(signer_cfg)?;
     let signer = keys
-        .signing(suite)
+        .signing_at(suite, w.clock.now())
         .ok_or_else(|| anyhow::anyhow!("no signing key for {suite:?}"))?;
     let who = if rx.url == super::world::BLUE_URL {
         "blue"

@@ -92,7 +92,8 @@ pub struct InboundReply {
 pub struct Msh {
     store: Arc<dyn MessageStore>,
     pmodes: Arc<Registry>,
-    keys: Arc<Keyring>,
+    /// Swapped whole on a reload (SIGHUP); a message keeps the snapshot it started with.
+    keys: std::sync::RwLock<Arc<Keyring>>,
     clock: Arc<dyn Clock>,
     transport: Arc<dyn Transport>,
     settings: MshSettings,
@@ -123,7 +124,7 @@ impl Msh {
         Arc::new(Msh {
             store,
             pmodes,
-            keys,
+            keys: std::sync::RwLock::new(keys),
             clock,
             transport,
             settings,
@@ -134,6 +135,23 @@ impl Msh {
 
     pub fn store(&self) -> &Arc<dyn MessageStore> {
         &self.store
+    }
+
+    /// The keys in force (a snapshot: keep it for the life of one message).
+    pub fn keys(&self) -> Arc<Keyring> {
+        match self.keys.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    /// Puts a new keyring in force (key rollover without restart, `docs/lifecycle.md`).
+    /// Messages already being packed or verified finish with the keys they started with.
+    pub fn replace_keys(&self, keys: Arc<Keyring>) {
+        match self.keys.write() {
+            Ok(mut g) => *g = keys,
+            Err(p) => *p.into_inner() = keys,
+        }
     }
 
     pub fn settings(&self) -> &MshSettings {
@@ -227,7 +245,7 @@ impl Msh {
             })
             .collect();
         let set = self.pmodes.current();
-        let keys = Arc::clone(&self.keys);
+        let keys = self.keys();
         let domain = self.domain().to_string();
         let max_decompressed = self.settings.limits.max_decompressed_size;
         let xml_limits = crate::xml::Limits {
@@ -750,8 +768,9 @@ impl Msh {
         let now = self.clock.now();
         let verdict = match resp {
             Ok(r) => {
-                let trust = self.keys.trust_store(&set);
-                let partners = self.keys.partner_certs(&set);
+                let keys = self.keys();
+                let trust = keys.trust_store(&set);
+                let partners = keys.partner_certs(&set);
                 let rx = Receiver {
                     crypto: &AwsLc,
                     trust: &trust,
@@ -778,7 +797,11 @@ impl Msh {
             .header
             .clone()
             .ok_or_else(|| PackFailure::Final("no stored header".into()))?;
-        if self.keys.signing(suite_of(pmode.security.suite)).is_none() {
+        if self
+            .keys()
+            .signing_at(suite_of(pmode.security.suite), self.clock.now())
+            .is_none()
+        {
             return Err(PackFailure::Final(format!(
                 "no signing key for {}",
                 pmode.security.suite.name()
@@ -842,12 +865,15 @@ impl Msh {
         tokio::fs::create_dir_all(work)
             .await
             .map_err(|e| transient(format!("work directory: {e}")))?;
-        let keys = Arc::clone(&self.keys);
-        let pm = pmode.clone();
+        let keys = self.keys();
+        let now = self.clock.now();
+        // The partner's encryption certificate and our signing key are chosen for this moment:
+        // the newest valid ones of their rollover lists.
+        let pm = pmode.with_certificates_at(now);
         let w = work.to_path_buf();
         let packed = tokio::task::spawn_blocking(move || {
             let suite = suite_of(pm.security.suite);
-            let signer = keys.signing(suite).ok_or_else(|| {
+            let signer = keys.signing_at(suite, now).ok_or_else(|| {
                 PackFailure::Final(format!("no signing key for {}", pm.security.suite.name()))
             })?;
             pack_files(&AwsLc, &header, payloads, &pm, signer, &w).map_err(|e| match e {

@@ -158,8 +158,16 @@ pub fn process(ctx: &InboundCtx<'_>, soap: &[u8], parts: Vec<Part>) -> Result<Ac
         ));
     }
     let (sender, _) = pmode.sender_receiver(&leg);
-    if let Some(pinned) = &sender.signing_cert {
-        if pinned.der.as_slice() != verified.signer().der() {
+    // A rollover list pins every certificate of it; the signature check above already
+    // refused a signer outside its validity window, so any listed one verifies.
+    if !sender.signing_certs.is_empty() || sender.signing_cert.is_some() {
+        let signer = verified.signer().der();
+        let pinned = sender
+            .signing_certs
+            .iter()
+            .chain(sender.signing_cert.iter())
+            .any(|c| c.der.as_slice() == signer);
+        if !pinned {
             return Err(refuse(
                 EbmsCode::FailedAuthentication,
                 format!(
@@ -211,7 +219,7 @@ pub fn process(ctx: &InboundCtx<'_>, soap: &[u8], parts: Vec<Part>) -> Result<Ac
         });
     }
     // 9. receipt
-    let signer = ctx.keys.signing(suite).ok_or_else(|| {
+    let signer = ctx.keys.signing_at(suite, ctx.now).ok_or_else(|| {
         Refusal::ours(
             format!("no signing key for {}", pmode.security.suite.name()),
             Some(mid.clone()),

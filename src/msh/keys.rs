@@ -1,11 +1,15 @@
 //! Our keys per security suite and the trust material for partners (digest §3.2, §4.2).
 //!
-//! Signing keys are chosen by the P-Mode's suite; every decryption key is offered when a
-//! message arrives, since the P-Mode (and so the suite) is only known after the signature has
+//! Several key sets per suite make a rollover possible without downtime (docs/lifecycle.md):
+//! the newest key whose certificate is valid at the time signs, every configured key decrypts
+//! (the EncryptedKey's reference picks it). Signing keys are chosen by the P-Mode's suite;
+//! every decryption key is offered when a message arrives, since the P-Mode (and so the suite) is only known after the signature has
 //! been verified (the order of `docs/msh.md`). Partner trust = the configuration's anchors plus
 //! every P-Mode's `trust-anchors`, with the P-Modes' partner signing certificates pinned.
 
 use std::path::Path;
+
+use time::OffsetDateTime;
 
 use crate::config::{Config, KeySet};
 use crate::pki::{load_private_key, Certificate, PkiError, TrustStore};
@@ -33,8 +37,9 @@ pub enum KeyringError {
 /// Our own keys and the configured trust anchors.
 #[derive(Debug, Default)]
 pub struct Keyring {
-    signing_115: Option<OwnKey>,
-    signing_20: Option<OwnKey>,
+    /// Newest (latest not-before) first.
+    signing_115: Vec<OwnKey>,
+    signing_20: Vec<OwnKey>,
     decryption: Vec<OwnKey>,
     anchors: Vec<Certificate>,
     /// `[trust] crls` file contents, checked at start-up; applied to every trust store built.
@@ -80,15 +85,18 @@ impl Keyring {
                 load_own(&ks.encryption_cert.der, &ks.encryption_key)?,
             ))
         };
-        if let Some(ks) = &cfg.keys_115 {
+        for ks in cfg.key_sets_115() {
             let (s, e) = load(ks)?;
-            k.signing_115 = Some(s);
+            k.signing_115.push(s);
             k.decryption.push(e);
         }
-        if let Some(ks) = &cfg.keys_20 {
+        for ks in cfg.key_sets_20() {
             let (s, e) = load(ks)?;
-            k.signing_20 = Some(s);
+            k.signing_20.push(s);
             k.decryption.push(e);
+        }
+        for v in [&mut k.signing_115, &mut k.signing_20, &mut k.decryption] {
+            v.sort_by_key(|o| std::cmp::Reverse(o.cert.not_before()));
         }
         for a in &cfg.trust_anchors {
             let c = Certificate::from_der(&a.der).map_err(|source| KeyringError::Pki {
@@ -114,15 +122,31 @@ impl Keyring {
         Ok(k)
     }
 
-    /// Our signing key for `suite`.
+    /// The newest configured signing key for `suite` (latest not-before), whatever the time:
+    /// for tools and tests. The pipelines use [`Keyring::signing_at`].
     pub fn signing(&self, suite: Suite) -> Option<&OwnKey> {
+        self.signing_keys(suite).first()
+    }
+
+    /// Our signing key for `suite` at `now`: the newest whose certificate is valid then, so a
+    /// successor staged ahead starts signing when its window opens.
+    pub fn signing_at(&self, suite: Suite, now: OffsetDateTime) -> Option<&OwnKey> {
+        let keys = match suite {
+            Suite::Edelivery115 => &self.signing_115,
+            Suite::Edelivery20 => &self.signing_20,
+        };
+        keys.iter().find(|k| k.cert.valid_at(now))
+    }
+
+    /// Every signing key of `suite`, newest first (`as4gw --version`, logs).
+    pub fn signing_keys(&self, suite: Suite) -> &[OwnKey] {
         match suite {
-            Suite::Edelivery115 => self.signing_115.as_ref(),
-            Suite::Edelivery20 => self.signing_20.as_ref(),
+            Suite::Edelivery115 => &self.signing_115,
+            Suite::Edelivery20 => &self.signing_20,
         }
     }
 
-    /// Every decryption key (both suites).
+    /// Every decryption key (both suites, newest first).
     pub fn decryption(&self) -> &[OwnKey] {
         &self.decryption
     }
@@ -165,8 +189,67 @@ impl Keyring {
 }
 
 fn partner_certs_of(p: &Party) -> Vec<Certificate> {
-    p.signing_cert
+    p.signing_certs
         .iter()
+        .chain(p.signing_cert.iter())
         .filter_map(|c| Certificate::from_der(&c.der).ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{CertificateParams, KeyPair, KeyUsagePurpose, PKCS_ED25519};
+    use time::Duration;
+
+    /// A self-signed Ed25519 signing key valid from `now + from` for `days`.
+    fn key(name: &str, now: OffsetDateTime, from: Duration, days: i64) -> OwnKey {
+        let kp = KeyPair::generate_for(&PKCS_ED25519).expect("key");
+        let mut p = CertificateParams::new(vec![format!("{name}.example")]).expect("params");
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(rcgen::DnType::CommonName, name);
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.not_before = now + from;
+        p.not_after = now + from + Duration::days(days);
+        let cert = p.self_signed(&kp).expect("cert");
+        OwnKey {
+            key: load_private_key(kp.serialize_pem().as_bytes()).expect("pkcs8"),
+            cert: Certificate::from_der(cert.der()).expect("der"),
+            chain: Vec::new(),
+        }
+    }
+
+    fn cn(k: Option<&OwnKey>) -> String {
+        k.map(|k| k.cert.subject().to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn the_newest_key_valid_at_the_time_signs() {
+        let now = OffsetDateTime::now_utc();
+        let mut signing = vec![
+            key("expired", now, Duration::days(-400), 390),
+            key("old", now, Duration::days(-300), 400),
+            key("current", now, Duration::days(-1), 365),
+            key("staged", now, Duration::days(30), 365),
+        ];
+        signing.sort_by_key(|o| std::cmp::Reverse(o.cert.not_before()));
+        let k = Keyring {
+            signing_20: signing,
+            ..Keyring::default()
+        };
+        let at = |d: i64| cn(k.signing_at(Suite::Edelivery20, now + Duration::days(d)));
+        // Today old and current overlap: the newer one signs; the staged one not yet.
+        assert!(at(0).contains("current"), "{}", at(0));
+        // Once the successor's window opens it signs, with no reload.
+        assert!(at(31).contains("staged"), "{}", at(31));
+        // Before current existed, old signed; long ago only expired was valid.
+        assert!(at(-2).contains("old"), "{}", at(-2));
+        assert!(at(-350).contains("expired"), "{}", at(-350));
+        // Nothing valid: no key (the MSH refuses to pack rather than sign with an invalid key).
+        assert!(k
+            .signing_at(Suite::Edelivery20, now + Duration::days(2000))
+            .is_none());
+        assert!(k.signing_at(Suite::Edelivery115, now).is_none());
+        assert!(cn(k.signing(Suite::Edelivery20)).contains("staged"));
+    }
 }

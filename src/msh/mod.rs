@@ -21,6 +21,7 @@ pub mod engine;
 pub mod inbound;
 pub mod keys;
 pub mod outbound;
+pub mod retention;
 pub mod signals;
 pub mod transport;
 

@@ -82,6 +82,18 @@ pub fn load_cert(
     purpose: CertPurpose,
     now: OffsetDateTime,
 ) -> Result<CertFile, String> {
+    load_cert_ahead(path, purpose, now, false)
+}
+
+/// [`load_cert`], optionally accepting a certificate that is not valid *yet*: in a rollover
+/// list the successor is configured before its window opens, so the switch needs no edit at
+/// the moment itself (docs/lifecycle.md). Expired certificates are refused either way.
+pub fn load_cert_ahead(
+    path: &Path,
+    purpose: CertPurpose,
+    now: OffsetDateTime,
+    allow_not_yet_valid: bool,
+) -> Result<CertFile, String> {
     let bytes = std::fs::read(path)
         .map_err(|e| format!("certificate file {} cannot be read: {e}", path.display()))?;
     // One certificate parser in the product: the pki room's (it also serves the message path).
@@ -100,7 +112,7 @@ pub fn load_cert(
             not_after.date()
         ));
     }
-    if now < not_before {
+    if now < not_before && !allow_not_yet_valid {
         return Err(format!(
             "certificate {} is not valid before {}",
             path.display(),
@@ -139,4 +151,29 @@ pub fn load_cert(
         subject: cert.subject().to_string(),
         der,
     })
+}
+
+impl CertFile {
+    /// Validity window (not before, not after) of the certificate, if it parses.
+    pub fn window(&self) -> Option<(OffsetDateTime, OffsetDateTime)> {
+        crate::pki::Certificate::from_der(&self.der)
+            .ok()
+            .map(|c| (c.not_before(), c.not_after()))
+    }
+
+    /// Whether the certificate is inside its validity window at `at`.
+    pub fn valid_at(&self, at: OffsetDateTime) -> bool {
+        self.window().is_some_and(|(nb, na)| nb <= at && at <= na)
+    }
+}
+
+/// Of a rollover list, the certificate to use at `at`: the newest (latest not-before) among
+/// those valid at `at`; `None` if none is.
+pub fn newest_valid(certs: &[CertFile], at: OffsetDateTime) -> Option<&CertFile> {
+    certs
+        .iter()
+        .filter_map(|c| c.window().map(|w| (c, w)))
+        .filter(|(_, (nb, na))| *nb <= at && at <= *na)
+        .max_by_key(|(_, (nb, _))| *nb)
+        .map(|(c, _)| c)
 }

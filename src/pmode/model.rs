@@ -48,6 +48,18 @@ pub struct RawPMode {
     pub properties: Vec<RawProperty>,
     #[serde(default)]
     pub backend: Option<String>,
+    #[serde(default)]
+    pub retention: RawRetention,
+}
+
+/// `[retention]`: whole days, so an operator reads "365" as the year OOTS keeps metadata.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawRetention {
+    #[serde(default)]
+    pub payload_days: Option<u32>,
+    #[serde(default)]
+    pub metadata_days: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -77,9 +89,27 @@ pub struct RawParty {
     #[serde(default)]
     pub endpoint: Option<String>,
     #[serde(default)]
-    pub signing_cert: Option<PathBuf>,
+    pub signing_cert: Option<OneOrManyPaths>,
     #[serde(default)]
-    pub encryption_cert: Option<PathBuf>,
+    pub encryption_cert: Option<OneOrManyPaths>,
+}
+
+/// A certificate file, or a list of them for a rollover: the partner's old and new
+/// certificates overlap (any valid one verifies; the newest valid one is encrypted to).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrManyPaths {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
+
+impl OneOrManyPaths {
+    pub fn paths(&self) -> Vec<&Path> {
+        match self {
+            OneOrManyPaths::One(p) => vec![p.as_path()],
+            OneOrManyPaths::Many(v) => v.iter().map(PathBuf::as_path).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -372,8 +402,23 @@ pub struct Party {
     pub role: String,
     /// Where this party receives AS4 messages (`PMode[].Protocol.Address`), https only.
     pub endpoint: Option<String>,
+    /// The newest certificate valid when the P-Mode was loaded (of `signing_certs`).
     pub signing_cert: Option<CertFile>,
+    /// The newest certificate valid when the P-Mode was loaded (of `encryption_certs`); the
+    /// MSH picks again with the time of each message ([`Party::encryption_cert_at`]).
     pub encryption_cert: Option<CertFile>,
+    /// Every configured signing certificate (a rollover list has several); all are pinned.
+    pub signing_certs: Vec<CertFile>,
+    /// Every configured encryption certificate.
+    pub encryption_certs: Vec<CertFile>,
+}
+
+impl Party {
+    /// The certificate to encrypt to at `at`: the newest valid one of the list, else the one
+    /// chosen at load time (single-certificate P-Modes behave exactly as before).
+    pub fn encryption_cert_at(&self, at: OffsetDateTime) -> Option<&CertFile> {
+        super::certs::newest_valid(&self.encryption_certs, at).or(self.encryption_cert.as_ref())
+    }
 }
 
 /// `eb:AgreementRef` value and `@type`.
@@ -435,6 +480,17 @@ pub struct ReceptionAwareness {
     pub duplicate_window: Duration,
 }
 
+/// How long a P-Mode's messages are kept (`None` = for ever, the default: purging is opt-in so
+/// that an upgrade never deletes evidence nobody asked to delete).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Payload and wire files of final messages (inbound: delivered to the backend) older than
+    /// this are removed; the metadata stays.
+    pub payload_days: Option<u32>,
+    /// Final messages older than this are removed with events, receipts and properties.
+    pub metadata_days: Option<u32>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayloadProfile {
     /// Empty means any type.
@@ -485,6 +541,7 @@ pub struct PMode {
     pub four_corner: bool,
     pub properties: Vec<PropertyRule>,
     pub backend: Option<String>,
+    pub retention: Retention,
 }
 
 impl PMode {
@@ -494,6 +551,17 @@ impl PMode {
             Direction::InitiatorToResponder => (&self.initiator, &self.responder),
             Direction::ResponderToInitiator => (&self.responder, &self.initiator),
         }
+    }
+
+    /// This P-Mode with each party's encryption certificate chosen for `now` (the newest valid
+    /// one of a rollover list), so a partner's announced successor is used from the moment
+    /// its window opens, without a reload.
+    pub fn with_certificates_at(&self, now: OffsetDateTime) -> PMode {
+        let mut p = self.clone();
+        for party in [&mut p.initiator, &mut p.responder] {
+            party.encryption_cert = party.encryption_cert_at(now).cloned();
+        }
+        p
     }
 
     /// Whether this is the ebMS test service (digest §2.4), never delivered to a backend.
@@ -635,6 +703,7 @@ impl Validator<'_> {
             self.sink.at("compression", format!("compression {:?} is not allowed: eDelivery allows only \"application/gzip\" (digest §2.9, §3.4)", r.compression));
         }
         let payload = self.payload(&r.payload);
+        let retention = self.retention(&r.retention, reception_awareness.duplicate_window);
         let properties = self.properties(&r.properties, r.four_corner, &service);
         if let Some(b) = &r.backend {
             if b.trim().is_empty() {
@@ -659,6 +728,42 @@ impl Validator<'_> {
             four_corner: r.four_corner,
             properties,
             backend: r.backend,
+            retention,
+        }
+    }
+
+    fn retention(&mut self, r: &RawRetention, duplicate_window: Duration) -> Retention {
+        for (key, v) in [
+            ("retention.payload-days", r.payload_days),
+            ("retention.metadata-days", r.metadata_days),
+        ] {
+            if v == Some(0) {
+                self.sink
+                    .at(key, "must be at least 1 day (omit it to keep for ever)");
+            }
+        }
+        if let (Some(p), Some(m)) = (r.payload_days, r.metadata_days) {
+            if m < p {
+                self.sink.at(
+                    "retention.metadata-days",
+                    format!("metadata-days ({m}) must not be shorter than payload-days ({p}): purging a message removes its payloads too"),
+                );
+            }
+        }
+        // The duplicate-detection key of an inbound message goes with its metadata: keeping
+        // metadata shorter than the window would let a late resend be delivered twice (digest §2.8).
+        if let Some(m) = r.metadata_days {
+            let window_days = duplicate_window.as_secs().div_ceil(86_400);
+            if m > 0 && u64::from(m) < window_days {
+                self.sink.at(
+                    "retention.metadata-days",
+                    format!("metadata-days ({m}) must cover the duplicate window ({window_days} days, reception-awareness.duplicate-window; digest §2.8)"),
+                );
+            }
+        }
+        Retention {
+            payload_days: r.payload_days,
+            metadata_days: r.metadata_days,
         }
     }
 
@@ -717,17 +822,18 @@ impl Validator<'_> {
         if p.signing_cert.is_none() && !has_anchors {
             self.sink.at(side, format!("missing field `signing-cert` in {side} (or give security.trust-anchors): signatures must be checked against a pinned certificate or a trust anchor (digest §3.4, §3.6)"));
         }
-        let signing_cert = p
-            .signing_cert
-            .as_ref()
-            .and_then(|c| self.cert(c, &format!("{side}.signing-cert"), suite.signing_purpose()));
-        let encryption_cert = p.encryption_cert.as_ref().and_then(|c| {
-            self.cert(
-                c,
-                &format!("{side}.encryption-cert"),
-                suite.encryption_purpose(),
-            )
-        });
+        let signing_certs = self.cert_list(
+            p.signing_cert.as_ref(),
+            &format!("{side}.signing-cert"),
+            suite.signing_purpose(),
+        );
+        let encryption_certs = self.cert_list(
+            p.encryption_cert.as_ref(),
+            &format!("{side}.encryption-cert"),
+            suite.encryption_purpose(),
+        );
+        let signing_cert = super::certs::newest_valid(&signing_certs, self.now).cloned();
+        let encryption_cert = super::certs::newest_valid(&encryption_certs, self.now).cloned();
         Party {
             party_id: PartyId {
                 id,
@@ -737,6 +843,43 @@ impl Validator<'_> {
             endpoint: p.endpoint.clone(),
             signing_cert,
             encryption_cert,
+            signing_certs,
+            encryption_certs,
+        }
+    }
+
+    /// A single certificate (checked as before: valid now) or a rollover list (entries may be
+    /// not yet valid, none expired, at least one valid now).
+    fn cert_list(
+        &mut self,
+        paths: Option<&OneOrManyPaths>,
+        key: &str,
+        purpose: CertPurpose,
+    ) -> Vec<CertFile> {
+        match paths {
+            None => Vec::new(),
+            Some(OneOrManyPaths::One(p)) => self.cert(p, key, purpose).into_iter().collect(),
+            Some(OneOrManyPaths::Many(list)) => {
+                if list.is_empty() {
+                    self.sink.at(key, "empty certificate list");
+                    return Vec::new();
+                }
+                let mut out = Vec::new();
+                for (i, rel) in list.iter().enumerate() {
+                    let path = self.base.join(rel);
+                    match super::certs::load_cert_ahead(&path, purpose, self.now, true) {
+                        Ok(c) => out.push(c),
+                        Err(m) => self.sink.at(&format!("{key}.{i}"), m),
+                    }
+                }
+                if !out.is_empty() && super::certs::newest_valid(&out, self.now).is_none() {
+                    self.sink.at(
+                        key,
+                        "no certificate of the list is valid now (the list may announce a successor, but one must be in force)",
+                    );
+                }
+                out
+            }
         }
     }
 

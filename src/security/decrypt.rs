@@ -265,22 +265,37 @@ pub fn unwrap_key(
     ek: &EncryptedKeyInfo,
     keys: &[OwnKey],
 ) -> Result<Zeroizing<Vec<u8>>, SecurityError> {
-    let own = match &ek.recipient {
-        Some(r) => resolve_own(doc, security, r, keys)
-            .ok_or_else(|| dec("EncryptedKey is not addressed to any of our keys"))?,
+    match &ek.recipient {
+        Some(r) => {
+            let own = resolve_own(doc, security, r, keys)
+                .ok_or_else(|| dec("EncryptedKey is not addressed to any of our keys"))?;
+            unwrap_with(crypto, own, ek)
+        }
         None => {
-            // No recipient reference: only acceptable when exactly one of our keys fits the algorithm.
+            // No recipient reference: try each of our keys that fits the algorithm (several
+            // during a key rollover, newest first); RSA-OAEP padding and the AES key wrap's
+            // integrity check tell a wrong key from the right one.
             let want = match ek.algorithm {
                 KeyAlgorithm::RsaOaep(_) => crate::pki::KeyType::Rsa,
                 KeyAlgorithm::X25519HkdfKw { .. } => crate::pki::KeyType::X25519,
             };
-            let mut it = keys.iter().filter(|k| k.key.key_type() == want);
-            match (it.next(), it.next()) {
-                (Some(k), None) => k,
-                _ => return Err(dec("EncryptedKey names no recipient")),
+            let mut last = dec("EncryptedKey names no recipient");
+            for own in keys.iter().filter(|k| k.key.key_type() == want) {
+                match unwrap_with(crypto, own, ek) {
+                    Ok(cek) => return Ok(cek),
+                    Err(e) => last = e,
+                }
             }
+            Err(last)
         }
-    };
+    }
+}
+
+fn unwrap_with(
+    crypto: &dyn Crypto,
+    own: &OwnKey,
+    ek: &EncryptedKeyInfo,
+) -> Result<Zeroizing<Vec<u8>>, SecurityError> {
     match &ek.algorithm {
         KeyAlgorithm::RsaOaep(p) => crypto
             .rsa_oaep_decrypt(&own.key, *p, &ek.cipher_value)

@@ -484,6 +484,50 @@ pub struct PruneReport {
     pub files: u64,
 }
 
+/// One P-Mode's retention as the store applies it (`None` = keep for ever). The store knows no
+/// P-Modes: the caller turns the P-Mode set in force into these rules on every run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionRule {
+    pub pmode_id: String,
+    pub payload_days: Option<u32>,
+    pub metadata_days: Option<u32>,
+}
+
+/// How [`MessageStore::purge`] works through the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeOptions {
+    /// Messages per write transaction: small, so that submissions and receipts queued behind a
+    /// purge wait one short batch, never the whole run.
+    pub batch: usize,
+    /// Count what would go, change nothing.
+    pub dry_run: bool,
+}
+
+impl Default for PurgeOptions {
+    fn default() -> Self {
+        PurgeOptions {
+            batch: 100,
+            dry_run: false,
+        }
+    }
+}
+
+/// What [`MessageStore::purge`] removed (or, in a dry run, would remove).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PurgeReport {
+    /// Messages whose payload and wire files were removed (metadata kept).
+    pub payload_messages: u64,
+    /// Messages removed with their events, receipts, properties and outbox rows.
+    pub messages: u64,
+    /// Spool files removed.
+    pub files: u64,
+    /// Bytes of those files, as recorded.
+    pub bytes: u64,
+    /// Write transactions used.
+    pub batches: u64,
+}
+
 /// Everything the MSH pipelines need from persistence. Object-safe (`Arc<dyn MessageStore>`);
 /// every method returns a `Send` future that never blocks the runtime. Write methods resolve
 /// only after their commit is durable. Time is passed in (`now`), never read by the store, so
@@ -610,6 +654,26 @@ pub trait MessageStore: Send + Sync {
     /// files), finished outbox items and duplicate keys older than `before`. Choose
     /// `before <= now - duplicate window`, or duplicates may be delivered again.
     fn prune(&self, before: OffsetDateTime) -> BoxFuture<'_, Result<PruneReport>>;
+
+    /// Retention per P-Mode at `now`: payload and wire files of final messages older than
+    /// `payload_days` (inbound: only DELIVERED, i.e. acknowledged or fetched by the backend),
+    /// then final messages older than `metadata_days` with everything hanging off them and
+    /// their duplicate keys. Works in batches of `opts.batch` messages per transaction; files
+    /// are removed after the commit that forgets them. Messages of P-Modes without a rule are
+    /// kept. The default refuses, so a store that does not implement it never claims it purged.
+    fn purge(
+        &self,
+        now: OffsetDateTime,
+        rules: Vec<RetentionRule>,
+        opts: PurgeOptions,
+    ) -> BoxFuture<'_, Result<PurgeReport>> {
+        let _ = (now, rules, opts);
+        Box::pin(async {
+            Err(StoreError::Backend(
+                "this store does not implement purge".into(),
+            ))
+        })
+    }
 }
 
 #[cfg(test)]

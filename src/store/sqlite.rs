@@ -23,7 +23,8 @@ use super::spool::{sync_dir, FileRef, Spool};
 use super::{
     Cursor, Direction, Event, Filter, Lease, MessageRecord, MessageStore, NewInbound,
     NewNotification, NewOutbound, OutboxId, OutboxItem, Outcome, Page, Payload, PruneReport,
-    Receipt, Received, Result, State, StoreError, StoreId, Submitted,
+    PurgeOptions, PurgeReport, Receipt, Received, Result, RetentionRule, State, StoreError,
+    StoreId, Submitted,
 };
 use crate::ebms::codes::EbmsCode;
 
@@ -141,6 +142,11 @@ CREATE INDEX outbox_finished ON outbox (updated_at) WHERE state <> 'PENDING';
     // MSH packs retries from it and the API shows parties, service, action and typed properties.
     r#"
 ALTER TABLE messages ADD COLUMN header TEXT;
+"#,
+    // 3: retention. When the payload and wire files of a message were purged (its metadata
+    // stays until the metadata retention); NULL = files present.
+    r#"
+ALTER TABLE messages ADD COLUMN payloads_purged_at INTEGER;
 "#,
 ];
 
@@ -1158,6 +1164,151 @@ fn prune_tx(conn: &Connection, before: i64) -> Result<(PruneReport, Vec<String>)
     ))
 }
 
+/// Final states whose payloads may go: outbound ACKNOWLEDGED / FAILED; inbound only DELIVERED,
+/// so a payload the backend has not taken yet is never purged.
+const PURGEABLE: &str = "state IN ('ACKNOWLEDGED', 'FAILED', 'DELIVERED')";
+
+/// Which retention step a batch performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PurgeKind {
+    Payloads,
+    Metadata,
+}
+
+fn purge_candidates(
+    conn: &Connection,
+    kind: PurgeKind,
+    pmode: &str,
+    before: i64,
+    limit: Option<usize>,
+) -> Result<Vec<i64>> {
+    let extra = match kind {
+        PurgeKind::Payloads => " AND payloads_purged_at IS NULL",
+        PurgeKind::Metadata => "",
+    };
+    let lim = limit.map_or(-1, limit_i64);
+    let sql = format!(
+        "SELECT id FROM messages WHERE pmode_id = ?1 AND {PURGEABLE} AND updated_at < ?2{extra} ORDER BY id LIMIT ?3"
+    );
+    let ids = conn
+        .prepare_cached(&sql)?
+        .query_map(params![pmode, before, lim], |r| r.get::<_, i64>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(ids)
+}
+
+/// Spool file names and recorded bytes still present for message `id`.
+fn message_files(conn: &Connection, id: i64) -> Result<(Vec<String>, u64)> {
+    let purged: Option<i64> = conn.query_row(
+        "SELECT payloads_purged_at FROM messages WHERE id = ?1",
+        [id],
+        |r| r.get(0),
+    )?;
+    let mut files = Vec::new();
+    let mut bytes = 0u64;
+    if purged.is_some() {
+        return Ok((files, bytes));
+    }
+    let mut q = conn.prepare_cached("SELECT file, size FROM payloads WHERE message = ?1")?;
+    for f in q.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+        let (f, size) = f?;
+        files.push(f);
+        bytes += u64::try_from(size).unwrap_or(0);
+    }
+    let (wire, size): (Option<String>, Option<i64>) = conn.query_row(
+        "SELECT wire_file, wire_size FROM messages WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if let Some(w) = wire {
+        files.push(w);
+        bytes += size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
+    }
+    Ok((files, bytes))
+}
+
+/// One retention batch: at most `batch` messages of `pmode` changed before `before`. Returns
+/// the messages handled, the files to remove after the commit and their bytes.
+fn purge_batch_tx(
+    conn: &Connection,
+    kind: PurgeKind,
+    pmode: &str,
+    before: i64,
+    now: i64,
+    batch: usize,
+) -> Result<(u64, Vec<String>, u64)> {
+    let ids = purge_candidates(conn, kind, pmode, before, Some(batch))?;
+    let mut files = Vec::new();
+    let mut bytes = 0u64;
+    for id in &ids {
+        let (f, b) = message_files(conn, *id)?;
+        files.extend(f);
+        bytes += b;
+        match kind {
+            PurgeKind::Payloads => {
+                conn.prepare_cached(
+                    "UPDATE messages SET payloads_purged_at = ?2, wire_file = NULL, wire_size = NULL, \
+                     wire_sha256 = NULL WHERE id = ?1",
+                )?
+                .execute(params![id, now])?;
+            }
+            PurgeKind::Metadata => {
+                // The duplicate key goes with the message (retention >= the window, checked when
+                // the P-Mode is loaded).
+                conn.prepare_cached("DELETE FROM inbound_seen WHERE message = ?1")?
+                    .execute([id])?;
+                // Cascades to payloads, properties, events, receipts and outbox rows.
+                conn.prepare_cached("DELETE FROM messages WHERE id = ?1")?
+                    .execute([id])?;
+            }
+        }
+    }
+    // Only names the spool itself could have made are ever removed.
+    let files = files
+        .into_iter()
+        .filter(|f| FileRef::from_stored(f.clone(), 0, &[0u8; 32]).is_ok())
+        .collect();
+    Ok((ids.len() as u64, files, bytes))
+}
+
+/// Dry run: what [`purge_batch_tx`] would handle over all batches.
+fn purge_count(
+    conn: &Connection,
+    kind: PurgeKind,
+    pmode: &str,
+    before: i64,
+) -> Result<(u64, u64, u64)> {
+    let ids = purge_candidates(conn, kind, pmode, before, None)?;
+    let (mut files, mut bytes) = (0u64, 0u64);
+    for id in &ids {
+        let (f, b) = message_files(conn, *id)?;
+        files += f.len() as u64;
+        bytes += b;
+    }
+    Ok((ids.len() as u64, files, bytes))
+}
+
+/// `now - days`, in stored time.
+fn days_before(now: OffsetDateTime, days: u32) -> i64 {
+    ts(now - Duration::days(i64::from(days)))
+}
+
+impl SqliteStore {
+    /// SQLite pages in use by the database file (`PRAGMA page_count`) and free pages among
+    /// them: what "the store stays flat" is measured with.
+    pub async fn page_counts(&self) -> Result<(u64, u64)> {
+        self.read(|c| {
+            let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            let free: i64 = c.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+            Ok((
+                u64::try_from(pages).unwrap_or(0),
+                u64::try_from(free).unwrap_or(0),
+            ))
+        })
+        .await
+    }
+}
+
 fn list_tx(
     conn: &Connection,
     filter: &Filter,
@@ -1461,6 +1612,67 @@ impl MessageStore for SqliteStore {
             report.files = tokio::task::spawn_blocking(move || spool.remove_files(&files))
                 .await
                 .map_err(|_| StoreError::Closed)??;
+            Ok(report)
+        })
+    }
+
+    fn purge(
+        &self,
+        now: OffsetDateTime,
+        rules: Vec<RetentionRule>,
+        opts: PurgeOptions,
+    ) -> BoxFuture<'_, Result<PurgeReport>> {
+        Box::pin(async move {
+            let mut report = PurgeReport::default();
+            let batch = opts.batch.max(1);
+            // Payloads first: a message past both limits loses its files in the metadata step
+            // anyway, and counting it once there keeps the report honest.
+            let steps = [PurgeKind::Payloads, PurgeKind::Metadata];
+            for kind in steps {
+                for rule in &rules {
+                    let days = match kind {
+                        PurgeKind::Payloads => rule.payload_days,
+                        PurgeKind::Metadata => rule.metadata_days,
+                    };
+                    let Some(days) = days else { continue };
+                    let before = days_before(now, days);
+                    let pmode = rule.pmode_id.clone();
+                    if opts.dry_run {
+                        let (n, f, b) = self
+                            .read(move |c| purge_count(c, kind, &pmode, before))
+                            .await?;
+                        match kind {
+                            PurgeKind::Payloads => report.payload_messages += n,
+                            PurgeKind::Metadata => report.messages += n,
+                        }
+                        report.files += f;
+                        report.bytes += b;
+                        continue;
+                    }
+                    loop {
+                        let p = pmode.clone();
+                        let (n, files, bytes) = self
+                            .write(move |c| purge_batch_tx(c, kind, &p, before, ts(now), batch))
+                            .await?;
+                        report.batches += 1;
+                        match kind {
+                            PurgeKind::Payloads => report.payload_messages += n,
+                            PurgeKind::Metadata => report.messages += n,
+                        }
+                        report.bytes += bytes;
+                        let spool = self.inner.spool.clone();
+                        report.files +=
+                            tokio::task::spawn_blocking(move || spool.remove_files(&files))
+                                .await
+                                .map_err(|_| StoreError::Closed)??;
+                        if (n as usize) < batch {
+                            break;
+                        }
+                        // Let queued traffic take the writer before the next batch.
+                        tokio::task::yield_now().await;
+                    }
+                }
+            }
             Ok(report)
         })
     }

@@ -6,6 +6,7 @@
 mod crash;
 mod lifecycle;
 mod queries;
+mod retention;
 
 use as4gw::store::{FileRef, NewOutbound, Payload, SqliteStore};
 use time::{Duration, OffsetDateTime};

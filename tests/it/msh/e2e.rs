@@ -226,9 +226,10 @@ impl Gateway {
             if let Some(c) = self.child.as_mut() {
                 if let Ok(Some(st)) = c.try_wait() {
                     panic!(
-                        "{} exited at start: {st}; log {}",
+                        "{} exited at start: {st}; log {}:\n{}",
                         self.name,
-                        self.log.display()
+                        self.log.display(),
+                        std::fs::read_to_string(&self.log).unwrap_or_default()
                     );
                 }
             }

@@ -82,3 +82,82 @@ fn config_errors_point_at_lines() {
     );
     assert!(d[1].message.contains("eDelivery 2.0 signing"), "{msgs:#?}");
 }
+
+/// `[[keys.<suite>]]` repeated: a rollover list. The demo key plus itself under a second path
+/// loads as two sets; checked at a time when the demo certificates are not valid yet, the list
+/// is refused at its line with the reason; `purge-interval` is read and checked.
+#[test]
+fn key_rollover_lists_and_purge_interval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("as4gw.toml")).unwrap();
+    let text = text
+        .replace("\"certs/", &format!("\"{}/certs/", root().display()))
+        .replace(
+            "pmodes = \"pmodes\"",
+            &format!("pmodes = \"{}/pmodes\"", root().display()),
+        );
+    let start = text.find("\n[keys.edelivery-1_15]\n").unwrap() + 1;
+    let end = text.find("\n[keys.edelivery-2_0]\n").unwrap() + 1;
+    let rsa = root().join("certs/demo/red/rsa.cert.pem");
+    std::fs::copy(&rsa, tmp.path().join("copy.cert.pem")).unwrap();
+    let set = |cert: &str| {
+        format!(
+            "[[keys.edelivery-1_15]]\nsigning-cert = \"{cert}\"\nsigning-key = \"{k}\"\n\
+             encryption-cert = \"{cert}\"\nencryption-key = \"{k}\"\n\n",
+            k = root().join("certs/demo/red/rsa.key.pem").display()
+        )
+    };
+    let list = format!(
+        "{}{}{}{}",
+        &text[..start],
+        set(&rsa.display().to_string()),
+        set("copy.cert.pem"),
+        &text[end..]
+    )
+    .replace("purge-interval = \"1h\"", "purge-interval = \"15m\"");
+    let f = tmp.path().join("c.toml");
+    std::fs::write(&f, &list).unwrap();
+    let now = OffsetDateTime::now_utc();
+    let cfg = Config::load(&f, now).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(cfg.key_sets_115().len(), 2);
+    assert_eq!(
+        cfg.key_sets_20().len(),
+        1,
+        "the single-table syntax still works"
+    );
+    assert_eq!(cfg.purge_interval, std::time::Duration::from_secs(900));
+    let keys = as4gw::msh::Keyring::from_config(&cfg).expect("keys");
+    assert_eq!(
+        keys.decryption().len(),
+        3,
+        "two 1.15 keys and the 2.0 key decrypt"
+    );
+
+    // Long before the demo certificates' windows: every set is "not yet valid", which a list
+    // accepts per entry, but one set must be in force.
+    let d = Config::load(&f, now - time::Duration::days(3650))
+        .unwrap_err()
+        .0;
+    let line = list
+        .lines()
+        .position(|l| l == "[[keys.edelivery-1_15]]")
+        .unwrap()
+        + 1;
+    let msgs: Vec<String> = d
+        .iter()
+        .map(|x| format!("{}: {}", x.line, x.message))
+        .collect();
+    assert!(
+        d.iter()
+            .any(|x| x.line == line && x.message.contains("no key set of the list is valid now")),
+        "{msgs:#?}"
+    );
+
+    std::fs::write(
+        &f,
+        list.replace("purge-interval = \"15m\"", "purge-interval = \"0s\""),
+    )
+    .unwrap();
+    let d = Config::load(&f, now).unwrap_err().0;
+    assert!(d[0].message.contains("must not be zero"), "{d:?}");
+}
