@@ -80,9 +80,25 @@ impl Refusal {
     }
 }
 
+/// What a partner reads when the failure is ours (EBMS:0202 from [`Refusal::ours`]).
+pub const RECEIVER_FAULT_DETAIL: &str =
+    "the receiving MSH could not accept the message because of an internal error; it was not stored, send it again later";
+
 /// The SOAP 1.2 envelope of an error signal with its Fault. `own_domain` is the right-hand
 /// side of the signal's MessageId.
 pub fn error_envelope(r: &Refusal, own_domain: &str, now: OffsetDateTime) -> Vec<u8> {
+    // A failure of our own (disk, database) is logged with its details by `Engine::refuse`;
+    // the partner only learns that a resend may succeed, not our paths or error texts.
+    let generic;
+    let r = if matches!(r.side, FaultSide::Receiver) {
+        generic = Refusal {
+            detail: RECEIVER_FAULT_DETAIL.to_string(),
+            ..r.clone()
+        };
+        &generic
+    } else {
+        r
+    };
     let mut out = Vec::with_capacity(2048);
     out.extend_from_slice(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><S12:Envelope xmlns:S12=\"");
     escape_attr(ns::S12, &mut out);
@@ -134,6 +150,20 @@ mod tests {
     use super::*;
     use crate::ebms::model::Signal;
     use crate::ebms::soap::parse_envelope;
+
+    #[test]
+    fn own_failures_do_not_leak_details_to_the_partner() {
+        let r = Refusal::ours(
+            "spooling a payload: /var/lib/as4gw/spool/ab12: No space left on device",
+            MessageId::new_rfc2822("a@b").ok(),
+        );
+        let bytes = error_envelope(&r, "red_gw", OffsetDateTime::UNIX_EPOCH);
+        let text = String::from_utf8(bytes).expect("utf-8");
+        assert!(!text.contains("/var/lib"), "{text}");
+        assert!(!text.contains("No space"), "{text}");
+        assert!(text.contains("EBMS:0202"), "{text}");
+        assert!(text.contains(RECEIVER_FAULT_DETAIL), "{text}");
+    }
 
     #[test]
     fn error_envelope_parses_with_fault_and_code() {
