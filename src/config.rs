@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use crate::pmode::certs::{load_cert, CertFile, CertPurpose};
 use crate::pmode::diag::{from_toml_error, Diagnostic, Diagnostics, Locator, Sink};
 use crate::pmode::model::{is_uri, PartyId};
-use crate::pmode::units::parse_size;
+use crate::pmode::units::{parse_duration, parse_size};
 
 // ------------------------------------------------------------------------------------------
 // Raw model
@@ -33,6 +33,66 @@ pub struct RawConfig {
     pub limits: RawLimits,
     #[serde(default, rename = "backend")]
     pub backends: Vec<RawBackend>,
+    /// `[log]`, `[metrics]`, `[alerts]`: optional, defaults on (docs/operations.md).
+    #[serde(default)]
+    pub log: RawLog,
+    #[serde(default)]
+    pub metrics: RawMetrics,
+    #[serde(default)]
+    pub alerts: RawAlerts,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawLog {
+    /// `"text"` (default) or `"json"`.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Filter directive when `RUST_LOG` is unset, e.g. `"info"` or `"info,as4gw::msh=debug"`.
+    #[serde(default)]
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawMetrics {
+    /// `GET /metrics` without a token (a scraper on loopback). Default false: a bearer token
+    /// is needed, a backend's or `token-sha256`.
+    #[serde(default)]
+    pub public: bool,
+    /// sha256 (hex) of a scrape-only token, so Prometheus needs no backend's token.
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawAlerts {
+    /// Operator notification URL (JSON POST); absent = log and metrics only.
+    #[serde(default)]
+    pub webhook: Option<String>,
+    #[serde(default)]
+    pub check_interval: Option<String>,
+    #[serde(default)]
+    pub certificate_warn_days: Option<u32>,
+    #[serde(default)]
+    pub stuck_after: Option<String>,
+    /// Per-state thresholds, e.g. `{ RECEIVED = "4h" }`.
+    #[serde(default)]
+    pub stuck_after_state: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub webhook_failures: Option<u32>,
+    #[serde(default)]
+    pub repeat: Option<String>,
+}
+
+/// Logs, metrics endpoint and loud failures, validated.
+#[derive(Debug, Clone, Default)]
+pub struct Observability {
+    pub log: crate::telemetry::LogSettings,
+    pub metrics_public: bool,
+    pub metrics_token_sha256: Option<[u8; 32]>,
+    pub alerts: crate::telemetry::AlertSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -200,6 +260,7 @@ pub struct Config {
     pub trust_anchors: Vec<CertFile>,
     pub limits: Limits,
     pub backends: Vec<Backend>,
+    pub observability: Observability,
 }
 
 #[derive(Debug, Clone)]
@@ -622,6 +683,7 @@ fn build(
         });
     }
 
+    let observability = observability(&r, sink);
     let tls_cert = tls_cert.unwrap_or(CertFile {
         path: PathBuf::new(),
         der: vec![],
@@ -651,7 +713,98 @@ fn build(
         trust_anchors,
         limits,
         backends,
+        observability,
     }
+}
+
+fn observability(r: &RawConfig, sink: &mut Sink<'_>) -> Observability {
+    use crate::telemetry::{AlertSettings, LogFormat, LogSettings};
+    let mut o = Observability::default();
+    let d = LogSettings::default();
+    o.log = LogSettings {
+        format: match r.log.format.as_deref() {
+            None => d.format,
+            Some(f) => f.parse::<LogFormat>().unwrap_or_else(|m| {
+                sink.at("log.format", m);
+                d.format
+            }),
+        },
+        level: r.log.level.clone().unwrap_or(d.level),
+    };
+    if tracing_subscriber::EnvFilter::try_new(&o.log.level).is_err() {
+        sink.at(
+            "log.level",
+            format!(
+                "{:?} is not a log filter (e.g. \"info\", \"warn,as4gw=debug\")",
+                o.log.level
+            ),
+        );
+    }
+    o.metrics_public = r.metrics.public;
+    if let Some(t) = &r.metrics.token_sha256 {
+        let mut d = [0u8; 32];
+        if hex::decode_to_slice(t, &mut d).is_ok() {
+            o.metrics_token_sha256 = Some(d);
+        } else {
+            sink.at(
+                "metrics.token-sha256",
+                "token-sha256 must be 64 hex digits (sha256sum of the token)",
+            );
+        }
+    }
+    let a = &r.alerts;
+    let d = AlertSettings::default();
+    let dur = |sink: &mut Sink<'_>, key: &str, v: &Option<String>, default| match v {
+        None => default,
+        Some(s) => parse_duration(s).unwrap_or_else(|m| {
+            sink.at(key, m);
+            default
+        }),
+    };
+    if let Some(w) = &a.webhook {
+        if !(w.starts_with("https://") || w.starts_with("http://")) {
+            sink.at(
+                "alerts.webhook",
+                format!("webhook {w:?} is not an http(s) URL"),
+            );
+        }
+    }
+    let mut per_state = Vec::new();
+    for (k, v) in &a.stuck_after_state {
+        let key = format!("alerts.stuck-after-state.{k}");
+        match k.parse::<crate::store::State>() {
+            Ok(st) if !st.is_final() => {
+                per_state.push((st, dur(sink, &key, &Some(v.clone()), d.stuck_after)));
+            }
+            _ => sink.at(
+                &key,
+                format!("{k:?} is not a waiting state (SUBMITTED, SENDING, WAITING_FOR_RETRY, RECEIVED)"),
+            ),
+        }
+    }
+    let check_interval = dur(
+        sink,
+        "alerts.check-interval",
+        &a.check_interval,
+        d.check_interval,
+    );
+    if check_interval.is_zero() {
+        sink.at(
+            "alerts.check-interval",
+            "check-interval must be at least 1s",
+        );
+    }
+    o.alerts = AlertSettings {
+        webhook: a.webhook.clone(),
+        check_interval: check_interval.max(std::time::Duration::from_secs(1)),
+        certificate_warn_days: a.certificate_warn_days.unwrap_or(d.certificate_warn_days),
+        stuck_after: dur(sink, "alerts.stuck-after", &a.stuck_after, d.stuck_after),
+        stuck_after_state: per_state,
+        webhook_failures: a.webhook_failures.unwrap_or(d.webhook_failures).max(1),
+        repeat: dur(sink, "alerts.repeat", &a.repeat, d.repeat),
+        gateway: r.gateway.party_id.clone(),
+    };
+    o
 }
 
 #[cfg(test)]
