@@ -427,13 +427,15 @@ impl Msh {
         };
         let window = time::Duration::try_from(acc.pmode.reception_awareness.duplicate_window)
             .unwrap_or(time::Duration::days(7));
+        let store_span = telemetry::stage_span(Stage::Store);
         let recorded = {
             let _t = StageTimer::start(Stage::Store);
             self.store
                 .record_received(now, new, window, notify)
-                .instrument(telemetry::stage_span(Stage::Store))
+                .instrument(store_span.clone())
                 .await
         };
+        let _in_store = store_span.enter();
         match &recorded {
             Ok(Received::New(_)) => {
                 telemetry::message_state(Direction::Inbound, State::Received, None);
@@ -450,6 +452,7 @@ impl Msh {
             }
             Err(_) => {}
         }
+        drop(_in_store);
         let receipt = match recorded {
             Ok(Received::New(id)) => {
                 if let Err(e) = self.store.store_receipt(id, now, acc.receipt.clone()).await {
@@ -718,12 +721,15 @@ impl Msh {
             Outcome::Failed { detail, .. } => detail.clone(),
         };
         let _t = StageTimer::start(Stage::Store);
-        match self
+        let store_span = telemetry::stage_span(Stage::Store);
+        let finished = self
             .store
             .finish_attempt(rec.id, &self.owner, self.clock.now(), outcome, notify)
-            .instrument(telemetry::stage_span(Stage::Store))
-            .await
-        {
+            .instrument(store_span.clone())
+            .await;
+        // The outcome is logged in the store stage: it is what was just recorded.
+        let _in_store = store_span.enter();
+        match finished {
             Err(e) => tracing::warn!(id = %rec.id, %e, "finishing a send attempt"),
             Ok(()) => {
                 telemetry::message_state(Direction::Outbound, state, Some(rec.created_at));

@@ -18,5 +18,6 @@ mod oots_demo;
 mod pmode;
 mod security;
 mod store;
+mod telemetry;
 mod transport;
 mod walkthrough;
