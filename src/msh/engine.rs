@@ -796,12 +796,7 @@ impl Msh {
         };
         let wire = match &rec.wire {
             Some(w) => w.clone(),
-            None => match {
-                let _t = StageTimer::start(Stage::Pack);
-                self.pack_and_record(&rec, &pmode)
-                    .instrument(telemetry::stage_span(Stage::Pack))
-                    .await
-            } {
+            None => match self.pack_timed(&rec, &pmode).await {
                 Ok(w) => w,
                 Err(PackFailure::Final(d)) => {
                     return self.finish(&rec, Some(&pmode), fail(d)).await
@@ -897,6 +892,14 @@ impl Msh {
             telemetry::retries_exhausted(&rec, detail);
         }
         self.finish(&rec, Some(&pmode), outcome).await;
+    }
+
+    /// [`Msh::pack_and_record`] in the sign/encrypt stage span, timed.
+    async fn pack_timed(&self, rec: &MessageRecord, pmode: &PMode) -> Result<FileRef, PackFailure> {
+        let _t = StageTimer::start(Stage::Pack);
+        self.pack_and_record(rec, pmode)
+            .instrument(telemetry::stage_span(Stage::Pack))
+            .await
     }
 
     async fn pack_and_record(
