@@ -922,4 +922,56 @@ mod tests {
         let e = err("allowed-final-recipients = [\"\"]");
         assert!(e.contains("empty value"), "{e}");
     }
+    #[test]
+    fn observability_defaults_are_on_and_sections_parse() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = OffsetDateTime::now_utc();
+        let cfg = Config::load(&demo_with(dir.path(), ""), now).expect("valid");
+        let o = &cfg.observability;
+        assert_eq!(o.log.format, crate::telemetry::LogFormat::Text);
+        assert!(!o.metrics_public && o.metrics_token_sha256.is_none());
+        assert_eq!(o.alerts.certificate_warn_days, 30);
+        assert_eq!(o.alerts.stuck_after.as_secs(), 15 * 60);
+        assert_eq!(o.alerts.webhook_failures, 3);
+        assert!(o.alerts.webhook.is_none());
+        assert_eq!(o.alerts.gateway, "red_gw");
+
+        let extra = "[log]\nformat = \"json\"\nlevel = \"warn,as4gw=debug\"\n\
+                     [metrics]\npublic = true\n\
+                     [alerts]\nwebhook = \"https://ops.example/hook\"\ncheck-interval = \"10s\"\n\
+                     certificate-warn-days = 45\nstuck-after = \"1h\"\nwebhook-failures = 5\n\
+                     stuck-after-state = { RECEIVED = \"4h\" }";
+        let cfg = Config::load(&demo_with(dir.path(), extra), now).expect("valid");
+        let o = &cfg.observability;
+        assert_eq!(o.log.format, crate::telemetry::LogFormat::Json);
+        assert_eq!(o.log.level, "warn,as4gw=debug");
+        assert!(o.metrics_public);
+        let a = &o.alerts;
+        assert_eq!(a.webhook.as_deref(), Some("https://ops.example/hook"));
+        assert_eq!(a.check_interval.as_secs(), 10);
+        assert_eq!(a.certificate_warn_days, 45);
+        assert_eq!(a.webhook_failures, 5);
+        assert_eq!(a.stuck_after_for(crate::store::State::Sending).as_secs(), 3600);
+        assert_eq!(a.stuck_after_for(crate::store::State::Received).as_secs(), 4 * 3600);
+    }
+
+    #[test]
+    fn observability_mistakes_are_reported_with_their_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = OffsetDateTime::now_utc();
+        for (extra, want) in [
+            ("[log]\nformat = \"xml\"", "log format \"xml\""),
+            ("[metrics]\ntoken-sha256 = \"abc\"", "64 hex digits"),
+            ("[alerts]\nwebhook = \"ftp://x\"", "not an http(s) URL"),
+            ("[alerts]\nstuck-after = \"soon\"", "invalid duration"),
+            ("[alerts]\nstuck-after-state = { FAILED = \"1h\" }", "not a waiting state"),
+            ("[alerts]\ncheck-interval = \"0s\"", "at least 1s"),
+            ("[alerts]\nunknown = 1", "unknown field"),
+        ] {
+            let e = Config::load(&demo_with(dir.path(), extra), now)
+                .expect_err(extra)
+                .to_string();
+            assert!(e.contains(want), "{extra}: {e}");
+        }
+    }
 }

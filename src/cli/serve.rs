@@ -10,6 +10,11 @@
 //! set, the AS4 listener and the outbound scheduler). The webhook pusher drains the store's
 //! notification outbox to the backends' `webhook` URLs. On shutdown every part stops taking
 //! new work, finishes what is in flight, and the store is closed last.
+//!
+//! Observability (`docs/operations.md`): the log subscriber follows `[log]` / `--log-format`
+//! (so the configuration is read before it starts), `GET /metrics` is mounted on the backend
+//! listener, and the loud-failure checker (certificate expiry, stuck messages) runs beside the
+//! scheduler with the `[alerts]` settings.
 
 use std::future::IntoFuture;
 use std::path::PathBuf;

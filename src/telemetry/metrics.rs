@@ -379,6 +379,13 @@ impl Metrics {
         }
     }
 
+    /// The exposition of what is recorded now, without reading the store (tests, tools).
+    pub fn registry_text(&self) -> String {
+        let mut out = String::new();
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+
     /// The exposition: reads the store's statistics and the certificates, then encodes every
     /// family. Store errors are counted and logged; the rest is still served.
     pub async fn render(
@@ -447,5 +454,105 @@ impl Metrics {
             tracing::error!(error = %e, "metrics: encoding failed");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NewOutbound, SqliteStore};
+
+    /// Every `as4gw_*` family the shipped dashboard queries exists (no panel silently empty).
+    #[test]
+    fn the_dashboard_queries_only_existing_families() {
+        let text = Metrics::new().registry_text();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ops/grafana-dashboard.json");
+        let dash = std::fs::read_to_string(&path).expect("ops/grafana-dashboard.json");
+        let v: serde_json::Value = serde_json::from_str(&dash).expect("dashboard is JSON");
+        let mut names = Vec::new();
+        for p in v["panels"].as_array().expect("panels") {
+            for t in p["targets"].as_array().expect("targets") {
+                let expr = t["expr"].as_str().expect("expr");
+                let mut rest = expr;
+                while let Some(i) = rest.find("as4gw_") {
+                    let tail = &rest[i..];
+                    let end = tail
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or(tail.len());
+                    names.push(tail[..end].to_string());
+                    rest = &tail[end..];
+                }
+            }
+        }
+        assert!(names.len() >= 15, "{names:?}");
+        for n in names {
+            let family = ["_bucket", "_count", "_sum", "_total"]
+                .iter()
+                .find_map(|s| n.strip_suffix(s))
+                .unwrap_or(&n);
+            assert!(
+                text.contains(&format!("# TYPE {family} ")),
+                "dashboard queries {n}, no family {family}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn scrape_time_gauges_come_from_the_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path()).await.expect("store");
+        let t0 = OffsetDateTime::now_utc() - time::Duration::minutes(5);
+        for i in 0..2 {
+            store
+                .submit(
+                    t0,
+                    NewOutbound {
+                        message_id: format!("m{i}@test"),
+                        conversation_id: "c".into(),
+                        pmode_id: "p".into(),
+                        ..NewOutbound::default()
+                    },
+                )
+                .await
+                .expect("submit");
+        }
+        let m = Metrics::new();
+        let certs = [CertInfo {
+            name: "own/tls".into(),
+            subject: "CN=x".into(),
+            not_after: t0 + time::Duration::days(20),
+        }];
+        let now = OffsetDateTime::now_utc();
+        let text = m.render(Some(&store), &certs, now).await;
+        assert!(
+            text.contains("as4gw_queue_depth{direction=\"OUT\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("as4gw_messages_stored{direction=\"OUT\",state=\"SUBMITTED\"} 2\n"),
+            "{text}"
+        );
+        let age = text
+            .lines()
+            .find_map(|l| l.strip_prefix("as4gw_queue_oldest_age_seconds{direction=\"OUT\"} "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("oldest age");
+        assert!((299.0..400.0).contains(&age), "{age}");
+        let days = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("as4gw_certificate_expiry_days{cert=\"own/tls\",subject=\"CN=x\"} ")
+            })
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("cert days");
+        assert!((19.9..20.0).contains(&days), "{days}");
+        let bytes = text
+            .lines()
+            .find_map(|l| l.strip_prefix("as4gw_store_bytes "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("store bytes");
+        assert!(bytes > 0.0, "{bytes}");
+        assert!(text.ends_with("# EOF\n"));
+        store.close().await.expect("close");
     }
 }
