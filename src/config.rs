@@ -951,8 +951,14 @@ mod tests {
         assert_eq!(a.check_interval.as_secs(), 10);
         assert_eq!(a.certificate_warn_days, 45);
         assert_eq!(a.webhook_failures, 5);
-        assert_eq!(a.stuck_after_for(crate::store::State::Sending).as_secs(), 3600);
-        assert_eq!(a.stuck_after_for(crate::store::State::Received).as_secs(), 4 * 3600);
+        assert_eq!(
+            a.stuck_after_for(crate::store::State::Sending).as_secs(),
+            3600
+        );
+        assert_eq!(
+            a.stuck_after_for(crate::store::State::Received).as_secs(),
+            4 * 3600
+        );
     }
 
     #[test]
@@ -964,7 +970,10 @@ mod tests {
             ("[metrics]\ntoken-sha256 = \"abc\"", "64 hex digits"),
             ("[alerts]\nwebhook = \"ftp://x\"", "not an http(s) URL"),
             ("[alerts]\nstuck-after = \"soon\"", "invalid duration"),
-            ("[alerts]\nstuck-after-state = { FAILED = \"1h\" }", "not a waiting state"),
+            (
+                "[alerts]\nstuck-after-state = { FAILED = \"1h\" }",
+                "not a waiting state",
+            ),
             ("[alerts]\ncheck-interval = \"0s\"", "at least 1s"),
             ("[alerts]\nunknown = 1", "unknown field"),
         ] {

@@ -147,9 +147,6 @@ impl Msh {
     }
 
     fn refuse(&self, r: Refusal) -> InboundReply {
-        if let Some(mid) = &r.ref_to {
-            tracing::Span::current().record("message_id", mid.as_str());
-        }
         telemetry::global()
             .metrics
             .failure(Direction::Inbound, r.code.map_or("none", |c| c.code()));
@@ -289,7 +286,14 @@ impl Msh {
         }
         match processed {
             Err(e) => self.refuse(Refusal::ours(format!("inbound processing: {e}"), None)),
-            Ok(Err(r)) => self.refuse(r),
+            Ok(Err(r)) => {
+                // Refused before the P-Mode and conversation were known: the MessageId, if
+                // the header got that far, and empty conversation and P-Mode.
+                if let Some(mid) = &r.ref_to {
+                    telemetry::record_ids(&tracing::Span::current(), mid.as_str(), "", "");
+                }
+                self.refuse(r)
+            }
             Ok(Ok(acc)) => self.accept(acc, now).await,
         }
     }
