@@ -84,6 +84,9 @@ pub struct RawAlerts {
     pub webhook_failures: Option<u32>,
     #[serde(default)]
     pub repeat: Option<String>,
+    /// HMAC key of the notifications' `X-As4gw-Signature`, as a reference (file or env).
+    #[serde(default)]
+    pub webhook_secret: Option<RawSecret>,
 }
 
 /// Logs, metrics endpoint and loud failures, validated.
@@ -93,6 +96,24 @@ pub struct Observability {
     pub metrics_public: bool,
     pub metrics_token_sha256: Option<[u8; 32]>,
     pub alerts: crate::telemetry::AlertSettings,
+}
+
+impl Observability {
+    /// Loads the `[alerts] webhook-secret` reference (relative to `base`) into `alerts`.
+    fn load_alert_secret(&mut self, raw: &RawAlerts, base: &Path, sink: &mut Sink<'_>) {
+        match &raw.webhook_secret {
+            None => {}
+            Some(RawSecret::Inline(_)) => sink.at(
+                "alerts.webhook-secret",
+                "webhook-secret must be a reference — { file = \"…\" } or { env = \"…\" } — \
+                 never the secret itself",
+            ),
+            Some(RawSecret::Ref(r)) => match Secret::load(r, base) {
+                Ok(s) => self.alerts.webhook_key = Some(s.bytes().to_vec()),
+                Err(m) => sink.at("alerts.webhook-secret", m),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -683,7 +704,8 @@ fn build(
         });
     }
 
-    let observability = observability(&r, sink);
+    let mut observability = observability(&r, sink);
+    observability.load_alert_secret(&r.alerts, base, sink);
     let tls_cert = tls_cert.unwrap_or(CertFile {
         path: PathBuf::new(),
         der: vec![],
@@ -803,6 +825,7 @@ fn observability(r: &RawConfig, sink: &mut Sink<'_>) -> Observability {
         webhook_failures: a.webhook_failures.unwrap_or(d.webhook_failures).max(1),
         repeat: dur(sink, "alerts.repeat", &a.repeat, d.repeat),
         gateway: r.gateway.party_id.clone(),
+        webhook_key: None,
     };
     o
 }
@@ -958,6 +981,33 @@ mod tests {
         assert_eq!(
             a.stuck_after_for(crate::store::State::Received).as_secs(),
             4 * 3600
+        );
+        assert!(a.webhook_key.is_none());
+
+        let secret = "alert-hmac-key-0123456789abcdef";
+        std::fs::write(dir.path().join("alerts.key"), format!("{secret}\n")).expect("key");
+        let extra = "[alerts]\nwebhook = \"https://ops.example/hook\"\n\
+                     webhook-secret = { file = \"alerts.key\" }";
+        let cfg = Config::load(&demo_with(dir.path(), extra), now).expect("valid");
+        let a = &cfg.observability.alerts;
+        assert_eq!(a.webhook_key.as_deref(), Some(secret.as_bytes()));
+        let dbg = format!("{cfg:?}");
+        assert!(
+            dbg.contains("webhook_key: Some(\"<redacted>\")") && !dbg.contains(secret),
+            "Debug leaks the alert key"
+        );
+        let e = Config::load(
+            &demo_with(
+                dir.path(),
+                &format!("[alerts]\nwebhook-secret = \"{secret}\""),
+            ),
+            now,
+        )
+        .expect_err("inline secret")
+        .to_string();
+        assert!(
+            e.contains("never the secret itself") && !e.contains(secret),
+            "{e}"
         );
     }
 

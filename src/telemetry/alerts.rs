@@ -94,7 +94,7 @@ impl Alert {
 }
 
 /// `[alerts]` in `as4gw.toml`; the defaults are what runs when nothing is configured.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct AlertSettings {
     /// Operator notification endpoint (http or https); `None` = log and metrics only.
     pub webhook: Option<String>,
@@ -112,6 +112,8 @@ pub struct AlertSettings {
     pub repeat: Duration,
     /// Our party id, put into notifications.
     pub gateway: String,
+    /// HMAC-SHA256 key: notifications carry `X-As4gw-Signature` like backend webhooks.
+    pub webhook_key: Option<Vec<u8>>,
 }
 
 impl Default for AlertSettings {
@@ -125,7 +127,28 @@ impl Default for AlertSettings {
             webhook_failures: 3,
             repeat: Duration::from_secs(24 * 3600),
             gateway: String::new(),
+            webhook_key: None,
         }
+    }
+}
+
+impl std::fmt::Debug for AlertSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The signing key is a secret: its presence only.
+        f.debug_struct("AlertSettings")
+            .field("webhook", &self.webhook)
+            .field("check_interval", &self.check_interval)
+            .field("certificate_warn_days", &self.certificate_warn_days)
+            .field("stuck_after", &self.stuck_after)
+            .field("stuck_after_state", &self.stuck_after_state)
+            .field("webhook_failures", &self.webhook_failures)
+            .field("repeat", &self.repeat)
+            .field("gateway", &self.gateway)
+            .field(
+                "webhook_key",
+                &self.webhook_key.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
     }
 }
 
@@ -180,8 +203,16 @@ impl Alerter {
             return;
         };
         let Some(client) = self.client() else { return };
+        let body = serde_json::to_vec(&alert).unwrap_or_default();
+        let mut req = client
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if let Some(key) = &settings.webhook_key {
+            let t = OffsetDateTime::now_utc().unix_timestamp();
+            req = req.header(SIGNATURE_HEADER, signature(key, t, &body));
+        }
         handle.spawn(async move {
-            let r = client.post(&url).json(&alert).send().await;
+            let r = req.body(body).send().await;
             let failed = match r {
                 Ok(resp) if resp.status().is_success() => None,
                 Ok(resp) => Some(format!("answered {}", resp.status().as_u16())),
@@ -223,6 +254,21 @@ impl Alerter {
         }
         g.clone()
     }
+}
+
+/// Signature header of notifications (same scheme as the backend webhooks).
+pub const SIGNATURE_HEADER: &str = "x-as4gw-signature";
+
+/// `t=<unix seconds>,v1=<hex HMAC-SHA256(key, t "." body)>`, what backend webhooks carry, so
+/// one verifier serves both (`as4gw::backend::webhook::verify`).
+pub fn signature(key: &[u8], t: i64, body: &[u8]) -> String {
+    use aws_lc_rs::hmac;
+    let k = hmac::Key::new(hmac::HMAC_SHA256, key);
+    let mut ctx = hmac::Context::with_key(&k);
+    ctx.update(t.to_string().as_bytes());
+    ctx.update(b".");
+    ctx.update(body);
+    format!("t={t},v1={}", hex::encode(ctx.sign().as_ref()))
 }
 
 /// The non-final states a message can get stuck in.

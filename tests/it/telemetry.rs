@@ -132,6 +132,7 @@ impl AlertSink {
                 std::thread::spawn(move || {
                     let mut r = BufReader::new(s.try_clone().expect("clone"));
                     let mut len = 0usize;
+                    let mut signature = None;
                     loop {
                         let mut line = String::new();
                         if r.read_line(&mut line).unwrap_or(0) == 0 {
@@ -145,13 +146,19 @@ impl AlertSink {
                             if k.eq_ignore_ascii_case("content-length") {
                                 len = v.trim().parse().unwrap_or(0);
                             }
+                            if k.eq_ignore_ascii_case("x-as4gw-signature") {
+                                signature = Some(v.trim().to_string());
+                            }
                         }
                     }
                     let mut body = vec![0u8; len];
                     if r.read_exact(&mut body).is_err() {
                         return;
                     }
-                    if let Ok(v) = serde_json::from_slice(&body) {
+                    if let Ok(mut v) = serde_json::from_slice::<Value>(&body) {
+                        // Kept beside the body for the signature check.
+                        v["_signature"] = signature.map_or(Value::Null, Value::String);
+                        v["_body"] = Value::String(String::from_utf8_lossy(&body).into_owned());
                         g.lock().expect("lock").push(v);
                     }
                     let _ = s.write_all(
@@ -604,7 +611,15 @@ fn retries_exhausted_is_logged_counted_and_notified() {
     let sink = AlertSink::start();
     // One resend a second apart, and blue never started: its AS4 port is closed.
     let (red, _blue) = pair(dir.path(), 1, "1s", 30);
-    configure(&red, &format!("[alerts]\nwebhook = \"{}\"", sink.url()));
+    let key = "operator-alert-hmac-key-0123456789";
+    std::fs::write(dir.path().join("alerts.key"), key).expect("key file");
+    configure(
+        &red,
+        &format!(
+            "[alerts]\nwebhook = \"{}\"\nwebhook-secret = {{ file = \"alerts.key\" }}",
+            sink.url()
+        ),
+    );
     let red_p = Proc::start(&red, dir.path(), "warn");
     let mid = submit(&red);
     let v = red.wait_state("OUT", &mid, Duration::from_secs(120), |v| {
@@ -621,6 +636,21 @@ fn retries_exhausted_is_logged_counted_and_notified() {
             .is_some_and(|t| t.contains(&mid) && t.contains("retries exhausted")),
         "{n}"
     );
+    // Signed like the backend webhooks: the backend's verifier accepts it, a wrong key does not.
+    let sig = n["_signature"].as_str().expect("X-As4gw-Signature");
+    let body = n["_body"].as_str().expect("body").as_bytes();
+    let t = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!(
+        as4gw::backend::webhook::verify(key.as_bytes(), sig, body, t, 300),
+        "{sig}"
+    );
+    assert!(!as4gw::backend::webhook::verify(
+        b"another-key-0123456789",
+        sig,
+        body,
+        t,
+        300
+    ));
 
     let lines = wait_log(&red_p, "retries_exhausted", |l| {
         !alert_lines(l, "retries_exhausted", Some(&mid)).is_empty()
