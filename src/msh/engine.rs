@@ -445,7 +445,7 @@ impl Msh {
                 telemetry::message_state(Direction::Inbound, State::Received, None);
                 tracing::info!(
                     test_service = acc.test_service,
-                    "message received (RECEIVED, receipt sent)"
+                    "message RECEIVED (recorded durably; the receipt is answered next)"
                 );
             }
             Ok(Received::Duplicate { .. }) => {

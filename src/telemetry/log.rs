@@ -5,7 +5,6 @@
 //! so the ids of the message stage spans ([`super::span`]) are on every line logged inside
 //! them. Logs go to stderr; stdout is reserved for the `serve` start line tests wait for.
 
-use std::io::Write;
 use std::str::FromStr;
 
 use tracing_subscriber::fmt::MakeWriter;
@@ -61,7 +60,7 @@ pub fn init(settings: &LogSettings) {
     init_with_writer(settings, std::io::stderr);
 }
 
-/// [`init`] with another writer (tests capture the lines).
+/// [`init`] with another writer.
 pub fn init_with_writer<W>(settings: &LogSettings, writer: W)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
@@ -77,35 +76,4 @@ where
             .with_span_list(true)
             .try_init(),
     };
-}
-
-/// A `MakeWriter` into a shared buffer, for tests that assert on log lines.
-#[derive(Clone, Default)]
-pub struct CaptureWriter(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl CaptureWriter {
-    /// Everything written so far, as text.
-    pub fn text(&self) -> String {
-        let b = self.0.lock().map(|b| b.clone()).unwrap_or_default();
-        String::from_utf8_lossy(&b).into_owned()
-    }
-}
-
-impl Write for CaptureWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut b) = self.0.lock() {
-            b.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for CaptureWriter {
-    type Writer = CaptureWriter;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
 }
