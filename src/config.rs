@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use crate::pmode::certs::{load_cert, CertFile, CertPurpose};
 use crate::pmode::diag::{from_toml_error, Diagnostic, Diagnostics, Locator, Sink};
 use crate::pmode::model::{is_uri, PartyId};
-use crate::pmode::units::parse_size;
+use crate::pmode::units::{parse_duration, parse_size};
 
 // ------------------------------------------------------------------------------------------
 // Raw model
@@ -33,6 +33,87 @@ pub struct RawConfig {
     pub limits: RawLimits,
     #[serde(default, rename = "backend")]
     pub backends: Vec<RawBackend>,
+    /// `[log]`, `[metrics]`, `[alerts]`: optional, defaults on (docs/operations.md).
+    #[serde(default)]
+    pub log: RawLog,
+    #[serde(default)]
+    pub metrics: RawMetrics,
+    #[serde(default)]
+    pub alerts: RawAlerts,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawLog {
+    /// `"text"` (default) or `"json"`.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Filter directive when `RUST_LOG` is unset, e.g. `"info"` or `"info,as4gw::msh=debug"`.
+    #[serde(default)]
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawMetrics {
+    /// `GET /metrics` without a token (a scraper on loopback). Default false: a bearer token
+    /// is needed, a backend's or `token-sha256`.
+    #[serde(default)]
+    pub public: bool,
+    /// sha256 (hex) of a scrape-only token, so Prometheus needs no backend's token.
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawAlerts {
+    /// Operator notification URL (JSON POST); absent = log and metrics only.
+    #[serde(default)]
+    pub webhook: Option<String>,
+    #[serde(default)]
+    pub check_interval: Option<String>,
+    #[serde(default)]
+    pub certificate_warn_days: Option<u32>,
+    #[serde(default)]
+    pub stuck_after: Option<String>,
+    /// Per-state thresholds, e.g. `{ RECEIVED = "4h" }`.
+    #[serde(default)]
+    pub stuck_after_state: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub webhook_failures: Option<u32>,
+    #[serde(default)]
+    pub repeat: Option<String>,
+    /// HMAC key of the notifications' `X-As4gw-Signature`, as a reference (file or env).
+    #[serde(default)]
+    pub webhook_secret: Option<RawSecret>,
+}
+
+/// Logs, metrics endpoint and loud failures, validated.
+#[derive(Debug, Clone, Default)]
+pub struct Observability {
+    pub log: crate::telemetry::LogSettings,
+    pub metrics_public: bool,
+    pub metrics_token_sha256: Option<[u8; 32]>,
+    pub alerts: crate::telemetry::AlertSettings,
+}
+
+impl Observability {
+    /// Loads the `[alerts] webhook-secret` reference (relative to `base`) into `alerts`.
+    fn load_alert_secret(&mut self, raw: &RawAlerts, base: &Path, sink: &mut Sink<'_>) {
+        match &raw.webhook_secret {
+            None => {}
+            Some(RawSecret::Inline(_)) => sink.at(
+                "alerts.webhook-secret",
+                "webhook-secret must be a reference — { file = \"…\" } or { env = \"…\" } — \
+                 never the secret itself",
+            ),
+            Some(RawSecret::Ref(r)) => match Secret::load(r, base) {
+                Ok(s) => self.alerts.webhook_key = Some(s.bytes().to_vec()),
+                Err(m) => sink.at("alerts.webhook-secret", m),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -233,6 +314,7 @@ pub struct Config {
     pub trust_crls: Vec<PathBuf>,
     pub limits: Limits,
     pub backends: Vec<Backend>,
+    pub observability: Observability,
 }
 
 #[derive(Debug, Clone)]
@@ -724,6 +806,8 @@ fn build(
         });
     }
 
+    let mut observability = observability(&r, sink);
+    observability.load_alert_secret(&r.alerts, base, sink);
     let tls_cert = tls_cert.unwrap_or(CertFile {
         path: PathBuf::new(),
         der: vec![],
@@ -757,7 +841,99 @@ fn build(
         trust_crls,
         limits,
         backends,
+        observability,
     }
+}
+
+fn observability(r: &RawConfig, sink: &mut Sink<'_>) -> Observability {
+    use crate::telemetry::{AlertSettings, LogFormat, LogSettings};
+    let mut o = Observability::default();
+    let d = LogSettings::default();
+    o.log = LogSettings {
+        format: match r.log.format.as_deref() {
+            None => d.format,
+            Some(f) => f.parse::<LogFormat>().unwrap_or_else(|m| {
+                sink.at("log.format", m);
+                d.format
+            }),
+        },
+        level: r.log.level.clone().unwrap_or(d.level),
+    };
+    if tracing_subscriber::EnvFilter::try_new(&o.log.level).is_err() {
+        sink.at(
+            "log.level",
+            format!(
+                "{:?} is not a log filter (e.g. \"info\", \"warn,as4gw=debug\")",
+                o.log.level
+            ),
+        );
+    }
+    o.metrics_public = r.metrics.public;
+    if let Some(t) = &r.metrics.token_sha256 {
+        let mut d = [0u8; 32];
+        if hex::decode_to_slice(t, &mut d).is_ok() {
+            o.metrics_token_sha256 = Some(d);
+        } else {
+            sink.at(
+                "metrics.token-sha256",
+                "token-sha256 must be 64 hex digits (sha256sum of the token)",
+            );
+        }
+    }
+    let a = &r.alerts;
+    let d = AlertSettings::default();
+    let dur = |sink: &mut Sink<'_>, key: &str, v: &Option<String>, default| match v {
+        None => default,
+        Some(s) => parse_duration(s).unwrap_or_else(|m| {
+            sink.at(key, m);
+            default
+        }),
+    };
+    if let Some(w) = &a.webhook {
+        if !(w.starts_with("https://") || w.starts_with("http://")) {
+            sink.at(
+                "alerts.webhook",
+                format!("webhook {w:?} is not an http(s) URL"),
+            );
+        }
+    }
+    let mut per_state = Vec::new();
+    for (k, v) in &a.stuck_after_state {
+        let key = format!("alerts.stuck-after-state.{k}");
+        match k.parse::<crate::store::State>() {
+            Ok(st) if !st.is_final() => {
+                per_state.push((st, dur(sink, &key, &Some(v.clone()), d.stuck_after)));
+            }
+            _ => sink.at(
+                &key,
+                format!("{k:?} is not a waiting state (SUBMITTED, SENDING, WAITING_FOR_RETRY, RECEIVED)"),
+            ),
+        }
+    }
+    let check_interval = dur(
+        sink,
+        "alerts.check-interval",
+        &a.check_interval,
+        d.check_interval,
+    );
+    if check_interval.is_zero() {
+        sink.at(
+            "alerts.check-interval",
+            "check-interval must be at least 1s",
+        );
+    }
+    o.alerts = AlertSettings {
+        webhook: a.webhook.clone(),
+        check_interval: check_interval.max(std::time::Duration::from_secs(1)),
+        certificate_warn_days: a.certificate_warn_days.unwrap_or(d.certificate_warn_days),
+        stuck_after: dur(sink, "alerts.stuck-after", &a.stuck_after, d.stuck_after),
+        stuck_after_state: per_state,
+        webhook_failures: a.webhook_failures.unwrap_or(d.webhook_failures).max(1),
+        repeat: dur(sink, "alerts.repeat", &a.repeat, d.repeat),
+        gateway: r.gateway.party_id.clone(),
+        webhook_key: None,
+    };
+    o
 }
 
 #[cfg(test)]
@@ -874,5 +1050,93 @@ mod tests {
         );
         let e = err("allowed-final-recipients = [\"\"]");
         assert!(e.contains("empty value"), "{e}");
+    }
+    #[test]
+    fn observability_defaults_are_on_and_sections_parse() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = OffsetDateTime::now_utc();
+        let cfg = Config::load(&demo_with(dir.path(), ""), now).expect("valid");
+        let o = &cfg.observability;
+        assert_eq!(o.log.format, crate::telemetry::LogFormat::Text);
+        assert!(!o.metrics_public && o.metrics_token_sha256.is_none());
+        assert_eq!(o.alerts.certificate_warn_days, 30);
+        assert_eq!(o.alerts.stuck_after.as_secs(), 15 * 60);
+        assert_eq!(o.alerts.webhook_failures, 3);
+        assert!(o.alerts.webhook.is_none());
+        assert_eq!(o.alerts.gateway, "red_gw");
+
+        let extra = "[log]\nformat = \"json\"\nlevel = \"warn,as4gw=debug\"\n\
+                     [metrics]\npublic = true\n\
+                     [alerts]\nwebhook = \"https://ops.example/hook\"\ncheck-interval = \"10s\"\n\
+                     certificate-warn-days = 45\nstuck-after = \"1h\"\nwebhook-failures = 5\n\
+                     stuck-after-state = { RECEIVED = \"4h\" }";
+        let cfg = Config::load(&demo_with(dir.path(), extra), now).expect("valid");
+        let o = &cfg.observability;
+        assert_eq!(o.log.format, crate::telemetry::LogFormat::Json);
+        assert_eq!(o.log.level, "warn,as4gw=debug");
+        assert!(o.metrics_public);
+        let a = &o.alerts;
+        assert_eq!(a.webhook.as_deref(), Some("https://ops.example/hook"));
+        assert_eq!(a.check_interval.as_secs(), 10);
+        assert_eq!(a.certificate_warn_days, 45);
+        assert_eq!(a.webhook_failures, 5);
+        assert_eq!(
+            a.stuck_after_for(crate::store::State::Sending).as_secs(),
+            3600
+        );
+        assert_eq!(
+            a.stuck_after_for(crate::store::State::Received).as_secs(),
+            4 * 3600
+        );
+        assert!(a.webhook_key.is_none());
+
+        let secret = "alert-hmac-key-0123456789abcdef";
+        std::fs::write(dir.path().join("alerts.key"), format!("{secret}\n")).expect("key");
+        let extra = "[alerts]\nwebhook = \"https://ops.example/hook\"\n\
+                     webhook-secret = { file = \"alerts.key\" }";
+        let cfg = Config::load(&demo_with(dir.path(), extra), now).expect("valid");
+        let a = &cfg.observability.alerts;
+        assert_eq!(a.webhook_key.as_deref(), Some(secret.as_bytes()));
+        let dbg = format!("{cfg:?}");
+        assert!(
+            dbg.contains("webhook_key: Some(\"<redacted>\")") && !dbg.contains(secret),
+            "Debug leaks the alert key"
+        );
+        let e = Config::load(
+            &demo_with(
+                dir.path(),
+                &format!("[alerts]\nwebhook-secret = \"{secret}\""),
+            ),
+            now,
+        )
+        .expect_err("inline secret")
+        .to_string();
+        assert!(
+            e.contains("never the secret itself") && !e.contains(secret),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn observability_mistakes_are_reported_with_their_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = OffsetDateTime::now_utc();
+        for (extra, want) in [
+            ("[log]\nformat = \"xml\"", "log format \"xml\""),
+            ("[metrics]\ntoken-sha256 = \"abc\"", "64 hex digits"),
+            ("[alerts]\nwebhook = \"ftp://x\"", "not an http(s) URL"),
+            ("[alerts]\nstuck-after = \"soon\"", "invalid duration"),
+            (
+                "[alerts]\nstuck-after-state = { FAILED = \"1h\" }",
+                "not a waiting state",
+            ),
+            ("[alerts]\ncheck-interval = \"0s\"", "at least 1s"),
+            ("[alerts]\nunknown = 1", "unknown field"),
+        ] {
+            let e = Config::load(&demo_with(dir.path(), extra), now)
+                .expect_err(extra)
+                .to_string();
+            assert!(e.contains(want), "{extra}: {e}");
+        }
     }
 }

@@ -17,5 +17,6 @@ pub mod pki;
 pub mod pmode;
 pub mod security;
 pub mod store;
+pub mod telemetry;
 pub mod transport;
 pub mod xml;

@@ -485,7 +485,18 @@ pub(crate) async fn ack_message(
                 .await
             {
                 Ok(()) => {
-                    tracing::info!(backend = %caller.0.name, message_id = %id, "inbound message acknowledged");
+                    crate::telemetry::message_state(
+                        crate::store::Direction::Inbound,
+                        MsgState::Delivered,
+                        Some(rec.created_at),
+                    );
+                    let span = crate::telemetry::message_span(
+                        crate::telemetry::Stage::Deliver,
+                        &rec.message_id,
+                        &rec.conversation_id,
+                        &rec.pmode_id,
+                    );
+                    span.in_scope(|| tracing::info!(backend = %caller.0.name, "inbound message acknowledged (DELIVERED)"));
                     Ok(done(true))
                 }
                 // A concurrent ack (or the webhook) got there first.

@@ -18,6 +18,7 @@
 
 pub mod auth;
 mod handlers;
+pub mod metrics;
 pub mod model;
 pub mod oots;
 pub mod problem;
@@ -101,6 +102,8 @@ pub struct AppState {
     pub(crate) registry: Option<Arc<Registry>>,
     /// Timeouts and clock of the OOTS exchange view.
     pub(crate) oots: Arc<OotsSettings>,
+    /// `GET /metrics`; `None` = not served.
+    pub(crate) metrics: Option<Arc<metrics::MetricsEndpoint>>,
 }
 
 impl AppState {
@@ -119,7 +122,14 @@ impl AppState {
             limits: ApiLimits::default(),
             registry: None,
             oots: Arc::new(OotsSettings::default()),
+            metrics: None,
         }
+    }
+
+    /// Serves `GET /metrics` (Prometheus) with this access rule.
+    pub fn with_metrics(mut self, m: metrics::MetricsEndpoint) -> Self {
+        self.metrics = Some(Arc::new(m));
+        self
     }
 
     /// Adds a readiness probe (reported by `GET /api/v1/health`).
@@ -240,7 +250,8 @@ pub fn openapi_json() -> &'static str {
 /// The REST API v1 router. Mount it at the root of the backend listener.
 pub fn router(state: AppState) -> Router {
     let (r, _) = api_router().split_for_parts();
-    r.fallback(handlers::not_found)
+    r.route("/metrics", axum::routing::get(metrics::scrape))
+        .fallback(handlers::not_found)
         .with_state(state)
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }

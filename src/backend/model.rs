@@ -375,7 +375,7 @@ fn user_message(rec: &MessageRecord) -> Option<UserMessage> {
         Ok(m) => m.user_message,
         Err(e) => {
             // The header is informative here; the record stays readable without it.
-            tracing::warn!(message_id = %rec.message_id, error = %e, "stored ebMS header does not parse");
+            tracing::warn!(message_id = %rec.message_id, conversation_id = %rec.conversation_id, pmode = %rec.pmode_id, error = %e, "stored ebMS header does not parse");
             None
         }
     }

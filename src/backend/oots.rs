@@ -557,7 +557,13 @@ async fn send(
     }
     match state.submitter.submit(req).await {
         Ok(r) => {
-            tracing::info!(backend = %caller.name, message_id = %r.message_id, pmode = %r.pmode_id, "OOTS message accepted");
+            crate::telemetry::message_span(
+                crate::telemetry::Stage::Submit,
+                &r.message_id,
+                &r.conversation_id,
+                &r.pmode_id,
+            )
+            .in_scope(|| tracing::info!(backend = %caller.name, "OOTS message accepted"));
             Ok(r)
         }
         Err(e) => {

@@ -334,7 +334,13 @@ pub(crate) async fn handle(
                 // The earlier submission's files are the referenced ones.
                 discard(spool, files).await;
             }
-            tracing::info!(backend = %caller.name, message_id = %r.message_id, pmode = %r.pmode_id, created = r.created, "submission accepted");
+            crate::telemetry::message_span(
+                crate::telemetry::Stage::Submit,
+                &r.message_id,
+                &r.conversation_id,
+                &r.pmode_id,
+            )
+            .in_scope(|| tracing::info!(backend = %caller.name, created = r.created, "submission accepted"));
             Ok(r.into())
         }
         Err(e) => {

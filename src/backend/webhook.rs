@@ -34,6 +34,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::io::ReaderStream;
+use tracing::Instrument;
 
 use super::auth::BackendAccess;
 use super::model::{message_view, payload_names, MessageView};
@@ -373,6 +374,14 @@ async fn push_one(
         Some(id) => Some(store.get(id).await?.ok_or(PushError::MessageGone(id))?),
         None => None,
     };
+    if let Some(r) = &rec {
+        crate::telemetry::record_ids(
+            &tracing::Span::current(),
+            &r.message_id,
+            &r.conversation_id,
+            &r.pmode_id,
+        );
+    }
     let body = match (item.kind.as_str(), &rec) {
         (KIND_DELIVERY, Some(r)) => delivery_body(store, r, item),
         (KIND_STATUS, Some(r)) => PushBody::json(&EventDoc {
@@ -424,13 +433,19 @@ async fn settle(
         Ok(rec) => {
             store.outbox_done(item.id, &s.owner, now).await?;
             s.stats.delivered.fetch_add(1, Ordering::Relaxed);
+            crate::telemetry::webhook_ok(&item.target);
             tracing::info!(target_backend = %item.target, kind = %item.kind, item = item.id.0, attempts = item.attempts, "webhook delivered");
             if let (true, Some(r)) = (item.kind == KIND_DELIVERY, rec) {
                 if r.direction == Direction::Inbound && r.state == State::Received {
                     let detail = format!("pushed to the webhook of backend {}", item.target);
                     match store.mark_delivered(r.id, now, &detail).await {
+                        Ok(()) => crate::telemetry::message_state(
+                            Direction::Inbound,
+                            State::Delivered,
+                            Some(r.created_at),
+                        ),
                         // Already acknowledged through the API meanwhile: fine.
-                        Ok(()) | Err(StoreError::InvalidTransition { .. }) => {}
+                        Err(StoreError::InvalidTransition { .. }) => {}
                         Err(e) => return Err(e),
                     }
                 }
@@ -438,7 +453,13 @@ async fn settle(
         }
         Err(e) => {
             let error = e.to_string();
-            if e.is_permanent() || item.attempts >= s.max_attempts {
+            let dead = e.is_permanent() || item.attempts >= s.max_attempts;
+            let message_id = match item.message {
+                Some(id) => store.get(id).await.ok().flatten().map(|r| r.message_id),
+                None => None,
+            };
+            crate::telemetry::webhook_failed(&item.target, message_id.as_deref(), &error, dead);
+            if dead {
                 store
                     .outbox_retry(item.id, &s.owner, now, None, &error)
                     .await?;
@@ -489,8 +510,13 @@ async fn round(
             }
             continue;
         }
-        let result = push_one(store, backends, client, &item, s.clock.now()).await;
-        if let Err(e) = settle(store, s, &item, result).await {
+        let span = crate::telemetry::pending_span(crate::telemetry::Stage::Webhook);
+        let timer = crate::telemetry::StageTimer::start(crate::telemetry::Stage::Webhook);
+        let result = push_one(store, backends, client, &item, s.clock.now())
+            .instrument(span.clone())
+            .await;
+        drop(timer);
+        if let Err(e) = settle(store, s, &item, result).instrument(span).await {
             // E.g. the lease expired during a slow push: the item is pushed again later
             // (at least once); the rest of the batch goes on.
             tracing::error!(item = item.id.0, error = %e, "webhook pusher: outbox bookkeeping failed");

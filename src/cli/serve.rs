@@ -10,6 +10,11 @@
 //! set, the AS4 listener and the outbound scheduler). The webhook pusher drains the store's
 //! notification outbox to the backends' `webhook` URLs. On shutdown every part stops taking
 //! new work, finishes what is in flight, and the store is closed last.
+//!
+//! Observability (`docs/operations.md`): the log subscriber follows `[log]` / `--log-format`
+//! (so the configuration is read before it starts), `GET /metrics` is mounted on the backend
+//! listener, and the loud-failure checker (certificate expiry, stuck messages) runs beside the
+//! scheduler with the `[alerts]` settings.
 
 use std::future::IntoFuture;
 use std::path::PathBuf;
@@ -19,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use as4gw::backend::metrics::{CertSource, MetricsEndpoint};
 use as4gw::backend::{AppState, BackendAccess, HealthCheck, Readiness, WebhookSettings};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -33,6 +39,7 @@ use as4gw::msh::api::Submitter;
 use as4gw::msh::{HttpsTransport, Keyring, Msh, MshSettings, SystemClock};
 use as4gw::pmode::{Registry, SetContext};
 use as4gw::store::{MessageStore, SqliteStore};
+use as4gw::telemetry::LogFormat;
 use as4gw::transport::{
     limit_request, BodyLimits, ClientAuthMode, ClientSettings, ClientTlsFiles, HttpsClient,
     PeerInfo, Server, ServerLimits, ServerTlsFiles, TlsProtocols, TlsVersion,
@@ -118,21 +125,33 @@ pub struct Args {
     /// one had leased). Default 1800.
     #[arg(long, hide = true)]
     webhook_lease_secs: Option<u64>,
+    /// Log line format on stderr: text or json (overrides `[log] format`).
+    #[arg(long, value_name = "text|json")]
+    log_format: Option<LogFormat>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    let cfg = match Config::load(&args.config, OffsetDateTime::now_utc()) {
+        Ok(c) => c,
+        Err(d) => {
+            eprintln!(
+                "as4gw: invalid configuration {}:\n{d}",
+                args.config.display()
+            );
+            return Ok(ExitCode::from(1));
+        }
+    };
+    // The configuration says how to log, so it is read before the subscriber starts.
+    let mut log = cfg.observability.log.clone();
+    if let Some(f) = args.log_format {
+        log.format = f;
+    }
+    as4gw::telemetry::log::init(&log);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    rt.block_on(serve(args))
+    rt.block_on(serve(args, cfg))
 }
 
 fn protocols(versions: &[CfgTls], suites: &[String]) -> TlsProtocols {
@@ -236,18 +255,8 @@ fn spawn_key_reloader(config: PathBuf, msh: Arc<Msh>) -> tokio::task::JoinHandle
     })
 }
 
-async fn serve(args: Args) -> anyhow::Result<ExitCode> {
+async fn serve(args: Args, cfg: Config) -> anyhow::Result<ExitCode> {
     let now = OffsetDateTime::now_utc();
-    let cfg = match Config::load(&args.config, now) {
-        Ok(c) => c,
-        Err(d) => {
-            eprintln!(
-                "as4gw: invalid configuration {}:\n{d}",
-                args.config.display()
-            );
-            return Ok(ExitCode::from(1));
-        }
-    };
     let registry = Arc::new(
         Registry::load(
             &cfg.pmode_dir,
@@ -353,6 +362,14 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         as4_serving.await
     });
 
+    // Loud failures (docs/operations.md "Alerts"): on whether or not [alerts] is configured.
+    as4gw::telemetry::global()
+        .alerts
+        .configure(cfg.observability.alerts.clone());
+    let certs: CertSource = {
+        let (cfg, reg) = (cfg.clone(), Arc::clone(&registry));
+        Arc::new(move || as4gw::telemetry::certificates(&cfg, &reg.current()))
+    };
     let backends: Vec<BackendAccess> = cfg.backends.iter().map(BackendAccess::from).collect();
     let state = AppState::new(
         store.clone() as Arc<dyn MessageStore>,
@@ -360,6 +377,11 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         backends.clone(),
     )
     .with_pmode_registry(Arc::clone(&registry))
+    .with_metrics(MetricsEndpoint {
+        public: cfg.observability.metrics_public,
+        token_sha256: cfg.observability.metrics_token_sha256,
+        certs: Arc::clone(&certs),
+    })
     .with_readiness(Arc::new(GatewayReadiness {
         registry: Arc::clone(&registry),
         as4_up: Arc::clone(&as4_up),
@@ -392,6 +414,11 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         cfg.purge_interval,
         stop_rx.clone(),
     );
+    let checker = as4gw::telemetry::alerts::spawn_checker(
+        store.clone() as Arc<dyn MessageStore>,
+        certs,
+        stopped(stop_rx.clone()),
+    );
     let scheduling = Arc::clone(&msh).run_scheduler(stop_rx.clone());
     let guard = DownOnDrop(Arc::clone(&scheduler_up));
     let sched = tokio::spawn(async move {
@@ -412,6 +439,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let _ = sched.await;
     let _ = pusher.await;
     let _ = purger.await;
+    let _ = checker.await;
     watcher.abort();
     key_reloader.abort();
     store.close().await.context("closing the store")?;

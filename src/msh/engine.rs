@@ -15,6 +15,7 @@ use futures_util::Stream;
 use time::OffsetDateTime;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::config::{Backend, Config, Limits};
 use crate::ebms::codes::EbmsCode;
@@ -28,9 +29,10 @@ use crate::security::crypto::AwsLc;
 use crate::security::sign::ENCRYPTED_PART_TYPE;
 use crate::security::{InboundPolicy, Part, PartSource, Receiver};
 use crate::store::{
-    FileRef, MessageRecord, MessageStore, NewInbound, NewNotification, Outcome, Payload, Received,
-    StoreError,
+    Direction, FileRef, MessageRecord, MessageStore, NewInbound, NewNotification, Outcome, Payload,
+    Received, State, StoreError,
 };
+use crate::telemetry::{self, Stage, StageTimer};
 use crate::transport::BoxError;
 
 use super::api::{SubmitError, SubmitRequest, SubmitResult, Submitter};
@@ -163,6 +165,9 @@ impl Msh {
     }
 
     fn refuse(&self, r: Refusal) -> InboundReply {
+        telemetry::global()
+            .metrics
+            .failure(Direction::Inbound, r.code.map_or("none", |c| c.code()));
         tracing::info!(code = ?r.code.map(|c| c.code()), detail = %r.detail, "inbound message refused");
         InboundReply {
             status: r.side.http_status(),
@@ -177,6 +182,24 @@ impl Msh {
 
     /// The AS4 endpoint: one request body (streamed) in, the synchronous signal out.
     pub async fn receive<'s, S, B, E>(&self, content_type: Option<&str>, body: S) -> InboundReply
+    where
+        S: Stream<Item = Result<B, E>> + Send + 's,
+        B: Into<Bytes> + 's,
+        E: Into<BoxError> + 's,
+    {
+        // The ids are recorded on the span once the header is verified.
+        let span = telemetry::pending_span(Stage::Receive);
+        let _timer = StageTimer::start(Stage::Receive);
+        self.receive_in_span(content_type, body)
+            .instrument(span)
+            .await
+    }
+
+    async fn receive_in_span<'s, S, B, E>(
+        &self,
+        content_type: Option<&str>,
+        body: S,
+    ) -> InboundReply
     where
         S: Stream<Item = Result<B, E>> + Send + 's,
         B: Into<Bytes> + 's,
@@ -255,8 +278,11 @@ impl Msh {
         };
         let now = self.clock.now();
         let root = msg.root.body;
+        let verify_span = telemetry::stage_span(Stage::Verify);
+        let verify_timer = StageTimer::start(Stage::Verify);
         // Decryption of large parts is seconds of CPU and file I/O: off the async workers.
         let processed = tokio::task::spawn_blocking(move || {
+            let _in_span = verify_span.enter();
             let trust = keys.trust_store(&set);
             let partners = keys.partner_certs(&set);
             let ctx = InboundCtx {
@@ -273,9 +299,25 @@ impl Msh {
             inbound::process(&ctx, &root, parts)
         })
         .await;
+        drop(verify_timer);
+        if let Ok(Ok(acc)) = &processed {
+            telemetry::record_ids(
+                &tracing::Span::current(),
+                acc.user.message_info.message_id.as_str(),
+                &acc.user.collaboration_info.conversation_id,
+                &acc.pmode.id,
+            );
+        }
         match processed {
             Err(e) => self.refuse(Refusal::ours(format!("inbound processing: {e}"), None)),
-            Ok(Err(r)) => self.refuse(r),
+            Ok(Err(r)) => {
+                // Refused before the P-Mode and conversation were known: the MessageId, if
+                // the header got that far, and empty conversation and P-Mode.
+                if let Some(mid) = &r.ref_to {
+                    telemetry::record_ids(&tracing::Span::current(), mid.as_str(), "", "");
+                }
+                self.refuse(r)
+            }
             Ok(Ok(acc)) => self.accept(acc, now).await,
         }
     }
@@ -413,7 +455,33 @@ impl Msh {
         };
         let window = time::Duration::try_from(acc.pmode.reception_awareness.duplicate_window)
             .unwrap_or(time::Duration::days(7));
-        let receipt = match self.store.record_received(now, new, window, notify).await {
+        let store_span = telemetry::stage_span(Stage::Store);
+        let recorded = {
+            let _t = StageTimer::start(Stage::Store);
+            self.store
+                .record_received(now, new, window, notify)
+                .instrument(store_span.clone())
+                .await
+        };
+        let _in_store = store_span.enter();
+        match &recorded {
+            Ok(Received::New(_)) => {
+                telemetry::message_state(Direction::Inbound, State::Received, None);
+                tracing::info!(
+                    test_service = acc.test_service,
+                    "message RECEIVED (recorded durably; the receipt is answered next)"
+                );
+            }
+            Ok(Received::Duplicate { .. }) => {
+                telemetry::global().metrics.duplicate();
+                tracing::info!(
+                    "duplicate received: the first receipt is sent again, nothing is delivered"
+                );
+            }
+            Err(_) => {}
+        }
+        drop(_in_store);
+        let receipt = match recorded {
             Ok(Received::New(id)) => {
                 if let Err(e) = self.store.store_receipt(id, now, acc.receipt.clone()).await {
                     // The message is recorded; a resend will be answered as a duplicate with
@@ -431,6 +499,8 @@ impl Msh {
                         .await
                     {
                         tracing::warn!(%e, "marking a test message");
+                    } else {
+                        telemetry::message_state(Direction::Inbound, State::Delivered, None);
                     }
                 }
                 if let Some(b) = broken {
@@ -664,17 +734,71 @@ impl Msh {
 
     async fn finish(&self, rec: &MessageRecord, pmode: Option<&PMode>, outcome: Outcome) {
         let notify = self.status_notification(rec, pmode, &outcome);
-        if let Err(e) = self
+        let (state, code) = match &outcome {
+            Outcome::Acknowledged { .. } => (State::Acknowledged, None),
+            Outcome::Retry { code, .. } => (State::WaitingForRetry, *code),
+            Outcome::Failed { code, .. } => (State::Failed, Some(*code)),
+        };
+        let summary = match &outcome {
+            Outcome::Acknowledged { .. } => String::new(),
+            Outcome::Retry {
+                next_attempt_at,
+                detail,
+                ..
+            } => format!("next attempt at {next_attempt_at}: {detail}"),
+            Outcome::Failed { detail, .. } => detail.clone(),
+        };
+        let _t = StageTimer::start(Stage::Store);
+        let store_span = telemetry::stage_span(Stage::Store);
+        let finished = self
             .store
             .finish_attempt(rec.id, &self.owner, self.clock.now(), outcome, notify)
-            .await
-        {
-            tracing::warn!(id = %rec.id, %e, "finishing a send attempt");
+            .instrument(store_span.clone())
+            .await;
+        // The outcome is logged in the store stage: it is what was just recorded.
+        let _in_store = store_span.enter();
+        match finished {
+            Err(e) => tracing::warn!(id = %rec.id, %e, "finishing a send attempt"),
+            Ok(()) => {
+                telemetry::message_state(Direction::Outbound, state, Some(rec.created_at));
+                let code = code.map(|c| c.code());
+                match state {
+                    State::Acknowledged => {
+                        tracing::info!(
+                            attempt = rec.attempts,
+                            "message ACKNOWLEDGED (receipt verified)"
+                        )
+                    }
+                    State::Failed => {
+                        telemetry::global()
+                            .metrics
+                            .failure(Direction::Outbound, code.unwrap_or("none"));
+                        tracing::warn!(attempt = rec.attempts, code, detail = %summary, "message FAILED")
+                    }
+                    _ => {
+                        tracing::info!(attempt = rec.attempts, code, detail = %summary, "message WAITING_FOR_RETRY")
+                    }
+                }
+            }
         }
     }
 
-    /// One attempt for a leased message.
+    /// One attempt for a leased message, inside the span of its ids.
     async fn send_one(&self, rec: MessageRecord) {
+        let span = telemetry::message_span(
+            Stage::Send,
+            &rec.message_id,
+            &rec.conversation_id,
+            &rec.pmode_id,
+        );
+        telemetry::global().metrics.send_attempt(rec.attempts);
+        telemetry::global()
+            .metrics
+            .message_state(Direction::Outbound, State::Sending);
+        self.send_attempt(rec).instrument(span).await
+    }
+
+    async fn send_attempt(&self, rec: MessageRecord) {
         let set = self.pmodes.current();
         let Some(pmode) = set.get(&rec.pmode_id).cloned() else {
             let detail = format!("P-Mode {} is no longer configured", rec.pmode_id);
@@ -700,7 +824,7 @@ impl Msh {
         };
         let wire = match &rec.wire {
             Some(w) => w.clone(),
-            None => match self.pack_and_record(&rec, &pmode).await {
+            None => match self.pack_timed(&rec, &pmode).await {
                 Ok(w) => w,
                 Err(PackFailure::Final(d)) => {
                     return self.finish(&rec, Some(&pmode), fail(d)).await
@@ -716,6 +840,9 @@ impl Msh {
                         rec.attempts,
                         self.clock.now(),
                     );
+                    if let Outcome::Failed { detail, .. } = &o {
+                        telemetry::retries_exhausted(&rec, detail);
+                    }
                     return self.finish(&rec, Some(&pmode), o).await;
                 }
             },
@@ -757,14 +884,16 @@ impl Msh {
                 .await;
         };
         // 4. POST and judge
-        let resp = self
-            .transport
-            .post(WireRequest {
-                url,
-                content_type,
-                file: path,
-            })
-            .await;
+        let resp = {
+            let _t = StageTimer::start(Stage::Send);
+            self.transport
+                .post(WireRequest {
+                    url,
+                    content_type,
+                    file: path,
+                })
+                .await
+        };
         let now = self.clock.now();
         let verdict = match resp {
             Ok(r) => {
@@ -779,13 +908,27 @@ impl Msh {
                     at: now,
                     policy: InboundPolicy::for_suite(suite_of(pmode.security.suite)),
                 };
+                let _in_span = telemetry::stage_span(Stage::Receipt).entered();
+                let _t = StageTimer::start(Stage::Receipt);
                 judge_response(&rx, &r, &rec.message_id, &sent)
             }
             Err(e) => judge_send_error(&e),
         };
         tracing::debug!(id = %rec.id, mid = %rec.message_id, attempt = rec.attempts, ?verdict, "attempt");
+        let retryable = matches!(verdict, Verdict::Retry { .. });
         let outcome = next_outcome(verdict, &pmode.reception_awareness.retry, rec.attempts, now);
+        if let (true, Outcome::Failed { detail, .. }) = (retryable, &outcome) {
+            telemetry::retries_exhausted(&rec, detail);
+        }
         self.finish(&rec, Some(&pmode), outcome).await;
+    }
+
+    /// [`Msh::pack_and_record`] in the sign/encrypt stage span, timed.
+    async fn pack_timed(&self, rec: &MessageRecord, pmode: &PMode) -> Result<FileRef, PackFailure> {
+        let _t = StageTimer::start(Stage::Pack);
+        self.pack_and_record(rec, pmode)
+            .instrument(telemetry::stage_span(Stage::Pack))
+            .await
     }
 
     async fn pack_and_record(
@@ -975,8 +1118,17 @@ impl Submitter for Msh {
             let mid = prepared.outbound.message_id.clone();
             let conv = prepared.outbound.conversation_id.clone();
             let pmode_id = prepared.pmode.id.clone();
-            match self.store.submit(now, prepared.outbound).await {
+            let span = telemetry::message_span(Stage::Submit, &mid, &conv, &pmode_id);
+            let _timer = StageTimer::start(Stage::Submit);
+            let stored = self
+                .store
+                .submit(now, prepared.outbound)
+                .instrument(span.clone())
+                .await;
+            match stored {
                 Ok(s) if s.created => {
+                    telemetry::message_state(Direction::Outbound, State::Submitted, None);
+                    span.in_scope(|| tracing::info!("message SUBMITTED"));
                     self.wake.notify_one();
                     Ok(SubmitResult {
                         store_id: Some(s.id),

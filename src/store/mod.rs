@@ -528,6 +528,40 @@ pub struct PurgeReport {
     pub batches: u64,
 }
 
+/// Messages of one direction in one state (for metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateCount {
+    pub direction: Direction,
+    pub state: State,
+    pub count: u64,
+    /// The oldest `created_at` among them.
+    pub oldest_created: Option<OffsetDateTime>,
+    /// The oldest `updated_at` (longest time in this state) among them.
+    pub oldest_updated: Option<OffsetDateTime>,
+}
+
+/// What [`MessageStore::stats`] reports: read at scrape time by the metrics endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// One entry per (direction, state) that has messages.
+    pub by_state: Vec<StateCount>,
+    /// Bytes the store occupies: database files plus the spooled payload and wire files.
+    pub bytes: u64,
+}
+
+/// A message that has been in its state since `since` (see [`MessageStore::stuck`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StuckMessage {
+    pub id: StoreId,
+    pub direction: Direction,
+    pub state: State,
+    pub message_id: String,
+    pub conversation_id: String,
+    pub pmode_id: String,
+    /// Last state change.
+    pub since: OffsetDateTime,
+}
+
 /// Everything the MSH pipelines need from persistence. Object-safe (`Arc<dyn MessageStore>`);
 /// every method returns a `Send` future that never blocks the runtime. Write methods resolve
 /// only after their commit is durable. Time is passed in (`now`), never read by the store, so
@@ -671,6 +705,32 @@ pub trait MessageStore: Send + Sync {
         Box::pin(async {
             Err(StoreError::Backend(
                 "this store does not implement purge".into(),
+))
+        })
+    }
+
+    /// Read-only counts for metrics: messages per direction and state with the oldest
+    /// timestamps, and the bytes on disk. The default answers that the store cannot tell.
+    fn stats(&self) -> BoxFuture<'_, Result<StoreStats>> {
+        Box::pin(async {
+            Err(StoreError::Backend(
+                "stats are not supported by this store".into(),
+            ))
+        })
+    }
+
+    /// Read-only: up to `limit` messages in `state` whose last change is older than
+    /// `changed_before`, oldest first (the loud-failure checker's "stuck" query).
+    fn stuck(
+        &self,
+        state: State,
+        changed_before: OffsetDateTime,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<StuckMessage>>> {
+        let _ = (state, changed_before, limit);
+        Box::pin(async {
+            Err(StoreError::Backend(
+                "stuck queries are not supported by this store".into(),
             ))
         })
     }

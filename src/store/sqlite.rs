@@ -23,8 +23,8 @@ use super::spool::{sync_dir, FileRef, Spool};
 use super::{
     Cursor, Direction, Event, Filter, Lease, MessageRecord, MessageStore, NewInbound,
     NewNotification, NewOutbound, OutboxId, OutboxItem, Outcome, Page, Payload, PruneReport,
-    PurgeOptions, PurgeReport, Receipt, Received, Result, RetentionRule, State, StoreError,
-    StoreId, Submitted,
+    PurgeOptions, PurgeReport, Receipt, Received, Result, RetentionRule, State, StateCount,
+    StoreError, StoreId, StoreStats, StuckMessage, Submitted,
 };
 use crate::ebms::codes::EbmsCode;
 
@@ -1676,4 +1676,94 @@ impl MessageStore for SqliteStore {
             Ok(report)
         })
     }
+
+    fn stats(&self) -> BoxFuture<'_, Result<StoreStats>> {
+        let db = self.inner.db_path.clone();
+        Box::pin(self.read(move |c| stats_tx(c, &db)))
+    }
+
+    fn stuck(
+        &self,
+        state: State,
+        changed_before: OffsetDateTime,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<StuckMessage>>> {
+        Box::pin(self.read(move |c| stuck_tx(c, state, ts(changed_before), limit)))
+    }
+}
+
+/// Counts per (direction, state) (the `messages_state` index covers it) and the bytes on
+/// disk: the database with its WAL, plus the spooled files as recorded (cheaper than walking
+/// the spool directory at every scrape).
+fn stats_tx(c: &Connection, db: &Path) -> Result<StoreStats> {
+    let rows = c
+        .prepare_cached(
+            "SELECT direction, state, COUNT(*), MIN(created_at), MIN(updated_at) FROM messages GROUP BY direction, state",
+        )?
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut by_state = Vec::with_capacity(rows.len());
+    for (d, st, n, created, updated) in rows {
+        by_state.push(StateCount {
+            direction: d.parse()?,
+            state: st.parse()?,
+            count: u64::try_from(n).unwrap_or(0),
+            oldest_created: created.map(from_ts).transpose()?,
+            oldest_updated: updated.map(from_ts).transpose()?,
+        });
+    }
+    let spooled: i64 = c.query_row(
+        "SELECT (SELECT COALESCE(SUM(size), 0) FROM payloads) + (SELECT COALESCE(SUM(wire_size), 0) FROM messages)",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut bytes = u64::try_from(spooled).unwrap_or(0);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        if let Ok(m) = std::fs::metadata(PathBuf::from(p)) {
+            bytes += m.len();
+        }
+    }
+    Ok(StoreStats { by_state, bytes })
+}
+
+fn stuck_tx(c: &Connection, state: State, before: i64, limit: usize) -> Result<Vec<StuckMessage>> {
+    let rows = c
+        .prepare_cached(
+            "SELECT id, direction, message_id, conversation_id, pmode_id, updated_at FROM messages \
+             WHERE state = ?1 AND updated_at < ?2 ORDER BY updated_at LIMIT ?3",
+        )?
+        .query_map(params![state.as_str(), before, limit_i64(limit)], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter()
+        .map(|(id, d, mid, conv, pmode, at)| {
+            Ok(StuckMessage {
+                id: StoreId(id),
+                direction: d.parse()?,
+                state,
+                message_id: mid,
+                conversation_id: conv,
+                pmode_id: pmode,
+                since: from_ts(at)?,
+            })
+        })
+        .collect()
 }

@@ -22,5 +22,6 @@ mod packaging;
 mod pmode;
 mod security;
 mod store;
+mod telemetry;
 mod transport;
 mod walkthrough;
