@@ -128,14 +128,21 @@ pub fn matrix(
     for s in scenarios {
         let own = find(in_process, &s.name);
         let (a, b, c) = if s.replay.is_some() {
-            ("—".to_string(), "—".to_string(), cell(own.as_ref()))
+            let mut v = cell(own.as_ref());
+            if v == "pass" {
+                // the recorded verdict the replay met
+                if let Some(code) = &s.expect.code {
+                    v = format!("pass ({code})");
+                }
+            }
+            ("—".to_string(), "—".to_string(), v)
         } else {
             let a = cell(own.as_ref());
             let b = cell(find(as4py, &s.name).as_ref());
             (a, b, "—".to_string())
         };
         for (i, v) in [&a, &b, &c].into_iter().enumerate() {
-            if v == "pass" {
+            if v.starts_with("pass") {
                 count[i][0] += 1;
             } else if v == "FAIL" {
                 count[i][1] += 1;

@@ -362,8 +362,11 @@ pub fn fixture_message(bytes: &[u8]) -> anyhow::Result<(String, Vec<u8>)> {
 
 /// Replays a fixture to one in-process gateway whose clock is pinned to `rp.at`.
 async fn run_replay(base: &Path, s: &Scenario, rp: &Replay) -> anyhow::Result<Vec<String>> {
-    let at = time::OffsetDateTime::parse(&rp.at, &time::format_description::well_known::Rfc3339)
-        .map_err(|e| anyhow::anyhow!("at {:?}: {e}", rp.at))?;
+    let at = match &rp.at {
+        Some(a) => time::OffsetDateTime::parse(a, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| anyhow::anyhow!("at {a:?}: {e}"))?,
+        None => time::OffsetDateTime::now_utc(),
+    };
     let dir = world::TempDir::new("as4gw-replay")?;
     let pm = dir.path().join("pmodes");
     world::copy_pmodes_from(
@@ -397,6 +400,25 @@ async fn run_replay(base: &Path, s: &Scenario, rp: &Replay) -> anyhow::Result<Ve
     Ok(f)
 }
 
+/// The `eb:ErrorDetail` (or `eb:Description`) text of an error signal, for the report.
+pub fn error_detail(body: &[u8]) -> String {
+    let t = String::from_utf8_lossy(body);
+    for tag in [
+        "ErrorDetail>",
+        "Description xml:lang=\"en\">",
+        "Description>",
+        "Text xml:lang=\"en\">",
+    ] {
+        if let Some((_, rest)) = t.split_once(tag) {
+            if let Some((d, _)) = rest.split_once('<') {
+                return d.trim().to_string();
+            }
+        }
+    }
+    // not an ebMS error signal: the start of the body
+    t.chars().take(160).collect()
+}
+
 /// The receiver's answer against `outcome`, `code`, `http-status`.
 /// `check_status`: false for the Python partner, whose harness answers every signal with 200;
 /// the profile does not fix the HTTP status of an error signal (digest §"Error", UNCONFIRMED),
@@ -418,16 +440,21 @@ fn judge_answer(
             let text = String::from_utf8_lossy(&x.body);
             if x.status != 200 || x.code.is_some() || !text.contains("Receipt") {
                 f.push(format!(
-                    "expected a receipt, got HTTP {} {:?}",
-                    x.status, x.code
+                    "expected a receipt, got HTTP {} {:?} ({})",
+                    x.status,
+                    x.code,
+                    error_detail(&x.body)
                 ));
             }
         }
         (Outcome::Error, Some(x)) => {
             if x.code != e.code {
                 f.push(format!(
-                    "expected {:?}, got {:?} (HTTP {})",
-                    e.code, x.code, x.status
+                    "expected {:?}, got {:?} (HTTP {}: {})",
+                    e.code,
+                    x.code,
+                    x.status,
+                    error_detail(&x.body)
                 ));
             }
             if let Some(st) = e.http_status.filter(|_| check_status) {

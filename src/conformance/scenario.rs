@@ -58,8 +58,9 @@ pub struct Replay {
     /// Relative to the base directory: a SOAP envelope (`*.xml`), a MIME package with its
     /// headers, or an HTTP capture (headers + body).
     pub fixture: String,
-    /// The receiving gateway's clock (RFC 3339).
-    pub at: String,
+    /// The receiving gateway's clock (RFC 3339); default: the current time.
+    #[serde(default)]
+    pub at: Option<String>,
     /// The receiving gateway's configuration (default `as4gw.toml`, red).
     #[serde(default)]
     pub config: Option<String>,
