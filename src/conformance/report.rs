@@ -100,10 +100,23 @@ pub fn matrix(
     as4py: &[CaseResult],
 ) -> String {
     let mut reasons: Vec<String> = Vec::new();
+    let mut fails: Vec<String> = Vec::new();
     let mut cell = |r: Option<&CaseResult>| -> String {
         match r {
             None => "not run".to_string(),
-            Some(r) if r.failed() => "FAIL".to_string(),
+            Some(r) if r.failed() => {
+                // the first failure without the answer's detail (which names message ids)
+                let first = r.failures.first().map(String::as_str).unwrap_or_default();
+                let first = first.split(" (HTTP").next().unwrap_or(first).to_string();
+                let n = match fails.iter().position(|x| *x == first) {
+                    Some(i) => i + 1,
+                    None => {
+                        fails.push(first);
+                        fails.len()
+                    }
+                };
+                format!("FAIL [f{n}]")
+            }
             Some(CaseResult {
                 not_supported: Some(why),
                 ..
@@ -144,7 +157,7 @@ pub fn matrix(
         for (i, v) in [&a, &b, &c].into_iter().enumerate() {
             if v.starts_with("pass") {
                 count[i][0] += 1;
-            } else if v == "FAIL" {
+            } else if v.starts_with("FAIL") {
                 count[i][1] += 1;
             } else if v.starts_with("not supported") {
                 count[i][2] += 1;
@@ -157,6 +170,12 @@ pub fn matrix(
         "| **total** | | {} pass, {} fail | {} pass, {} fail, {} not supported | {} pass, {} fail |",
         count[0][0], count[0][1], count[1][0], count[1][1], count[1][2], count[2][0], count[2][1]
     );
+    if !fails.is_empty() {
+        out.push_str("\nFailures (first unmet expectation):\n\n");
+        for (i, r) in fails.iter().enumerate() {
+            let _ = writeln!(out, "- f{}: {r}", i + 1);
+        }
+    }
     if !reasons.is_empty() {
         out.push_str("\nNot supported by the partner:\n\n");
         for (i, r) in reasons.iter().enumerate() {
