@@ -170,11 +170,7 @@ fn matrix(a: MatrixArgs) -> anyhow::Result<ExitCode> {
         Partner::As4py(&partner),
     ));
     drop(partner);
-    let table = format!(
-        "{}{}",
-        MATRIX_HEAD,
-        report::matrix(&scenarios, &own, &py)
-    );
+    let table = format!("{}{}", MATRIX_HEAD, report::matrix(&scenarios, &own, &py));
     std::fs::write(&a.out, &table)?;
     print!("{}", report::table(&own));
     print!("{}", report::table(&py));

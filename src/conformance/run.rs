@@ -106,7 +106,10 @@ pub fn as4py_support(s: &Scenario, suite_20: bool) -> Option<String> {
         return Some("the library reads exactly one payload part".into());
     }
     if send.pmode.starts_with("ebms-test") {
-        return Some("the library handles Peppol-shaped business messages only, not the ebMS test service".into());
+        return Some(
+            "the library handles Peppol-shaped business messages only, not the ebMS test service"
+                .into(),
+        );
     }
     if s.expect.compressed == Some(false) {
         return Some("the library's agreement compresses every payload".into());
@@ -336,8 +339,8 @@ fn suite_20(base: &Path, s: &Scenario) -> anyhow::Result<bool> {
         return Ok(false);
     };
     let path = base.join("pmodes").join(format!("{}.toml", send.pmode));
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(text
         .lines()
         .any(|l| l.trim_start().starts_with("suite") && l.contains("edelivery-2.0")))
@@ -352,7 +355,10 @@ pub fn fixture_message(bytes: &[u8]) -> anyhow::Result<(String, Vec<u8>)> {
     let t = &bytes[start..];
     let t = t.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(t);
     if t.starts_with(b"<") {
-        return Ok(("application/soap+xml; charset=UTF-8".to_string(), t.to_vec()));
+        return Ok((
+            "application/soap+xml; charset=UTF-8".to_string(),
+            t.to_vec(),
+        ));
     }
     let (ct, body) = crate::mime::split_headers(t).map_err(|e| anyhow::anyhow!("{e}"))?;
     // folded header lines (CRLF + blank) unfolded
@@ -563,9 +569,7 @@ async fn run_inner(
     };
     match (e.delivered, deliveries) {
         (Delivered::Never, Some(n)) if n != 0 => f.push(format!("expected no delivery, got {n}")),
-        (Delivered::Once, Some(n)) if n != 1 => {
-            f.push(format!("expected one delivery, got {n}"))
-        }
+        (Delivered::Once, Some(n)) if n != 1 => f.push(format!("expected one delivery, got {n}")),
         (Delivered::Once, Some(_)) => match (rx, partner, &obs.message_id) {
             (Some(rx), _, Some(mid)) => {
                 check_delivered(rx, mid, s, send, &expected_payloads, &mut f).await?

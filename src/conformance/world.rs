@@ -46,16 +46,11 @@ impl Drop for TempDir {
 /// endpoints mapped to the in-memory URLs and a retry schedule of `resends` resends one minute
 /// apart.
 pub fn copy_pmodes(base: &Path, to: &Path, resends: u32) -> anyhow::Result<()> {
-    copy_pmodes_from(
-        &base.join("pmodes"),
-        to,
-        resends,
-        &|url: &str| match url {
-            "https://127.0.0.1:8443/as4" => Some(RED_URL.to_string()),
-            "https://127.0.0.1:9443/as4" => Some(BLUE_URL.to_string()),
-            _ => None,
-        },
-    )
+    copy_pmodes_from(&base.join("pmodes"), to, resends, &|url: &str| match url {
+        "https://127.0.0.1:8443/as4" => Some(RED_URL.to_string()),
+        "https://127.0.0.1:9443/as4" => Some(BLUE_URL.to_string()),
+        _ => None,
+    })
 }
 
 /// Copies every `*.toml` of `from` into `to`: relative paths (`"../…"`, `"./…"`) made
@@ -68,8 +63,8 @@ pub fn copy_pmodes_from(
     endpoint: &dyn Fn(&str) -> Option<String>,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(to)?;
-    let from = std::fs::canonicalize(from)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", from.display()))?;
+    let from =
+        std::fs::canonicalize(from).map_err(|e| anyhow::anyhow!("{}: {e}", from.display()))?;
     let retry =
         format!("retry = {{ attempts = {resends}, interval = \"1m\", backoff = \"constant\" }}");
     let mut copied = 0;
@@ -517,7 +512,16 @@ impl World {
         let load = |file: &str| {
             Config::load(&base.join(file), now).map_err(|e| anyhow::anyhow!("{file}: {e:?}"))
         };
-        let red = side(dir.path(), "red", load("as4gw.toml")?, &pm, &clock, &net, RED_URL).await?;
+        let red = side(
+            dir.path(),
+            "red",
+            load("as4gw.toml")?,
+            &pm,
+            &clock,
+            &net,
+            RED_URL,
+        )
+        .await?;
         let blue = side(
             dir.path(),
             "blue",

@@ -159,7 +159,8 @@ fn run_against_a_serve_process_over_https() {
     );
     for name in &want {
         assert!(
-            text.lines().any(|l| l.starts_with(name.as_str()) && l.ends_with("pass")),
+            text.lines()
+                .any(|l| l.starts_with(name.as_str()) && l.ends_with("pass")),
             "{name} not run or not passed:\n{text}"
         );
     }
@@ -183,8 +184,10 @@ fn run_against_a_serve_process_over_https() {
     // A wrong expectation against the same target fails the run.
     let scen = dir.path().join("wrong");
     std::fs::create_dir_all(&scen).expect("dir");
-    let good = std::fs::read_to_string(repo().join("conformance/scenarios/receiver-0102-tampered-payload.toml"))
-        .expect("read");
+    let good = std::fs::read_to_string(
+        repo().join("conformance/scenarios/receiver-0102-tampered-payload.toml"),
+    )
+    .expect("read");
     assert!(good.contains("code = \"EBMS:0102\""));
     std::fs::write(
         scen.join("wrong.toml"),
@@ -229,7 +232,10 @@ fn committed_matrix_equals_the_command_output() {
     let produced = std::fs::read_to_string(&out_file).expect("matrix written");
     // the Python column really ran: passes there, and every unsupported case has a reason
     assert!(produced.contains("| pass | — |"), "{produced}");
-    assert!(produced.contains("Not supported by the partner:"), "{produced}");
+    assert!(
+        produced.contains("Not supported by the partner:"),
+        "{produced}"
+    );
     let committed =
         std::fs::read_to_string(repo().join("conformance/matrix.md")).expect("committed matrix");
     assert!(
@@ -237,5 +243,53 @@ fn committed_matrix_equals_the_command_output() {
         "conformance/matrix.md differs from `as4gw conformance matrix` (regenerate it):\n{produced}"
     );
     let xml = std::fs::read_to_string(&junit).expect("junit");
-    assert!(xml.contains("<skipped message=\"not supported by the partner"), "{xml}");
+    assert!(
+        xml.contains("<skipped message=\"not supported by the partner"),
+        "{xml}"
+    );
+}
+
+/// Every fixture recorded in expectations.json is replayed by exactly one case, and no replay
+/// of a fixture whose SignedInfo does not verify as published expects a receipt.
+#[test]
+fn every_interop_fixture_has_a_replay_case() {
+    let exp: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo().join("tests/fixtures/interop/expectations.json")).expect("read"),
+    )
+    .expect("json");
+    let mut replays = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(repo().join("conformance/scenarios"))
+        .expect("dir")
+        .flatten()
+    {
+        let v: toml::Value =
+            toml::from_str(&std::fs::read_to_string(e.path()).expect("read")).expect("toml");
+        if let Some(f) = v
+            .get("replay")
+            .and_then(|r| r.get("fixture"))
+            .and_then(|f| f.as_str())
+        {
+            let outcome = v["expect"]["outcome"].as_str().unwrap_or("").to_string();
+            assert!(
+                replays.insert(f.to_string(), outcome).is_none(),
+                "{f} replayed twice"
+            );
+        }
+    }
+    let map = exp.as_object().expect("object");
+    assert_eq!(replays.len(), map.len(), "one case per fixture");
+    for (rel, entry) in map {
+        let outcome = replays
+            .get(&format!("tests/fixtures/{rel}"))
+            .unwrap_or_else(|| panic!("{rel}: no replay case"));
+        let sig = entry
+            .pointer("/security/as_published/signatures/0/signedinfo_signature")
+            .and_then(|s| s.as_str());
+        if sig.is_some_and(|s| s != "valid") {
+            assert_ne!(
+                outcome, "receipt",
+                "{rel}: signature {sig:?} but a receipt expected"
+            );
+        }
+    }
 }
