@@ -108,7 +108,12 @@ fn run_cases(a: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
         // Only the cases a partner not under our control can take part in.
+        let before = scenarios.len();
         scenarios.retain(|s| conformance::run::remote_support(s).is_none());
+        println!(
+            "--target: {} of {before} cases need no control of the partner; the others are not run",
+            scenarios.len()
+        );
         if !a.pmode.is_empty() {
             scenarios.retain(|s| s.send.as_ref().is_some_and(|x| a.pmode.contains(&x.pmode)));
         }
@@ -175,7 +180,10 @@ fn matrix(a: MatrixArgs) -> anyhow::Result<ExitCode> {
     print!("{}", report::table(&own));
     print!("{}", report::table(&py));
     if let Some(j) = &a.junit {
-        std::fs::write(j, report::junit(&[own.clone(), py].concat()))?;
+        std::fs::write(
+            j,
+            report::junit_suites(&[("as4gw", own.as_slice()), ("as4py", py.as_slice())]),
+        )?;
     }
     Ok(if own.iter().any(|r| r.failed()) {
         ExitCode::from(1)

@@ -50,13 +50,29 @@ pub fn table(results: &[CaseResult]) -> String {
 
 /// JUnit XML: one testsuite, one testcase per scenario (classname = category).
 pub fn junit(results: &[CaseResult]) -> String {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    suite(&mut out, "as4gw-conformance", results);
+    out
+}
+
+/// JUnit XML with one testsuite per partner (`as4gw-conformance-<partner>`).
+pub fn junit_suites(runs: &[(&str, &[CaseResult])]) -> String {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
+    for (partner, results) in runs {
+        suite(&mut out, &format!("as4gw-conformance-{partner}"), results);
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
+
+fn suite(out: &mut String, name: &str, results: &[CaseResult]) {
     let failures = results.iter().filter(|r| r.failed()).count();
     let skipped = results.iter().filter(|r| r.not_supported.is_some()).count();
     let total: f64 = results.iter().map(|r| r.seconds).sum();
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
-        "<testsuite name=\"as4gw-conformance\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{total:.3}\">",
+        "<testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{total:.3}\">",
+        xml_escape(name),
         results.len()
     );
     for r in results {
@@ -87,7 +103,6 @@ pub fn junit(results: &[CaseResult]) -> String {
         }
     }
     out.push_str("</testsuite>\n");
-    out
 }
 
 /// The interop matrix as Markdown: one row per scenario; a column for as4gw against itself

@@ -153,6 +153,13 @@ fn run_against_a_serve_process_over_https() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     let want = remote_capable(&repo().join("conformance/scenarios"));
     assert!(want.len() >= 20, "{want:?}");
+    let total = std::fs::read_dir(repo().join("conformance/scenarios"))
+        .expect("dir")
+        .count();
+    assert!(
+        text.contains(&format!("--target: {} of {total} cases", want.len())),
+        "{text}"
+    );
     assert!(
         text.contains(&format!("{n}/{n} passed", n = want.len())),
         "{text}"
@@ -246,6 +253,11 @@ fn committed_matrix_equals_the_command_output() {
     assert!(
         xml.contains("<skipped message=\"not supported by the partner"),
         "{xml}"
+    );
+    assert_eq!(
+        xml.matches("<testsuite ").count(),
+        2,
+        "one suite per partner: {xml}"
     );
 }
 
