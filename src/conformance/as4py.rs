@@ -19,6 +19,8 @@ const PEPPOL_AP: &str = "urn:fdc:peppol.eu:2017:identifiers:ap";
 pub struct As4pyPartner {
     child: Child,
     dir: TempDir,
+    base: PathBuf,
+    python: PathBuf,
     /// How red reaches it.
     pub target: RemoteTarget,
 }
@@ -77,7 +79,63 @@ impl As4pyPartner {
                 }),
             },
             dir,
+            base: base.to_path_buf(),
+            python: python.to_path_buf(),
         })
+    }
+
+    /// The library sends: `partner.py send` builds a message around `document` (its SBD),
+    /// POSTs it to `url` over HTTPS and verifies the answer. Returns its verdict (JSON) and
+    /// the SBD it sent.
+    pub async fn send(&self, url: &str, document: &[u8]) -> anyhow::Result<(Value, Vec<u8>)> {
+        let out = self
+            .dir
+            .path()
+            .join(format!("send-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&out)?;
+        let doc = out.join("document.xml");
+        std::fs::write(&doc, document)?;
+        let demo = |f: &str| self.base.join("certs/demo").join(f);
+        let mut cmd = Command::new(&self.python);
+        cmd.arg(self.base.join("tests/interop/python/partner.py"))
+            .arg("send")
+            .args(["--party-id", "as4py-blue"])
+            .arg("--cert")
+            .arg(demo("blue/rsa.cert.pem"))
+            .arg("--key")
+            .arg(demo("blue/rsa.key.pem"))
+            .arg("--tls-cert")
+            .arg(demo("blue/tls.cert.pem"))
+            .arg("--tls-key")
+            .arg(demo("blue/tls.key.pem"))
+            .arg("--ca")
+            .arg(demo("ca.cert.pem"))
+            .arg("--out")
+            .arg(&out)
+            .args(["--url", url, "--to-party-id", "as4gw-red"])
+            .arg("--to-cert")
+            .arg(demo("red/rsa.cert.pem"))
+            .args(["--sender", super::run::AS4PY_SENDER])
+            .args(["--recipient", super::run::AS4PY_RECIPIENT])
+            .args(["--instance-id", "conformance-as4py-send"])
+            .arg("--payload")
+            .arg(&doc);
+        let run = tokio::task::spawn_blocking(move || cmd.output()).await??;
+        if !run.status.success() {
+            anyhow::bail!(
+                "partner.py send: {}\n{}",
+                run.status,
+                String::from_utf8_lossy(&run.stderr)
+            );
+        }
+        let verdict: Value = serde_json::from_slice(&run.stdout).map_err(|e| {
+            anyhow::anyhow!(
+                "partner.py send printed no verdict ({e}): {}",
+                String::from_utf8_lossy(&run.stdout)
+            )
+        })?;
+        let sent = std::fs::read(out.join("sent.sbd.xml"))?;
+        Ok((verdict, sent))
     }
 
     /// The payloads the library accepted (verdict `ok`) for `message_id`, one per reception.

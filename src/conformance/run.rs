@@ -83,8 +83,8 @@ pub const AS4PY_PMODE: &str = "as4py-red-blue";
 const AS4PY_ACTION: &str = "busdox-docid-qns::urn:oasis:names:specification:ubl:schema:xsd:Invoice-2::Invoice##urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0::2.1";
 const AS4PY_PROCESS: &str = "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0";
 const ISO6523: &str = "iso6523-actorid-upis";
-const AS4PY_SENDER: &str = "0088:5798000000001";
-const AS4PY_RECIPIENT: &str = "0088:5798000000002";
+pub const AS4PY_SENDER: &str = "0088:5798000000001";
+pub const AS4PY_RECIPIENT: &str = "0088:5798000000002";
 
 /// Why the Python `as4==0.2.0` library cannot take part in a case (`None`: it can). Its
 /// limits are the ones pinned in docs/interop.md; the case then runs on its Peppol-shaped
@@ -95,10 +95,20 @@ pub fn as4py_support(s: &Scenario, suite_20: bool) -> Option<String> {
             return Some(n.reason.clone());
         }
     }
-    if let Some(r) = remote_support(s) {
-        return Some(r);
+    if s.replay.is_some() {
+        return remote_support(s);
     }
     let send = s.send.as_ref()?;
+    if send.from == Gateway::Blue && !s.needs_partner_control {
+        // the library sends (partner.py send): well-formed messages only
+        if s.mutation.is_some() {
+            return Some(
+                "the library sends only what its builder makes: no mutation on its side".into(),
+            );
+        }
+    } else if let Some(r) = remote_support(s) {
+        return Some(r);
+    }
     if suite_20 {
         return Some("eDelivery AS4 2.0: the library has no Ed25519/X25519".into());
     }
@@ -320,10 +330,13 @@ pub async fn run_scenario(base: &Path, s: &Scenario, partner: Partner<'_>) -> Ca
         r.not_supported = Some(why);
         return r;
     }
-    let res = match (&s.replay, &s.send) {
-        (Some(rp), _) => run_replay(base, s, rp).await,
-        (None, Some(send)) => run_inner(base, s, send, partner).await,
-        (None, None) => Err(anyhow::anyhow!("neither [send] nor [replay]")),
+    let res = match (&s.replay, &s.send, partner) {
+        (Some(rp), _, _) => run_replay(base, s, rp).await,
+        (None, Some(send), Partner::As4py(p)) if send.from == Gateway::Blue => {
+            run_as4py_sends(s, p).await
+        }
+        (None, Some(send), _) => run_inner(base, s, send, partner).await,
+        (None, None, _) => Err(anyhow::anyhow!("neither [send] nor [replay]")),
     };
     r.failures = match res {
         Ok(f) => f,
@@ -344,6 +357,72 @@ fn suite_20(base: &Path, s: &Scenario) -> anyhow::Result<bool> {
     Ok(text
         .lines()
         .any(|l| l.trim_start().starts_with("suite") && l.contains("edelivery-2.0")))
+}
+
+/// The Python library sends to red (in-process, behind a real HTTPS listener): its verdict on
+/// red's receipt stands for the sender's state, red's store for the backend's view.
+async fn run_as4py_sends(s: &Scenario, p: &As4pyPartner) -> anyhow::Result<Vec<String>> {
+    let w = World::remote(&p.target).await?;
+    let listener = world::listen(&w.red).await?;
+    let document = format!(
+        "<Invoice xmlns=\"urn:oasis:names:specification:ubl:schema:xsd:Invoice-2\" xmlns:cbc=\"urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2\"><cbc:ID>{}</cbc:ID></Invoice>",
+        s.name
+    );
+    let (verdict, sent) = p.send(&listener.url, document.as_bytes()).await?;
+    drop(listener);
+    let mut f = Vec::new();
+    let e = &s.expect;
+    let status = verdict["http_status"].as_u64().unwrap_or(0);
+    let state = verdict["state"].as_str().unwrap_or("").to_string();
+    match e.outcome {
+        Outcome::Receipt => {
+            if status != 200 || verdict["ok"] != true {
+                f.push(format!(
+                    "expected a receipt the library accepts, got {verdict}"
+                ));
+            }
+        }
+        other => f.push(format!("{other:?}: not checkable when the library sends")),
+    }
+    if let Some(want) = &e.sender_state {
+        // the library's exchange states: acknowledged (receipt verified) or failed
+        if !state.eq_ignore_ascii_case(want) {
+            f.push(format!(
+                "sender state: expected {want}, library says {state:?}"
+            ));
+        }
+    }
+    let mid = verdict["message_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let deliveries = delivery_count(&w.red, &w.clock).await?;
+    match e.delivered {
+        Delivered::Never if deliveries != 0 => {
+            f.push(format!("expected no delivery, got {deliveries}"))
+        }
+        Delivered::Once if deliveries != 1 => {
+            f.push(format!("expected one delivery, got {deliveries}"))
+        }
+        Delivered::Once => {
+            let rec = w
+                .red
+                .store
+                .get_by_message_id(Direction::Inbound, &mid)
+                .await?;
+            match rec.as_ref().and_then(|r| r.payloads.first()) {
+                Some(pl) => {
+                    let got = tokio::fs::read(w.red.store.spool().path(&pl.file)).await?;
+                    if got != sent {
+                        f.push("the stored payload differs from the SBD the library sent".into());
+                    }
+                }
+                None => f.push(format!("{mid} not stored by red")),
+            }
+        }
+        _ => {}
+    }
+    Ok(f)
 }
 
 /// Reads a recorded message: a bare SOAP envelope, or headers (HTTP or MIME) + body.

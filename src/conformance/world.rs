@@ -570,3 +570,69 @@ impl World {
         })
     }
 }
+
+/// Red's AS4 endpoint over real HTTPS for a partner that sends (the Python library): the
+/// listener `serve` would open, on a free loopback port, until dropped.
+pub struct Listener {
+    pub url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// Serves `side`'s MSH at `https://127.0.0.1:<free port>/as4` with its `[as4.tls]` pair
+/// (client certificates optional, checked against `[as4.tls] client-ca`).
+pub async fn listen(side: &Side) -> anyhow::Result<Listener> {
+    use crate::transport::{ClientAuthMode, Server, ServerLimits, ServerTlsFiles};
+    use http_body_util::Full;
+    let cfg = &side.cfg;
+    let tls = ServerTlsFiles {
+        cert_chain: cfg.as4.tls_cert.path.clone(),
+        private_key: cfg.as4.tls_key.clone(),
+        client_auth: ClientAuthMode::Optional,
+        client_trust_anchors: cfg.as4.client_ca.iter().map(|c| c.path.clone()).collect(),
+        protocols: TlsProtocols::default(),
+    }
+    .load()?
+    .build()?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let server = Server::from_listener(listener, Some(tls), ServerLimits::default());
+    let url = format!("https://127.0.0.1:{}/as4", server.local_addr()?.port());
+    let msh = Arc::clone(&side.msh);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.serve(
+        move |req: http::Request<hyper::body::Incoming>, _peer| {
+            let msh = Arc::clone(&msh);
+            async move {
+                let ct = req
+                    .headers()
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let stream = http_body_util::BodyExt::into_data_stream(req.into_body());
+                let r = msh.receive(ct.as_deref(), stream).await;
+                let mut resp = http::Response::new(Full::new(Bytes::from(r.body)));
+                *resp.status_mut() = http::StatusCode::from_u16(r.status)
+                    .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+                resp.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static(r.content_type),
+                );
+                resp
+            }
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Ok(Listener {
+        url,
+        stop: Some(stop),
+    })
+}
