@@ -136,7 +136,7 @@ pub fn as4py_support(s: &Scenario, suite_20: bool) -> Option<String> {
             | MutationKind::WrongFixedValue
             | MutationKind::NotAUuid,
         ) => Some(
-            "a P-Mode check (service, action, role, fixed values): the library has no P-Modes and accepts any"
+            "a P-Mode check (service, action, role, fixed values): the library has no P-Modes (tried: it accepts an unknown action and a wrong To role)"
                 .into(),
         ),
         _ => None,
