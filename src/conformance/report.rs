@@ -150,7 +150,7 @@ pub fn matrix(
     };
     let find = |rs: &[CaseResult], name: &str| rs.iter().find(|x| x.name == name).cloned();
     let mut out = String::from(
-        "| case | category | as4gw ↔ as4gw (in-process) | as4gw → as4py 0.2.0 (HTTPS) | fixture replay → as4gw |\n|---|---|---|---|---|\n",
+        "| case | category | as4gw ↔ as4gw (in-process) | as4gw ↔ as4py 0.2.0 (HTTPS) | fixture replay → as4gw |\n|---|---|---|---|---|\n",
     );
     let mut count = [[0usize; 3]; 3];
     for s in scenarios {
