@@ -1,5 +1,7 @@
-//! `as4gw conformance run`: every scenario of `conformance/scenarios/` against two in-process
-//! gateways; a table on stdout, JUnit XML on request; exit 0 only if every case passes.
+//! `as4gw conformance run`: the scenarios of `conformance/scenarios/` against one partner (a
+//! second in-process as4gw, `--target URL`, or `--partner as4py`); a table on stdout, JUnit XML
+//! on request; exit 0 only if no case fails. `as4gw conformance matrix`: every partner, written
+//! as `conformance/matrix.md`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
