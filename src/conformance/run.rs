@@ -937,3 +937,48 @@ async fn check_delivered(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(text: &str) -> Scenario {
+        toml::from_str(text).expect("scenario")
+    }
+
+    const PUSH: &str = "category = \"push\"\n[send]\npmode = \"oots-red-blue\"\naction = \"A\"\n[[send.payload]]\nname = \"p\"\nmime-type = \"application/xml\"\ntext = \"x\"\n[expect]\noutcome = \"receipt\"\ndelivered = \"once\"\n";
+
+    #[test]
+    fn the_python_partner_takes_a_one_payload_115_push_only() {
+        assert_eq!(as4py_support(&scenario(PUSH), false), None);
+        assert!(as4py_support(&scenario(PUSH), true).is_some_and(|r| r.contains("2.0")));
+        let two = PUSH.replacen(
+            "[expect]",
+            "[[send.payload]]\nname = \"q\"\nmime-type = \"application/xml\"\ntext = \"y\"\n[expect]",
+            1,
+        );
+        assert!(as4py_support(&scenario(&two), false).is_some_and(|r| r.contains("one payload")));
+        let dup = format!("{PUSH}[mutation]\nkind = \"replay\"\n");
+        assert!(as4py_support(&scenario(&dup), false).is_some_and(|r| r.contains("duplicate")));
+        let control = PUSH.replacen(
+            "category = \"push\"\n",
+            "category = \"push\"\nneeds-partner-control = true\n",
+            1,
+        );
+        assert!(remote_support(&scenario(&control)).is_some());
+        assert!(as4py_support(&scenario(&control), false).is_some());
+    }
+
+    #[test]
+    fn a_fixture_is_read_as_bare_soap_or_with_its_headers() {
+        let (ct, body) = fixture_message(b"\n<S:Envelope/>").expect("soap");
+        assert!(ct.starts_with("application/soap+xml"));
+        assert_eq!(body, b"<S:Envelope/>");
+        let (ct, body) = fixture_message(
+            b"Date: x\r\nContent-Type: multipart/related;\r\n\tboundary=\"b\"\r\n\r\n--b\r\n",
+        )
+        .expect("mime");
+        assert_eq!(ct, "multipart/related; boundary=\"b\"");
+        assert_eq!(body, b"--b\r\n");
+    }
+}

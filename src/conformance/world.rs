@@ -636,3 +636,29 @@ pub async fn listen(side: &Side) -> anyhow::Result<Listener> {
         stop: Some(stop),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_become_absolute_and_others_stay() {
+        let dir = Path::new("/repo/pmodes/interop");
+        assert_eq!(
+            absolute_paths("signing-cert = \"../../certs/x.pem\" # \"kept\"", dir),
+            "signing-cert = \"/repo/pmodes/interop/../../certs/x.pem\" # \"kept\""
+        );
+        assert_eq!(
+            absolute_paths("a = [\"./k.pem\", \"/abs.pem\"]", dir),
+            "a = [\"/repo/pmodes/interop/./k.pem\", \"/abs.pem\"]"
+        );
+        assert_eq!(absolute_paths("no quotes", dir), "no quotes");
+    }
+
+    #[test]
+    fn error_code_is_read_from_a_signal_and_absent_from_a_receipt() {
+        let err = br#"<eb:Error errorCode="EBMS:0101" severity="failure"/>"#;
+        assert_eq!(error_code(err).as_deref(), Some("EBMS:0101"));
+        assert_eq!(error_code(b"<eb:Receipt/>"), None);
+    }
+}
