@@ -28,25 +28,51 @@ pub fn table(results: &[CaseResult]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{:<w$}  {:<c$}  result", "case", "category");
     for r in results {
-        let verdict = if r.passed() { "pass" } else { "FAIL" };
+        let verdict = match (&r.not_supported, r.failed()) {
+            (_, true) => "FAIL".to_string(),
+            (Some(why), false) => format!("not supported: {why}"),
+            (None, false) => "pass".to_string(),
+        };
         let _ = writeln!(out, "{:<w$}  {:<c$}  {verdict}", r.name, r.category);
         for f in &r.failures {
             let _ = writeln!(out, "    - {f}");
         }
     }
     let passed = results.iter().filter(|r| r.passed()).count();
-    let _ = writeln!(out, "{passed}/{} passed", results.len());
+    let skipped = results.iter().filter(|r| r.not_supported.is_some()).count();
+    let _ = write!(out, "{passed}/{} passed", results.len() - skipped);
+    if skipped > 0 {
+        let _ = write!(out, " ({skipped} not supported by the partner)");
+    }
+    out.push('\n');
     out
 }
 
 /// JUnit XML: one testsuite, one testcase per scenario (classname = category).
 pub fn junit(results: &[CaseResult]) -> String {
-    let failures = results.iter().filter(|r| !r.passed()).count();
-    let total: f64 = results.iter().map(|r| r.seconds).sum();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    suite(&mut out, "as4gw-conformance", results);
+    out
+}
+
+/// JUnit XML with one testsuite per partner (`as4gw-conformance-<partner>`).
+pub fn junit_suites(runs: &[(&str, &[CaseResult])]) -> String {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
+    for (partner, results) in runs {
+        suite(&mut out, &format!("as4gw-conformance-{partner}"), results);
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
+
+fn suite(out: &mut String, name: &str, results: &[CaseResult]) {
+    let failures = results.iter().filter(|r| r.failed()).count();
+    let skipped = results.iter().filter(|r| r.not_supported.is_some()).count();
+    let total: f64 = results.iter().map(|r| r.seconds).sum();
     let _ = writeln!(
         out,
-        "<testsuite name=\"as4gw-conformance\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{total:.3}\">",
+        "<testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{total:.3}\">",
+        xml_escape(name),
         results.len()
     );
     for r in results {
@@ -57,7 +83,13 @@ pub fn junit(results: &[CaseResult]) -> String {
             xml_escape(&r.name),
             r.seconds
         );
-        if r.passed() {
+        if let (Some(why), false) = (&r.not_supported, r.failed()) {
+            let _ = writeln!(
+                out,
+                ">\n    <skipped message=\"not supported by the partner: {}\"/>\n  </testcase>",
+                xml_escape(why)
+            );
+        } else if r.passed() {
             out.push_str("/>\n");
         } else {
             out.push_str(">\n");
@@ -71,40 +103,99 @@ pub fn junit(results: &[CaseResult]) -> String {
         }
     }
     out.push_str("</testsuite>\n");
-    out
 }
 
-/// The interop matrix as Markdown: one row per scenario, one column per partner pair. A case a
-/// partner cannot take part in is `—`; a case it can but that was not run is `not run`.
+/// The interop matrix as Markdown: one row per scenario; a column for as4gw against itself
+/// (in-process), for the Python library over HTTPS, and for the fixture replays. Cells: `pass`,
+/// `FAIL`, `not supported [n]` (the reasons listed below the table), `—` (not this column's
+/// kind of case). Deterministic: no timings, so the committed file can be compared.
 pub fn matrix(
-    results: &[CaseResult],
     scenarios: &[super::Scenario],
-    partners: &[(&str, Option<&[CaseResult]>)],
+    in_process: &[CaseResult],
+    as4py: &[CaseResult],
 ) -> String {
-    let mut out = String::from("| case | category | as4gw ↔ as4gw |");
-    for (p, _) in partners {
-        let _ = write!(out, " as4gw ↔ {p} |");
-    }
-    out.push_str("\n|---|---|---|");
-    for _ in partners {
-        out.push_str("---|");
-    }
-    out.push('\n');
-    let verdict = |r: &CaseResult| if r.passed() { "pass" } else { "FAIL" };
-    for (r, s) in results.iter().zip(scenarios) {
-        let _ = write!(out, "| {} | {} | {} |", r.name, r.category, verdict(r));
-        for (p, res) in partners {
-            let cell = if !s.partners.iter().any(|x| x == p) {
-                "—"
-            } else {
-                match res.and_then(|rs| rs.iter().find(|x| x.name == r.name)) {
-                    Some(x) => verdict(x),
-                    None => "not run",
-                }
-            };
-            let _ = write!(out, " {cell} |");
+    let mut reasons: Vec<String> = Vec::new();
+    let mut fails: Vec<String> = Vec::new();
+    let mut cell = |r: Option<&CaseResult>| -> String {
+        match r {
+            None => "not run".to_string(),
+            Some(r) if r.failed() => {
+                // the first failure without the answer's detail (which names message ids)
+                let first = r.failures.first().map(String::as_str).unwrap_or_default();
+                let first = first.split(" (HTTP").next().unwrap_or(first).to_string();
+                let n = match fails.iter().position(|x| *x == first) {
+                    Some(i) => i + 1,
+                    None => {
+                        fails.push(first);
+                        fails.len()
+                    }
+                };
+                format!("FAIL [f{n}]")
+            }
+            Some(CaseResult {
+                not_supported: Some(why),
+                ..
+            }) => {
+                let n = match reasons.iter().position(|x| x == why) {
+                    Some(i) => i + 1,
+                    None => {
+                        reasons.push(why.clone());
+                        reasons.len()
+                    }
+                };
+                format!("not supported [{n}]")
+            }
+            Some(_) => "pass".to_string(),
         }
-        out.push('\n');
+    };
+    let find = |rs: &[CaseResult], name: &str| rs.iter().find(|x| x.name == name).cloned();
+    let mut out = String::from(
+        "| case | category | as4gw ↔ as4gw (in-process) | as4gw ↔ as4py 0.2.0 (HTTPS) | fixture replay → as4gw |\n|---|---|---|---|---|\n",
+    );
+    let mut count = [[0usize; 3]; 3];
+    for s in scenarios {
+        let own = find(in_process, &s.name);
+        let (a, b, c) = if s.replay.is_some() {
+            let mut v = cell(own.as_ref());
+            if v == "pass" {
+                // the recorded verdict the replay met
+                if let Some(code) = &s.expect.code {
+                    v = format!("pass ({code})");
+                }
+            }
+            ("—".to_string(), "—".to_string(), v)
+        } else {
+            let a = cell(own.as_ref());
+            let b = cell(find(as4py, &s.name).as_ref());
+            (a, b, "—".to_string())
+        };
+        for (i, v) in [&a, &b, &c].into_iter().enumerate() {
+            if v.starts_with("pass") {
+                count[i][0] += 1;
+            } else if v.starts_with("FAIL") {
+                count[i][1] += 1;
+            } else if v.starts_with("not supported") {
+                count[i][2] += 1;
+            }
+        }
+        let _ = writeln!(out, "| {} | {} | {a} | {b} | {c} |", s.name, s.category);
+    }
+    let _ = writeln!(
+        out,
+        "| **total** | | {} pass, {} fail | {} pass, {} fail, {} not supported | {} pass, {} fail |",
+        count[0][0], count[0][1], count[1][0], count[1][1], count[1][2], count[2][0], count[2][1]
+    );
+    if !fails.is_empty() {
+        out.push_str("\nFailures (first unmet expectation):\n\n");
+        for (i, r) in fails.iter().enumerate() {
+            let _ = writeln!(out, "- f{}: {r}", i + 1);
+        }
+    }
+    if !reasons.is_empty() {
+        out.push_str("\nNot supported by the partner:\n\n");
+        for (i, r) in reasons.iter().enumerate() {
+            let _ = writeln!(out, "{}. {r}", i + 1);
+        }
     }
     out
 }

@@ -18,16 +18,57 @@ pub struct Scenario {
     pub category: String,
     #[serde(default)]
     pub description: String,
-    /// Other partners that can take part in this case (`as4py`: the Python `as4` library).
+    /// True when the verdict needs what only the operator of the receiving side has (its
+    /// keys, its backend's view, a broken TCP stream it must answer): such a case runs against
+    /// the in-process partner only, never against `--target URL`.
     #[serde(default)]
-    pub partners: Vec<String>,
-    pub send: Send,
+    pub needs_partner_control: bool,
+    /// What the sending backend submits; absent for `replay` cases.
+    #[serde(default)]
+    pub send: Option<Send>,
+    /// A message recorded from another implementation, replayed as an inbound message.
+    #[serde(default)]
+    pub replay: Option<Replay>,
+    /// The Python `as4` library as the partner: an explicit "not supported" with its reason
+    /// (otherwise derived from what the case needs, see `run::as4py_support`).
+    #[serde(default)]
+    pub as4py: Option<PartnerNote>,
     #[serde(default)]
     pub mutation: Option<Mutation>,
     pub expect: Expect,
     /// The file it was read from (set by [`load_dir`]).
     #[serde(skip)]
     pub file: PathBuf,
+}
+
+/// Whether a partner can take part in a case, and why not.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PartnerNote {
+    pub supported: bool,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// A fixture from another implementation, POSTed as it was recorded to an in-process gateway
+/// whose clock is pinned to `at` (the fixtures' certificates have expired since).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Replay {
+    /// Relative to the base directory: a SOAP envelope (`*.xml`), a MIME package with its
+    /// headers, or an HTTP capture (headers + body).
+    pub fixture: String,
+    /// The receiving gateway's clock (RFC 3339); default: the current time.
+    #[serde(default)]
+    pub at: Option<String>,
+    /// The receiving gateway's configuration (default `as4gw.toml`, red).
+    #[serde(default)]
+    pub config: Option<String>,
+    /// Directory of the receiver's P-Modes (default `pmodes`).
+    #[serde(default)]
+    pub pmodes: Option<String>,
+    /// Why the verdict is what it is (printed in the matrix and the docs).
+    pub why: String,
 }
 
 /// Which of the two in-process gateways sends.
@@ -236,6 +277,9 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Vec<Scenario>> {
                 .and_then(|x| x.to_str())
                 .unwrap_or("scenario")
                 .to_string();
+        }
+        if s.send.is_some() == s.replay.is_some() {
+            anyhow::bail!("{}: give exactly one of [send] and [replay]", f.display());
         }
         s.file = f;
         out.push(s);

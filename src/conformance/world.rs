@@ -11,10 +11,11 @@ use time::OffsetDateTime;
 
 use crate::config::Config;
 use crate::msh::{
-    Keyring, ManualClock, Msh, MshSettings, SendError, Transport, WireRequest, WireResponse,
+    Clock, Keyring, ManualClock, Msh, MshSettings, SendError, Transport, WireRequest, WireResponse,
 };
 use crate::pmode::{Registry, SetContext};
 use crate::store::{MessageStore, SqliteStore};
+use crate::transport::{ClientSettings, ClientTlsFiles, HttpsClient, OutboundBody, TlsProtocols};
 
 use super::scenario::MutationKind;
 
@@ -45,34 +46,84 @@ impl Drop for TempDir {
 /// endpoints mapped to the in-memory URLs and a retry schedule of `resends` resends one minute
 /// apart.
 pub fn copy_pmodes(base: &Path, to: &Path, resends: u32) -> anyhow::Result<()> {
+    copy_pmodes_from(&base.join("pmodes"), to, resends, &|url: &str| match url {
+        "https://127.0.0.1:8443/as4" => Some(RED_URL.to_string()),
+        "https://127.0.0.1:9443/as4" => Some(BLUE_URL.to_string()),
+        _ => None,
+    })
+}
+
+/// Copies every `*.toml` of `from` into `to`: relative paths (`"../…"`, `"./…"`) made
+/// absolute against `from`, each `endpoint = "…"` passed through `endpoint` (`None` keeps
+/// it), and the retry schedule set to `resends` resends one minute apart.
+pub fn copy_pmodes_from(
+    from: &Path,
+    to: &Path,
+    resends: u32,
+    endpoint: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(to)?;
+    let from =
+        std::fs::canonicalize(from).map_err(|e| anyhow::anyhow!("{}: {e}", from.display()))?;
     let retry =
         format!("retry = {{ attempts = {resends}, interval = \"1m\", backoff = \"constant\" }}");
-    for e in std::fs::read_dir(base.join("pmodes"))? {
+    let mut copied = 0;
+    for e in std::fs::read_dir(&from)? {
         let p = e?.path();
         if p.extension().and_then(|x| x.to_str()) != Some("toml") {
             continue;
         }
-        let text = std::fs::read_to_string(&p)?
-            .replace("\"../certs/", &format!("\"{}/certs/", base.display()))
-            .replace("https://127.0.0.1:8443/as4", RED_URL)
-            .replace("https://127.0.0.1:9443/as4", BLUE_URL)
-            .lines()
-            .map(|l| {
-                if l.trim_start().starts_with("retry = {") {
-                    retry.as_str()
-                } else {
-                    l
+        let text = std::fs::read_to_string(&p)?;
+        let mut out = Vec::new();
+        for l in text.lines() {
+            let t = l.trim_start();
+            if t.starts_with("retry = {") {
+                out.push(retry.clone());
+                continue;
+            }
+            if let Some(rest) = t.strip_prefix("endpoint = \"") {
+                if let Some(url) = rest.split('"').next().and_then(endpoint) {
+                    out.push(format!("endpoint = \"{url}\""));
+                    continue;
                 }
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
+            }
+            out.push(absolute_paths(l, &from));
+        }
         let name = p
             .file_name()
             .ok_or_else(|| anyhow::anyhow!("{}: no file name", p.display()))?;
-        std::fs::write(to.join(name), text)?;
+        std::fs::write(to.join(name), out.join("\n"))?;
+        copied += 1;
+    }
+    if copied == 0 {
+        anyhow::bail!("{}: no P-Mode files", from.display());
     }
     Ok(())
+}
+
+/// Every quoted string of `line` that starts with `../` or `./` resolved against `dir`.
+fn absolute_paths(line: &str, dir: &Path) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(i) = rest.find('"') {
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        let Some(j) = rest.find('"') else {
+            break;
+        };
+        let s = &rest[..j];
+        if s.starts_with("../") || s.starts_with("./") {
+            let p = dir.join(s);
+            let p = std::fs::canonicalize(&p).unwrap_or(p);
+            out.push_str(&p.display().to_string());
+        } else {
+            out.push_str(s);
+        }
+        out.push('"');
+        rest = &rest[j + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// One answer seen by the transport.
@@ -94,6 +145,9 @@ pub struct Net {
     pub answers: Mutex<Vec<Exchange>>,
     /// Every wire body a sender POSTed (before mutation), in order.
     pub wires: Mutex<Vec<Vec<u8>>>,
+    /// When set, messages go over HTTPS to their URL instead of to an in-process peer (a
+    /// `--target` partner or the Python partner); the mutations still apply here.
+    remote: Option<HttpsClient>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -205,7 +259,21 @@ pub fn tamper_receipt(body: &[u8]) -> Vec<u8> {
     b
 }
 
+/// The EBMS code of an error signal in an answer body (`errorCode="EBMS:…"`), if any.
+pub fn error_code(body: &[u8]) -> Option<String> {
+    let (_, v) = between(body, b"errorCode=\"", b"\"")?;
+    Some(String::from_utf8_lossy(v).into_owned())
+}
+
 impl Net {
+    /// A transport that POSTs over HTTPS with `client`.
+    pub fn remote(client: HttpsClient) -> Net {
+        Net {
+            remote: Some(client),
+            ..Net::default()
+        }
+    }
+
     pub fn add(&self, url: &str, msh: &Arc<Msh>) {
         lock(&self.peers).insert(url.to_string(), Arc::downgrade(msh));
     }
@@ -226,6 +294,28 @@ impl Net {
         body: Vec<u8>,
         break_stream: bool,
     ) -> Option<Exchange> {
+        if let Some(client) = &self.remote {
+            let r = client
+                .post(
+                    url,
+                    ct.unwrap_or("application/soap+xml"),
+                    OutboundBody::from_bytes(body),
+                )
+                .await;
+            let ex = match r {
+                Ok(r) => Exchange {
+                    status: r.status.as_u16(),
+                    code: error_code(&r.body),
+                    body: r.body.to_vec(),
+                },
+                Err(e) => {
+                    tracing::warn!(%url, error = %e, "conformance: POST failed");
+                    return None;
+                }
+            };
+            lock(&self.answers).push(ex.clone());
+            return Some(ex);
+        }
         let peer = self.peer(url)?;
         let r = if break_stream {
             let half = body.len() / 2;
@@ -326,14 +416,15 @@ pub struct Side {
     pub msh: Arc<Msh>,
     pub store: Arc<SqliteStore>,
     pub cfg: Config,
-    pub url: &'static str,
+    pub url: String,
 }
 
-/// Red and blue, back to back.
+/// Red and, in-process, blue back to back; against a remote partner only red (the sender).
 pub struct World {
     pub dir: TempDir,
     pub red: Side,
-    pub blue: Side,
+    /// `None` when the partner is remote (`--target`, the Python partner).
+    pub blue: Option<Side>,
     pub clock: Arc<ManualClock>,
     pub net: Arc<Net>,
     pub pmode_dir: PathBuf,
@@ -341,6 +432,73 @@ pub struct World {
 
 /// Resends every P-Mode gets in the conformance world (so at most 3 attempts).
 pub const RESENDS: u32 = 2;
+
+/// One gateway: `cfg` with the P-Modes of `pm`, a fresh store under `dir/name`, registered
+/// with `net` at `url`.
+pub async fn side(
+    dir: &Path,
+    name: &str,
+    cfg: Config,
+    pm: &Path,
+    clock: &Arc<ManualClock>,
+    net: &Arc<Net>,
+    url: &str,
+) -> anyhow::Result<Side> {
+    let now = clock.now();
+    let reg = Registry::load(
+        pm,
+        SetContext {
+            backends: Some(cfg.backend_names()),
+        },
+        now,
+    )
+    .map_err(|e| anyhow::anyhow!("pmodes {}: {e:?}", pm.display()))?;
+    let store = Arc::new(SqliteStore::open(dir.join(name)).await?);
+    let keys = Arc::new(Keyring::from_config(&cfg)?);
+    let settings = MshSettings::from_config(&cfg);
+    let msh = Msh::new(
+        store.clone() as Arc<dyn MessageStore>,
+        Arc::new(reg),
+        keys,
+        clock.clone(),
+        net.clone(),
+        settings,
+    );
+    net.add(url, &msh);
+    Ok(Side {
+        msh,
+        store,
+        cfg,
+        url: url.to_string(),
+    })
+}
+
+/// A remote partner: where it listens and how we reach it.
+pub struct RemoteTarget {
+    /// Our configuration (identity, keys, TLS client pair, trust anchors).
+    pub config: PathBuf,
+    /// The P-Modes agreed with the partner (copied; every endpoint that is not our own
+    /// `[as4] url` becomes `url`).
+    pub pmodes: PathBuf,
+    /// The partner's AS4 endpoint.
+    pub url: String,
+    /// Our PartyId towards this partner instead of `[gateway] party-id` (one gateway, one
+    /// PartyId: the Python partner needs a Peppol-typed one, see docs/interop.md).
+    pub party: Option<crate::pmode::model::PartyId>,
+}
+
+/// The HTTPS client a sender uses towards `cfg`'s partners (as `serve` builds it).
+pub fn https_client(cfg: &Config) -> anyhow::Result<HttpsClient> {
+    let tls = ClientTlsFiles {
+        trust_anchors: cfg.trust_anchors.iter().map(|c| c.path.clone()).collect(),
+        client_cert_chain: Some(cfg.as4.tls_cert.path.clone()),
+        client_private_key: Some(cfg.as4.tls_key.clone()),
+        protocols: TlsProtocols::default(),
+    }
+    .load()?
+    .build()?;
+    Ok(HttpsClient::new(tls, ClientSettings::default()))
+}
 
 impl World {
     /// `base`: the directory with `as4gw.toml`, `as4gw-blue.toml`, `pmodes/` and `certs/`.
@@ -351,53 +509,156 @@ impl World {
         let now = OffsetDateTime::now_utc();
         let clock = Arc::new(ManualClock::new(now));
         let net = Arc::new(Net::default());
-        let mut sides = Vec::new();
-        for (name, file, url) in [
-            ("red", "as4gw.toml", RED_URL),
-            ("blue", "as4gw-blue.toml", BLUE_URL),
-        ] {
-            let cfg = Config::load(&base.join(file), now)
-                .map_err(|e| anyhow::anyhow!("{file}: {e:?}"))?;
-            let reg = Registry::load(
-                &pm,
-                SetContext {
-                    backends: Some(cfg.backend_names()),
-                },
-                now,
-            )
-            .map_err(|e| anyhow::anyhow!("pmodes: {e:?}"))?;
-            let store = Arc::new(SqliteStore::open(dir.path().join(name)).await?);
-            let keys = Arc::new(Keyring::from_config(&cfg)?);
-            let settings = MshSettings::from_config(&cfg);
-            let msh = Msh::new(
-                store.clone() as Arc<dyn MessageStore>,
-                Arc::new(reg),
-                keys,
-                clock.clone(),
-                net.clone(),
-                settings,
-            );
-            net.add(url, &msh);
-            sides.push(Side {
-                msh,
-                store,
-                cfg,
-                url,
-            });
-        }
-        let blue = sides
-            .pop()
-            .ok_or_else(|| anyhow::anyhow!("no blue gateway"))?;
-        let red = sides
-            .pop()
-            .ok_or_else(|| anyhow::anyhow!("no red gateway"))?;
+        let load = |file: &str| {
+            Config::load(&base.join(file), now).map_err(|e| anyhow::anyhow!("{file}: {e:?}"))
+        };
+        let red = side(
+            dir.path(),
+            "red",
+            load("as4gw.toml")?,
+            &pm,
+            &clock,
+            &net,
+            RED_URL,
+        )
+        .await?;
+        let blue = side(
+            dir.path(),
+            "blue",
+            load("as4gw-blue.toml")?,
+            &pm,
+            &clock,
+            &net,
+            BLUE_URL,
+        )
+        .await?;
         Ok(World {
             dir,
             red,
-            blue,
+            blue: Some(blue),
             clock,
             net,
             pmode_dir: pm,
         })
+    }
+
+    /// Red alone, sending over real HTTPS to `t.url`.
+    pub async fn remote(t: &RemoteTarget) -> anyhow::Result<World> {
+        let dir = TempDir::new("as4gw-conformance")?;
+        let now = OffsetDateTime::now_utc();
+        let mut cfg = Config::load(&t.config, now)
+            .map_err(|e| anyhow::anyhow!("{}: {e:?}", t.config.display()))?;
+        if let Some(p) = &t.party {
+            cfg.party = p.clone();
+        }
+        let own = format!("https://{}{}", cfg.as4.listen, cfg.as4.path);
+        let pm = dir.path().join("pmodes");
+        let url = t.url.clone();
+        copy_pmodes_from(&t.pmodes, &pm, RESENDS, &|e: &str| {
+            (e != own).then(|| url.clone())
+        })?;
+        let clock = Arc::new(ManualClock::new(now));
+        let net = Arc::new(Net::remote(https_client(&cfg)?));
+        let red = side(dir.path(), "red", cfg, &pm, &clock, &net, RED_URL).await?;
+        Ok(World {
+            dir,
+            red,
+            blue: None,
+            clock,
+            net,
+            pmode_dir: pm,
+        })
+    }
+}
+
+/// Red's AS4 endpoint over real HTTPS for a partner that sends (the Python library): the
+/// listener `serve` would open, on a free loopback port, until dropped.
+pub struct Listener {
+    pub url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// Serves `side`'s MSH at `https://127.0.0.1:<free port>/as4` with its `[as4.tls]` pair
+/// (client certificates optional, checked against `[as4.tls] client-ca`).
+pub async fn listen(side: &Side) -> anyhow::Result<Listener> {
+    use crate::transport::{ClientAuthMode, Server, ServerLimits, ServerTlsFiles};
+    use http_body_util::Full;
+    let cfg = &side.cfg;
+    let tls = ServerTlsFiles {
+        cert_chain: cfg.as4.tls_cert.path.clone(),
+        private_key: cfg.as4.tls_key.clone(),
+        client_auth: ClientAuthMode::Optional,
+        client_trust_anchors: cfg.as4.client_ca.iter().map(|c| c.path.clone()).collect(),
+        protocols: TlsProtocols::default(),
+    }
+    .load()?
+    .build()?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let server = Server::from_listener(listener, Some(tls), ServerLimits::default());
+    let url = format!("https://127.0.0.1:{}/as4", server.local_addr()?.port());
+    let msh = Arc::clone(&side.msh);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.serve(
+        move |req: http::Request<hyper::body::Incoming>, _peer| {
+            let msh = Arc::clone(&msh);
+            async move {
+                let ct = req
+                    .headers()
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let stream = http_body_util::BodyExt::into_data_stream(req.into_body());
+                let r = msh.receive(ct.as_deref(), stream).await;
+                let mut resp = http::Response::new(Full::new(Bytes::from(r.body)));
+                *resp.status_mut() = http::StatusCode::from_u16(r.status)
+                    .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+                resp.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static(r.content_type),
+                );
+                resp
+            }
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Ok(Listener {
+        url,
+        stop: Some(stop),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_become_absolute_and_others_stay() {
+        let dir = Path::new("/repo/pmodes/interop");
+        assert_eq!(
+            absolute_paths("signing-cert = \"../../certs/x.pem\" # \"kept\"", dir),
+            "signing-cert = \"/repo/pmodes/interop/../../certs/x.pem\" # \"kept\""
+        );
+        assert_eq!(
+            absolute_paths("a = [\"./k.pem\", \"/abs.pem\"]", dir),
+            "a = [\"/repo/pmodes/interop/./k.pem\", \"/abs.pem\"]"
+        );
+        assert_eq!(absolute_paths("no quotes", dir), "no quotes");
+    }
+
+    #[test]
+    fn error_code_is_read_from_a_signal_and_absent_from_a_receipt() {
+        let err = br#"<eb:Error errorCode="EBMS:0101" severity="failure"/>"#;
+        assert_eq!(error_code(err).as_deref(), Some("EBMS:0101"));
+        assert_eq!(error_code(b"<eb:Receipt/>"), None);
     }
 }
