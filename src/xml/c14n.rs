@@ -143,26 +143,25 @@ pub fn canonicalize_subtrees(
 /// The `xml:*` attributes an inclusive apex inherits: for each local name, the value on the
 /// nearest ancestor, unless the apex carries it itself (C14N 1.0 §2.4, which imports them all,
 /// `xml:id` and `xml:base` included; C14N 1.1 changed that, C14N 1.0 did not).
-fn inherited_xml_attributes(apex: Node<'_>) -> Vec<Attribute> {
+fn inherited_xml_attributes(apex: Node<'_>) -> Vec<Attribute<'_>> {
     let own: Vec<&str> = apex
         .element()
         .map(|e| {
-            e.attributes
-                .iter()
-                .filter(|a| a.ns.as_deref() == Some(ns::XML))
-                .map(|a| a.local.as_str())
+            e.attributes()
+                .filter(|a| a.ns == Some(ns::XML))
+                .map(|a| a.local)
                 .collect()
         })
         .unwrap_or_default();
-    let mut found: Vec<Attribute> = Vec::new();
+    let mut found: Vec<Attribute<'_>> = Vec::new();
     for anc in apex.ancestors() {
         let Some(e) = anc.element() else { continue };
-        for a in &e.attributes {
-            if a.ns.as_deref() == Some(ns::XML)
-                && !own.contains(&a.local.as_str())
+        for a in e.attributes() {
+            if a.ns == Some(ns::XML)
+                && !own.contains(&a.local)
                 && !found.iter().any(|f| f.local == a.local)
             {
-                found.push(a.clone());
+                found.push(a);
             }
         }
     }
@@ -237,12 +236,12 @@ impl Inclusive {
     }
 }
 
-struct Writer<'o, 'p> {
+struct Writer<'o, 'p, 'd> {
     out: &'o mut Vec<u8>,
     opts: &'p C14nOptions,
     inclusive: &'p Inclusive,
     /// `xml:*` attributes imported onto the apex (inclusive C14N only); taken by the first element.
-    imported: Vec<Attribute>,
+    imported: Vec<Attribute<'d>>,
 }
 
 /// Looks a prefix up in a scope stack (last binding wins).
@@ -254,12 +253,12 @@ fn lookup<'a>(stack: &[(Option<&'a str>, &'a str)], prefix: Option<&str>) -> Opt
         .map(|(_, u)| *u)
 }
 
-impl Writer<'_, '_> {
-    fn node<'a>(
+impl<'d> Writer<'_, '_, 'd> {
+    fn node(
         &mut self,
-        node: Node<'a>,
-        scope: &mut Vec<(Option<&'a str>, &'a str)>,
-        rendered: &mut Vec<(Option<&'a str>, &'a str)>,
+        node: Node<'d>,
+        scope: &mut Vec<(Option<&'d str>, &'d str)>,
+        rendered: &mut Vec<(Option<&'d str>, &'d str)>,
     ) {
         match node.kind() {
             NodeKind::Text(t) => escape_text(t, self.out),
@@ -281,8 +280,8 @@ impl Writer<'_, '_> {
             }
             NodeKind::Element(e) => {
                 let scope_mark = scope.len();
-                for d in &e.ns_decls {
-                    scope.push((d.prefix.as_deref(), d.uri.as_str()));
+                for d in e.ns_decls() {
+                    scope.push((d.prefix, d.uri));
                 }
 
                 // Candidate prefixes: visibly utilised ones plus the inclusive list (exclusive),
@@ -295,11 +294,11 @@ impl Writer<'_, '_> {
                         }
                     }
                 }
-                if !candidates.contains(&e.prefix.as_deref()) {
-                    candidates.push(e.prefix.as_deref());
+                if !candidates.contains(&e.prefix) {
+                    candidates.push(e.prefix);
                 }
-                for a in &e.attributes {
-                    if let Some(p) = a.prefix.as_deref() {
+                for a in e.attributes() {
+                    if let Some(p) = a.prefix {
                         if p != "xml" && !candidates.contains(&Some(p)) {
                             candidates.push(Some(p));
                         }
@@ -343,7 +342,7 @@ impl Writer<'_, '_> {
                 rendered.extend(decls.iter().copied());
 
                 self.out.push(b'<');
-                write_qname(e.prefix.as_deref(), &e.local, self.out);
+                write_qname(e.prefix, e.local, self.out);
                 for (p, uri) in &decls {
                     match p {
                         None => self.out.extend_from_slice(b" xmlns=\""),
@@ -357,17 +356,16 @@ impl Writer<'_, '_> {
                     self.out.push(b'"');
                 }
                 let imported = std::mem::take(&mut self.imported);
-                let mut attrs: Vec<&Attribute> =
-                    e.attributes.iter().chain(imported.iter()).collect();
+                let mut attrs: Vec<Attribute<'d>> =
+                    e.attributes().chain(imported.iter().copied()).collect();
                 attrs.sort_by(|a, b| {
-                    (a.ns.as_deref().unwrap_or(""), a.local.as_str())
-                        .cmp(&(b.ns.as_deref().unwrap_or(""), b.local.as_str()))
+                    (a.ns.unwrap_or(""), a.local).cmp(&(b.ns.unwrap_or(""), b.local))
                 });
                 for a in attrs {
                     self.out.push(b' ');
-                    write_qname(a.prefix.as_deref(), &a.local, self.out);
+                    write_qname(a.prefix, a.local, self.out);
                     self.out.extend_from_slice(b"=\"");
-                    escape_attr(&a.value, self.out);
+                    escape_attr(a.value, self.out);
                     self.out.push(b'"');
                 }
                 self.out.push(b'>');
@@ -375,7 +373,7 @@ impl Writer<'_, '_> {
                     self.node(c, scope, rendered);
                 }
                 self.out.extend_from_slice(b"</");
-                write_qname(e.prefix.as_deref(), &e.local, self.out);
+                write_qname(e.prefix, e.local, self.out);
                 self.out.push(b'>');
 
                 rendered.truncate(rendered_mark);

@@ -3,8 +3,16 @@
 //! Why our own tree and not roxmltree: WS-Security needs the exact namespace declarations
 //! as written on each element (exclusive C14N renders from them), attribute values after
 //! XML 1.0 attribute-value normalisation, and hard limits that fire before memory is spent.
-//! The tree is an arena (`Vec<NodeData>` indexed by [`NodeId`]) so that references between
-//! nodes are plain integers and a parsed document can be shared freely.
+//!
+//! Why this layout: every inbound AS4 message is parsed on the hot path, and a signed header
+//! has ~70 elements; with an owned `String` per name, namespace URI and value, allocation
+//! cost more than the Ed25519 verification of the message (docs/security.md, "Performance").
+//! So a document is four flat vectors and one string arena: nodes link to parent, first child
+//! and next sibling by index; names, values and text are spans of the arena; an element's
+//! namespace URI is the span of the declaration that binds it (no copy at all); attributes and
+//! declarations are ranges of two shared vectors. Parsing allocates a handful of growing
+//! vectors per document instead of ~10 strings per element. The public views ([`Node`],
+//! [`Element`], [`Attribute`], [`NsDecl`]) borrow `&str` from the document.
 //!
 //! Safety rules enforced while parsing (all configurable through [`Limits`]):
 //! - any `<!DOCTYPE` is refused, so no entity can be declared, expanded or fetched (XXE, bombs);
@@ -45,7 +53,7 @@ impl Default for Limits {
     }
 }
 
-/// Index of a node in its [`Document`].
+/// Index of a node in its [`Document`]. Ids are handed out in document order (pre-order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId(u32);
 
@@ -55,71 +63,166 @@ impl NodeId {
     }
 }
 
+/// "No node" in the link fields of [`NodeData`].
+const NIL: u32 = u32::MAX;
+
+/// A string in the document's arena (byte offsets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ElementData {
+    prefix: Option<Span>,
+    local: Span,
+    /// `None` when the element is in no namespace.
+    ns: Option<Span>,
+    /// Range of [`Document::attrs`].
+    attrs: (u32, u32),
+    /// Range of [`Document::decls`].
+    decls: (u32, u32),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Element(ElementData),
+    Text(Span),
+    Comment(Span),
+    Pi { target: Span, data: Span },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct NodeData {
+    kind: Kind,
+    parent: u32,
+    first_child: u32,
+    last_child: u32,
+    next_sibling: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct AttrData {
+    prefix: Option<Span>,
+    local: Span,
+    ns: Option<Span>,
+    value: Span,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct DeclData {
+    prefix: Option<Span>,
+    /// Empty for `xmlns=""`.
+    uri: Span,
+}
+
 /// A namespace declaration as written on an element (`xmlns="…"` or `xmlns:p="…"`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NsDecl {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NsDecl<'a> {
     /// `None` for the default namespace.
-    pub prefix: Option<String>,
+    pub prefix: Option<&'a str>,
     /// The namespace URI; empty for `xmlns=""` (undeclaring the default namespace).
-    pub uri: String,
+    pub uri: &'a str,
 }
 
-/// An attribute (namespace declarations are kept apart, in [`Element::ns_decls`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attribute {
-    pub prefix: Option<String>,
-    pub local: String,
+/// An attribute (namespace declarations are kept apart, see [`Element::ns_decls`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attribute<'a> {
+    pub prefix: Option<&'a str>,
+    pub local: &'a str,
     /// Namespace URI; `None` for unprefixed attributes (they never take the default namespace).
-    pub ns: Option<String>,
+    pub ns: Option<&'a str>,
     /// The value after entity expansion and attribute-value normalisation.
-    pub value: String,
+    pub value: &'a str,
 }
 
-/// An element's name, attributes and declarations.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Element {
-    pub prefix: Option<String>,
-    pub local: String,
+/// An element's name, attributes and declarations, borrowed from its document.
+#[derive(Clone, Copy)]
+pub struct Element<'a> {
+    doc: &'a Document,
+    data: ElementData,
+    pub prefix: Option<&'a str>,
+    pub local: &'a str,
     /// Namespace URI, `None` when the element is in no namespace.
-    pub ns: Option<String>,
-    pub attributes: Vec<Attribute>,
-    pub ns_decls: Vec<NsDecl>,
+    pub ns: Option<&'a str>,
 }
 
-impl Element {
+impl<'a> Element<'a> {
     /// The qualified name as written (`eb:Messaging`).
-    pub fn qname(&self) -> Cow<'_, str> {
-        match &self.prefix {
+    pub fn qname(&self) -> Cow<'a, str> {
+        match self.prefix {
             Some(p) => Cow::Owned(format!("{p}:{}", self.local)),
-            None => Cow::Borrowed(&self.local),
+            None => Cow::Borrowed(self.local),
         }
+    }
+
+    /// Attributes in document order (namespace declarations excluded).
+    pub fn attributes(&self) -> impl ExactSizeIterator<Item = Attribute<'a>> + Clone + 'a {
+        let doc = self.doc;
+        let (a, b) = self.data.attrs;
+        doc.attrs[a as usize..b as usize]
+            .iter()
+            .map(move |d| doc.attribute(d))
+    }
+
+    /// Namespace declarations written on this element, in document order.
+    pub fn ns_decls(&self) -> impl ExactSizeIterator<Item = NsDecl<'a>> + Clone + 'a {
+        let doc = self.doc;
+        let (a, b) = self.data.decls;
+        doc.decls[a as usize..b as usize]
+            .iter()
+            .map(move |d| NsDecl {
+                prefix: d.prefix.map(|p| doc.str(p)),
+                uri: doc.str(d.uri),
+            })
     }
 }
 
-/// What a node is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NodeKind {
-    Element(Element),
-    /// Character data (text and CDATA sections merged, entities expanded, line ends normalised).
-    Text(String),
-    Comment(String),
-    Pi {
-        target: String,
-        data: String,
-    },
+impl std::fmt::Debug for Element<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Element")
+            .field("qname", &self.qname())
+            .field("ns", &self.ns)
+            .field("attributes", &self.attributes().collect::<Vec<_>>())
+            .field("ns_decls", &self.ns_decls().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
-#[derive(Debug, Clone)]
-struct NodeData {
-    kind: NodeKind,
-    parent: Option<NodeId>,
-    children: Vec<NodeId>,
+impl PartialEq for Element<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.prefix == other.prefix
+            && self.local == other.local
+            && self.ns == other.ns
+            && self.attributes().eq(other.attributes())
+            && self.ns_decls().eq(other.ns_decls())
+    }
+}
+
+impl Eq for Element<'_> {}
+
+/// What a node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind<'a> {
+    Element(Element<'a>),
+    /// Character data (text and CDATA sections merged, entities expanded, line ends normalised).
+    Text(&'a str),
+    Comment(&'a str),
+    Pi {
+        target: &'a str,
+        data: &'a str,
+    },
 }
 
 /// A parsed XML document.
 #[derive(Debug, Clone)]
 pub struct Document {
+    /// Every name, value, URI and text of the document, back to back.
+    strings: String,
     nodes: Vec<NodeData>,
+    attrs: Vec<AttrData>,
+    decls: Vec<DeclData>,
     root: NodeId,
     /// Document-level children in order: comments and PIs around the root, and the root.
     top: Vec<NodeId>,
@@ -150,14 +253,29 @@ impl Document {
     /// Parses bytes (UTF-8 with or without BOM, UTF-16 with BOM, or ISO-8859-1/US-ASCII as
     /// declared) into a tree, enforcing `limits`.
     pub fn parse_with(input: &[u8], limits: &Limits) -> Result<Document, XmlError> {
-        if input.len() > limits.max_bytes {
+        // Arena offsets are u32: refuse anything that could overflow them, whatever the limit.
+        let hard_cap = (u32::MAX / 2) as usize;
+        if input.len() > limits.max_bytes || input.len() > hard_cap {
             return Err(XmlError::TooLarge {
                 size: input.len(),
-                limit: limits.max_bytes,
+                limit: limits.max_bytes.min(hard_cap),
             });
         }
         let text = decode_input(input)?;
-        Builder::new(limits).run(&text)
+        Builder::new(limits, text.len()).run(&text)
+    }
+
+    fn str(&self, s: Span) -> &str {
+        &self.strings[s.start as usize..s.end as usize]
+    }
+
+    fn attribute(&self, d: &AttrData) -> Attribute<'_> {
+        Attribute {
+            prefix: d.prefix.map(|p| self.str(p)),
+            local: self.str(d.local),
+            ns: d.ns.map(|n| self.str(n)),
+            value: self.str(d.value),
+        }
     }
 
     /// The document element.
@@ -211,37 +329,72 @@ impl<'a> Node<'a> {
         &self.doc.nodes[self.id.idx()]
     }
 
-    pub fn kind(&self) -> &'a NodeKind {
-        &self.data().kind
+    fn at(&self, raw: u32) -> Option<Node<'a>> {
+        (raw != NIL).then_some(Node {
+            doc: self.doc,
+            id: NodeId(raw),
+        })
     }
 
-    pub fn element(&self) -> Option<&'a Element> {
-        match self.kind() {
-            NodeKind::Element(e) => Some(e),
+    fn element_data(&self) -> Option<&'a ElementData> {
+        match &self.data().kind {
+            Kind::Element(e) => Some(e),
             _ => None,
         }
     }
 
+    pub fn kind(&self) -> NodeKind<'a> {
+        let doc = self.doc;
+        match self.data().kind {
+            Kind::Element(d) => NodeKind::Element(self.element_view(d)),
+            Kind::Text(s) => NodeKind::Text(doc.str(s)),
+            Kind::Comment(s) => NodeKind::Comment(doc.str(s)),
+            Kind::Pi { target, data } => NodeKind::Pi {
+                target: doc.str(target),
+                data: doc.str(data),
+            },
+        }
+    }
+
+    pub fn element(&self) -> Option<Element<'a>> {
+        self.element_data().map(|d| self.element_view(*d))
+    }
+
+    fn element_view(&self, d: ElementData) -> Element<'a> {
+        let doc = self.doc;
+        Element {
+            doc,
+            data: d,
+            prefix: d.prefix.map(|p| doc.str(p)),
+            local: doc.str(d.local),
+            ns: d.ns.map(|n| doc.str(n)),
+        }
+    }
+
     pub fn is_element(&self) -> bool {
-        matches!(self.kind(), NodeKind::Element(_))
+        matches!(self.data().kind, Kind::Element(_))
     }
 
     /// True if this is an element with this namespace URI and local name.
     pub fn is(&self, ns: &str, local: &str) -> bool {
-        self.element()
-            .is_some_and(|e| e.local == local && e.ns.as_deref() == Some(ns))
+        self.element_data().is_some_and(|e| {
+            self.doc.str(e.local) == local && e.ns.is_some_and(|n| self.doc.str(n) == ns)
+        })
     }
 
     pub fn local_name(&self) -> &'a str {
-        self.element().map(|e| e.local.as_str()).unwrap_or("")
+        self.element_data()
+            .map(|e| self.doc.str(e.local))
+            .unwrap_or("")
     }
 
     pub fn namespace(&self) -> Option<&'a str> {
-        self.element().and_then(|e| e.ns.as_deref())
+        let doc = self.doc;
+        self.element_data().and_then(|e| e.ns.map(|n| doc.str(n)))
     }
 
     pub fn parent(&self) -> Option<Node<'a>> {
-        self.data().parent.map(|id| self.doc.node(id))
+        self.at(self.data().parent)
     }
 
     /// The ancestors of this node, nearest first (the node itself excluded).
@@ -250,8 +403,9 @@ impl<'a> Node<'a> {
     }
 
     pub fn children(&self) -> impl Iterator<Item = Node<'a>> + 'a {
-        let doc = self.doc;
-        self.data().children.iter().map(move |&id| doc.node(id))
+        std::iter::successors(self.at(self.data().first_child), |n| {
+            n.at(n.data().next_sibling)
+        })
     }
 
     pub fn child_elements(&self) -> impl Iterator<Item = Node<'a>> + 'a {
@@ -276,23 +430,25 @@ impl<'a> Node<'a> {
     pub fn descendants(&self) -> Descendants<'a> {
         Descendants {
             doc: self.doc,
-            stack: vec![self.id],
+            apex: self.id.0,
+            next: self.id.0,
         }
     }
 
     /// Attribute value by namespace (`None` = unqualified) and local name.
     pub fn attr(&self, ns: Option<&str>, local: &str) -> Option<&'a str> {
-        self.element()?
-            .attributes
+        let doc = self.doc;
+        let e = self.element_data()?;
+        doc.attrs[e.attrs.0 as usize..e.attrs.1 as usize]
             .iter()
-            .find(|a| a.local == local && a.ns.as_deref() == ns)
-            .map(|a| a.value.as_str())
+            .find(|a| doc.str(a.local) == local && a.ns.map(|n| doc.str(n)) == ns)
+            .map(|a| doc.str(a.value))
     }
 
     /// The concatenated character data of the direct text children.
     pub fn text(&self) -> Cow<'a, str> {
         let mut texts = self.children().filter_map(|c| match c.kind() {
-            NodeKind::Text(t) => Some(t.as_str()),
+            NodeKind::Text(t) => Some(t),
             _ => None,
         });
         let first = match texts.next() {
@@ -313,14 +469,13 @@ impl<'a> Node<'a> {
     /// Values of the identifier attributes on this element (`wsu:Id`, `xml:id`, `Id`, `id`).
     pub fn id_attributes(&self) -> impl Iterator<Item = &'a str> + 'a {
         self.element()
-            .map(|e| e.attributes.as_slice())
-            .unwrap_or(&[])
-            .iter()
-            .filter(|a| match a.ns.as_deref() {
+            .into_iter()
+            .flat_map(|e| e.attributes())
+            .filter(|a| match a.ns {
                 None => a.local == "Id" || a.local == "id",
                 Some(u) => (u == ns::WSU && a.local == "Id") || (u == ns::XML && a.local == "id"),
             })
-            .map(|a| a.value.as_str())
+            .map(|a| a.value)
     }
 
     /// The namespace URI bound to `prefix` (`None` = default) in scope at this element.
@@ -332,12 +487,8 @@ impl<'a> Node<'a> {
         let mut cur = Some(*self);
         while let Some(n) = cur {
             if let Some(e) = n.element() {
-                if let Some(d) = e.ns_decls.iter().find(|d| d.prefix.as_deref() == prefix) {
-                    return if d.uri.is_empty() {
-                        None
-                    } else {
-                        Some(d.uri.as_str())
-                    };
+                if let Some(d) = e.ns_decls().find(|d| d.prefix == prefix) {
+                    return if d.uri.is_empty() { None } else { Some(d.uri) };
                 }
             }
             cur = n.parent();
@@ -357,8 +508,8 @@ impl<'a> Node<'a> {
         let mut map = HashMap::new();
         for n in chain.iter().rev() {
             if let Some(e) = n.element() {
-                for d in &e.ns_decls {
-                    map.insert(d.prefix.as_deref(), d.uri.as_str());
+                for d in e.ns_decls() {
+                    map.insert(d.prefix, d.uri);
                 }
             }
         }
@@ -366,19 +517,44 @@ impl<'a> Node<'a> {
     }
 }
 
-/// Depth-first, document-order iterator over a subtree.
+/// Depth-first, document-order iterator over a subtree (no allocation: it walks the links).
 pub struct Descendants<'a> {
     doc: &'a Document,
-    stack: Vec<NodeId>,
+    apex: u32,
+    next: u32,
 }
 
 impl<'a> Iterator for Descendants<'a> {
     type Item = Node<'a>;
     fn next(&mut self) -> Option<Node<'a>> {
-        let id = self.stack.pop()?;
-        let data = &self.doc.nodes[id.idx()];
-        self.stack.extend(data.children.iter().rev().copied());
-        Some(self.doc.node(id))
+        if self.next == NIL {
+            return None;
+        }
+        let cur = self.next;
+        let nodes = &self.doc.nodes;
+        let d = &nodes[cur as usize];
+        self.next = if d.first_child != NIL {
+            d.first_child
+        } else {
+            let mut n = cur;
+            loop {
+                if n == self.apex {
+                    break NIL;
+                }
+                let nd = &nodes[n as usize];
+                if nd.next_sibling != NIL {
+                    break nd.next_sibling;
+                }
+                n = nd.parent;
+                if n == NIL {
+                    break NIL;
+                }
+            }
+        };
+        Some(Node {
+            doc: self.doc,
+            id: NodeId(cur),
+        })
     }
 }
 
@@ -464,31 +640,59 @@ fn declared_encoding(input: &[u8]) -> Option<&str> {
 // ---------------------------------------------------------------------------------------------
 // Tree construction
 
+/// The arena offset where `ns::XML` is stored: the `xml` prefix is bound to it implicitly.
+const XML_NS_SPAN: Span = Span {
+    start: 0,
+    end: ns::XML.len() as u32,
+};
+
 struct Builder<'l> {
     limits: &'l Limits,
+    strings: String,
     nodes: Vec<NodeData>,
+    attrs: Vec<AttrData>,
+    decls: Vec<DeclData>,
     /// Open elements.
-    stack: Vec<NodeId>,
+    stack: Vec<u32>,
     top: Vec<NodeId>,
     root: Option<NodeId>,
-    /// Namespace scopes: (prefix, uri) pushed per element, with the stack length at each level.
-    scopes: Vec<(Option<String>, String)>,
+    /// Namespace scopes: the bindings (prefix, uri) of the open elements, innermost last, with
+    /// the stack length at each level.
+    scopes: Vec<(Option<Span>, Span)>,
     scope_marks: Vec<usize>,
-    /// Pending character data for the current parent (merged across text/CDATA/refs).
-    text: String,
+    /// Start of the pending character data in `strings` (merged across text/CDATA/refs).
+    text_start: Option<u32>,
 }
 
 impl<'l> Builder<'l> {
-    fn new(limits: &'l Limits) -> Self {
+    fn new(limits: &'l Limits, input_len: usize) -> Self {
+        let mut strings = String::with_capacity(input_len + ns::XML.len());
+        strings.push_str(ns::XML);
         Builder {
             limits,
-            nodes: Vec::new(),
+            strings,
+            nodes: Vec::with_capacity(input_len / 32),
+            attrs: Vec::new(),
+            decls: Vec::new(),
             stack: Vec::new(),
             top: Vec::new(),
             root: None,
             scopes: Vec::new(),
             scope_marks: Vec::new(),
-            text: String::new(),
+            text_start: None,
+        }
+    }
+
+    fn s(&self, s: Span) -> &str {
+        &self.strings[s.start as usize..s.end as usize]
+    }
+
+    fn push_str(&mut self, s: &str) -> Span {
+        let start = self.strings.len() as u32;
+        self.strings.push_str(s);
+        Span {
+            start,
+            end: self.strings.len() as u32,
         }
     }
 
@@ -537,7 +741,7 @@ impl<'l> Builder<'l> {
                     }
                     let content = c.xml10_content();
                     check_chars(&content, pos)?;
-                    self.text.push_str(&content);
+                    self.text(&content);
                 }
                 Event::GeneralRef(r) => {
                     if self.stack.is_empty() {
@@ -545,17 +749,19 @@ impl<'l> Builder<'l> {
                     }
                     let name = r.into_inner();
                     let c = resolve_reference(&name)?;
-                    self.text.push(c);
+                    let mut buf = [0u8; 4];
+                    self.text(c.encode_utf8(&mut buf));
                 }
                 Event::Comment(c) => {
                     self.flush_text()?;
-                    let content = c.xml10_content().into_owned();
+                    let content = c.xml10_content();
                     check_chars(&content, pos)?;
-                    self.push_node(NodeKind::Comment(content))?;
+                    let span = self.push_str(&content);
+                    self.push_node(Kind::Comment(span))?;
                 }
                 Event::PI(p) => {
                     self.flush_text()?;
-                    let target = p.target().to_string();
+                    let target = p.target();
                     if target.eq_ignore_ascii_case("xml") {
                         return Err(malformed(pos, "reserved processing-instruction target"));
                     }
@@ -563,12 +769,14 @@ impl<'l> Builder<'l> {
                     if target.contains(':') {
                         return Err(malformed(pos, "colon in a processing-instruction target"));
                     }
-                    check_ncname(&target, pos)?;
+                    check_ncname(target, pos)?;
                     // quick-xml hands PI content over raw: apply the line-end normalisation of
                     // XML 1.0 §2.11 ourselves (C14N §2.1 relies on it) and check the characters.
                     let data = normalize_line_ends(p.content().trim_start_matches(is_xml_space));
                     check_chars(&data, pos)?;
-                    self.push_node(NodeKind::Pi { target, data })?;
+                    let target = self.push_str(target);
+                    let data = self.push_str(&data);
+                    self.push_node(Kind::Pi { target, data })?;
                 }
                 Event::Eof => break,
             }
@@ -580,10 +788,21 @@ impl<'l> Builder<'l> {
             .root
             .ok_or_else(|| malformed(input.len() as u64, "no root element"))?;
         Ok(Document {
+            strings: self.strings,
             nodes: self.nodes,
+            attrs: self.attrs,
+            decls: self.decls,
             root,
             top: self.top,
         })
+    }
+
+    /// Appends character data to the pending text node.
+    fn text(&mut self, s: &str) {
+        if self.text_start.is_none() {
+            self.text_start = Some(self.strings.len() as u32);
+        }
+        self.strings.push_str(s);
     }
 
     fn char_data(&mut self, content: &str, pos: u64) -> Result<(), XmlError> {
@@ -594,33 +813,45 @@ impl<'l> Builder<'l> {
             }
             return Err(malformed(pos, "text outside the root element"));
         }
-        self.text.push_str(content);
+        self.text(content);
         Ok(())
     }
 
     fn flush_text(&mut self) -> Result<(), XmlError> {
-        if self.text.is_empty() {
-            return Ok(());
+        if let Some(start) = self.text_start.take() {
+            let end = self.strings.len() as u32;
+            if end > start {
+                self.push_node(Kind::Text(Span { start, end }))?;
+            }
         }
-        let t = std::mem::take(&mut self.text);
-        self.push_node(NodeKind::Text(t))?;
         Ok(())
     }
 
-    fn push_node(&mut self, kind: NodeKind) -> Result<NodeId, XmlError> {
+    fn push_node(&mut self, kind: Kind) -> Result<NodeId, XmlError> {
         if self.nodes.len() >= self.limits.max_nodes {
             return Err(XmlError::TooManyNodes(self.limits.max_nodes));
         }
-        let id = NodeId(self.nodes.len() as u32);
-        let parent = self.stack.last().copied();
+        let raw = self.nodes.len() as u32;
+        let id = NodeId(raw);
+        let parent = self.stack.last().copied().unwrap_or(NIL);
         self.nodes.push(NodeData {
             kind,
             parent,
-            children: Vec::new(),
+            first_child: NIL,
+            last_child: NIL,
+            next_sibling: NIL,
         });
-        match parent {
-            Some(p) => self.nodes[p.idx()].children.push(id),
-            None => self.top.push(id),
+        if parent == NIL {
+            self.top.push(id);
+        } else {
+            let p = &mut self.nodes[parent as usize];
+            let prev = p.last_child;
+            p.last_child = raw;
+            if prev == NIL {
+                p.first_child = raw;
+            } else {
+                self.nodes[prev as usize].next_sibling = raw;
+            }
         }
         Ok(id)
     }
@@ -635,10 +866,12 @@ impl<'l> Builder<'l> {
         }
         let qname = s.name();
         let (prefix, local) = split_qname(qname.as_ref(), pos)?;
+        let prefix = prefix.map(|p| self.push_str(p));
+        let local = self.push_str(local);
 
-        // First pass: namespace declarations, raw attributes.
-        let mut ns_decls = Vec::new();
-        let mut raw_attrs: Vec<(Option<String>, String, String)> = Vec::new();
+        // First pass: namespace declarations, and attributes with their namespace unresolved.
+        let decl_start = self.decls.len();
+        let attr_start = self.attrs.len();
         let mut count = 0usize;
         for a in s.attributes().with_checks(true) {
             let a = a.map_err(|e| malformed(pos, &e.to_string()))?;
@@ -647,78 +880,84 @@ impl<'l> Builder<'l> {
                 return Err(XmlError::TooManyAttributes(self.limits.max_attributes));
             }
             let key = a.key.as_ref();
-            let value = attribute_value(&a.value, pos)?;
+            let value = self.attribute_value(&a.value, pos)?;
+            let v = self.s(value);
             if key == "xmlns" {
-                if value == ns::XML || value == ns::XMLNS {
+                if v == ns::XML || v == ns::XMLNS {
                     return Err(XmlError::Namespace(format!(
-                        "{value} cannot be the default namespace"
+                        "{v} cannot be the default namespace"
                     )));
                 }
-                ns_decls.push(NsDecl {
+                self.decls.push(DeclData {
                     prefix: None,
                     uri: value,
                 });
             } else if let Some(p) = key.strip_prefix("xmlns:") {
                 check_ncname(p, pos)?;
-                if value.is_empty() {
+                if v.is_empty() {
                     return Err(XmlError::Namespace(format!(
                         "prefix {p} cannot be undeclared (XML Namespaces 1.0)"
                     )));
                 }
                 let is_xml = p == "xml";
-                if is_xml != (value == ns::XML) || p == "xmlns" || value == ns::XMLNS {
+                if is_xml != (v == ns::XML) || p == "xmlns" || v == ns::XMLNS {
                     return Err(XmlError::Namespace(format!(
-                        "illegal binding of prefix {p} to {value}"
+                        "illegal binding of prefix {p} to {v}"
                     )));
                 }
                 if is_xml {
                     continue; // redundant but legal; never rendered
                 }
-                ns_decls.push(NsDecl {
-                    prefix: Some(p.to_string()),
+                let p = self.push_str(p);
+                self.decls.push(DeclData {
+                    prefix: Some(p),
                     uri: value,
                 });
             } else {
                 let (ap, al) = split_qname(key, pos)?;
-                raw_attrs.push((ap.map(str::to_string), al.to_string(), value));
+                let ap = ap.map(|p| self.push_str(p));
+                let al = self.push_str(al);
+                self.attrs.push(AttrData {
+                    prefix: ap,
+                    local: al,
+                    ns: None,
+                    value,
+                });
             }
         }
 
         self.scope_marks.push(self.scopes.len());
-        for d in &ns_decls {
-            self.scopes.push((d.prefix.clone(), d.uri.clone()));
+        for i in decl_start..self.decls.len() {
+            let d = self.decls[i];
+            self.scopes.push((d.prefix, d.uri));
         }
         let elem_ns = self.resolve(prefix)?;
-        let mut attributes = Vec::with_capacity(raw_attrs.len());
-        for (ap, al, value) in raw_attrs {
-            let ans = match &ap {
+        for i in attr_start..self.attrs.len() {
+            let a = self.attrs[i];
+            let ans = match a.prefix {
                 None => None,
                 Some(p) => Some(
                     self.resolve(Some(p))?
-                        .ok_or_else(|| XmlError::UndeclaredPrefix(p.clone()))?,
+                        .ok_or_else(|| XmlError::UndeclaredPrefix(self.s(p).to_string()))?,
                 ),
             };
-            if attributes
+            self.attrs[i].ns = ans;
+            let (local, ns_uri) = (self.s(a.local), ans.map(|n| self.s(n)));
+            let dup = self.attrs[attr_start..i]
                 .iter()
-                .any(|x: &Attribute| x.local == al && x.ns == ans)
-            {
-                return Err(malformed(pos, &format!("duplicate attribute {al}")));
+                .any(|x| self.s(x.local) == local && x.ns.map(|n| self.s(n)) == ns_uri);
+            if dup {
+                return Err(malformed(pos, &format!("duplicate attribute {local}")));
             }
-            attributes.push(Attribute {
-                prefix: ap,
-                local: al,
-                ns: ans,
-                value,
-            });
         }
-        let element = Element {
-            prefix: prefix.map(str::to_string),
-            local: local.to_string(),
+        let element = ElementData {
+            prefix,
+            local,
             ns: elem_ns,
-            attributes,
-            ns_decls,
+            attrs: (attr_start as u32, self.attrs.len() as u32),
+            decls: (decl_start as u32, self.decls.len() as u32),
         };
-        let id = self.push_node(NodeKind::Element(element))?;
+        let id = self.push_node(Kind::Element(element))?;
         if self.stack.is_empty() {
             self.root = Some(id);
         }
@@ -727,30 +966,83 @@ impl<'l> Builder<'l> {
                 self.scopes.truncate(mark);
             }
         } else {
-            self.stack.push(id);
+            self.stack.push(id.0);
         }
         Ok(())
     }
 
     /// Resolves a prefix against the open scopes. `None` prefix = default namespace, which may
     /// be absent (`Ok(None)`); an unknown explicit prefix is an error.
-    fn resolve(&self, prefix: Option<&str>) -> Result<Option<String>, XmlError> {
+    fn resolve(&self, prefix: Option<Span>) -> Result<Option<Span>, XmlError> {
+        let prefix = prefix.map(|p| self.s(p));
         if prefix == Some("xml") {
-            return Ok(Some(ns::XML.to_string()));
+            return Ok(Some(XML_NS_SPAN));
         }
-        for (p, uri) in self.scopes.iter().rev() {
-            if p.as_deref() == prefix {
-                return Ok(if uri.is_empty() {
-                    None
-                } else {
-                    Some(uri.clone())
-                });
+        for &(p, uri) in self.scopes.iter().rev() {
+            if p.map(|p| self.s(p)) == prefix {
+                return Ok((uri.end > uri.start).then_some(uri));
             }
         }
         match prefix {
             None => Ok(None),
             Some(p) => Err(XmlError::UndeclaredPrefix(p.to_string())),
         }
+    }
+
+    /// Attribute-value normalisation (XML 1.0 §3.3.3) for CDATA attributes, written to the
+    /// arena: line ends become `\n`, then literal white space becomes a space; characters from
+    /// references are kept as is.
+    fn attribute_value(&mut self, raw: &str, pos: u64) -> Result<Span, XmlError> {
+        // Fast path: nothing to normalise, expand or refuse (checked as for character data).
+        if !raw
+            .bytes()
+            .any(|b| matches!(b, b'\r' | b'\n' | b'\t' | b'<' | b'&'))
+        {
+            check_chars(raw, pos)?;
+            return Ok(self.push_str(raw));
+        }
+        let start = self.strings.len() as u32;
+        let out = &mut self.strings;
+        let mut chars = raw.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\r' => {
+                    if chars.peek() == Some(&'\n') {
+                        chars.next();
+                    }
+                    out.push(' ');
+                }
+                '\n' | '\t' => out.push(' '),
+                '<' => return Err(malformed(pos, "'<' in an attribute value")),
+                '&' => {
+                    let mut name = String::new();
+                    loop {
+                        match chars.next() {
+                            Some(';') => break,
+                            Some(ch) if name.len() < 32 => name.push(ch),
+                            _ => {
+                                return Err(malformed(
+                                    pos,
+                                    "unterminated reference in an attribute value",
+                                ))
+                            }
+                        }
+                    }
+                    out.push(resolve_reference(&name)?);
+                }
+                c if !is_xml_char(c) => {
+                    return Err(malformed(
+                        pos,
+                        &format!("character U+{:04X} is not allowed in XML", c as u32),
+                    ))
+                }
+                c => out.push(c),
+            }
+        }
+        Ok(Span {
+            start,
+            end: self.strings.len() as u32,
+        })
     }
 }
 
@@ -793,7 +1085,61 @@ fn check_chars(s: &str, pos: u64) -> Result<(), XmlError> {
     }
 }
 
+/// ASCII name-character classes for [`split_qname`]'s one-pass fast path.
+const NAME_START: u8 = 2;
+const NAME_CHAR: u8 = 1;
+const ASCII_NAME_CLASS: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut c = 0;
+    while c < 128 {
+        let b = c as u8;
+        t[c] = if b.is_ascii_alphabetic() || b == b'_' {
+            NAME_START
+        } else if b.is_ascii_digit() || b == b'-' || b == b'.' {
+            NAME_CHAR
+        } else {
+            0
+        };
+        c += 1;
+    }
+    t
+};
+
+/// Splits a QName into prefix and local part, both checked as NCNames. Names are ASCII in
+/// practice, so one pass over the bytes with a class table decides; anything else takes the
+/// exact character-class path of [`check_ncname`].
 fn split_qname(name: &str, pos: u64) -> Result<(Option<&str>, &str), XmlError> {
+    let bytes = name.as_bytes();
+    let mut colon = None;
+    let mut at_start = true;
+    let mut ascii_ok = true;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b >= 0x80 {
+            ascii_ok = false;
+            break;
+        }
+        if b == b':' {
+            if colon.is_some() || at_start {
+                ascii_ok = false;
+                break;
+            }
+            colon = Some(i);
+            at_start = true;
+            continue;
+        }
+        let class = ASCII_NAME_CLASS[b as usize];
+        if class == 0 || (at_start && class != NAME_START) {
+            ascii_ok = false;
+            break;
+        }
+        at_start = false;
+    }
+    if ascii_ok && !at_start {
+        return Ok(match colon {
+            Some(i) => (Some(&name[..i]), &name[i + 1..]),
+            None => (None, name),
+        });
+    }
     match name.split_once(':') {
         Some((p, l)) => {
             check_ncname(p, pos)?;
@@ -885,57 +1231,6 @@ fn resolve_reference(name: &str) -> Result<char, XmlError> {
         }
     };
     Ok(c)
-}
-
-/// Attribute-value normalisation (XML 1.0 §3.3.3) for CDATA attributes: line ends become
-/// `\n`, then literal white space becomes a space; characters from references are kept as is.
-fn attribute_value(raw: &str, pos: u64) -> Result<String, XmlError> {
-    // Fast path: nothing to normalise, expand or refuse (checked as for character data).
-    if !raw
-        .bytes()
-        .any(|b| matches!(b, b'\r' | b'\n' | b'\t' | b'<' | b'&'))
-    {
-        check_chars(raw, pos)?;
-        return Ok(raw.to_string());
-    }
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\r' => {
-                if chars.peek() == Some(&'\n') {
-                    chars.next();
-                }
-                out.push(' ');
-            }
-            '\n' | '\t' => out.push(' '),
-            '<' => return Err(malformed(pos, "'<' in an attribute value")),
-            '&' => {
-                let mut name = String::new();
-                loop {
-                    match chars.next() {
-                        Some(';') => break,
-                        Some(ch) if name.len() < 32 => name.push(ch),
-                        _ => {
-                            return Err(malformed(
-                                pos,
-                                "unterminated reference in an attribute value",
-                            ))
-                        }
-                    }
-                }
-                out.push(resolve_reference(&name)?);
-            }
-            c if !is_xml_char(c) => {
-                return Err(malformed(
-                    pos,
-                    &format!("character U+{:04X} is not allowed in XML", c as u32),
-                ))
-            }
-            c => out.push(c),
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -1050,15 +1345,39 @@ mod tests {
         let pi = doc.root().children().next().unwrap();
         assert_eq!(
             pi.kind(),
-            &NodeKind::Pi {
-                target: "pi".into(),
-                data: "x\ny\nz".into()
+            NodeKind::Pi {
+                target: "pi",
+                data: "x\ny\nz"
             }
         );
         assert!(
             Document::parse(b"<a><?p:i x?></a>").is_err(),
             "colon in PI target"
         );
+    }
+
+    #[test]
+    fn qnames_split_and_checked() {
+        for good in ["a", "a:b", "_x.y-z:k9", "é:b", "a:é"] {
+            assert!(split_qname(good, 0).is_ok(), "{good}");
+        }
+        assert_eq!(split_qname("p:l", 0).unwrap(), (Some("p"), "l"));
+        assert_eq!(split_qname("l", 0).unwrap(), (None, "l"));
+        for bad in [
+            "",
+            ":",
+            ":a",
+            "a:",
+            "a:b:c",
+            "1a",
+            "a:1b",
+            "a:-b",
+            "a b",
+            "a::b",
+            "a:b\u{7f}",
+        ] {
+            assert!(split_qname(bad, 0).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -42,11 +42,8 @@ pub fn element_with_id<'a>(doc: &'a Document, value: &str) -> Node<'a> {
     let found: Vec<Node<'a>> = doc
         .elements()
         .filter(|n| {
-            n.element().is_some_and(|e| {
-                e.attributes
-                    .iter()
-                    .any(|a| a.local == "Id" && a.value == value)
-            })
+            n.element()
+                .is_some_and(|e| e.attributes().any(|a| a.local == "Id" && a.value == value))
         })
         .collect();
     assert_eq!(

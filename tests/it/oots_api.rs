@@ -278,15 +278,14 @@ fn structure(xml: &[u8]) -> Vec<String> {
 fn walk(n: Node<'_>, depth: usize, out: &mut Vec<String>) {
     let Some(e) = n.element() else { return };
     let mut attrs: Vec<String> = e
-        .attributes
-        .iter()
+        .attributes()
         .map(|a| {
             let value = if a.ns.as_deref() == Some(as4gw::ns::XSI) && a.local == "type" {
                 match a.value.split_once(':') {
                     Some((p, l)) => {
                         format!("{{{}}}{l}", n.lookup_namespace(Some(p)).unwrap_or("?"))
                     }
-                    None => a.value.clone(),
+                    None => a.value.to_owned(),
                 }
             } else {
                 a.value.trim().to_owned()
@@ -304,7 +303,7 @@ fn walk(n: Node<'_>, depth: usize, out: &mut Vec<String>) {
     out.push(format!(
         "{}{{{}}}{} [{}] {}",
         "  ".repeat(depth),
-        e.ns.as_deref().unwrap_or(""),
+        e.ns.unwrap_or(""),
         e.local,
         attrs.join(" "),
         text
