@@ -705,7 +705,7 @@ pub trait MessageStore: Send + Sync {
         Box::pin(async {
             Err(StoreError::Backend(
                 "this store does not implement purge".into(),
-))
+            ))
         })
     }
 

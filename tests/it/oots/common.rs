@@ -97,7 +97,7 @@ fn walk(n: Node<'_>, depth: usize, out: &mut Vec<String>) {
     let mut attrs: Vec<String> = e
         .attributes()
         .map(|a| {
-            let value = if a.ns.as_deref() == Some(ns::XSI) && a.local == "type" {
+            let value = if a.ns == Some(ns::XSI) && a.local == "type" {
                 match a.value.split_once(':') {
                     Some((p, l)) => {
                         format!("{{{}}}{l}", n.lookup_namespace(Some(p)).unwrap_or("?"))
@@ -107,7 +107,7 @@ fn walk(n: Node<'_>, depth: usize, out: &mut Vec<String>) {
             } else {
                 a.value.trim().to_owned()
             };
-            format!("{{{}}}{}={}", a.ns.as_deref().unwrap_or(""), a.local, value)
+            format!("{{{}}}{}={}", a.ns.unwrap_or(""), a.local, value)
         })
         .collect();
     attrs.sort();
