@@ -451,6 +451,12 @@ async fn settle(
                 }
             }
         }
+        // A backend without a webhook URL polls the API: nothing to push, nothing failed (no
+        // error log, no DEAD item, no webhook_failing alert for a legitimate configuration).
+        Err(PushError::NoWebhook(backend)) => {
+            store.outbox_done(item.id, &s.owner, now).await?;
+            tracing::debug!(target_backend = %backend, kind = %item.kind, item = item.id.0, "backend has no webhook: it polls the API");
+        }
         Err(e) => {
             let error = e.to_string();
             let dead = e.is_permanent() || item.attempts >= s.max_attempts;
