@@ -567,7 +567,14 @@ async fn send(
             Ok(r)
         }
         Err(e) => {
-            if !matches!(e, crate::msh::api::SubmitError::Internal(_)) {
+            // As in the plain submit: after an internal or store failure the commit may have
+            // happened, so the files stay (an unreferenced file costs disk, a deleted
+            // referenced one loses a message).
+            if !matches!(
+                e,
+                crate::msh::api::SubmitError::Internal(_)
+                    | crate::msh::api::SubmitError::Unavailable(_)
+            ) {
                 discard(state, &files).await;
             }
             Err(Problem::from(e))
