@@ -168,6 +168,10 @@ pub enum ClientAuth {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawApi {
     pub url: String,
+    /// Optional TLS for the backend listener (then `url` is `https://…`), with optional or
+    /// required client certificates: for backends that are not on the same host.
+    #[serde(default)]
+    pub tls: Option<RawTls>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -300,6 +304,8 @@ pub struct Config {
     pub pmode_dir: PathBuf,
     pub as4: As4Listener,
     pub api_listen: SocketAddr,
+    /// `[api.tls]`: the backend listener speaks HTTPS (and may require client certificates).
+    pub api_tls: Option<ApiTls>,
     pub store_dir: PathBuf,
     /// Period of the background retention purge (`[store] purge-interval`, default 1 hour).
     pub purge_interval: std::time::Duration,
@@ -325,6 +331,18 @@ pub struct As4Listener {
     pub tls_cert: CertFile,
     pub tls_key: PathBuf,
     pub tls_versions: Vec<TlsVersion>,
+    pub cipher_suites: Vec<String>,
+    pub client_auth: ClientAuth,
+    pub client_ca: Vec<CertFile>,
+}
+
+/// TLS of the backend API listener (`[api.tls]`, same keys as `[as4.tls]`). The bearer token
+/// is still required: a client certificate is a second factor, not a replacement.
+#[derive(Debug, Clone)]
+pub struct ApiTls {
+    pub cert: CertFile,
+    pub key: PathBuf,
+    pub versions: Vec<TlsVersion>,
     pub cipher_suites: Vec<String>,
     pub client_auth: ClientAuth,
     pub client_ca: Vec<CertFile>,
@@ -599,12 +617,52 @@ fn build(
         );
     }
 
-    let api_listen = parse_listen_url(&r.api.url, "http")
+    let api_scheme = if r.api.tls.is_some() { "https" } else { "http" };
+    let api_listen = parse_listen_url(&r.api.url, api_scheme)
         .map(|(a, _)| a)
         .unwrap_or_else(|m| {
-            sink.at("api.url", format!("backend API listener: {m}"));
+            let why = if r.api.tls.is_some() {
+                " ([api.tls] is configured)"
+            } else {
+                " (https needs an [api.tls] section)"
+            };
+            sink.at("api.url", format!("backend API listener: {m}{why}"));
             SocketAddr::from(([127, 0, 0, 1], 0))
         });
+    let api_tls = r.api.tls.as_ref().and_then(|t| {
+        let own = cert(sink, "api.tls.cert", &t.cert, CertPurpose::Tls);
+        let key = key_file(sink, "api.tls.key", &t.key);
+        if t.versions.is_empty() {
+            sink.at("api.tls.versions", "at least one TLS version is needed");
+        }
+        let client_ca: Vec<CertFile> = t
+            .client_ca
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                cert(
+                    sink,
+                    &format!("api.tls.client-ca.{i}"),
+                    p,
+                    CertPurpose::Anchor,
+                )
+            })
+            .collect();
+        if t.client_auth != ClientAuth::Off && t.client_ca.is_empty() {
+            sink.at(
+                "api.tls.client-auth",
+                "client-auth needs client-ca (the CAs whose client certificates are accepted)",
+            );
+        }
+        Some(ApiTls {
+            cert: own?,
+            key,
+            versions: t.versions.clone(),
+            cipher_suites: t.cipher_suites.clone(),
+            client_auth: t.client_auth,
+            client_ca,
+        })
+    });
 
     // A single key set is checked as before (certificates valid now); in a rollover list a
     // set may be not yet valid (the successor, staged ahead), but one must be valid now.
@@ -831,6 +889,7 @@ fn build(
             client_ca,
         },
         api_listen,
+        api_tls,
         store_dir: path(&r.store.path),
         purge_interval,
         keys_115,

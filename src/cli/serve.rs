@@ -335,10 +335,30 @@ async fn serve(args: Args, cfg: Config) -> anyhow::Result<ExitCode> {
     let api = tokio::net::TcpListener::bind(cfg.api_listen)
         .await
         .with_context(|| format!("binding the backend listener {}", cfg.api_listen))?;
+    // `[api.tls]`: the same TLS machinery as the AS4 listener, client certificates included.
+    let api_tls = match &cfg.api_tls {
+        Some(t) => Some(
+            ServerTlsFiles {
+                cert_chain: t.cert.path.clone(),
+                private_key: t.key.clone(),
+                client_auth: match t.client_auth {
+                    ClientAuth::Off => ClientAuthMode::Off,
+                    ClientAuth::Optional => ClientAuthMode::Optional,
+                    ClientAuth::Required => ClientAuthMode::Required,
+                },
+                client_trust_anchors: t.client_ca.iter().map(|c| c.path.clone()).collect(),
+                protocols: protocols(&t.versions, &t.cipher_suites),
+            }
+            .load()?
+            .build()?,
+        ),
+        None => None,
+    };
+    let api_scheme = if api_tls.is_some() { "https" } else { "http" };
     tracing::info!(as4 = %cfg.as4.listen, path = %cfg.as4.path, api = %cfg.api_listen, store = %cfg.store_dir.display(), "as4gw serving");
     // Tests and operators wait for this line on stdout.
     println!(
-        "as4gw: serving AS4 on https://{}{} and the backend API on http://{}",
+        "as4gw: serving AS4 on https://{}{} and the backend API on {api_scheme}://{}",
         cfg.as4.listen, cfg.as4.path, cfg.api_listen
     );
 
@@ -389,11 +409,35 @@ async fn serve(args: Args, cfg: Config) -> anyhow::Result<ExitCode> {
         stopping: Arc::clone(&stopping),
     }));
     let app = as4gw::backend::router(state);
-    let api_task = tokio::spawn(
-        axum::serve(api, app)
-            .with_graceful_shutdown(stopped(stop_rx.clone()))
-            .into_future(),
-    );
+    let api_task = match api_tls {
+        None => tokio::spawn(
+            axum::serve(api, app)
+                .with_graceful_shutdown(stopped(stop_rx.clone()))
+                .into_future(),
+        ),
+        Some(tls) => {
+            // The router behind the transport room's TLS server: handshakes (and required
+            // client certificates) are checked before a request reaches the router.
+            let server = Server::from_listener(api, Some(tls), ServerLimits::default());
+            let serving = server.serve(
+                move |req: Request<Incoming>, _peer: PeerInfo| {
+                    let app = app.clone();
+                    async move {
+                        use tower::ServiceExt;
+                        match app.oneshot(req.map(axum::body::Body::new)).await {
+                            Ok(r) => r,
+                            Err(never) => match never {},
+                        }
+                    }
+                },
+                stopped(stop_rx.clone()),
+            );
+            tokio::spawn(async move {
+                serving.await;
+                Ok::<(), std::io::Error>(())
+            })
+        }
+    };
     let pusher = as4gw::backend::spawn_webhook_pusher(
         store.clone() as Arc<dyn MessageStore>,
         backends,

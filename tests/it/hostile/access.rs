@@ -474,3 +474,118 @@ fn no_secret_in_logs_or_api_answers() {
     );
     assert!(leaks.is_empty(), "{}", leaks.join("\n"));
 }
+
+/// `[api.tls]` with `client-auth = "required"`: the backend API speaks HTTPS, a client without a
+/// certificate from the configured CA gets no HTTP answer at all, one with it still needs the
+/// bearer token (the certificate is a second factor, not a replacement).
+#[test]
+fn backend_api_can_require_tls_client_certificates() {
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = repo().join("conformance/hostile");
+    let (as4, api) = (crate::msh::e2e::free_port(), crate::msh::e2e::free_port());
+    let text = std::fs::read_to_string(base.join("gateway.toml")).expect("config");
+    let text = text
+        .replace("\"../../", &format!("\"{}/", repo().display()))
+        .replace("\"certs/", &format!("\"{}/certs/", base.display()))
+        .replace("127.0.0.1:19443", &format!("127.0.0.1:{as4}"))
+        .replace(
+            "path = \"data\"",
+            &format!("path = \"{}\"", dir.path().join("store").display()),
+        );
+    let demo = repo().join("certs/demo");
+    let api_section = format!(
+        "[api]\nurl = \"https://127.0.0.1:{api}\"\n\n[api.tls]\ncert = \"{b}/blue/tls.cert.pem\"\nkey = \"{b}/blue/tls.key.pem\"\nversions = [\"1.2\", \"1.3\"]\nclient-auth = \"required\"\nclient-ca = [\"{b}/ca.cert.pem\"]\n",
+        b = demo.display()
+    );
+    let text2 = text.replace("[api]\nurl = \"http://127.0.0.1:19080\"\n", &api_section);
+    assert_ne!(text, text2, "[api] not found in the corpus config");
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(&config, text2).expect("write config");
+    let out = dir.path().join("stdout.log");
+    let err = dir.path().join("stderr.log");
+    let mut child = Command::new(crate::support::as4gw_bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(std::fs::File::create(&out).expect("stdout"))
+        .stderr(std::fs::File::create(&err).expect("stderr"))
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn as4gw serve");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let said = std::fs::read_to_string(&out).unwrap_or_default();
+        if said.contains(&format!("backend API on https://127.0.0.1:{api}")) {
+            break;
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!(
+                "serve exited at start ({st}):\n{}",
+                std::fs::read_to_string(&err).unwrap_or_default()
+            );
+        }
+        assert!(Instant::now() < deadline, "serve did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _child = Kill(child);
+
+    let tls = |with_cert: bool| -> rustls::ClientConfig {
+        let anchors =
+            as4gw::transport::tls::load_certs(&demo.join("ca.cert.pem")).expect("demo CA");
+        let identity = with_cert.then(|| {
+            (
+                as4gw::transport::tls::load_certs(&demo.join("red/tls.cert.pem")).expect("cert"),
+                as4gw::transport::tls::load_key(&demo.join("red/tls.key.pem")).expect("key"),
+            )
+        });
+        let cfg = as4gw::transport::ClientTls {
+            trust_anchors: anchors,
+            identity,
+            protocols: Default::default(),
+        }
+        .build()
+        .expect("client tls");
+        (*cfg).clone()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let url = format!("https://127.0.0.1:{api}/api/v1/health");
+    let get = |with_cert: bool, token: Option<&str>| -> Result<u16, String> {
+        let c = reqwest::Client::builder()
+            .use_preconfigured_tls(tls(with_cert))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut req = c.get(&url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        rt.block_on(async move { req.send().await })
+            .map(|r| r.status().as_u16())
+            .map_err(|e| format!("{e:?}"))
+    };
+    // plain HTTP to the TLS listener: no HTTP answer
+    let (st, _) = raw(
+        api,
+        "GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(st, 0, "plain HTTP must not be answered by the TLS listener");
+    // TLS without a client certificate: the handshake fails, no status
+    let e = get(false, Some(BLUE_TOKEN)).expect_err("no client certificate must fail in TLS");
+    assert!(!e.is_empty());
+    // with the client certificate: the token is still checked
+    assert_eq!(get(true, None), Ok(401));
+    assert_eq!(get(true, Some("wrong-token")), Ok(401));
+    assert_eq!(get(true, Some(BLUE_TOKEN)), Ok(200));
+}
