@@ -167,9 +167,22 @@ fn status_mb(pid: u32, field: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A port that is free now, chosen below the kernel's ephemeral range (32768–60999 by
+/// default): a port from `bind(0)` is an ephemeral one, and an outgoing connection of another
+/// process can take it between this probe and the gateway's own bind (seen as "red gateway
+/// exited at start" under parallel tests).
 fn free_port() -> anyhow::Result<u16> {
-    let l = TcpListener::bind(("127.0.0.1", 0)).context("finding a free port")?;
-    Ok(l.local_addr()?.port())
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 21_000 + (std::process::id() % 500) as u16 * 20;
+    for _ in 0..2_000 {
+        let p = base + NEXT.fetch_add(1, Ordering::Relaxed) % 11_000;
+        let p = if p >= 32_000 { p - 11_000 } else { p };
+        if TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return Ok(p);
+        }
+    }
+    anyhow::bail!("no free port found between 21000 and 32000")
 }
 
 // ---------------------------------------------------------------------------------------------
