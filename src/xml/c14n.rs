@@ -91,14 +91,21 @@ pub fn canonicalize_subtree(doc: &Document, apex: NodeId, opts: &C14nOptions, ou
     let node = doc.node(apex);
     let inclusive = Inclusive::new(opts);
     // In-scope bindings at the apex come from its ancestors too; nothing is rendered yet.
-    let mut scope: Vec<(Option<&str>, &str)> = node
-        .parent()
-        .map(|p| {
-            let mut v: Vec<_> = p.in_scope_namespaces().into_iter().collect();
-            v.sort();
-            v
-        })
-        .unwrap_or_default();
+    // (Nearest declaration of each prefix wins; a short vector, not a hash map: an AS4 header
+    // has a handful of bindings and this runs for every reference of every message.)
+    let mut scope: Vec<(Option<&str>, &str)> = Vec::new();
+    let mut anc = node.parent();
+    while let Some(a) = anc {
+        if let Some(e) = a.element() {
+            for d in e.ns_decls() {
+                if !scope.iter().any(|(p, _)| *p == d.prefix) {
+                    scope.push((d.prefix, d.uri));
+                }
+            }
+        }
+        anc = a.parent();
+    }
+    scope.sort();
     let mut rendered: Vec<(Option<&str>, &str)> = Vec::new();
     let imported = match opts.algorithm {
         C14nAlgorithm::Inclusive => inherited_xml_attributes(node),
@@ -109,6 +116,9 @@ pub fn canonicalize_subtree(doc: &Document, apex: NodeId, opts: &C14nOptions, ou
         opts,
         inclusive: &inclusive,
         imported,
+        candidates: Vec::new(),
+        decls: Vec::new(),
+        attrs: Vec::new(),
     };
     w.node(node, &mut scope, &mut rendered);
 }
@@ -192,6 +202,9 @@ pub fn canonicalize_document(doc: &Document, opts: &C14nOptions, out: &mut Vec<u
             opts,
             inclusive: &inclusive,
             imported: Vec::new(),
+            candidates: Vec::new(),
+            decls: Vec::new(),
+            attrs: Vec::new(),
         };
         w.node(n, &mut Vec::new(), &mut Vec::new());
         if !seen_root && !is_root {
@@ -242,6 +255,12 @@ struct Writer<'o, 'p, 'd> {
     inclusive: &'p Inclusive,
     /// `xml:*` attributes imported onto the apex (inclusive C14N only); taken by the first element.
     imported: Vec<Attribute<'d>>,
+    /// Scratch space for one start tag, reused across elements (emptied before the children are
+    /// written, so the recursion never sees them): candidate prefixes, the declarations to
+    /// render, the attributes in canonical order.
+    candidates: Vec<Option<&'d str>>,
+    decls: Vec<(Option<&'d str>, &'d str)>,
+    attrs: Vec<Attribute<'d>>,
 }
 
 /// Looks a prefix up in a scope stack (last binding wins).
@@ -286,7 +305,8 @@ impl<'d> Writer<'_, '_, 'd> {
 
                 // Candidate prefixes: visibly utilised ones plus the inclusive list (exclusive),
                 // or every prefix in scope (inclusive: the whole namespace axis, C14N §2.3).
-                let mut candidates: Vec<Option<&str>> = Vec::with_capacity(4);
+                let mut candidates = std::mem::take(&mut self.candidates);
+                candidates.clear();
                 if self.opts.algorithm == C14nAlgorithm::Inclusive {
                     for (p, _) in scope.iter() {
                         if !candidates.contains(p) {
@@ -322,8 +342,9 @@ impl<'d> Writer<'_, '_, 'd> {
                 }
 
                 let rendered_mark = rendered.len();
-                let mut decls: Vec<(Option<&str>, &str)> = Vec::new();
-                for p in candidates {
+                let mut decls = std::mem::take(&mut self.decls);
+                decls.clear();
+                for &p in &candidates {
                     if p == Some("xml") {
                         continue;
                     }
@@ -356,12 +377,13 @@ impl<'d> Writer<'_, '_, 'd> {
                     self.out.push(b'"');
                 }
                 let imported = std::mem::take(&mut self.imported);
-                let mut attrs: Vec<Attribute<'d>> =
-                    e.attributes().chain(imported.iter().copied()).collect();
+                let mut attrs = std::mem::take(&mut self.attrs);
+                attrs.clear();
+                attrs.extend(e.attributes().chain(imported.iter().copied()));
                 attrs.sort_by(|a, b| {
                     (a.ns.unwrap_or(""), a.local).cmp(&(b.ns.unwrap_or(""), b.local))
                 });
-                for a in attrs {
+                for a in &attrs {
                     self.out.push(b' ');
                     write_qname(a.prefix, a.local, self.out);
                     self.out.extend_from_slice(b"=\"");
@@ -369,6 +391,9 @@ impl<'d> Writer<'_, '_, 'd> {
                     self.out.push(b'"');
                 }
                 self.out.push(b'>');
+                self.candidates = candidates;
+                self.decls = decls;
+                self.attrs = attrs;
                 for c in node.children() {
                     self.node(c, scope, rendered);
                 }

@@ -108,6 +108,8 @@ struct AttrData {
     local: Span,
     ns: Option<Span>,
     value: Span,
+    /// The element carrying it: identifier lookups scan the attributes, not the tree.
+    owner: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -310,9 +312,20 @@ impl Document {
     /// `xml:id`, or an unqualified `Id`/`id`. The caller decides what more than one match
     /// means; for WS-Security it is a wrapping attempt and must be refused.
     pub fn elements_by_id<'a>(&'a self, value: &'a str) -> Vec<Node<'a>> {
-        self.elements()
-            .filter(|n| n.id_attributes().any(|v| v == value))
-            .collect()
+        // One pass over the flat attribute vector (document order, an element's attributes
+        // contiguous), comparing the value first: cheaper than walking every element.
+        let mut found: Vec<Node<'a>> = Vec::new();
+        for a in &self.attrs {
+            if self.str(a.value) != value
+                || !is_id_attribute(a.ns.map(|n| self.str(n)), self.str(a.local))
+            {
+                continue;
+            }
+            if found.last().map(|n| n.id.0) != Some(a.owner) {
+                found.push(self.node(NodeId(a.owner)));
+            }
+        }
+        found
     }
 }
 
@@ -471,10 +484,7 @@ impl<'a> Node<'a> {
         self.element()
             .into_iter()
             .flat_map(|e| e.attributes())
-            .filter(|a| match a.ns {
-                None => a.local == "Id" || a.local == "id",
-                Some(u) => (u == ns::WSU && a.local == "Id") || (u == ns::XML && a.local == "id"),
-            })
+            .filter(|a| is_id_attribute(a.ns, a.local))
             .map(|a| a.value)
     }
 
@@ -514,6 +524,15 @@ impl<'a> Node<'a> {
             }
         }
         map
+    }
+}
+
+/// `wsu:Id`, `xml:id`, or an unqualified `Id`/`id`: the attributes a same-document reference
+/// (`URI="#…"`) may select.
+fn is_id_attribute(ns_uri: Option<&str>, local: &str) -> bool {
+    match ns_uri {
+        None => local == "Id" || local == "id",
+        Some(u) => (u == ns::WSU && local == "Id") || (u == ns::XML && local == "id"),
     }
 }
 
@@ -922,6 +941,8 @@ impl<'l> Builder<'l> {
                     local: al,
                     ns: None,
                     value,
+                    // `flush_text` ran above: the element is the next node pushed.
+                    owner: self.nodes.len() as u32,
                 });
             }
         }
@@ -1354,6 +1375,22 @@ mod tests {
             Document::parse(b"<a><?p:i x?></a>").is_err(),
             "colon in PI target"
         );
+    }
+
+    #[test]
+    fn elements_by_id_in_document_order_once_each() {
+        let doc = Document::parse(
+            br#"<a xmlns:wsu="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"><b wsu:Id="x" Id="x"/><c><d id="x" other="x"/></c><e Id="y" xml:id="x"/><f foo:Id="x" xmlns:foo="urn:f"/></a>"#,
+        )
+        .unwrap();
+        let names: Vec<&str> = doc
+            .elements_by_id("x")
+            .iter()
+            .map(|n| n.local_name())
+            .collect();
+        assert_eq!(names, ["b", "d", "e"]);
+        assert_eq!(doc.elements_by_id("y")[0].local_name(), "e");
+        assert!(doc.elements_by_id("z").is_empty());
     }
 
     #[test]
