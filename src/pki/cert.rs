@@ -107,6 +107,32 @@ pub fn load_certificates(bytes: &[u8]) -> Result<Vec<Certificate>, PkiError> {
 }
 
 impl Certificate {
+    /// [`Certificate::from_der`] through a small process-wide cache keyed by the DER bytes:
+    /// every inbound message carries its signer's certificate (BinarySecurityToken), and
+    /// partners are few, so parsing and fingerprinting it again per message is wasted work.
+    /// Only successful parses are kept (nothing about a rejected input is remembered), and the
+    /// cache is emptied when it reaches its bound, so hostile senders cannot grow it.
+    pub fn from_der_cached(der_bytes: &[u8]) -> Result<Self, PkiError> {
+        use std::collections::HashMap;
+        use std::sync::{Mutex, OnceLock};
+        const MAX: usize = 256;
+        static CACHE: OnceLock<Mutex<HashMap<Vec<u8>, Certificate>>> = OnceLock::new();
+        let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+        if let Ok(map) = cache.lock() {
+            if let Some(c) = map.get(der_bytes) {
+                return Ok(c.clone());
+            }
+        }
+        let cert = Certificate::from_der(der_bytes)?;
+        if let Ok(mut map) = cache.lock() {
+            if map.len() >= MAX {
+                map.clear();
+            }
+            map.insert(der_bytes.to_vec(), cert.clone());
+        }
+        Ok(cert)
+    }
+
     /// Parses one DER certificate (trailing bytes are refused).
     pub fn from_der(der_bytes: &[u8]) -> Result<Self, PkiError> {
         let (rest, x) = X509Certificate::from_der(der_bytes)

@@ -215,7 +215,9 @@ pub(crate) fn read_bst(
     let bad =
         |e: crate::pki::PkiError| SecurityError::KeyNotFound(format!("BinarySecurityToken: {e}"));
     match vt {
-        v if v == ns::WSS_X509V3 => Ok((Certificate::from_der(&der).map_err(bad)?, Vec::new())),
+        v if v == ns::WSS_X509V3 => {
+            Ok((Certificate::from_der_cached(&der).map_err(bad)?, Vec::new()))
+        }
         v if v == ns::WSS_X509_PKIPATH => {
             // PkiPath (RFC 3280 / WSS X.509 profile): SEQUENCE OF Certificate, the leaf last.
             let (outer, _) = crate::pki::der::read_tlv(&der)
@@ -225,7 +227,7 @@ pub(crate) fn read_bst(
                 .ok_or_else(|| SecurityError::Malformed("PkiPath is malformed".into()))?;
             let mut certs = items
                 .iter()
-                .map(|t| Certificate::from_der(t.raw))
+                .map(|t| Certificate::from_der_cached(t.raw))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(bad)?;
             let leaf = certs
