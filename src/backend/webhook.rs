@@ -334,7 +334,11 @@ fn delivery_body(store: &dyn MessageStore, rec: &MessageRecord, item: &OutboxIte
             ct = p.mime_type.replace(['\r', '\n'], " "),
         );
         push(&mut segments, h.into_bytes());
-        segments.push(Segment::File(store.spool().path(&p.file)));
+        segments.push(match p.file.inline_bytes() {
+            // Inline payloads (issue 8) are already in memory.
+            Some(b) => Segment::Bytes(Bytes::copy_from_slice(b)),
+            None => Segment::File(store.spool().path(&p.file)),
+        });
         push(&mut segments, b"\r\n".to_vec());
     }
     push(&mut segments, format!("--{boundary}--\r\n").into_bytes());

@@ -363,9 +363,9 @@ impl Msh {
                     PartSource::File { size, .. } => *size,
                 };
                 let written = if compressed {
-                    spool.write_sync(GunzipLimited::new(reader, size_in, max), max)
+                    spool.put_sync(GunzipLimited::new(reader, size_in, max), max)
                 } else {
-                    spool.write_sync(reader, u64::MAX)
+                    spool.put_sync(reader, u64::MAX)
                 };
                 match written {
                     Ok(file) => out.push(Payload {
@@ -554,12 +554,10 @@ impl Msh {
         payloads: &[Payload],
     ) -> Option<edm::BrokenRequest> {
         let first = payloads.first()?;
-        let path = self.store.spool().path(&first.file);
-        let len = tokio::fs::metadata(&path).await.ok()?.len();
-        if len > edm::MAX_REGREP {
+        if first.file.size() > edm::MAX_REGREP {
             return None;
         }
-        let bytes = tokio::fs::read(&path).await.ok()?;
+        let bytes = self.store.spool().read_all(&first.file).await.ok()?;
         let header = acc.header_xml.clone();
         tokio::task::spawn_blocking(move || edm::judge_request(&header, &bytes))
             .await
@@ -599,7 +597,7 @@ impl Msh {
                     .format(&time::format_description::well_known::Rfc3339)
                     .unwrap_or_else(|_| now.unix_timestamp().to_string());
                 let doc = edm::answer_document(&b, v2, &uuid::Uuid::new_v4().to_string(), &ts);
-                match self.store.spool().write_bytes(&doc).await {
+                match self.store.spool().put_bytes(&doc).await {
                     Err(e) => Err(format!("spooling the answer: {e}")),
                     Ok(file) => {
                         let req = edm::answer_submission(
@@ -612,8 +610,7 @@ impl Msh {
                             Ok(r) => Ok(r.message_id),
                             Err(e) => {
                                 if !matches!(e, SubmitError::Internal(_)) {
-                                    let _ = tokio::fs::remove_file(self.store.spool().path(&file))
-                                        .await;
+                                    let _ = self.store.spool().discard(&file).await;
                                 }
                                 Err(format!("submitting the answer: {e}"))
                             }
@@ -951,29 +948,20 @@ impl Msh {
             )));
         }
         let spool = self.store.spool();
-        let mut payloads = Vec::new();
-        for p in &rec.payloads {
-            let path = spool.path(&p.file);
-            if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
-                return Err(PackFailure::Transient(format!(
-                    "payload {}: {} missing",
-                    p.part_id,
-                    path.display()
-                )));
-            }
-            let cid = p
-                .part_id
-                .strip_prefix("cid:")
-                .unwrap_or(&p.part_id)
-                .to_string();
-            payloads.push((cid, p.mime_type.clone(), path));
-        }
         // gzip, digests, signature and encryption stream between files in a private work
         // directory of the spool (removed afterwards), then the MIME writer streams the root
         // and the encrypted part files into the wire file.
         let work = spool
             .dir()
             .join(format!(".out-{}", uuid::Uuid::new_v4().simple()));
+        let payloads = self.payload_paths(rec, &work).await;
+        let payloads = match payloads {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = tokio::fs::remove_dir_all(&work).await;
+                return Err(e);
+            }
+        };
         let file = self
             .pack_streaming(rec, pmode, header, payloads, &work)
             .await;
@@ -992,6 +980,50 @@ impl Msh {
                 )))
             }
         }
+    }
+
+    /// The payloads as files for the packer: spool files as they are; inline payloads are
+    /// written (unsynced: a scratch copy) into the work directory.
+    async fn payload_paths(
+        &self,
+        rec: &MessageRecord,
+        work: &std::path::Path,
+    ) -> Result<Vec<(String, String, std::path::PathBuf)>, PackFailure> {
+        let spool = self.store.spool();
+        let mut payloads = Vec::new();
+        for (i, p) in rec.payloads.iter().enumerate() {
+            if let Some(b) = p.file.inline_bytes() {
+                tokio::fs::create_dir_all(work)
+                    .await
+                    .map_err(|e| PackFailure::Transient(format!("work directory: {e}")))?;
+                let path = work.join(format!("inline-{i}.bin"));
+                tokio::fs::write(&path, b).await.map_err(|e| {
+                    PackFailure::Transient(format!("payload {}: {e}", p.part_id))
+                })?;
+                let cid = p
+                    .part_id
+                    .strip_prefix("cid:")
+                    .unwrap_or(&p.part_id)
+                    .to_string();
+                payloads.push((cid, p.mime_type.clone(), path));
+                continue;
+            }
+            let path = spool.path(&p.file);
+            if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+                return Err(PackFailure::Transient(format!(
+                    "payload {}: {} missing",
+                    p.part_id,
+                    path.display()
+                )));
+            }
+            let cid = p
+                .part_id
+                .strip_prefix("cid:")
+                .unwrap_or(&p.part_id)
+                .to_string();
+            payloads.push((cid, p.mime_type.clone(), path));
+        }
+        Ok(payloads)
     }
 }
 

@@ -19,7 +19,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use time::{Duration, OffsetDateTime};
 use tokio::sync::{mpsc, oneshot};
 
-use super::spool::{sync_dir, FileRef, Spool};
+use super::spool::{sync_dir, FileRef, Spool, INLINE_NAME};
 use super::{
     Cursor, Direction, Event, Filter, Lease, MessageRecord, MessageStore, NewInbound,
     NewNotification, NewOutbound, OutboxId, OutboxItem, Outcome, Page, Payload, PruneReport,
@@ -147,6 +147,13 @@ ALTER TABLE messages ADD COLUMN header TEXT;
     // stays until the metadata retention); NULL = files present.
     r#"
 ALTER TABLE messages ADD COLUMN payloads_purged_at INTEGER;
+"#,
+    // 4: small payloads and wire messages inline (issue 8): the bytes live in the row, committed
+    // with it, instead of a spool file; `file` / `wire_file` then hold `inline`. NULL = in the
+    // spool file named by `file` / `wire_file` (or purged).
+    r#"
+ALTER TABLE payloads ADD COLUMN data BLOB;
+ALTER TABLE messages ADD COLUMN wire_data BLOB;
 "#,
 ];
 
@@ -290,8 +297,23 @@ impl SqliteStore {
 
     /// Blocking variant of [`SqliteStore::open`] (start-up code outside the runtime).
     pub fn open_blocking(dir: &Path) -> Result<Self> {
+        Self::open_blocking_with(dir, super::spool::DEFAULT_INLINE_MAX)
+    }
+
+    /// [`SqliteStore::open`] keeping contents of at most `inline_max` bytes in the database
+    /// (`[store] inline-max`; 0 = every payload and wire message in its own spool file).
+    pub async fn open_with(dir: impl AsRef<Path>, inline_max: u64) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        tokio::task::spawn_blocking(move || Self::open_blocking_with(&dir, inline_max))
+            .await
+            .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Blocking variant of [`SqliteStore::open_with`].
+    pub fn open_blocking_with(dir: &Path, inline_max: u64) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let spool = Spool::open(dir.join(SPOOL_DIR))?;
+        let mut spool = Spool::open(dir.join(SPOOL_DIR))?;
+        spool.set_inline_max(inline_max);
         let db_path = dir.join(DB_FILE);
         let mut conn = open_connection(&db_path)?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
@@ -390,7 +412,7 @@ impl SqliteStore {
             drop(conn);
             let snap = open_connection(&dest_db)?;
             let names = snap
-                .prepare("SELECT file FROM payloads UNION SELECT wire_file FROM messages WHERE wire_file IS NOT NULL")?
+                .prepare("SELECT file FROM payloads WHERE data IS NULL UNION SELECT wire_file FROM messages WHERE wire_file IS NOT NULL AND wire_data IS NULL")?
                 .query_map([], |r| r.get::<_, String>(0))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             drop(snap);
@@ -398,6 +420,10 @@ impl SqliteStore {
             for name in names {
                 // Names come from our own database; still, only spool-made names are copied.
                 FileRef::from_stored(name.clone(), 0, &[0u8; 32])?;
+                if name == INLINE_NAME {
+                    // Purged inline content: nothing on disk (and nothing in the row).
+                    continue;
+                }
                 let target = dest_spool.join(&name);
                 let bytes = std::fs::copy(spool.dir().join(&name), &target).map_err(|e| {
                     if e.kind() == std::io::ErrorKind::NotFound {
@@ -554,7 +580,7 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, counters: &Counter
 
 const MESSAGE_COLUMNS: &str = "id, direction, message_id, conversation_id, pmode_id, ref_to_message_id, \
     idempotency_key, state, created_at, updated_at, attempts, next_attempt_at, lease_owner, lease_until, \
-    wire_file, wire_size, wire_sha256, last_code, last_detail, header";
+    wire_file, wire_size, wire_sha256, last_code, last_detail, header, wire_data";
 
 fn load_message(conn: &Connection, id: i64) -> Result<Option<MessageRecord>> {
     let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1");
@@ -585,10 +611,13 @@ fn load_message(conn: &Connection, id: i64) -> Result<Option<MessageRecord>> {
                     r.get::<_, Option<String>>(18)?,
                     r.get::<_, Option<String>>(19)?,
                 ),
+                r.get::<_, Option<Vec<u8>>>(20)?,
             ))
         })
         .optional()?;
-    let Some((a, b)) = row else { return Ok(None) };
+    let Some((a, b, wire_data)) = row else {
+        return Ok(None);
+    };
     let (
         id,
         direction,
@@ -621,6 +650,11 @@ fn load_message(conn: &Connection, id: i64) -> Result<Option<MessageRecord>> {
         _ => None,
     };
     let wire = match (wire_file, wire_size, wire_sha) {
+        (Some(_), Some(s), Some(h)) if wire_data.is_some() => Some(FileRef::from_stored_inline(
+            s,
+            &h,
+            wire_data.unwrap_or_default(),
+        )?),
         (Some(f), Some(s), Some(h)) => Some(FileRef::from_stored(f, s, &h)?),
         _ => None,
     };
@@ -632,7 +666,7 @@ fn load_message(conn: &Connection, id: i64) -> Result<Option<MessageRecord>> {
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut pls = conn
-        .prepare_cached("SELECT part_id, mime_type, file, size, sha256 FROM payloads WHERE message = ?1 ORDER BY seq")?;
+        .prepare_cached("SELECT part_id, mime_type, file, size, sha256, data FROM payloads WHERE message = ?1 ORDER BY seq")?;
     let rows = pls
         .query_map([id], |r| {
             Ok((
@@ -641,16 +675,20 @@ fn load_message(conn: &Connection, id: i64) -> Result<Option<MessageRecord>> {
                 r.get::<_, String>(2)?,
                 r.get::<_, i64>(3)?,
                 r.get::<_, Vec<u8>>(4)?,
+                r.get::<_, Option<Vec<u8>>>(5)?,
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let payloads = rows
         .into_iter()
-        .map(|(part_id, mime_type, file, size, sha)| {
+        .map(|(part_id, mime_type, file, size, sha, data)| {
             Ok(Payload {
                 part_id,
                 mime_type,
-                file: FileRef::from_stored(file, size, &sha)?,
+                file: match data {
+                    Some(d) => FileRef::from_stored_inline(size, &sha, d)?,
+                    None => FileRef::from_stored(file, size, &sha)?,
+                },
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -707,7 +745,7 @@ fn insert_parts(
         p.execute(params![id, limit_i64(seq), name, value])?;
     }
     let mut p = conn.prepare_cached(
-        "INSERT INTO payloads (message, seq, part_id, mime_type, file, size, sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO payloads (message, seq, part_id, mime_type, file, size, sha256, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     for (seq, pl) in payloads.iter().enumerate() {
         let size =
@@ -719,7 +757,8 @@ fn insert_parts(
             pl.mime_type,
             pl.file.name(),
             size,
-            &pl.file.sha256()[..]
+            &pl.file.sha256()[..],
+            pl.file.inline_bytes()
         ])?;
     }
     Ok(())
@@ -882,8 +921,8 @@ fn record_wire_tx(
     }
     let size = i64::try_from(wire.size()).map_err(|_| StoreError::TooLarge(i64::MAX as u64))?;
     conn.execute(
-        "UPDATE messages SET wire_file = ?2, wire_size = ?3, wire_sha256 = ?4, updated_at = ?5 WHERE id = ?1",
-        params![id.0, wire.name(), size, &wire.sha256()[..], now],
+        "UPDATE messages SET wire_file = ?2, wire_size = ?3, wire_sha256 = ?4, updated_at = ?5, wire_data = ?6 WHERE id = ?1",
+        params![id.0, wire.name(), size, &wire.sha256()[..], now, wire.inline_bytes()],
     )?;
     let detail = format!(
         "wire bytes recorded: {} bytes, sha256 {}",
@@ -1148,10 +1187,11 @@ fn prune_tx(conn: &Connection, before: i64) -> Result<(PruneReport, Vec<String>)
         [before],
     )?;
     let seen = conn.execute("DELETE FROM inbound_seen WHERE seen_at < ?1", [before])?;
-    // Only names the spool itself could have made are ever removed.
+    // Only names the spool itself could have made are ever removed; inline content goes with
+    // its row.
     let files = files
         .into_iter()
-        .filter(|f| FileRef::from_stored(f.clone(), 0, &[0u8; 32]).is_ok())
+        .filter(|f| f != INLINE_NAME && FileRef::from_stored(f.clone(), 0, &[0u8; 32]).is_ok())
         .collect();
     Ok((
         PruneReport {
@@ -1212,7 +1252,9 @@ fn message_files(conn: &Connection, id: i64) -> Result<(Vec<String>, u64)> {
     let mut q = conn.prepare_cached("SELECT file, size FROM payloads WHERE message = ?1")?;
     for f in q.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
         let (f, size) = f?;
-        files.push(f);
+        if f != INLINE_NAME {
+            files.push(f);
+        }
         bytes += u64::try_from(size).unwrap_or(0);
     }
     let (wire, size): (Option<String>, Option<i64>) = conn.query_row(
@@ -1221,7 +1263,9 @@ fn message_files(conn: &Connection, id: i64) -> Result<(Vec<String>, u64)> {
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     if let Some(w) = wire {
-        files.push(w);
+        if w != INLINE_NAME {
+            files.push(w);
+        }
         bytes += size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
     }
     Ok((files, bytes))
@@ -1248,9 +1292,14 @@ fn purge_batch_tx(
             PurgeKind::Payloads => {
                 conn.prepare_cached(
                     "UPDATE messages SET payloads_purged_at = ?2, wire_file = NULL, wire_size = NULL, \
-                     wire_sha256 = NULL WHERE id = ?1",
+                     wire_sha256 = NULL, wire_data = NULL WHERE id = ?1",
                 )?
                 .execute(params![id, now])?;
+                // Inline payloads are purged with the files.
+                conn.prepare_cached(
+                    "UPDATE payloads SET data = NULL WHERE message = ?1 AND data IS NOT NULL",
+                )?
+                .execute([id])?;
             }
             PurgeKind::Metadata => {
                 // The duplicate key goes with the message (retention >= the window, checked when
@@ -1263,10 +1312,11 @@ fn purge_batch_tx(
             }
         }
     }
-    // Only names the spool itself could have made are ever removed.
+    // Only names the spool itself could have made are ever removed; inline content goes with
+    // its row.
     let files = files
         .into_iter()
-        .filter(|f| FileRef::from_stored(f.clone(), 0, &[0u8; 32]).is_ok())
+        .filter(|f| f != INLINE_NAME && FileRef::from_stored(f.clone(), 0, &[0u8; 32]).is_ok())
         .collect();
     Ok((ids.len() as u64, files, bytes))
 }
