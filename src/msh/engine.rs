@@ -21,7 +21,7 @@ use crate::config::{Backend, Config, Limits};
 use crate::ebms::codes::EbmsCode;
 use crate::ebms::model::Messaging;
 use crate::mime::{
-    spool_to_dir, MimeLimits, MimeReader, MimeWriter, Part as MimePart, PartBody, SpooledMessage,
+    spool_scratch, MimeLimits, MimeReader, MimeWriter, Part as MimePart, PartBody, SpooledMessage,
 };
 use crate::pmode::model::{PMode, PartyId};
 use crate::pmode::registry::Registry;
@@ -237,7 +237,10 @@ impl Msh {
             .spool()
             .dir()
             .join(format!(".in-{}", uuid::Uuid::new_v4().simple()));
-        let msg = match spool_to_dir(&mut reader, &work).await {
+        // Parts the size of an inline payload stay in memory; larger ones go to unsynced
+        // scratch files (the durable copy is made by the spool once the message is accepted).
+        let memory_max = self.store.spool().inline_max();
+        let msg = match spool_scratch(&mut reader, &work, memory_max).await {
             Ok(m) => m,
             Err(e) => {
                 let _ = tokio::fs::remove_dir_all(&work).await;
@@ -260,10 +263,13 @@ impl Msh {
                     .headers
                     .media_type()
                     .unwrap_or_else(|| "application/octet-stream".into()),
-                source: PartSource::File {
-                    path: p.path,
-                    size: p.size,
-                    sha256: Some(p.sha256),
+                source: match p.data {
+                    Some(d) => PartSource::Memory(d.to_vec()),
+                    None => PartSource::File {
+                        path: p.path,
+                        size: p.size,
+                        sha256: Some(p.sha256),
+                    },
                 },
             })
             .collect();
