@@ -1003,9 +1003,9 @@ impl Msh {
                     .await
                     .map_err(|e| PackFailure::Transient(format!("work directory: {e}")))?;
                 let path = work.join(format!("inline-{i}.bin"));
-                tokio::fs::write(&path, b).await.map_err(|e| {
-                    PackFailure::Transient(format!("payload {}: {e}", p.part_id))
-                })?;
+                tokio::fs::write(&path, b)
+                    .await
+                    .map_err(|e| PackFailure::Transient(format!("payload {}: {e}", p.part_id)))?;
                 let cid = p
                     .part_id
                     .strip_prefix("cid:")

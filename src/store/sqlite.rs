@@ -254,6 +254,9 @@ fn limit_i64(n: usize) -> i64 {
 fn open_connection(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    // rusqlite caches 16 statements by default; a message's life uses more than that, and a
+    // statement prepared again costs more than running it (issue 8 profile).
+    conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
 }
 
@@ -316,7 +319,9 @@ impl SqliteStore {
         spool.set_inline_max(inline_max);
         let db_path = dir.join(DB_FILE);
         let mut conn = open_connection(&db_path)?;
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        let mode: String = conn
+            .prepare_cached("PRAGMA journal_mode = WAL")?
+            .query_row([], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Corrupt(format!(
                 "journal_mode {mode}, expected wal"
@@ -408,7 +413,7 @@ impl SqliteStore {
             let dest_db = dest.join(DB_FILE);
             let conn = open_connection(&db_path)?;
             let dest_str = dest_db.to_str().ok_or_else(|| StoreError::Conflict("backup path is not UTF-8".into()))?;
-            conn.execute("VACUUM INTO ?1", [dest_str])?;
+            conn.prepare_cached("VACUUM INTO ?1")?.execute( [dest_str])?;
             drop(conn);
             let snap = open_connection(&dest_db)?;
             let names = snap
@@ -520,7 +525,18 @@ impl SqliteStore {
                     c
                 }
             };
-            let r = f(&conn);
+            // One read transaction for all statements of `f`: one snapshot, and one look at
+            // the WAL index instead of one per statement.
+            let r = match run_cached(&conn, "BEGIN") {
+                Ok(()) => {
+                    let r = f(&conn);
+                    if run_cached(&conn, "COMMIT").is_err() {
+                        let _ = conn.execute_batch("ROLLBACK");
+                    }
+                    r
+                }
+                Err(e) => Err(e),
+            };
             if let Ok(mut v) = inner.readers.lock() {
                 if v.len() < MAX_IDLE_READERS {
                     v.push(conn);
@@ -533,11 +549,17 @@ impl SqliteStore {
     }
 }
 
+/// Run one parameterless statement through the statement cache.
+fn run_cached(conn: &Connection, sql: &str) -> Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
 fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    conn.execute_batch("SAVEPOINT req")?;
+    run_cached(conn, "SAVEPOINT req")?;
     match f(conn) {
         Ok(v) => {
-            conn.execute_batch("RELEASE req")?;
+            run_cached(conn, "RELEASE req")?;
             Ok(v)
         }
         Err(e) => {
@@ -551,11 +573,11 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, counters: &Counter
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while rx.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
         let n = batch.len() as u64;
-        let begun = conn.execute_batch("BEGIN IMMEDIATE");
+        let begun = run_cached(&conn, "BEGIN IMMEDIATE");
         let conn_ref = begun.is_ok().then_some(&conn);
         let completions: Vec<Completion> = batch.drain(..).map(|job| job(conn_ref)).collect();
         let commit = match begun {
-            Ok(()) => match conn.execute_batch("COMMIT") {
+            Ok(()) => match run_cached(&conn, "COMMIT") {
                 Ok(()) => Ok(()),
                 Err(e) => {
                     let _ = conn.execute_batch("ROLLBACK");
@@ -585,7 +607,8 @@ const MESSAGE_COLUMNS: &str = "id, direction, message_id, conversation_id, pmode
 fn load_message(conn: &Connection, id: i64) -> Result<Option<MessageRecord>> {
     let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1");
     let row = conn
-        .query_row(&sql, [id], |r| {
+        .prepare_cached(&sql)?
+        .query_row([id], |r| {
             Ok((
                 (
                     r.get::<_, i64>(0)?,
@@ -649,15 +672,14 @@ fn load_message(conn: &Connection, id: i64) -> Result<Option<MessageRecord>> {
         }),
         _ => None,
     };
-    let wire = match (wire_file, wire_size, wire_sha) {
-        (Some(_), Some(s), Some(h)) if wire_data.is_some() => Some(FileRef::from_stored_inline(
-            s,
-            &h,
-            wire_data.unwrap_or_default(),
-        )?),
-        (Some(f), Some(s), Some(h)) => Some(FileRef::from_stored(f, s, &h)?),
-        _ => None,
-    };
+    let wire =
+        match (wire_file, wire_size, wire_sha) {
+            (Some(_), Some(s), Some(h)) if wire_data.is_some() => Some(
+                FileRef::from_stored_inline(s, &h, wire_data.unwrap_or_default())?,
+            ),
+            (Some(f), Some(s), Some(h)) => Some(FileRef::from_stored(f, s, &h)?),
+            _ => None,
+        };
     let mut props =
         conn.prepare_cached("SELECT name, value FROM properties WHERE message = ?1 ORDER BY seq")?;
     let properties = props
@@ -776,17 +798,14 @@ fn insert_notification(conn: &Connection, now: i64, n: &NewNotification) -> Resu
 /// Direction, state and lease owner of a message, or `NotFound`.
 fn message_head(conn: &Connection, id: StoreId) -> Result<(Direction, State, Option<String>)> {
     let row = conn
-        .query_row(
-            "SELECT direction, state, lease_owner FROM messages WHERE id = ?1",
-            [id.0],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                ))
-            },
-        )
+        .prepare_cached("SELECT direction, state, lease_owner FROM messages WHERE id = ?1")?
+        .query_row([id.0], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })
         .optional()?;
     let (d, s, o) = row.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
     Ok((d.parse()?, s.parse()?, o))
@@ -816,11 +835,8 @@ fn check_sending_lease(
 fn submit_tx(conn: &Connection, now: i64, m: &NewOutbound) -> Result<Submitted> {
     if let Some(key) = &m.idempotency_key {
         let existing: Option<i64> = conn
-            .query_row(
-                "SELECT id FROM messages WHERE idempotency_key = ?1",
-                [key],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT id FROM messages WHERE idempotency_key = ?1")?
+            .query_row([key], |r| r.get(0))
             .optional()?;
         if let Some(id) = existing {
             return Ok(Submitted {
@@ -830,11 +846,8 @@ fn submit_tx(conn: &Connection, now: i64, m: &NewOutbound) -> Result<Submitted> 
         }
     }
     let taken: Option<i64> = conn
-        .query_row(
-            "SELECT id FROM messages WHERE direction = 'OUT' AND message_id = ?1",
-            [&m.message_id],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT id FROM messages WHERE direction = 'OUT' AND message_id = ?1")?
+        .query_row([&m.message_id], |r| r.get(0))
         .optional()?;
     if let Some(other) = taken {
         return Err(StoreError::Conflict(format!(
@@ -911,17 +924,14 @@ fn record_wire_tx(
     wire: &FileRef,
 ) -> Result<()> {
     check_sending_lease(conn, id, owner, "record wire bytes")?;
-    let existing: Option<String> = conn.query_row(
-        "SELECT wire_file FROM messages WHERE id = ?1",
-        [id.0],
-        |r| r.get(0),
-    )?;
+    let existing: Option<String> = conn
+        .prepare_cached("SELECT wire_file FROM messages WHERE id = ?1")?
+        .query_row([id.0], |r| r.get(0))?;
     if existing.is_some() {
         return Err(StoreError::AlreadyRecorded(format!("wire bytes of {id}")));
     }
     let size = i64::try_from(wire.size()).map_err(|_| StoreError::TooLarge(i64::MAX as u64))?;
-    conn.execute(
-        "UPDATE messages SET wire_file = ?2, wire_size = ?3, wire_sha256 = ?4, updated_at = ?5, wire_data = ?6 WHERE id = ?1",
+    conn.prepare_cached("UPDATE messages SET wire_file = ?2, wire_size = ?3, wire_sha256 = ?4, updated_at = ?5, wire_data = ?6 WHERE id = ?1")?.execute(
         params![id.0, wire.name(), size, &wire.sha256()[..], now, wire.inline_bytes()],
     )?;
     let detail = format!(
@@ -987,19 +997,14 @@ fn finish_tx(
 
 fn insert_receipt(conn: &Connection, id: StoreId, now: i64, bytes: &[u8]) -> Result<()> {
     let exists: Option<i64> = conn
-        .query_row(
-            "SELECT message FROM receipts WHERE message = ?1",
-            [id.0],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT message FROM receipts WHERE message = ?1")?
+        .query_row([id.0], |r| r.get(0))
         .optional()?;
     if exists.is_some() {
         return Err(StoreError::AlreadyRecorded(format!("receipt of {id}")));
     }
-    conn.execute(
-        "INSERT INTO receipts (message, at, bytes) VALUES (?1, ?2, ?3)",
-        params![id.0, now, bytes],
-    )?;
+    conn.prepare_cached("INSERT INTO receipts (message, at, bytes) VALUES (?1, ?2, ?3)")?
+        .execute(params![id.0, now, bytes])?;
     Ok(())
 }
 
@@ -1013,19 +1018,15 @@ fn record_received_tx(
     let window_us = i64::try_from(window.whole_microseconds()).unwrap_or(i64::MAX);
     let cutoff = now.saturating_sub(window_us);
     let seen: Option<(i64, i64)> = conn
-        .query_row(
-            "SELECT message, seen_at FROM inbound_seen WHERE message_id = ?1",
-            [&m.message_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT message, seen_at FROM inbound_seen WHERE message_id = ?1")?
+        .query_row([&m.message_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     if let Some((orig, seen_at)) = seen {
         if seen_at >= cutoff {
             // Note the duplicate on the original (if retention has not removed it yet).
             let state: Option<String> = conn
-                .query_row("SELECT state FROM messages WHERE id = ?1", [orig], |r| {
-                    r.get(0)
-                })
+                .prepare_cached("SELECT state FROM messages WHERE id = ?1")?
+                .query_row([orig], |r| r.get(0))
                 .optional()?;
             if let Some(state) = state {
                 let st: State = state.parse()?;
@@ -1074,10 +1075,8 @@ fn mark_delivered_tx(conn: &Connection, id: StoreId, now: i64, detail: &str) -> 
             action: "mark delivered",
         });
     }
-    conn.execute(
-        "UPDATE messages SET state = 'DELIVERED', updated_at = ?2 WHERE id = ?1",
-        params![id.0, now],
-    )?;
+    conn.prepare_cached("UPDATE messages SET state = 'DELIVERED', updated_at = ?2 WHERE id = ?1")?
+        .execute(params![id.0, now])?;
     insert_event(
         conn,
         id.0,
@@ -1109,8 +1108,7 @@ fn lease_outbox_tx(
             "UPDATE outbox SET attempts = attempts + 1, lease_owner = ?2, lease_until = ?3, updated_at = ?4 WHERE id = ?1",
         )?
         .execute(params![id, owner, until, now])?;
-        let item = conn.query_row(
-            "SELECT message, kind, target, body, attempts, last_error FROM outbox WHERE id = ?1",
+        let item = conn.prepare_cached("SELECT message, kind, target, body, attempts, last_error FROM outbox WHERE id = ?1")?.query_row(
             [id],
             |r| {
                 Ok((
@@ -1143,11 +1141,8 @@ fn lease_outbox_tx(
 
 fn check_outbox_lease(conn: &Connection, id: OutboxId, owner: &str) -> Result<()> {
     let row: Option<(String, Option<String>)> = conn
-        .query_row(
-            "SELECT state, lease_owner FROM outbox WHERE id = ?1",
-            [id.0],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT state, lease_owner FROM outbox WHERE id = ?1")?
+        .query_row([id.0], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let (state, lease_owner) =
         row.ok_or_else(|| StoreError::NotFound(format!("outbox {}", id.0)))?;
@@ -1173,20 +1168,20 @@ fn prune_tx(conn: &Connection, before: i64) -> Result<(PruneReport, Vec<String>)
         for f in q.query_map([id], |r| r.get::<_, String>(0))? {
             files.push(f?);
         }
-        let wire: Option<String> =
-            conn.query_row("SELECT wire_file FROM messages WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })?;
+        let wire: Option<String> = conn
+            .prepare_cached("SELECT wire_file FROM messages WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))?;
         files.extend(wire);
         // Cascades to payloads, properties, events, receipts and outbox rows.
         conn.prepare_cached("DELETE FROM messages WHERE id = ?1")?
             .execute([id])?;
     }
-    let outbox = conn.execute(
-        "DELETE FROM outbox WHERE state IN ('DONE', 'DEAD') AND updated_at < ?1",
-        [before],
-    )?;
-    let seen = conn.execute("DELETE FROM inbound_seen WHERE seen_at < ?1", [before])?;
+    let outbox = conn
+        .prepare_cached("DELETE FROM outbox WHERE state IN ('DONE', 'DEAD') AND updated_at < ?1")?
+        .execute([before])?;
+    let seen = conn
+        .prepare_cached("DELETE FROM inbound_seen WHERE seen_at < ?1")?
+        .execute([before])?;
     // Only names the spool itself could have made are ever removed; inline content goes with
     // its row.
     let files = files
@@ -1239,11 +1234,9 @@ fn purge_candidates(
 
 /// Spool file names and recorded bytes still present for message `id`.
 fn message_files(conn: &Connection, id: i64) -> Result<(Vec<String>, u64)> {
-    let purged: Option<i64> = conn.query_row(
-        "SELECT payloads_purged_at FROM messages WHERE id = ?1",
-        [id],
-        |r| r.get(0),
-    )?;
+    let purged: Option<i64> = conn
+        .prepare_cached("SELECT payloads_purged_at FROM messages WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))?;
     let mut files = Vec::new();
     let mut bytes = 0u64;
     if purged.is_some() {
@@ -1257,11 +1250,9 @@ fn message_files(conn: &Connection, id: i64) -> Result<(Vec<String>, u64)> {
         }
         bytes += u64::try_from(size).unwrap_or(0);
     }
-    let (wire, size): (Option<String>, Option<i64>) = conn.query_row(
-        "SELECT wire_file, wire_size FROM messages WHERE id = ?1",
-        [id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let (wire, size): (Option<String>, Option<i64>) = conn
+        .prepare_cached("SELECT wire_file, wire_size FROM messages WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     if let Some(w) = wire {
         if w != INLINE_NAME {
             files.push(w);
