@@ -851,8 +851,9 @@ impl Msh {
             },
         };
         let path = self.store.spool().path(&wire);
+        let inline = wire.inline_bytes().map(Bytes::copy_from_slice);
         // 2. what was signed, from the wire file itself
-        let sent = match read_root(&path, &content_type)
+        let sent = match read_root(&path, inline.clone(), &content_type)
             .await
             .and_then(|s| sent_references(&s))
         {
@@ -894,6 +895,7 @@ impl Msh {
                     url,
                     content_type,
                     file: path,
+                    inline,
                 })
                 .await
         };
@@ -980,7 +982,7 @@ impl Msh {
         {
             Ok(()) => Ok(file),
             Err(e) => {
-                let _ = tokio::fs::remove_file(spool.path(&file)).await;
+                let _ = spool.discard(&file).await;
                 Err(PackFailure::Transient(format!(
                     "recording the wire file: {e}"
                 )))
@@ -1082,11 +1084,12 @@ impl Msh {
             drop(tx);
             r
         };
-        let (written, file) = tokio::join!(write, spool.write_stream(rx, u64::MAX));
+        // A small wire message stays inline: recorded in the same commit as its row, no file.
+        let (written, file) = tokio::join!(write, spool.put_stream(rx, u64::MAX));
         let file = file.map_err(|e| transient(format!("spooling the wire file: {e}")))?;
         if let Err(e) = written {
             // The reader saw an early end: the file is incomplete.
-            let _ = tokio::fs::remove_file(spool.path(&file)).await;
+            let _ = spool.discard(&file).await;
             return Err(transient(format!("writing the wire file: {e}")));
         }
         Ok(file)
@@ -1125,10 +1128,19 @@ enum PackFailure {
 
 /// The SOAP part of a spooled wire file (the root comes first, digest §12.5; the payload
 /// parts after it are not read).
-async fn read_root(path: &std::path::Path, content_type: &str) -> Result<Vec<u8>, String> {
-    let f = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+async fn read_root(
+    path: &std::path::Path,
+    inline: Option<Bytes>,
+    content_type: &str,
+) -> Result<Vec<u8>, String> {
+    let f: crate::store::SpoolReader = match inline {
+        Some(b) => crate::store::SpoolReader::Inline(std::io::Cursor::new(b)),
+        None => crate::store::SpoolReader::File(
+            tokio::fs::File::open(path)
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?,
+        ),
+    };
     let limits = MimeLimits {
         max_part_bytes: u64::MAX,
         max_total_bytes: u64::MAX,
