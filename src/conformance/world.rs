@@ -360,7 +360,8 @@ impl Transport for Net {
                 *p += 1;
                 *p
             };
-            let body = req.read_body()
+            let body = req
+                .read_body()
                 .await
                 .map(|b| b.to_vec())
                 .map_err(|e| SendError::Local(e.to_string()))?;

@@ -43,7 +43,7 @@ use super::inbound::{self, InboundCtx};
 use super::keys::{suite_of, Keyring};
 use super::outbound::{
     judge_response, judge_send_error, next_outcome, pack_files, prepare_submission,
-    sent_references, wire_content_type, wire_ids, PackError, Verdict,
+    sent_references, wire_content_type, wire_ids, PackData, PackError, Verdict,
 };
 use super::signals::{error_envelope, Refusal, SOAP_CONTENT_TYPE};
 use super::transport::{Transport, WireRequest};
@@ -962,7 +962,7 @@ impl Msh {
         let work = spool
             .dir()
             .join(format!(".out-{}", uuid::Uuid::new_v4().simple()));
-        let payloads = self.payload_paths(rec, &work).await;
+        let payloads = self.payload_paths(rec).await;
         let payloads = match payloads {
             Ok(p) => p,
             Err(e) => {
@@ -990,30 +990,22 @@ impl Msh {
         }
     }
 
-    /// The payloads as files for the packer: spool files as they are; inline payloads are
-    /// written (unsynced: a scratch copy) into the work directory.
+    /// The payloads for the packer: spool files by path, inline payloads from memory.
     async fn payload_paths(
         &self,
         rec: &MessageRecord,
-        work: &std::path::Path,
-    ) -> Result<Vec<(String, String, std::path::PathBuf)>, PackFailure> {
+    ) -> Result<Vec<(String, String, PackData)>, PackFailure> {
         let spool = self.store.spool();
         let mut payloads = Vec::new();
-        for (i, p) in rec.payloads.iter().enumerate() {
+        for p in &rec.payloads {
+            let cid = p
+                .part_id
+                .strip_prefix("cid:")
+                .unwrap_or(&p.part_id)
+                .to_string();
             if let Some(b) = p.file.inline_bytes() {
-                tokio::fs::create_dir_all(work)
-                    .await
-                    .map_err(|e| PackFailure::Transient(format!("work directory: {e}")))?;
-                let path = work.join(format!("inline-{i}.bin"));
-                tokio::fs::write(&path, b)
-                    .await
-                    .map_err(|e| PackFailure::Transient(format!("payload {}: {e}", p.part_id)))?;
-                let cid = p
-                    .part_id
-                    .strip_prefix("cid:")
-                    .unwrap_or(&p.part_id)
-                    .to_string();
-                payloads.push((cid, p.mime_type.clone(), path));
+                let data = PackData::Memory(Bytes::copy_from_slice(b));
+                payloads.push((cid, p.mime_type.clone(), data));
                 continue;
             }
             let path = spool.path(&p.file);
@@ -1024,12 +1016,7 @@ impl Msh {
                     path.display()
                 )));
             }
-            let cid = p
-                .part_id
-                .strip_prefix("cid:")
-                .unwrap_or(&p.part_id)
-                .to_string();
-            payloads.push((cid, p.mime_type.clone(), path));
+            payloads.push((cid, p.mime_type.clone(), PackData::File(path)));
         }
         Ok(payloads)
     }
@@ -1041,13 +1028,19 @@ impl Msh {
         rec: &MessageRecord,
         pmode: &PMode,
         header: String,
-        payloads: Vec<(String, String, std::path::PathBuf)>,
+        payloads: Vec<(String, String, PackData)>,
         work: &std::path::Path,
     ) -> Result<FileRef, PackFailure> {
         let transient = |d: String| PackFailure::Transient(d);
-        tokio::fs::create_dir_all(work)
-            .await
-            .map_err(|e| transient(format!("work directory: {e}")))?;
+        // Only payloads in files need the work directory (gzip and encryption output).
+        if payloads
+            .iter()
+            .any(|(_, _, d)| matches!(d, PackData::File(_)))
+        {
+            tokio::fs::create_dir_all(work)
+                .await
+                .map_err(|e| transient(format!("work directory: {e}")))?;
+        }
         let keys = self.keys();
         let now = self.clock.now();
         // The partner's encryption certificate and our signing key are chosen for this moment:
@@ -1069,10 +1062,13 @@ impl Msh {
         let (b, root) = wire_ids(&rec.message_id);
         let mut writer = MimeWriter::with_boundary(&b, &root, packed.soap)
             .map_err(|e| PackFailure::Final(e.to_string()))?;
-        for (cid, path) in &packed.parts {
-            let body = PartBody::file(path)
-                .await
-                .map_err(|e| transient(format!("encrypted part {cid}: {e}")))?;
+        for (cid, data) in &packed.parts {
+            let body = match data {
+                PackData::Memory(b) => PartBody::Bytes(b.clone()),
+                PackData::File(path) => PartBody::file(path)
+                    .await
+                    .map_err(|e| transient(format!("encrypted part {cid}: {e}")))?,
+            };
             writer
                 .add_part(cid, ENCRYPTED_PART_TYPE, body)
                 .map_err(|e| PackFailure::Final(e.to_string()))?;

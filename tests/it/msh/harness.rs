@@ -86,7 +86,8 @@ impl Transport for Loopback {
                     may_have_been_delivered: false,
                 });
             }
-            let body = req.read_body()
+            let body = req
+                .read_body()
                 .await
                 .map(|b| b.to_vec())
                 .map_err(|e| SendError::Local(e.to_string()))?;
