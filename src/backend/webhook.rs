@@ -342,7 +342,13 @@ fn delivery_body(store: &dyn MessageStore, rec: &MessageRecord, item: &OutboxIte
         push(&mut segments, b"\r\n".to_vec());
     }
     push(&mut segments, format!("--{boundary}--\r\n").into_bytes());
-    let files: u64 = rec.payloads.iter().map(|p| p.file.size()).sum();
+    // Inline payloads are already counted as `Bytes` segments.
+    let files: u64 = rec
+        .payloads
+        .iter()
+        .filter(|p| !p.file.is_inline())
+        .map(|p| p.file.size())
+        .sum();
     let len = segments
         .iter()
         .map(|s| match s {
