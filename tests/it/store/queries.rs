@@ -447,7 +447,7 @@ async fn schema_version_is_recorded_and_newer_schemas_are_refused() {
         SqliteStore::open(dir.path()).await,
         Err(StoreError::SchemaTooNew {
             found: 99,
-            supported: 3
+            supported: 4
         })
     ));
 }
