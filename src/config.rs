@@ -181,6 +181,10 @@ pub struct RawStore {
     /// How often the retention purge runs (`docs/lifecycle.md`); default "1h".
     #[serde(default)]
     pub purge_interval: Option<String>,
+    /// Payloads and wire messages up to this size live in the database instead of spool files
+    /// (`docs/store.md`, issue 8); default "64KiB", "0" = always files.
+    #[serde(default)]
+    pub inline_max: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -309,6 +313,8 @@ pub struct Config {
     pub store_dir: PathBuf,
     /// Period of the background retention purge (`[store] purge-interval`, default 1 hour).
     pub purge_interval: std::time::Duration,
+    /// `[store] inline-max` in bytes (default 64 KiB).
+    pub store_inline_max: u64,
     /// The first configured key set of the suite (the only one without a rollover).
     pub keys_115: Option<KeySet>,
     pub keys_20: Option<KeySet>,
@@ -782,6 +788,20 @@ fn build(
             default
         }),
     };
+    // A cap keeps inline contents small enough to load with their row.
+    const INLINE_CAP: u64 = 16 * 1024 * 1024;
+    let store_inline_max = match size(
+        sink,
+        "store.inline-max",
+        &r.store.inline_max,
+        crate::store::DEFAULT_INLINE_MAX,
+    ) {
+        n if n > INLINE_CAP => {
+            sink.at("store.inline-max", "inline-max must be at most 16MiB");
+            crate::store::DEFAULT_INLINE_MAX
+        }
+        n => n,
+    };
     let limits = Limits {
         max_message_size: size(
             sink,
@@ -892,6 +912,7 @@ fn build(
         api_tls,
         store_dir: path(&r.store.path),
         purge_interval,
+        store_inline_max,
         keys_115,
         keys_20,
         rollover_115,

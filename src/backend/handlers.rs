@@ -357,7 +357,7 @@ pub(crate) async fn get_payload(
     let file = state
         .store
         .spool()
-        .open_file(&p.file)
+        .open_reader(&p.file)
         .await
         .map_err(|e| match e {
             StoreError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => Problem::internal(

@@ -530,10 +530,8 @@ fn judge(h: &HeaderFields, doc: &EdmDocument) -> Result<(), Problem> {
 async fn discard(state: &AppState, files: &[FileRef]) {
     let spool = state.store.spool();
     for f in files {
-        if let Err(e) = tokio::fs::remove_file(spool.path(f)).await {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(file = %f.name(), error = %e, "could not delete a spooled OOTS file");
-            }
+        if let Err(e) = spool.discard(f).await {
+            tracing::warn!(file = %f.name(), error = %e, "could not delete a spooled OOTS file");
         }
     }
 }
@@ -608,7 +606,7 @@ async fn regrep_of(state: &AppState, rec: &MessageRecord) -> Result<Option<EdmDo
     if first.file.size() > MAX_REGREP {
         return Ok(None);
     }
-    let mut f = state.store.spool().open_file(&first.file).await?;
+    let mut f = state.store.spool().open_reader(&first.file).await?;
     let mut buf = Vec::with_capacity(first.file.size() as usize);
     f.read_to_end(&mut buf)
         .await
@@ -860,7 +858,7 @@ pub(crate) async fn send_request(
         return Err(Problem::internal("request document changed kind"));
     };
     let xml = write_request(q);
-    let file = state.store.spool().write_bytes(&xml).await?;
+    let file = state.store.spool().put_bytes(&xml).await?;
     let req = SubmitRequest {
         pmode_id: Some(pmode_id),
         service: Some(SERVICE.into()),
@@ -988,7 +986,7 @@ pub(crate) async fn send_response(
             let ct = field.content_type().map(|m| m.essence_str().to_string());
             let reader = StreamReader::new(field.map_err(std::io::Error::other));
             let f = spool
-                .write_stream(reader, limits.max_payload_size)
+                .put_stream(reader, limits.max_payload_size)
                 .await
                 .map_err(|e| Problem::from(e).field(format!("evidences/{i}")))?;
             files[i] = Some((f, ct));
@@ -1012,7 +1010,7 @@ pub(crate) async fn send_response(
     let regrep = match state
         .store
         .spool()
-        .write_bytes(&write_response(&xml_doc))
+        .put_bytes(&write_response(&xml_doc))
         .await
     {
         Ok(f) => f,
@@ -1310,7 +1308,7 @@ pub(crate) async fn send_exception(
     let file = state
         .store
         .spool()
-        .write_bytes(&write_response(&resp))
+        .put_bytes(&write_response(&resp))
         .await?;
     let req = SubmitRequest {
         pmode_id: Some(pmode_id),

@@ -57,10 +57,8 @@ fn multipart_problem(e: &multer::Error, field: &str) -> Problem {
 /// Deletes spooled files that no committed row references.
 async fn discard(spool: &Spool, files: impl IntoIterator<Item = FileRef>) {
     for f in files {
-        if let Err(e) = tokio::fs::remove_file(spool.path(&f)).await {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(file = %f.name(), error = %e, "could not delete spooled file of a refused submission");
-            }
+        if let Err(e) = spool.discard(&f).await {
+            tracing::warn!(file = %f.name(), error = %e, "could not delete spooled file of a refused submission");
         }
     }
 }
@@ -235,7 +233,7 @@ pub(crate) async fn handle(
             let part_type = field.content_type().map(|m| m.essence_str().to_string());
             let reader = StreamReader::new(field.map_err(std::io::Error::other));
             let file = spool
-                .write_stream(reader, limits.max_payload_size)
+                .put_stream(reader, limits.max_payload_size)
                 .await
                 .map_err(|e| match e {
                     StoreError::TooLarge(n) => Problem::new(

@@ -334,11 +334,21 @@ fn delivery_body(store: &dyn MessageStore, rec: &MessageRecord, item: &OutboxIte
             ct = p.mime_type.replace(['\r', '\n'], " "),
         );
         push(&mut segments, h.into_bytes());
-        segments.push(Segment::File(store.spool().path(&p.file)));
+        segments.push(match p.file.inline_bytes() {
+            // Inline payloads (issue 8) are already in memory.
+            Some(b) => Segment::Bytes(Bytes::copy_from_slice(b)),
+            None => Segment::File(store.spool().path(&p.file)),
+        });
         push(&mut segments, b"\r\n".to_vec());
     }
     push(&mut segments, format!("--{boundary}--\r\n").into_bytes());
-    let files: u64 = rec.payloads.iter().map(|p| p.file.size()).sum();
+    // Inline payloads are already counted as `Bytes` segments.
+    let files: u64 = rec
+        .payloads
+        .iter()
+        .filter(|p| !p.file.is_inline())
+        .map(|p| p.file.size())
+        .sum();
     let len = segments
         .iter()
         .map(|s| match s {

@@ -843,6 +843,22 @@ async fn one(ctx: &Ctx, deadline: Instant) -> anyhow::Result<(String, Duration, 
     }
 }
 
+/// Wire bytes recorded by the sender so far: small wire messages live inline in the database
+/// (issue 8), large ones in spool files; the recorded sizes cover both.
+fn wire_bytes(store: &Path) -> u64 {
+    let db = store.join("store.db");
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    rusqlite::Connection::open_with_flags(db, flags)
+        .and_then(|c| {
+            c.query_row(
+                "SELECT COALESCE(SUM(wire_size), 0) FROM messages",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .map_or_else(|_| spool_bytes(store), |n| u64::try_from(n).unwrap_or(0))
+}
+
 fn spool_bytes(store: &Path) -> u64 {
     std::fs::read_dir(store.join("spool"))
         .map(|rd| {
@@ -994,7 +1010,7 @@ async fn run_in(args: &Args, dir: &Path, tck: f64) -> anyhow::Result<Value> {
         red_api: red.api.clone(),
         red_token: red.token,
     });
-    let spool_before = spool_bytes(&red.store);
+    let spool_before = wire_bytes(&red.store);
     let (cpu_red0, cpu_blue0) = (cpu_secs(red.pid(), tck), cpu_secs(blue.pid(), tck));
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
     let start = Instant::now();
@@ -1084,7 +1100,7 @@ async fn run_in(args: &Args, dir: &Path, tck: f64) -> anyhow::Result<Value> {
         "sender": r1(status_mb(red.pid(), "VmHWM")),
         "receiver": r1(status_mb(blue.pid(), "VmHWM")),
     });
-    let wire = spool_bytes(&red.store).saturating_sub(spool_before);
+    let wire = wire_bytes(&red.store).saturating_sub(spool_before);
     red.stop();
     blue.stop();
 

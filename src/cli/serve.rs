@@ -269,7 +269,7 @@ async fn serve(args: Args, cfg: Config) -> anyhow::Result<ExitCode> {
     );
     let watcher = registry.spawn_watcher(Duration::from_secs(1));
     let store = Arc::new(
-        SqliteStore::open(&cfg.store_dir)
+        SqliteStore::open_with(&cfg.store_dir, cfg.store_inline_max)
             .await
             .with_context(|| format!("opening the store {}", cfg.store_dir.display()))?,
     );

@@ -412,7 +412,7 @@ async fn run_as4py_sends(s: &Scenario, p: &As4pyPartner) -> anyhow::Result<Vec<S
                 .await?;
             match rec.as_ref().and_then(|r| r.payloads.first()) {
                 Some(pl) => {
-                    let got = tokio::fs::read(w.red.store.spool().path(&pl.file)).await?;
+                    let got = w.red.store.spool().read_all(&pl.file).await?.to_vec();
                     if got != sent {
                         f.push("the stored payload differs from the SBD the library sent".into());
                     }
@@ -695,7 +695,7 @@ async fn sent(w: &World, tx: &Side, req: SubmitRequest, s: &Scenario) -> anyhow:
         .await?
         .ok_or_else(|| anyhow::anyhow!("outbound message lost"))?;
     let wire = match &rec.wire {
-        Some(f) => tokio::fs::read(tx.store.spool().path(f)).await.ok(),
+        Some(f) => tx.store.spool().read_all(f).await.ok().map(|b| b.to_vec()),
         None => None,
     };
     let last = w.net.answers.lock().ok().and_then(|a| a.last().cloned());
@@ -783,7 +783,7 @@ async fn crafted(
     let compress = header.contains("CompressionType");
     let mut atts = Vec::new();
     for (i, pl) in req.payloads.iter().enumerate() {
-        let data = tokio::fs::read(tx.store.spool().path(&pl.file)).await?;
+        let data = tx.store.spool().read_all(&pl.file).await?.to_vec();
         let cid = format!("{}@{}", pl.part_name, tx.cfg.party.id);
         let data = match kind {
             MutationKind::CorruptGzip if i == 0 => b"this is not gzip data".to_vec(),
@@ -907,7 +907,7 @@ async fn check_delivered(
     for p in &rec.payloads {
         got.push((
             p.mime_type.clone(),
-            tokio::fs::read(rx.store.spool().path(&p.file)).await?,
+            rx.store.spool().read_all(&p.file).await?.to_vec(),
         ));
     }
     if s.mutation.as_ref().is_none_or(|m| !m.kind.crafted()) && got != expected {

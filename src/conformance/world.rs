@@ -360,8 +360,10 @@ impl Transport for Net {
                 *p += 1;
                 *p
             };
-            let body = tokio::fs::read(&req.file)
+            let body = req
+                .read_body()
                 .await
+                .map(|b| b.to_vec())
                 .map_err(|e| SendError::Local(e.to_string()))?;
             lock(&self.wires).push(body.clone());
             let mutation = *lock(&self.mutation);

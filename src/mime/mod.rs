@@ -29,7 +29,8 @@ pub use reader::{
     ByteStream, MimeReader, Part, PartHeaders, PayloadPart, RootPart, TransferEncoding,
 };
 pub use sink::{
-    collect, spool_to_dir, CollectedMessage, CollectedPart, SpooledMessage, SpooledPart,
+    collect, spool_scratch, spool_to_dir, CollectedMessage, CollectedPart, SpooledMessage,
+    SpooledPart,
 };
 pub use writer::{new_boundary, new_content_id, MimeWriter, PartBody};
 

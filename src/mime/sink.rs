@@ -67,6 +67,9 @@ pub struct SpooledPart {
     pub size: u64,
     /// SHA-256 of the decoded content.
     pub sha256: [u8; 32],
+    /// The content, when [`spool_scratch`] kept the part in memory (then `path` was never
+    /// created).
+    pub data: Option<Bytes>,
 }
 
 /// The root in memory and every payload in a file.
@@ -158,6 +161,101 @@ async fn spool_inner(
             path,
             size,
             sha256,
+            data: None,
+        });
+    }
+    root.ok_or(MimeError::NoParts)
+}
+
+/// Like [`spool_to_dir`] for a *scratch* copy that the caller copies elsewhere (durably) or
+/// drops: parts of at most `memory_max` decoded bytes stay in memory (`data`), larger ones go to
+/// files under `dir` (created only then) without any fsync — syncing bytes that are deleted a
+/// moment later cost the inbound path three fsyncs per message (issue 8).
+///
+/// On any error the files written so far are removed.
+pub async fn spool_scratch(
+    reader: &mut MimeReader<'_>,
+    dir: &Path,
+    memory_max: u64,
+) -> Result<SpooledMessage, MimeError> {
+    let mut written: Vec<SpooledPart> = Vec::new();
+    let mut current: Option<PathBuf> = None;
+    let result = scratch_inner(reader, dir, memory_max, &mut written, &mut current).await;
+    match result {
+        Ok(root) => Ok(SpooledMessage {
+            root,
+            payloads: written,
+        }),
+        Err(e) => {
+            let files = written.iter().filter(|w| w.data.is_none()).map(|w| &w.path);
+            for p in files.chain(current.as_ref()) {
+                let _ = tokio::fs::remove_file(p).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn scratch_inner(
+    reader: &mut MimeReader<'_>,
+    dir: &Path,
+    memory_max: u64,
+    written: &mut Vec<SpooledPart>,
+    current: &mut Option<PathBuf>,
+) -> Result<RootPart, MimeError> {
+    let mut root = None;
+    while let Some(part) = reader.next_part().await? {
+        let mut p = match part {
+            Part::Root(r) => {
+                root = Some(r);
+                continue;
+            }
+            Part::Payload(p) => p,
+        };
+        let path = dir.join(format!("part-{:04}.bin", p.headers.index));
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        let mut size = 0u64;
+        let mut mem = BytesMut::new();
+        let mut file: Option<tokio::fs::File> = None;
+        while let Some(chunk) = p.chunk().await? {
+            ctx.update(&chunk);
+            size += chunk.len() as u64;
+            if file.is_none() && size > memory_max {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| spool_err(dir, e))?;
+                *current = Some(path.clone());
+                let mut f = tokio::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .await
+                    .map_err(|e| spool_err(&path, e))?;
+                f.write_all(&mem).await.map_err(|e| spool_err(&path, e))?;
+                mem = BytesMut::new();
+                file = Some(f);
+            }
+            match file.as_mut() {
+                Some(f) => f.write_all(&chunk).await.map_err(|e| spool_err(&path, e))?,
+                None => mem.extend_from_slice(&chunk),
+            }
+        }
+        let data = match file {
+            Some(mut f) => {
+                f.flush().await.map_err(|e| spool_err(&path, e))?;
+                None
+            }
+            None => Some(mem.freeze()),
+        };
+        let mut sha256 = [0u8; 32];
+        sha256.copy_from_slice(ctx.finish().as_ref());
+        *current = None;
+        written.push(SpooledPart {
+            headers: p.headers,
+            path,
+            size,
+            sha256,
+            data,
         });
     }
     root.ok_or(MimeError::NoParts)

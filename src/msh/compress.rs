@@ -62,8 +62,9 @@ pub fn gunzip_limited(data: &[u8], max_out: u64) -> Result<Vec<u8>, DecompressEr
     Ok(out)
 }
 
-/// gzip the file `from` into the new file `to` (synced), streaming; returns the compressed
-/// size and its SHA-256 (the signature's digest input for the `application/gzip` part).
+/// gzip the file `from` into the new file `to`, streaming; returns the compressed size and its
+/// SHA-256 (the signature's digest input for the `application/gzip` part). Not synced: `to` is
+/// a scratch file of the pack work directory; the wire file made from it is synced.
 pub fn gzip_file(from: &Path, to: &Path) -> std::io::Result<(u64, [u8; 32])> {
     let input = std::fs::File::open(from)?;
     let out = std::fs::OpenOptions::new()
@@ -84,10 +85,7 @@ pub fn gzip_file(from: &Path, to: &Path) -> std::io::Result<(u64, [u8; 32])> {
         enc.finish()?;
     }
     hw.inner.flush()?;
-    hw.inner
-        .into_inner()
-        .map_err(|e| e.into_error())?
-        .sync_all()?;
+    drop(hw.inner.into_inner().map_err(|e| e.into_error())?);
     let mut sha = [0u8; 32];
     sha.copy_from_slice(hw.ctx.finish().as_ref());
     Ok((hw.len, sha))

@@ -21,7 +21,7 @@ use crate::config::{Backend, Config, Limits};
 use crate::ebms::codes::EbmsCode;
 use crate::ebms::model::Messaging;
 use crate::mime::{
-    spool_to_dir, MimeLimits, MimeReader, MimeWriter, Part as MimePart, PartBody, SpooledMessage,
+    spool_scratch, MimeLimits, MimeReader, MimeWriter, Part as MimePart, PartBody, SpooledMessage,
 };
 use crate::pmode::model::{PMode, PartyId};
 use crate::pmode::registry::Registry;
@@ -43,7 +43,7 @@ use super::inbound::{self, InboundCtx};
 use super::keys::{suite_of, Keyring};
 use super::outbound::{
     judge_response, judge_send_error, next_outcome, pack_files, prepare_submission,
-    sent_references, wire_content_type, wire_ids, PackError, Verdict,
+    sent_references, wire_content_type, wire_ids, PackData, PackError, Verdict,
 };
 use super::signals::{error_envelope, Refusal, SOAP_CONTENT_TYPE};
 use super::transport::{Transport, WireRequest};
@@ -237,7 +237,10 @@ impl Msh {
             .spool()
             .dir()
             .join(format!(".in-{}", uuid::Uuid::new_v4().simple()));
-        let msg = match spool_to_dir(&mut reader, &work).await {
+        // Parts the size of an inline payload stay in memory; larger ones go to unsynced
+        // scratch files (the durable copy is made by the spool once the message is accepted).
+        let memory_max = self.store.spool().inline_max();
+        let msg = match spool_scratch(&mut reader, &work, memory_max).await {
             Ok(m) => m,
             Err(e) => {
                 let _ = tokio::fs::remove_dir_all(&work).await;
@@ -260,10 +263,13 @@ impl Msh {
                     .headers
                     .media_type()
                     .unwrap_or_else(|| "application/octet-stream".into()),
-                source: PartSource::File {
-                    path: p.path,
-                    size: p.size,
-                    sha256: Some(p.sha256),
+                source: match p.data {
+                    Some(d) => PartSource::Memory(d.to_vec()),
+                    None => PartSource::File {
+                        path: p.path,
+                        size: p.size,
+                        sha256: Some(p.sha256),
+                    },
                 },
             })
             .collect();
@@ -363,9 +369,9 @@ impl Msh {
                     PartSource::File { size, .. } => *size,
                 };
                 let written = if compressed {
-                    spool.write_sync(GunzipLimited::new(reader, size_in, max), max)
+                    spool.put_sync(GunzipLimited::new(reader, size_in, max), max)
                 } else {
-                    spool.write_sync(reader, u64::MAX)
+                    spool.put_sync(reader, u64::MAX)
                 };
                 match written {
                     Ok(file) => out.push(Payload {
@@ -554,12 +560,10 @@ impl Msh {
         payloads: &[Payload],
     ) -> Option<edm::BrokenRequest> {
         let first = payloads.first()?;
-        let path = self.store.spool().path(&first.file);
-        let len = tokio::fs::metadata(&path).await.ok()?.len();
-        if len > edm::MAX_REGREP {
+        if first.file.size() > edm::MAX_REGREP {
             return None;
         }
-        let bytes = tokio::fs::read(&path).await.ok()?;
+        let bytes = self.store.spool().read_all(&first.file).await.ok()?;
         let header = acc.header_xml.clone();
         tokio::task::spawn_blocking(move || edm::judge_request(&header, &bytes))
             .await
@@ -599,7 +603,7 @@ impl Msh {
                     .format(&time::format_description::well_known::Rfc3339)
                     .unwrap_or_else(|_| now.unix_timestamp().to_string());
                 let doc = edm::answer_document(&b, v2, &uuid::Uuid::new_v4().to_string(), &ts);
-                match self.store.spool().write_bytes(&doc).await {
+                match self.store.spool().put_bytes(&doc).await {
                     Err(e) => Err(format!("spooling the answer: {e}")),
                     Ok(file) => {
                         let req = edm::answer_submission(
@@ -612,8 +616,7 @@ impl Msh {
                             Ok(r) => Ok(r.message_id),
                             Err(e) => {
                                 if !matches!(e, SubmitError::Internal(_)) {
-                                    let _ = tokio::fs::remove_file(self.store.spool().path(&file))
-                                        .await;
+                                    let _ = self.store.spool().discard(&file).await;
                                 }
                                 Err(format!("submitting the answer: {e}"))
                             }
@@ -848,8 +851,9 @@ impl Msh {
             },
         };
         let path = self.store.spool().path(&wire);
+        let inline = wire.inline_bytes().map(Bytes::copy_from_slice);
         // 2. what was signed, from the wire file itself
-        let sent = match read_root(&path, &content_type)
+        let sent = match read_root(&path, inline.clone(), &content_type)
             .await
             .and_then(|s| sent_references(&s))
         {
@@ -891,6 +895,7 @@ impl Msh {
                     url,
                     content_type,
                     file: path,
+                    inline,
                 })
                 .await
         };
@@ -951,29 +956,20 @@ impl Msh {
             )));
         }
         let spool = self.store.spool();
-        let mut payloads = Vec::new();
-        for p in &rec.payloads {
-            let path = spool.path(&p.file);
-            if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
-                return Err(PackFailure::Transient(format!(
-                    "payload {}: {} missing",
-                    p.part_id,
-                    path.display()
-                )));
-            }
-            let cid = p
-                .part_id
-                .strip_prefix("cid:")
-                .unwrap_or(&p.part_id)
-                .to_string();
-            payloads.push((cid, p.mime_type.clone(), path));
-        }
         // gzip, digests, signature and encryption stream between files in a private work
         // directory of the spool (removed afterwards), then the MIME writer streams the root
         // and the encrypted part files into the wire file.
         let work = spool
             .dir()
             .join(format!(".out-{}", uuid::Uuid::new_v4().simple()));
+        let payloads = self.payload_paths(rec).await;
+        let payloads = match payloads {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = tokio::fs::remove_dir_all(&work).await;
+                return Err(e);
+            }
+        };
         let file = self
             .pack_streaming(rec, pmode, header, payloads, &work)
             .await;
@@ -986,12 +982,43 @@ impl Msh {
         {
             Ok(()) => Ok(file),
             Err(e) => {
-                let _ = tokio::fs::remove_file(spool.path(&file)).await;
+                let _ = spool.discard(&file).await;
                 Err(PackFailure::Transient(format!(
                     "recording the wire file: {e}"
                 )))
             }
         }
+    }
+
+    /// The payloads for the packer: spool files by path, inline payloads from memory.
+    async fn payload_paths(
+        &self,
+        rec: &MessageRecord,
+    ) -> Result<Vec<(String, String, PackData)>, PackFailure> {
+        let spool = self.store.spool();
+        let mut payloads = Vec::new();
+        for p in &rec.payloads {
+            let cid = p
+                .part_id
+                .strip_prefix("cid:")
+                .unwrap_or(&p.part_id)
+                .to_string();
+            if let Some(b) = p.file.inline_bytes() {
+                let data = PackData::Memory(Bytes::copy_from_slice(b));
+                payloads.push((cid, p.mime_type.clone(), data));
+                continue;
+            }
+            let path = spool.path(&p.file);
+            if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+                return Err(PackFailure::Transient(format!(
+                    "payload {}: {} missing",
+                    p.part_id,
+                    path.display()
+                )));
+            }
+            payloads.push((cid, p.mime_type.clone(), PackData::File(path)));
+        }
+        Ok(payloads)
     }
 }
 
@@ -1001,13 +1028,19 @@ impl Msh {
         rec: &MessageRecord,
         pmode: &PMode,
         header: String,
-        payloads: Vec<(String, String, std::path::PathBuf)>,
+        payloads: Vec<(String, String, PackData)>,
         work: &std::path::Path,
     ) -> Result<FileRef, PackFailure> {
         let transient = |d: String| PackFailure::Transient(d);
-        tokio::fs::create_dir_all(work)
-            .await
-            .map_err(|e| transient(format!("work directory: {e}")))?;
+        // Only payloads in files need the work directory (gzip and encryption output).
+        if payloads
+            .iter()
+            .any(|(_, _, d)| matches!(d, PackData::File(_)))
+        {
+            tokio::fs::create_dir_all(work)
+                .await
+                .map_err(|e| transient(format!("work directory: {e}")))?;
+        }
         let keys = self.keys();
         let now = self.clock.now();
         // The partner's encryption certificate and our signing key are chosen for this moment:
@@ -1029,10 +1062,13 @@ impl Msh {
         let (b, root) = wire_ids(&rec.message_id);
         let mut writer = MimeWriter::with_boundary(&b, &root, packed.soap)
             .map_err(|e| PackFailure::Final(e.to_string()))?;
-        for (cid, path) in &packed.parts {
-            let body = PartBody::file(path)
-                .await
-                .map_err(|e| transient(format!("encrypted part {cid}: {e}")))?;
+        for (cid, data) in &packed.parts {
+            let body = match data {
+                PackData::Memory(b) => PartBody::Bytes(b.clone()),
+                PackData::File(path) => PartBody::file(path)
+                    .await
+                    .map_err(|e| transient(format!("encrypted part {cid}: {e}")))?,
+            };
             writer
                 .add_part(cid, ENCRYPTED_PART_TYPE, body)
                 .map_err(|e| PackFailure::Final(e.to_string()))?;
@@ -1044,11 +1080,12 @@ impl Msh {
             drop(tx);
             r
         };
-        let (written, file) = tokio::join!(write, spool.write_stream(rx, u64::MAX));
+        // A small wire message stays inline: recorded in the same commit as its row, no file.
+        let (written, file) = tokio::join!(write, spool.put_stream(rx, u64::MAX));
         let file = file.map_err(|e| transient(format!("spooling the wire file: {e}")))?;
         if let Err(e) = written {
             // The reader saw an early end: the file is incomplete.
-            let _ = tokio::fs::remove_file(spool.path(&file)).await;
+            let _ = spool.discard(&file).await;
             return Err(transient(format!("writing the wire file: {e}")));
         }
         Ok(file)
@@ -1087,10 +1124,19 @@ enum PackFailure {
 
 /// The SOAP part of a spooled wire file (the root comes first, digest §12.5; the payload
 /// parts after it are not read).
-async fn read_root(path: &std::path::Path, content_type: &str) -> Result<Vec<u8>, String> {
-    let f = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+async fn read_root(
+    path: &std::path::Path,
+    inline: Option<Bytes>,
+    content_type: &str,
+) -> Result<Vec<u8>, String> {
+    let f: crate::store::SpoolReader = match inline {
+        Some(b) => crate::store::SpoolReader::Inline(std::io::Cursor::new(b)),
+        None => crate::store::SpoolReader::File(
+            tokio::fs::File::open(path)
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?,
+        ),
+    };
     let limits = MimeLimits {
         max_part_bytes: u64::MAX,
         max_total_bytes: u64::MAX,

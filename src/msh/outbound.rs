@@ -543,9 +543,17 @@ pub fn pack(
 #[derive(Debug)]
 pub struct PackedFiles {
     pub soap: Vec<u8>,
-    /// `(Content-ID, file of IV ‖ CT ‖ TAG)` in `PartInfo` order.
-    pub parts: Vec<(String, std::path::PathBuf)>,
+    /// `(Content-ID, IV ‖ CT ‖ TAG)` in `PartInfo` order.
+    pub parts: Vec<(String, PackData)>,
     pub references: Vec<SignedReference>,
+}
+
+/// Where a payload (in) or an encrypted part (out) of [`pack_files`] is: small ones stay in
+/// memory end to end, so packing a small message creates no file (issue 8).
+#[derive(Debug, Clone)]
+pub enum PackData {
+    File(std::path::PathBuf),
+    Memory(bytes::Bytes),
 }
 
 /// [`pack`] with the payloads in files and memory independent of their size (blocking: run it
@@ -557,7 +565,7 @@ pub struct PackedFiles {
 pub fn pack_files(
     crypto: &dyn Crypto,
     header_xml: &str,
-    payloads: Vec<(String, String, std::path::PathBuf)>,
+    payloads: Vec<(String, String, PackData)>,
     pmode: &PMode,
     signer: &OwnKey,
     work: &std::path::Path,
@@ -582,18 +590,36 @@ pub fn pack_files(
             .iter()
             .position(|(c, _, _)| *c == cid)
             .ok_or_else(|| PackError::MissingPayload(cid.clone()))?;
-        let (_, mime_type, path) = payloads.swap_remove(idx);
-        let (mime, digest, source) = if pi.property(COMPRESSION_TYPE) == Some(GZIP) {
-            let gz = work.join(format!("{i}.gz"));
-            let (_, sha) = super::compress::gzip_file(&path, &gz)?;
-            (GZIP.to_string(), sha, gz)
-        } else if digest_kind(&mime_type) == DigestKind::Octets {
-            let sha = crate::security::verify::sha256_file(&path)?;
-            (mime_type, sha, path)
-        } else {
-            let data = std::fs::read(&path)?;
-            let sha = crypto.sha256(&attachment_digest_input(&mime_type, &data));
-            (mime_type, sha, path)
+        let (_, mime_type, source) = payloads.swap_remove(idx);
+        let gzip = pi.property(COMPRESSION_TYPE) == Some(GZIP);
+        let (mime, digest, source) = match source {
+            PackData::Memory(data) if gzip => {
+                let gz = super::compress::gzip(&data)?;
+                let sha = crypto.sha256(&gz);
+                (GZIP.to_string(), sha, PackData::Memory(gz.into()))
+            }
+            PackData::Memory(data) => {
+                let sha = if digest_kind(&mime_type) == DigestKind::Octets {
+                    crypto.sha256(&data)
+                } else {
+                    crypto.sha256(&attachment_digest_input(&mime_type, &data))
+                };
+                (mime_type, sha, PackData::Memory(data))
+            }
+            PackData::File(path) if gzip => {
+                let gz = work.join(format!("{i}.gz"));
+                let (_, sha) = super::compress::gzip_file(&path, &gz)?;
+                (GZIP.to_string(), sha, PackData::File(gz))
+            }
+            PackData::File(path) if digest_kind(&mime_type) == DigestKind::Octets => {
+                let sha = crate::security::verify::sha256_file(&path)?;
+                (mime_type, sha, PackData::File(path))
+            }
+            PackData::File(path) => {
+                let data = std::fs::read(&path)?;
+                let sha = crypto.sha256(&attachment_digest_input(&mime_type, &data));
+                (mime_type, sha, PackData::File(path))
+            }
         };
         out_parts.push(OutPart {
             content_id: cid,
@@ -616,6 +642,16 @@ pub fn pack_files(
         .ok_or_else(|| PackError::Header("no content key".into()))?;
     let mut parts = Vec::new();
     for (i, (p, src)) in out_parts.iter().zip(&sources).enumerate() {
+        let src = match src {
+            PackData::Memory(data) => {
+                // IV (12) + tag (16) around the ciphertext.
+                let mut out = Vec::with_capacity(data.len() + 28);
+                cek.encrypt_part(crypto, &mut &data[..], &mut out)?;
+                parts.push((p.content_id.clone(), PackData::Memory(out.into())));
+                continue;
+            }
+            PackData::File(path) => path,
+        };
         let enc = work.join(format!("{i}.enc"));
         let mut input = std::io::BufReader::with_capacity(256 * 1024, std::fs::File::open(src)?);
         let f = std::fs::OpenOptions::new()
@@ -625,7 +661,7 @@ pub fn pack_files(
         let mut output = std::io::BufWriter::with_capacity(256 * 1024, f);
         cek.encrypt_part(crypto, &mut input, &mut output)?;
         output.flush()?;
-        parts.push((p.content_id.clone(), enc));
+        parts.push((p.content_id.clone(), PackData::File(enc)));
     }
     Ok(PackedFiles {
         soap: header.soap,

@@ -16,6 +16,19 @@ pub struct WireRequest {
     pub url: String,
     pub content_type: String,
     pub file: PathBuf,
+    /// The wire bytes when the store keeps them inline (small messages, issue 8); `file` does
+    /// not exist then.
+    pub inline: Option<Bytes>,
+}
+
+impl WireRequest {
+    /// The whole wire message, from memory or from the spooled file.
+    pub async fn read_body(&self) -> std::io::Result<Bytes> {
+        match &self.inline {
+            Some(b) => Ok(b.clone()),
+            None => Ok(Bytes::from(tokio::fs::read(&self.file).await?)),
+        }
+    }
 }
 
 /// The partner's complete answer, whatever the status.
@@ -73,9 +86,12 @@ fn classify(e: TransportError) -> SendError {
 impl Transport for HttpsTransport {
     fn post(&self, req: WireRequest) -> BoxFuture<'_, Result<WireResponse, SendError>> {
         Box::pin(async move {
-            let body = OutboundBody::from_file(&req.file)
-                .await
-                .map_err(|e| SendError::Local(format!("{}: {e}", req.file.display())))?;
+            let body = match &req.inline {
+                Some(b) => OutboundBody::from_bytes(b.clone()),
+                None => OutboundBody::from_file(&req.file)
+                    .await
+                    .map_err(|e| SendError::Local(format!("{}: {e}", req.file.display())))?,
+            };
             let r = self
                 .client
                 .post(&req.url, &req.content_type, body)

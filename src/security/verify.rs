@@ -547,8 +547,9 @@ impl InPart for Part {
     }
 }
 
-/// Streams `IV ‖ CT ‖ TAG` from `from` into the new file `to` (synced), hashing the plaintext;
-/// `InvalidData` when the tag does not verify.
+/// Streams `IV ‖ CT ‖ TAG` from `from` into the new file `to`, hashing the plaintext;
+/// `InvalidData` when the tag does not verify. Not synced: `to` is a scratch file of the
+/// receive work directory that the spool copies durably once the message is accepted.
 fn decrypt_file(
     cek: &[u8],
     from: &std::path::Path,
@@ -566,7 +567,7 @@ fn decrypt_file(
         ctx.update(b)
     })?;
     out.flush()?;
-    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    drop(out.into_inner().map_err(|e| e.into_error())?);
     let mut sha = [0u8; 32];
     sha.copy_from_slice(ctx.finish().as_ref());
     Ok((size, sha))

@@ -22,7 +22,7 @@
 mod spool;
 mod sqlite;
 
-pub use spool::{FileRef, Spool};
+pub use spool::{FileRef, Spool, SpoolReader, DEFAULT_INLINE_MAX};
 pub use sqlite::{BackupReport, SqliteStore, WriterHold, WriterStats};
 
 use std::fmt;

@@ -5,6 +5,13 @@
 //! [`FileRef`] is handed out; since only the spool can make a `FileRef`, a committed row can
 //! only point at bytes that are already durable. A crash between the file sync and the commit
 //! leaves an unreferenced file (harmless; see `docs/store.md`), never a row without bytes.
+//!
+//! Small contents (at most [`Spool::inline_max`] bytes, `[store] inline-max`) can instead stay
+//! *inline*: the [`FileRef`] carries the bytes and the store writes them into the same SQLite
+//! transaction as the row that refers to them, so they are durable exactly when that row is
+//! (WAL commit, `synchronous=FULL`). A small message then costs no file creation and no file
+//! or directory fsync — those dominated the profile of issue 8. Only the `put_*` methods
+//! inline; the `write_*` methods always make a file (for callers that need a path).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -17,12 +24,21 @@ use super::{Result, StoreError};
 /// Read/write chunk: large enough for few syscalls, small enough to stay out of the way.
 const CHUNK: usize = 256 * 1024;
 
-/// A synced spool file: name (relative to the spool directory), size and SHA-256.
+/// Default of `[store] inline-max`: contents up to this size live in the database.
+pub const DEFAULT_INLINE_MAX: u64 = 64 * 1024;
+
+/// The stored name of inline contents (not a spool file name: those end in `.bin`).
+pub(crate) const INLINE_NAME: &str = "inline";
+
+/// Synced spooled bytes: a spool file (name relative to the spool directory) or, for small
+/// contents, the bytes themselves (inline, made durable by the commit of the row); size and
+/// SHA-256 either way.
 #[derive(Clone, PartialEq, Eq)]
 pub struct FileRef {
     name: String,
     size: u64,
     sha256: [u8; 32],
+    inline: Option<bytes::Bytes>,
 }
 
 impl fmt::Debug for FileRef {
@@ -38,7 +54,43 @@ impl fmt::Debug for FileRef {
 }
 
 impl FileRef {
-    /// File name inside the spool directory.
+    /// The bytes, when they are inline (no spool file exists for them).
+    pub fn inline_bytes(&self) -> Option<&[u8]> {
+        self.inline.as_deref()
+    }
+
+    /// Whether the bytes are inline rather than in a spool file.
+    pub fn is_inline(&self) -> bool {
+        self.inline.is_some()
+    }
+
+    /// Inline contents as loaded from the database; size and hash are checked against the
+    /// bytes so a damaged row is reported instead of served.
+    pub(crate) fn from_stored_inline(size: i64, sha256: &[u8], data: Vec<u8>) -> Result<Self> {
+        let mut f = Self::from_stored(INLINE_NAME.to_string(), size, sha256)?;
+        if data.len() as u64 != f.size {
+            return Err(StoreError::Corrupt(format!(
+                "inline content has {} bytes, {} recorded",
+                data.len(),
+                f.size
+            )));
+        }
+        f.inline = Some(bytes::Bytes::from(data));
+        Ok(f)
+    }
+
+    fn new_inline(data: Vec<u8>) -> Self {
+        let mut sha256 = [0u8; 32];
+        sha256.copy_from_slice(digest::digest(&digest::SHA256, &data).as_ref());
+        FileRef {
+            name: INLINE_NAME.to_string(),
+            size: data.len() as u64,
+            sha256,
+            inline: Some(bytes::Bytes::from(data)),
+        }
+    }
+
+    /// File name inside the spool directory (`inline` for inline contents).
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -72,7 +124,12 @@ impl FileRef {
         if !name_ok {
             return Err(StoreError::Corrupt(format!("spool file name {name:?}")));
         }
-        Ok(FileRef { name, size, sha256 })
+        Ok(FileRef {
+            name,
+            size,
+            sha256,
+            inline: None,
+        })
     }
 }
 
@@ -80,6 +137,7 @@ impl FileRef {
 #[derive(Debug, Clone)]
 pub struct Spool {
     dir: PathBuf,
+    inline_max: u64,
 }
 
 impl Spool {
@@ -90,7 +148,20 @@ impl Spool {
         if let Some(parent) = dir.parent() {
             sync_dir(parent)?;
         }
-        Ok(Spool { dir })
+        Ok(Spool {
+            dir,
+            inline_max: DEFAULT_INLINE_MAX,
+        })
+    }
+
+    /// Keep contents up to `max` bytes inline (0: never).
+    pub(crate) fn set_inline_max(&mut self, max: u64) {
+        self.inline_max = max;
+    }
+
+    /// Largest content the `put_*` methods keep inline.
+    pub fn inline_max(&self) -> u64 {
+        self.inline_max
     }
 
     /// The directory (for backups).
@@ -112,7 +183,12 @@ impl Spool {
         let name = format!("{}.bin", uuid::Uuid::new_v4().simple());
         let path = self.dir.join(&name);
         match self.write_new(&path, reader, max_size).await {
-            Ok((size, sha256)) => Ok(FileRef { name, size, sha256 }),
+            Ok((size, sha256)) => Ok(FileRef {
+                name,
+                size,
+                sha256,
+                inline: None,
+            }),
             Err(e) => {
                 // Best effort: an orphan file is harmless, the error is what matters.
                 let _ = tokio::fs::remove_file(&path).await;
@@ -159,7 +235,12 @@ impl Spool {
             Ok((size, sha256))
         };
         match inner() {
-            Ok((size, sha256)) => Ok(FileRef { name, size, sha256 }),
+            Ok((size, sha256)) => Ok(FileRef {
+                name,
+                size,
+                sha256,
+                inline: None,
+            }),
             Err(e) => {
                 let _ = std::fs::remove_file(&path);
                 Err(e)
@@ -167,9 +248,86 @@ impl Spool {
         }
     }
 
-    /// Spool a byte slice (wire bytes, small payloads).
+    /// Spool a byte slice into a file (always a file; see [`Spool::put_bytes`]).
     pub async fn write_bytes(&self, bytes: &[u8]) -> Result<FileRef> {
         self.write_stream(bytes, u64::MAX).await
+    }
+
+    /// Spool a byte slice: inline when it is at most [`Spool::inline_max`] bytes, else a
+    /// synced file.
+    pub async fn put_bytes(&self, bytes: &[u8]) -> Result<FileRef> {
+        if bytes.len() as u64 <= self.inline_max {
+            Ok(FileRef::new_inline(bytes.to_vec()))
+        } else {
+            self.write_bytes(bytes).await
+        }
+    }
+
+    /// [`Spool::write_stream`], but contents of at most [`Spool::inline_max`] bytes stay
+    /// inline. Only the first `inline_max + 1` bytes are buffered before deciding.
+    pub async fn put_stream<R>(&self, mut reader: R, max_size: u64) -> Result<FileRef>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        let limit = self.inline_max.min(max_size);
+        let mut head = Vec::new();
+        (&mut reader)
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut head)
+            .await?;
+        if head.len() as u64 <= limit {
+            return Ok(FileRef::new_inline(head));
+        }
+        let rest = AsyncReadExt::chain(std::io::Cursor::new(head), reader);
+        self.write_stream(rest, max_size).await
+    }
+
+    /// Blocking twin of [`Spool::put_stream`].
+    pub fn put_sync<R: std::io::Read>(&self, mut reader: R, max_size: u64) -> Result<FileRef> {
+        use std::io::Read;
+        let limit = self.inline_max.min(max_size);
+        let mut head = Vec::new();
+        Read::take(&mut reader, limit.saturating_add(1)).read_to_end(&mut head)?;
+        if head.len() as u64 <= limit {
+            return Ok(FileRef::new_inline(head));
+        }
+        self.write_sync(Read::chain(std::io::Cursor::new(head), reader), max_size)
+    }
+
+    /// Open spooled content for streaming, file or inline.
+    pub async fn open_reader(&self, f: &FileRef) -> Result<SpoolReader> {
+        Ok(match &f.inline {
+            Some(b) => SpoolReader::Inline(std::io::Cursor::new(b.clone())),
+            None => SpoolReader::File(self.open_file(f).await?),
+        })
+    }
+
+    /// Blocking reader over spooled content, file or inline.
+    pub fn open_sync(&self, f: &FileRef) -> Result<Box<dyn std::io::Read + Send>> {
+        Ok(match &f.inline {
+            Some(b) => Box::new(std::io::Cursor::new(b.clone())),
+            None => Box::new(std::fs::File::open(self.path(f))?),
+        })
+    }
+
+    /// The whole content in memory (small contents, tests).
+    pub async fn read_all(&self, f: &FileRef) -> Result<bytes::Bytes> {
+        Ok(match &f.inline {
+            Some(b) => b.clone(),
+            None => bytes::Bytes::from(tokio::fs::read(self.path(f)).await?),
+        })
+    }
+
+    /// Drop spooled content that no committed row refers to (a refused submission): removes
+    /// the file; inline content has nothing on disk.
+    pub async fn discard(&self, f: &FileRef) -> std::io::Result<()> {
+        if f.is_inline() {
+            return Ok(());
+        }
+        match tokio::fs::remove_file(self.path(f)).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
     async fn write_new<R>(
@@ -220,6 +378,10 @@ impl Spool {
 
     /// Re-read a file and check size and SHA-256 (integrity checks, backups, tests).
     pub async fn verify(&self, f: &FileRef) -> Result<bool> {
+        if let Some(b) = &f.inline {
+            return Ok(b.len() as u64 == f.size
+                && digest::digest(&digest::SHA256, b).as_ref() == f.sha256.as_slice());
+        }
         let mut file = match tokio::fs::File::open(self.path(f)).await {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
@@ -259,4 +421,24 @@ impl Spool {
 /// fsync a directory so that a file's creation (its directory entry) survives a crash.
 pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// A reader over spooled content: a spool file or inline bytes.
+#[derive(Debug)]
+pub enum SpoolReader {
+    File(tokio::fs::File),
+    Inline(std::io::Cursor<bytes::Bytes>),
+}
+
+impl AsyncRead for SpoolReader {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            SpoolReader::File(f) => std::pin::Pin::new(f).poll_read(cx, buf),
+            SpoolReader::Inline(c) => std::pin::Pin::new(c).poll_read(cx, buf),
+        }
+    }
 }

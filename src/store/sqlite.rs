@@ -19,7 +19,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use time::{Duration, OffsetDateTime};
 use tokio::sync::{mpsc, oneshot};
 
-use super::spool::{sync_dir, FileRef, Spool};
+use super::spool::{sync_dir, FileRef, Spool, INLINE_NAME};
 use super::{
     Cursor, Direction, Event, Filter, Lease, MessageRecord, MessageStore, NewInbound,
     NewNotification, NewOutbound, OutboxId, OutboxItem, Outcome, Page, Payload, PruneReport,
@@ -148,6 +148,13 @@ ALTER TABLE messages ADD COLUMN header TEXT;
     r#"
 ALTER TABLE messages ADD COLUMN payloads_purged_at INTEGER;
 "#,
+    // 4: small payloads and wire messages inline (issue 8): the bytes live in the row, committed
+    // with it, instead of a spool file; `file` / `wire_file` then hold `inline`. NULL = in the
+    // spool file named by `file` / `wire_file` (or purged).
+    r#"
+ALTER TABLE payloads ADD COLUMN data BLOB;
+ALTER TABLE messages ADD COLUMN wire_data BLOB;
+"#,
 ];
 
 /// A write request: runs on the writer thread inside the batch transaction (`None` when the
@@ -247,6 +254,9 @@ fn limit_i64(n: usize) -> i64 {
 fn open_connection(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    // rusqlite caches 16 statements by default; a message's life uses more than that, and a
+    // statement prepared again costs more than running it (issue 8 profile).
+    conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
 }
 
@@ -290,11 +300,28 @@ impl SqliteStore {
 
     /// Blocking variant of [`SqliteStore::open`] (start-up code outside the runtime).
     pub fn open_blocking(dir: &Path) -> Result<Self> {
+        Self::open_blocking_with(dir, super::spool::DEFAULT_INLINE_MAX)
+    }
+
+    /// [`SqliteStore::open`] keeping contents of at most `inline_max` bytes in the database
+    /// (`[store] inline-max`; 0 = every payload and wire message in its own spool file).
+    pub async fn open_with(dir: impl AsRef<Path>, inline_max: u64) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        tokio::task::spawn_blocking(move || Self::open_blocking_with(&dir, inline_max))
+            .await
+            .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Blocking variant of [`SqliteStore::open_with`].
+    pub fn open_blocking_with(dir: &Path, inline_max: u64) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let spool = Spool::open(dir.join(SPOOL_DIR))?;
+        let mut spool = Spool::open(dir.join(SPOOL_DIR))?;
+        spool.set_inline_max(inline_max);
         let db_path = dir.join(DB_FILE);
         let mut conn = open_connection(&db_path)?;
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        let mode: String = conn
+            .prepare_cached("PRAGMA journal_mode = WAL")?
+            .query_row([], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Corrupt(format!(
                 "journal_mode {mode}, expected wal"
@@ -386,11 +413,11 @@ impl SqliteStore {
             let dest_db = dest.join(DB_FILE);
             let conn = open_connection(&db_path)?;
             let dest_str = dest_db.to_str().ok_or_else(|| StoreError::Conflict("backup path is not UTF-8".into()))?;
-            conn.execute("VACUUM INTO ?1", [dest_str])?;
+            conn.prepare_cached("VACUUM INTO ?1")?.execute( [dest_str])?;
             drop(conn);
             let snap = open_connection(&dest_db)?;
             let names = snap
-                .prepare("SELECT file FROM payloads UNION SELECT wire_file FROM messages WHERE wire_file IS NOT NULL")?
+                .prepare("SELECT file FROM payloads WHERE data IS NULL UNION SELECT wire_file FROM messages WHERE wire_file IS NOT NULL AND wire_data IS NULL")?
                 .query_map([], |r| r.get::<_, String>(0))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             drop(snap);
@@ -398,6 +425,10 @@ impl SqliteStore {
             for name in names {
                 // Names come from our own database; still, only spool-made names are copied.
                 FileRef::from_stored(name.clone(), 0, &[0u8; 32])?;
+                if name == INLINE_NAME {
+                    // Purged inline content: nothing on disk (and nothing in the row).
+                    continue;
+                }
                 let target = dest_spool.join(&name);
                 let bytes = std::fs::copy(spool.dir().join(&name), &target).map_err(|e| {
                     if e.kind() == std::io::ErrorKind::NotFound {
@@ -494,7 +525,18 @@ impl SqliteStore {
                     c
                 }
             };
-            let r = f(&conn);
+            // One read transaction for all statements of `f`: one snapshot, and one look at
+            // the WAL index instead of one per statement.
+            let r = match run_cached(&conn, "BEGIN") {
+                Ok(()) => {
+                    let r = f(&conn);
+                    if run_cached(&conn, "COMMIT").is_err() {
+                        let _ = conn.execute_batch("ROLLBACK");
+                    }
+                    r
+                }
+                Err(e) => Err(e),
+            };
             if let Ok(mut v) = inner.readers.lock() {
                 if v.len() < MAX_IDLE_READERS {
                     v.push(conn);
@@ -507,11 +549,17 @@ impl SqliteStore {
     }
 }
 
+/// Run one parameterless statement through the statement cache.
+fn run_cached(conn: &Connection, sql: &str) -> Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
 fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    conn.execute_batch("SAVEPOINT req")?;
+    run_cached(conn, "SAVEPOINT req")?;
     match f(conn) {
         Ok(v) => {
-            conn.execute_batch("RELEASE req")?;
+            run_cached(conn, "RELEASE req")?;
             Ok(v)
         }
         Err(e) => {
@@ -525,11 +573,11 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, counters: &Counter
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while rx.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
         let n = batch.len() as u64;
-        let begun = conn.execute_batch("BEGIN IMMEDIATE");
+        let begun = run_cached(&conn, "BEGIN IMMEDIATE");
         let conn_ref = begun.is_ok().then_some(&conn);
         let completions: Vec<Completion> = batch.drain(..).map(|job| job(conn_ref)).collect();
         let commit = match begun {
-            Ok(()) => match conn.execute_batch("COMMIT") {
+            Ok(()) => match run_cached(&conn, "COMMIT") {
                 Ok(()) => Ok(()),
                 Err(e) => {
                     let _ = conn.execute_batch("ROLLBACK");
@@ -554,12 +602,13 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, counters: &Counter
 
 const MESSAGE_COLUMNS: &str = "id, direction, message_id, conversation_id, pmode_id, ref_to_message_id, \
     idempotency_key, state, created_at, updated_at, attempts, next_attempt_at, lease_owner, lease_until, \
-    wire_file, wire_size, wire_sha256, last_code, last_detail, header";
+    wire_file, wire_size, wire_sha256, last_code, last_detail, header, wire_data";
 
 fn load_message(conn: &Connection, id: i64) -> Result<Option<MessageRecord>> {
     let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1");
     let row = conn
-        .query_row(&sql, [id], |r| {
+        .prepare_cached(&sql)?
+        .query_row([id], |r| {
             Ok((
                 (
                     r.get::<_, i64>(0)?,
@@ -585,10 +634,13 @@ fn load_message(conn: &Connection, id: i64) -> Result<Option<MessageRecord>> {
                     r.get::<_, Option<String>>(18)?,
                     r.get::<_, Option<String>>(19)?,
                 ),
+                r.get::<_, Option<Vec<u8>>>(20)?,
             ))
         })
         .optional()?;
-    let Some((a, b)) = row else { return Ok(None) };
+    let Some((a, b, wire_data)) = row else {
+        return Ok(None);
+    };
     let (
         id,
         direction,
@@ -620,10 +672,14 @@ fn load_message(conn: &Connection, id: i64) -> Result<Option<MessageRecord>> {
         }),
         _ => None,
     };
-    let wire = match (wire_file, wire_size, wire_sha) {
-        (Some(f), Some(s), Some(h)) => Some(FileRef::from_stored(f, s, &h)?),
-        _ => None,
-    };
+    let wire =
+        match (wire_file, wire_size, wire_sha) {
+            (Some(_), Some(s), Some(h)) if wire_data.is_some() => Some(
+                FileRef::from_stored_inline(s, &h, wire_data.unwrap_or_default())?,
+            ),
+            (Some(f), Some(s), Some(h)) => Some(FileRef::from_stored(f, s, &h)?),
+            _ => None,
+        };
     let mut props =
         conn.prepare_cached("SELECT name, value FROM properties WHERE message = ?1 ORDER BY seq")?;
     let properties = props
@@ -632,7 +688,7 @@ fn load_message(conn: &Connection, id: i64) -> Result<Option<MessageRecord>> {
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut pls = conn
-        .prepare_cached("SELECT part_id, mime_type, file, size, sha256 FROM payloads WHERE message = ?1 ORDER BY seq")?;
+        .prepare_cached("SELECT part_id, mime_type, file, size, sha256, data FROM payloads WHERE message = ?1 ORDER BY seq")?;
     let rows = pls
         .query_map([id], |r| {
             Ok((
@@ -641,16 +697,20 @@ fn load_message(conn: &Connection, id: i64) -> Result<Option<MessageRecord>> {
                 r.get::<_, String>(2)?,
                 r.get::<_, i64>(3)?,
                 r.get::<_, Vec<u8>>(4)?,
+                r.get::<_, Option<Vec<u8>>>(5)?,
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let payloads = rows
         .into_iter()
-        .map(|(part_id, mime_type, file, size, sha)| {
+        .map(|(part_id, mime_type, file, size, sha, data)| {
             Ok(Payload {
                 part_id,
                 mime_type,
-                file: FileRef::from_stored(file, size, &sha)?,
+                file: match data {
+                    Some(d) => FileRef::from_stored_inline(size, &sha, d)?,
+                    None => FileRef::from_stored(file, size, &sha)?,
+                },
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -707,7 +767,7 @@ fn insert_parts(
         p.execute(params![id, limit_i64(seq), name, value])?;
     }
     let mut p = conn.prepare_cached(
-        "INSERT INTO payloads (message, seq, part_id, mime_type, file, size, sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO payloads (message, seq, part_id, mime_type, file, size, sha256, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     for (seq, pl) in payloads.iter().enumerate() {
         let size =
@@ -719,7 +779,8 @@ fn insert_parts(
             pl.mime_type,
             pl.file.name(),
             size,
-            &pl.file.sha256()[..]
+            &pl.file.sha256()[..],
+            pl.file.inline_bytes()
         ])?;
     }
     Ok(())
@@ -737,17 +798,14 @@ fn insert_notification(conn: &Connection, now: i64, n: &NewNotification) -> Resu
 /// Direction, state and lease owner of a message, or `NotFound`.
 fn message_head(conn: &Connection, id: StoreId) -> Result<(Direction, State, Option<String>)> {
     let row = conn
-        .query_row(
-            "SELECT direction, state, lease_owner FROM messages WHERE id = ?1",
-            [id.0],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                ))
-            },
-        )
+        .prepare_cached("SELECT direction, state, lease_owner FROM messages WHERE id = ?1")?
+        .query_row([id.0], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })
         .optional()?;
     let (d, s, o) = row.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
     Ok((d.parse()?, s.parse()?, o))
@@ -777,11 +835,8 @@ fn check_sending_lease(
 fn submit_tx(conn: &Connection, now: i64, m: &NewOutbound) -> Result<Submitted> {
     if let Some(key) = &m.idempotency_key {
         let existing: Option<i64> = conn
-            .query_row(
-                "SELECT id FROM messages WHERE idempotency_key = ?1",
-                [key],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT id FROM messages WHERE idempotency_key = ?1")?
+            .query_row([key], |r| r.get(0))
             .optional()?;
         if let Some(id) = existing {
             return Ok(Submitted {
@@ -791,11 +846,8 @@ fn submit_tx(conn: &Connection, now: i64, m: &NewOutbound) -> Result<Submitted> 
         }
     }
     let taken: Option<i64> = conn
-        .query_row(
-            "SELECT id FROM messages WHERE direction = 'OUT' AND message_id = ?1",
-            [&m.message_id],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT id FROM messages WHERE direction = 'OUT' AND message_id = ?1")?
+        .query_row([&m.message_id], |r| r.get(0))
         .optional()?;
     if let Some(other) = taken {
         return Err(StoreError::Conflict(format!(
@@ -872,18 +924,15 @@ fn record_wire_tx(
     wire: &FileRef,
 ) -> Result<()> {
     check_sending_lease(conn, id, owner, "record wire bytes")?;
-    let existing: Option<String> = conn.query_row(
-        "SELECT wire_file FROM messages WHERE id = ?1",
-        [id.0],
-        |r| r.get(0),
-    )?;
+    let existing: Option<String> = conn
+        .prepare_cached("SELECT wire_file FROM messages WHERE id = ?1")?
+        .query_row([id.0], |r| r.get(0))?;
     if existing.is_some() {
         return Err(StoreError::AlreadyRecorded(format!("wire bytes of {id}")));
     }
     let size = i64::try_from(wire.size()).map_err(|_| StoreError::TooLarge(i64::MAX as u64))?;
-    conn.execute(
-        "UPDATE messages SET wire_file = ?2, wire_size = ?3, wire_sha256 = ?4, updated_at = ?5 WHERE id = ?1",
-        params![id.0, wire.name(), size, &wire.sha256()[..], now],
+    conn.prepare_cached("UPDATE messages SET wire_file = ?2, wire_size = ?3, wire_sha256 = ?4, updated_at = ?5, wire_data = ?6 WHERE id = ?1")?.execute(
+        params![id.0, wire.name(), size, &wire.sha256()[..], now, wire.inline_bytes()],
     )?;
     let detail = format!(
         "wire bytes recorded: {} bytes, sha256 {}",
@@ -948,19 +997,14 @@ fn finish_tx(
 
 fn insert_receipt(conn: &Connection, id: StoreId, now: i64, bytes: &[u8]) -> Result<()> {
     let exists: Option<i64> = conn
-        .query_row(
-            "SELECT message FROM receipts WHERE message = ?1",
-            [id.0],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT message FROM receipts WHERE message = ?1")?
+        .query_row([id.0], |r| r.get(0))
         .optional()?;
     if exists.is_some() {
         return Err(StoreError::AlreadyRecorded(format!("receipt of {id}")));
     }
-    conn.execute(
-        "INSERT INTO receipts (message, at, bytes) VALUES (?1, ?2, ?3)",
-        params![id.0, now, bytes],
-    )?;
+    conn.prepare_cached("INSERT INTO receipts (message, at, bytes) VALUES (?1, ?2, ?3)")?
+        .execute(params![id.0, now, bytes])?;
     Ok(())
 }
 
@@ -974,19 +1018,15 @@ fn record_received_tx(
     let window_us = i64::try_from(window.whole_microseconds()).unwrap_or(i64::MAX);
     let cutoff = now.saturating_sub(window_us);
     let seen: Option<(i64, i64)> = conn
-        .query_row(
-            "SELECT message, seen_at FROM inbound_seen WHERE message_id = ?1",
-            [&m.message_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT message, seen_at FROM inbound_seen WHERE message_id = ?1")?
+        .query_row([&m.message_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     if let Some((orig, seen_at)) = seen {
         if seen_at >= cutoff {
             // Note the duplicate on the original (if retention has not removed it yet).
             let state: Option<String> = conn
-                .query_row("SELECT state FROM messages WHERE id = ?1", [orig], |r| {
-                    r.get(0)
-                })
+                .prepare_cached("SELECT state FROM messages WHERE id = ?1")?
+                .query_row([orig], |r| r.get(0))
                 .optional()?;
             if let Some(state) = state {
                 let st: State = state.parse()?;
@@ -1035,10 +1075,8 @@ fn mark_delivered_tx(conn: &Connection, id: StoreId, now: i64, detail: &str) -> 
             action: "mark delivered",
         });
     }
-    conn.execute(
-        "UPDATE messages SET state = 'DELIVERED', updated_at = ?2 WHERE id = ?1",
-        params![id.0, now],
-    )?;
+    conn.prepare_cached("UPDATE messages SET state = 'DELIVERED', updated_at = ?2 WHERE id = ?1")?
+        .execute(params![id.0, now])?;
     insert_event(
         conn,
         id.0,
@@ -1070,8 +1108,7 @@ fn lease_outbox_tx(
             "UPDATE outbox SET attempts = attempts + 1, lease_owner = ?2, lease_until = ?3, updated_at = ?4 WHERE id = ?1",
         )?
         .execute(params![id, owner, until, now])?;
-        let item = conn.query_row(
-            "SELECT message, kind, target, body, attempts, last_error FROM outbox WHERE id = ?1",
+        let item = conn.prepare_cached("SELECT message, kind, target, body, attempts, last_error FROM outbox WHERE id = ?1")?.query_row(
             [id],
             |r| {
                 Ok((
@@ -1104,11 +1141,8 @@ fn lease_outbox_tx(
 
 fn check_outbox_lease(conn: &Connection, id: OutboxId, owner: &str) -> Result<()> {
     let row: Option<(String, Option<String>)> = conn
-        .query_row(
-            "SELECT state, lease_owner FROM outbox WHERE id = ?1",
-            [id.0],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT state, lease_owner FROM outbox WHERE id = ?1")?
+        .query_row([id.0], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let (state, lease_owner) =
         row.ok_or_else(|| StoreError::NotFound(format!("outbox {}", id.0)))?;
@@ -1134,24 +1168,25 @@ fn prune_tx(conn: &Connection, before: i64) -> Result<(PruneReport, Vec<String>)
         for f in q.query_map([id], |r| r.get::<_, String>(0))? {
             files.push(f?);
         }
-        let wire: Option<String> =
-            conn.query_row("SELECT wire_file FROM messages WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })?;
+        let wire: Option<String> = conn
+            .prepare_cached("SELECT wire_file FROM messages WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))?;
         files.extend(wire);
         // Cascades to payloads, properties, events, receipts and outbox rows.
         conn.prepare_cached("DELETE FROM messages WHERE id = ?1")?
             .execute([id])?;
     }
-    let outbox = conn.execute(
-        "DELETE FROM outbox WHERE state IN ('DONE', 'DEAD') AND updated_at < ?1",
-        [before],
-    )?;
-    let seen = conn.execute("DELETE FROM inbound_seen WHERE seen_at < ?1", [before])?;
-    // Only names the spool itself could have made are ever removed.
+    let outbox = conn
+        .prepare_cached("DELETE FROM outbox WHERE state IN ('DONE', 'DEAD') AND updated_at < ?1")?
+        .execute([before])?;
+    let seen = conn
+        .prepare_cached("DELETE FROM inbound_seen WHERE seen_at < ?1")?
+        .execute([before])?;
+    // Only names the spool itself could have made are ever removed; inline content goes with
+    // its row.
     let files = files
         .into_iter()
-        .filter(|f| FileRef::from_stored(f.clone(), 0, &[0u8; 32]).is_ok())
+        .filter(|f| f != INLINE_NAME && FileRef::from_stored(f.clone(), 0, &[0u8; 32]).is_ok())
         .collect();
     Ok((
         PruneReport {
@@ -1199,11 +1234,9 @@ fn purge_candidates(
 
 /// Spool file names and recorded bytes still present for message `id`.
 fn message_files(conn: &Connection, id: i64) -> Result<(Vec<String>, u64)> {
-    let purged: Option<i64> = conn.query_row(
-        "SELECT payloads_purged_at FROM messages WHERE id = ?1",
-        [id],
-        |r| r.get(0),
-    )?;
+    let purged: Option<i64> = conn
+        .prepare_cached("SELECT payloads_purged_at FROM messages WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))?;
     let mut files = Vec::new();
     let mut bytes = 0u64;
     if purged.is_some() {
@@ -1212,16 +1245,18 @@ fn message_files(conn: &Connection, id: i64) -> Result<(Vec<String>, u64)> {
     let mut q = conn.prepare_cached("SELECT file, size FROM payloads WHERE message = ?1")?;
     for f in q.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
         let (f, size) = f?;
-        files.push(f);
+        if f != INLINE_NAME {
+            files.push(f);
+        }
         bytes += u64::try_from(size).unwrap_or(0);
     }
-    let (wire, size): (Option<String>, Option<i64>) = conn.query_row(
-        "SELECT wire_file, wire_size FROM messages WHERE id = ?1",
-        [id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let (wire, size): (Option<String>, Option<i64>) = conn
+        .prepare_cached("SELECT wire_file, wire_size FROM messages WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     if let Some(w) = wire {
-        files.push(w);
+        if w != INLINE_NAME {
+            files.push(w);
+        }
         bytes += size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
     }
     Ok((files, bytes))
@@ -1248,9 +1283,14 @@ fn purge_batch_tx(
             PurgeKind::Payloads => {
                 conn.prepare_cached(
                     "UPDATE messages SET payloads_purged_at = ?2, wire_file = NULL, wire_size = NULL, \
-                     wire_sha256 = NULL WHERE id = ?1",
+                     wire_sha256 = NULL, wire_data = NULL WHERE id = ?1",
                 )?
                 .execute(params![id, now])?;
+                // Inline payloads are purged with the files.
+                conn.prepare_cached(
+                    "UPDATE payloads SET data = NULL WHERE message = ?1 AND data IS NOT NULL",
+                )?
+                .execute([id])?;
             }
             PurgeKind::Metadata => {
                 // The duplicate key goes with the message (retention >= the window, checked when
@@ -1263,10 +1303,11 @@ fn purge_batch_tx(
             }
         }
     }
-    // Only names the spool itself could have made are ever removed.
+    // Only names the spool itself could have made are ever removed; inline content goes with
+    // its row.
     let files = files
         .into_iter()
-        .filter(|f| FileRef::from_stored(f.clone(), 0, &[0u8; 32]).is_ok())
+        .filter(|f| f != INLINE_NAME && FileRef::from_stored(f.clone(), 0, &[0u8; 32]).is_ok())
         .collect();
     Ok((ids.len() as u64, files, bytes))
 }

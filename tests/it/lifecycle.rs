@@ -84,17 +84,20 @@ fn b64(der: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(der)
 }
 
-/// The wire bytes red sent for `mid` (its store's spool).
+/// The wire bytes red sent for `mid` (inline in its store, or its store's spool).
 fn wire_of(red: &Gateway, mid: &str) -> Vec<u8> {
     let db = rusqlite::Connection::open(red.store.join("store.db")).expect("open red db");
-    let f: String = db
+    let (f, inline): (String, Option<Vec<u8>>) = db
         .query_row(
-            "SELECT wire_file FROM messages WHERE message_id = ?1 AND direction = 'OUT'",
+            "SELECT wire_file, wire_data FROM messages WHERE message_id = ?1 AND direction = 'OUT'",
             [mid],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .expect("wire file");
-    std::fs::read(red.store.join("spool").join(f)).expect("wire bytes")
+    match inline {
+        Some(b) => b,
+        None => std::fs::read(red.store.join("spool").join(f)).expect("wire bytes"),
+    }
 }
 
 fn send(red: &Gateway, blue: &Gateway, n: usize) -> String {

@@ -63,8 +63,10 @@ struct Loopback {
 impl Transport for Loopback {
     fn post(&self, req: WireRequest) -> BoxFuture<'_, Result<WireResponse, SendError>> {
         Box::pin(async move {
-            let body = tokio::fs::read(&req.file)
+            let body = req
+                .read_body()
                 .await
+                .map(|b| b.to_vec())
                 .map_err(|e| SendError::Local(e.to_string()))?;
             let peer = self
                 .peers
@@ -1210,7 +1212,13 @@ async fn broken_request_is_answered_by_the_gateway_with_edm_err_0003() {
     assert_eq!(prop("originalSender").as_deref(), Some("DE73524311"));
     assert_eq!(prop("finalRecipient").as_deref(), Some("00000000000002"));
     assert_eq!(ans.pmode_id, "oots-v2-blue-red");
-    let bytes = std::fs::read(n.red.msh.store().spool().path(&ans.payloads[0].file))
+    let bytes = n
+        .red
+        .msh
+        .store()
+        .spool()
+        .read_all(&ans.payloads[0].file)
+        .await
         .expect("answer payload");
     let EdmDocument::QueryResponse(r) = parse_edm(&bytes).expect("edm") else {
         panic!("the answer is no QueryResponse");

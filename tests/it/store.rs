@@ -4,6 +4,7 @@
 //! clock, never with sleeps.
 
 mod crash;
+mod inline;
 mod lifecycle;
 mod queries;
 mod retention;

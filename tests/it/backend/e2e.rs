@@ -55,8 +55,10 @@ struct Loopback {
 impl Transport for Loopback {
     fn post(&self, req: WireRequest) -> BoxFuture<'_, Result<WireResponse, SendError>> {
         Box::pin(async move {
-            let body = tokio::fs::read(&req.file)
+            let body = req
+                .read_body()
                 .await
+                .map(|b| b.to_vec())
                 .map_err(|e| SendError::Local(e.to_string()))?;
             let peer = self
                 .peers

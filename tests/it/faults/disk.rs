@@ -96,7 +96,13 @@ fn submission(i: usize) -> crate::msh::e2e::Submission {
         "ExecuteQueryResponse",
         &[
             ("doc", "application/x-ebrs+xml", regrep(i + 1)),
-            ("evidence", "application/pdf", binary(20_000 + i, i as u8)),
+            // Submission 40 meets a read-only spool: it must be larger than `[store]
+            // inline-max` to need the spool (smaller ones live in the database, issue 8).
+            (
+                "evidence",
+                "application/pdf",
+                binary(if i == 40 { 100_000 } else { 20_000 + i }, i as u8),
+            ),
         ],
     )
 }

@@ -86,8 +86,10 @@ impl Transport for Loopback {
                     may_have_been_delivered: false,
                 });
             }
-            let body = tokio::fs::read(&req.file)
+            let body = req
+                .read_body()
                 .await
+                .map(|b| b.to_vec())
                 .map_err(|e| SendError::Local(e.to_string()))?;
             self.seen.lock().expect("lock").push(body.clone());
             let peer = self

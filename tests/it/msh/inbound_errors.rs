@@ -406,6 +406,12 @@ async fn large_part_tampered_at_the_end_is_0102_and_nothing_delivered() {
         .await
         .expect("get")
         .expect("rec");
-    let got = std::fs::read(w.blue.store.spool().path(&rec.payloads[0].file)).expect("payload");
+    let got = w
+        .blue
+        .store
+        .spool()
+        .read_all(&rec.payloads[0].file)
+        .await
+        .expect("payload");
     assert!(got == data, "delivered payload differs");
 }

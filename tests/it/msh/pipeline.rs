@@ -17,9 +17,12 @@ async fn payload_bytes(store: &as4gw::store::SqliteStore, mid: &str) -> Vec<(Str
         .expect("received");
     let mut out = Vec::new();
     for p in rec.payloads {
-        let b = tokio::fs::read(store.spool().path(&p.file))
+        let b = store
+            .spool()
+            .read_all(&p.file)
             .await
-            .expect("payload file");
+            .expect("payload")
+            .to_vec();
         out.push((p.mime_type, b));
     }
     out
@@ -88,9 +91,7 @@ async fn exchange(
     assert!(inrec.properties.iter().any(|(n, _)| n == "finalRecipient"));
     // The sender's wire file holds what went out: compressed legs carry gzip parts.
     let wire = out.wire.expect("wire recorded");
-    let bytes = tokio::fs::read(tx.store.spool().path(&wire))
-        .await
-        .expect("wire");
+    let bytes = tx.store.spool().read_all(&wire).await.expect("wire");
     let compressed = String::from_utf8_lossy(&bytes).contains("MimeType=\"application/gzip\"");
     let leg_compresses = action != "ExecuteQueryResponse";
     assert_eq!(compressed, leg_compresses, "{pmode} {action}");

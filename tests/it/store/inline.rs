@@ -1,0 +1,207 @@
+//! Small payloads and wire messages inline in the database (issue 8): no spool file, durable
+//! with the row's commit, gone with the retention purge; migration 4 upgrades older stores.
+
+use as4gw::store::{
+    MessageStore, NewOutbound, Outcome, Payload, PurgeOptions, RetentionRule, SqliteStore,
+    DEFAULT_INLINE_MAX,
+};
+use time::Duration;
+
+use super::{open_temp, t};
+
+fn spool_files(s: &SqliteStore) -> usize {
+    std::fs::read_dir(s.spool().dir())
+        .expect("spool dir")
+        .filter(|e| e.as_ref().map(|e| e.path().is_file()).unwrap_or(false))
+        .count()
+}
+
+fn count(dir: &std::path::Path, sql: &str) -> i64 {
+    let c = rusqlite::Connection::open(dir.join("store.db")).expect("db");
+    c.query_row(sql, [], |r| r.get(0)).expect("count")
+}
+
+async fn submit_and_ack(s: &SqliteStore, mid: &str, payload: &[u8], wire: &[u8]) {
+    let file = s.spool().put_bytes(payload).await.expect("spool payload");
+    let msg = NewOutbound {
+        message_id: mid.into(),
+        conversation_id: "c".into(),
+        pmode_id: "p".into(),
+        payloads: vec![Payload {
+            part_id: "cid:p1".into(),
+            mime_type: "application/xml".into(),
+            file,
+        }],
+        header: Some("h".into()),
+        ..Default::default()
+    };
+    let id = s.submit(t(0), msg).await.expect("submit").id;
+    let leased = s
+        .lease_due(t(1), "owner", 10, Duration::minutes(5))
+        .await
+        .expect("lease");
+    assert!(leased.iter().any(|r| r.id == id));
+    let wire = s.spool().put_bytes(wire).await.expect("spool wire");
+    s.record_wire(id, "owner", t(2), wire).await.expect("wire");
+    let receipt = Some(b"receipt".to_vec());
+    s.finish_attempt(id, "owner", t(3), Outcome::Acknowledged { receipt }, None)
+        .await
+        .expect("ack");
+}
+
+#[tokio::test]
+async fn small_contents_live_in_the_row_and_survive_a_reopen() {
+    let (dir, s) = open_temp().await;
+    assert_eq!(s.spool().inline_max(), DEFAULT_INLINE_MAX);
+    let payload = vec![b'p'; 4096];
+    let wire = vec![b'w'; 9000];
+    submit_and_ack(&s, "m1", &payload, &wire).await;
+    assert_eq!(
+        spool_files(&s),
+        0,
+        "a small message must not create spool files"
+    );
+    s.close().await.expect("close");
+    drop(s);
+
+    let s = SqliteStore::open(dir.path()).await.expect("reopen");
+    let rec = s
+        .get_by_message_id(as4gw::store::Direction::Outbound, "m1")
+        .await
+        .expect("get")
+        .expect("stored");
+    let f = &rec.payloads[0].file;
+    assert!(f.is_inline());
+    assert_eq!(f.size(), 4096);
+    assert_eq!(
+        &s.spool().read_all(f).await.expect("read")[..],
+        &payload[..]
+    );
+    assert!(s.spool().verify(f).await.expect("verify"));
+    let w = rec.wire.expect("wire");
+    assert!(w.is_inline());
+    assert_eq!(&s.spool().read_all(&w).await.expect("read")[..], &wire[..]);
+}
+
+#[tokio::test]
+async fn the_threshold_is_inclusive_and_larger_contents_stream_to_files() {
+    let (_dir, s) = open_temp().await;
+    let max = s.spool().inline_max() as usize;
+    let at = s
+        .spool()
+        .put_stream(&vec![1u8; max][..], u64::MAX)
+        .await
+        .expect("at max");
+    assert!(at.is_inline());
+    let above = s
+        .spool()
+        .put_stream(&vec![2u8; max + 1][..], u64::MAX)
+        .await
+        .expect("above max");
+    assert!(!above.is_inline());
+    assert!(s.spool().path(&above).exists());
+    assert!(s.spool().verify(&above).await.expect("verify"));
+    assert_eq!(
+        s.spool().read_all(&above).await.expect("read").len(),
+        max + 1
+    );
+    // The size limit still applies to inline contents.
+    let err = s.spool().put_stream(&[3u8; 10][..], 5).await;
+    assert!(matches!(err, Err(as4gw::store::StoreError::TooLarge(5))));
+    // inline-max = 0: every content in its own file, as before issue 8.
+    let dir0 = tempfile::tempdir().expect("tempdir");
+    let s0 = SqliteStore::open_with(dir0.path(), 0).await.expect("open");
+    let f = s0.spool().put_bytes(b"x").await.expect("put");
+    assert!(!f.is_inline());
+    assert!(s0.spool().path(&f).exists());
+}
+
+#[tokio::test]
+async fn the_retention_purge_removes_inline_payloads_and_wire_bytes() {
+    let (dir, s) = open_temp().await;
+    submit_and_ack(&s, "m1", &[b'p'; 2000], &[b'w'; 3000]).await;
+    assert_eq!(
+        count(
+            dir.path(),
+            "SELECT COUNT(*) FROM payloads WHERE data IS NOT NULL"
+        ),
+        1
+    );
+    let rules = vec![RetentionRule {
+        pmode_id: "p".into(),
+        payload_days: Some(1),
+        metadata_days: Some(30),
+    }];
+    let r = s
+        .purge(t(2 * 86_400), rules, PurgeOptions::default())
+        .await
+        .expect("purge");
+    assert_eq!(r.payload_messages, 1);
+    assert_eq!(r.files, 0, "inline contents are no files");
+    assert_eq!(r.bytes, 5000);
+    assert_eq!(
+        count(
+            dir.path(),
+            "SELECT COUNT(*) FROM payloads WHERE data IS NOT NULL"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            dir.path(),
+            "SELECT COUNT(*) FROM messages WHERE wire_data IS NOT NULL OR wire_file IS NOT NULL"
+        ),
+        0
+    );
+    let rec = s
+        .get_by_message_id(as4gw::store::Direction::Outbound, "m1")
+        .await
+        .expect("get")
+        .expect("metadata kept");
+    assert!(!rec.payloads[0].file.is_inline());
+    assert!(rec.wire.is_none());
+}
+
+#[tokio::test]
+async fn migration_4_upgrades_a_version_3_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let s = SqliteStore::open_with(dir.path(), 0).await.expect("open");
+        submit_and_ack(&s, "old", b"old payload", b"old wire").await;
+        s.close().await.expect("close");
+    }
+    // Take the store back to schema 3 (what a release before issue 8 left behind).
+    {
+        let c = rusqlite::Connection::open(dir.path().join("store.db")).expect("db");
+        c.execute_batch(
+            "ALTER TABLE payloads DROP COLUMN data; ALTER TABLE messages DROP COLUMN wire_data; \
+             UPDATE schema_version SET version = 3;",
+        )
+        .expect("downgrade");
+    }
+    let s = SqliteStore::open(dir.path()).await.expect("migrate");
+    assert_eq!(
+        count(dir.path(), "SELECT max(version) FROM schema_version"),
+        4
+    );
+    let old = s
+        .get_by_message_id(as4gw::store::Direction::Outbound, "old")
+        .await
+        .expect("get")
+        .expect("old message");
+    assert!(!old.payloads[0].file.is_inline());
+    assert_eq!(
+        &s.spool()
+            .read_all(&old.payloads[0].file)
+            .await
+            .expect("read")[..],
+        b"old payload"
+    );
+    submit_and_ack(&s, "new", b"new payload", b"new wire").await;
+    let new = s
+        .get_by_message_id(as4gw::store::Direction::Outbound, "new")
+        .await
+        .expect("get")
+        .expect("new message");
+    assert!(new.payloads[0].file.is_inline());
+}
