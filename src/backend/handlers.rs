@@ -338,6 +338,7 @@ pub(crate) async fn get_message(
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The payload was removed by the P-Mode's retention (`/errors/purged`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn get_payload(
@@ -354,6 +355,17 @@ pub(crate) async fn get_payload(
         )
         .field("name")
     })?;
+    if let Some(at) = rec.payloads_purged_at {
+        return Err(Problem::new(
+            ProblemType::Purged,
+            format!(
+                "payload {name:?} of {id} was removed by the retention of P-Mode {} at {}",
+                rec.pmode_id,
+                at.format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default()
+            ),
+        ));
+    }
     let file = state
         .store
         .spool()

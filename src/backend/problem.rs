@@ -53,6 +53,8 @@ pub enum ProblemType {
     AmbiguousMessageId,
     /// 409: the message is not in a state that allows this (e.g. ack of an outbound message).
     InvalidState,
+    /// 410: the contents were removed by the P-Mode's retention (the metadata is still there).
+    Purged,
     /// 500: the gateway failed; nothing was acknowledged.
     Internal,
     /// 503: the message store cannot take writes (disk full, read-only); nothing was
@@ -77,6 +79,7 @@ impl ProblemType {
         ProblemType::DuplicateMessageId,
         ProblemType::AmbiguousMessageId,
         ProblemType::InvalidState,
+        ProblemType::Purged,
         ProblemType::Internal,
         ProblemType::StoreUnavailable,
     ];
@@ -98,6 +101,7 @@ impl ProblemType {
             ProblemType::DuplicateMessageId => "/errors/duplicate-message-id",
             ProblemType::AmbiguousMessageId => "/errors/ambiguous-message-id",
             ProblemType::InvalidState => "/errors/invalid-state",
+            ProblemType::Purged => "/errors/purged",
             ProblemType::Internal => "/errors/internal",
             ProblemType::StoreUnavailable => "/errors/store-unavailable",
         }
@@ -120,6 +124,7 @@ impl ProblemType {
             ProblemType::DuplicateMessageId => "MessageId already used",
             ProblemType::AmbiguousMessageId => "MessageId is both inbound and outbound",
             ProblemType::InvalidState => "Not possible in the message's state",
+            ProblemType::Purged => "Removed by the retention policy",
             ProblemType::Internal => "Internal error",
             ProblemType::StoreUnavailable => "Message store cannot take writes; retry later",
         }
@@ -142,6 +147,7 @@ impl ProblemType {
             | ProblemType::DuplicateMessageId
             | ProblemType::AmbiguousMessageId
             | ProblemType::InvalidState => StatusCode::CONFLICT,
+            ProblemType::Purged => StatusCode::GONE,
             ProblemType::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ProblemType::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }

@@ -385,6 +385,9 @@ pub struct MessageRecord {
     pub payloads: Vec<Payload>,
     /// The ebMS header (eb:Messaging XML) recorded with the message, opaque to the store.
     pub header: Option<String>,
+    /// When the retention purge removed the payload and wire contents (metadata, receipts and
+    /// history stay until the metadata limit); `None` while they are kept.
+    pub payloads_purged_at: Option<OffsetDateTime>,
 }
 
 /// One transition (or, with `from == Some(to)`, a note such as "duplicate received").

@@ -602,7 +602,7 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, counters: &Counter
 
 const MESSAGE_COLUMNS: &str = "id, direction, message_id, conversation_id, pmode_id, ref_to_message_id, \
     idempotency_key, state, created_at, updated_at, attempts, next_attempt_at, lease_owner, lease_until, \
-    wire_file, wire_size, wire_sha256, last_code, last_detail, header, wire_data";
+    wire_file, wire_size, wire_sha256, last_code, last_detail, header, wire_data, payloads_purged_at";
 
 fn load_message(conn: &Connection, id: i64) -> Result<Option<MessageRecord>> {
     let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1");
@@ -635,10 +635,11 @@ fn load_message(conn: &Connection, id: i64) -> Result<Option<MessageRecord>> {
                     r.get::<_, Option<String>>(19)?,
                 ),
                 r.get::<_, Option<Vec<u8>>>(20)?,
+                r.get::<_, Option<i64>>(21)?,
             ))
         })
         .optional()?;
-    let Some((a, b, wire_data)) = row else {
+    let Some((a, b, wire_data, purged)) = row else {
         return Ok(None);
     };
     let (
@@ -735,6 +736,7 @@ fn load_message(conn: &Connection, id: i64) -> Result<Option<MessageRecord>> {
         properties,
         payloads,
         header,
+        payloads_purged_at: purged.map(from_ts).transpose()?,
     }))
 }
 

@@ -722,3 +722,48 @@ async fn health_reports_store_and_probe() {
     assert_eq!(h["status"], "degraded");
     assert_eq!(h["checks"][1]["name"], "pmodes");
 }
+
+/// After the P-Mode's retention removed the contents, a payload download is 410
+/// `/errors/purged` naming the P-Mode and the time, not a 500 "missing from the spool"; the
+/// message's metadata is still served.
+#[tokio::test]
+async fn a_purged_payload_is_gone_while_its_metadata_stays() {
+    use as4gw::store::{PurgeOptions, RetentionRule};
+    let api = Api::start().await;
+    let id = api
+        .inbound(
+            "purged@blue.test",
+            &[("evidence", "application/pdf", b"%PDF-1.7 evidence")],
+        )
+        .await;
+    let now = time::OffsetDateTime::now_utc();
+    api.store
+        .mark_delivered(id, now, "acknowledged by the test backend")
+        .await
+        .expect("delivered");
+    let path = "/api/v1/messages/purged@blue.test/payloads/evidence";
+    assert_eq!(api.get(path, RED_TOKEN).await.status().as_u16(), 200);
+    let report = api
+        .store
+        .purge(
+            now + time::Duration::days(40),
+            vec![RetentionRule {
+                pmode_id: PM_INBOUND.to_string(),
+                payload_days: Some(30),
+                metadata_days: Some(365),
+            }],
+            PurgeOptions::default(),
+        )
+        .await
+        .expect("purge");
+    assert_eq!(report.payload_messages, 1, "{report:?}");
+    let p = expect_problem(api.get(path, RED_TOKEN).await, 410, "/errors/purged", None).await;
+    assert!(
+        p["detail"].as_str().is_some_and(|d| d.contains(PM_INBOUND)),
+        "{p}"
+    );
+    let meta = api
+        .get("/api/v1/messages/purged@blue.test", RED_TOKEN)
+        .await;
+    assert_eq!(meta.status().as_u16(), 200);
+}
