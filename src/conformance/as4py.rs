@@ -25,28 +25,35 @@ pub struct As4pyPartner {
     pub target: RemoteTarget,
 }
 
+/// `partner.py <verb>` with the identity every invocation shares: party `as4py-blue` with blue's
+/// demo RSA pair, blue's TLS pair, the demo CA, writing to `out`.
+fn partner_command(base: &Path, python: &Path, verb: &str, out: &Path) -> Command {
+    let demo = |f: &str| base.join("certs/demo").join(f);
+    let mut cmd = Command::new(python);
+    cmd.arg(base.join("tests/interop/python/partner.py"))
+        .arg(verb)
+        .args(["--party-id", "as4py-blue"])
+        .arg("--cert")
+        .arg(demo("blue/rsa.cert.pem"))
+        .arg("--key")
+        .arg(demo("blue/rsa.key.pem"))
+        .arg("--tls-cert")
+        .arg(demo("blue/tls.cert.pem"))
+        .arg("--tls-key")
+        .arg(demo("blue/tls.key.pem"))
+        .arg("--ca")
+        .arg(demo("ca.cert.pem"))
+        .arg("--out")
+        .arg(out);
+    cmd
+}
+
 impl As4pyPartner {
     /// Starts the partner with `python` (the pinned venv's interpreter) from `base`.
     pub fn start(base: &Path, python: &Path) -> anyhow::Result<As4pyPartner> {
         let dir = TempDir::new("as4gw-conformance-as4py")?;
-        let demo = |f: &str| base.join("certs/demo").join(f);
         let log = dir.path().join("partner.log");
-        let mut child = Command::new(python)
-            .arg(base.join("tests/interop/python/partner.py"))
-            .arg("serve")
-            .args(["--party-id", "as4py-blue"])
-            .arg("--cert")
-            .arg(demo("blue/rsa.cert.pem"))
-            .arg("--key")
-            .arg(demo("blue/rsa.key.pem"))
-            .arg("--tls-cert")
-            .arg(demo("blue/tls.cert.pem"))
-            .arg("--tls-key")
-            .arg(demo("blue/tls.key.pem"))
-            .arg("--ca")
-            .arg(demo("ca.cert.pem"))
-            .arg("--out")
-            .arg(dir.path().join("out"))
+        let mut child = partner_command(base, python, "serve", &dir.path().join("out"))
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log)?)
             .spawn()
@@ -96,23 +103,8 @@ impl As4pyPartner {
         let doc = out.join("document.xml");
         std::fs::write(&doc, document)?;
         let demo = |f: &str| self.base.join("certs/demo").join(f);
-        let mut cmd = Command::new(&self.python);
-        cmd.arg(self.base.join("tests/interop/python/partner.py"))
-            .arg("send")
-            .args(["--party-id", "as4py-blue"])
-            .arg("--cert")
-            .arg(demo("blue/rsa.cert.pem"))
-            .arg("--key")
-            .arg(demo("blue/rsa.key.pem"))
-            .arg("--tls-cert")
-            .arg(demo("blue/tls.cert.pem"))
-            .arg("--tls-key")
-            .arg(demo("blue/tls.key.pem"))
-            .arg("--ca")
-            .arg(demo("ca.cert.pem"))
-            .arg("--out")
-            .arg(&out)
-            .args(["--url", url, "--to-party-id", "as4gw-red"])
+        let mut cmd = partner_command(&self.base, &self.python, "send", &out);
+        cmd.args(["--url", url, "--to-party-id", "as4gw-red"])
             .arg("--to-cert")
             .arg(demo("red/rsa.cert.pem"))
             .args(["--sender", super::run::AS4PY_SENDER])

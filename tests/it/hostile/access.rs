@@ -483,26 +483,22 @@ fn backend_api_can_require_tls_client_certificates() {
     use std::process::{Command, Stdio};
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let base = repo().join("conformance/hostile");
-    let (as4, api) = (crate::msh::e2e::free_port(), crate::msh::e2e::free_port());
-    let text = std::fs::read_to_string(base.join("gateway.toml")).expect("config");
-    let text = text
-        .replace("\"../../", &format!("\"{}/", repo().display()))
-        .replace("\"certs/", &format!("\"{}/certs/", base.display()))
-        .replace("127.0.0.1:19443", &format!("127.0.0.1:{as4}"))
-        .replace(
-            "path = \"data\"",
-            &format!("path = \"{}\"", dir.path().join("store").display()),
-        );
     let demo = repo().join("certs/demo");
-    let api_section = format!(
-        "[api]\nurl = \"https://127.0.0.1:{api}\"\n\n[api.tls]\ncert = \"{b}/blue/tls.cert.pem\"\nkey = \"{b}/blue/tls.key.pem\"\nversions = [\"1.2\", \"1.3\"]\nclient-auth = \"required\"\nclient-ca = [\"{b}/ca.cert.pem\"]\n",
-        b = demo.display()
-    );
-    let text2 = text.replace("[api]\nurl = \"http://127.0.0.1:19080\"\n", &api_section);
-    assert_ne!(text, text2, "[api] not found in the corpus config");
-    let config = dir.path().join("gateway.toml");
-    std::fs::write(&config, text2).expect("write config");
+    let (config, _, api) = super::server::write_config(dir.path(), "gateway.toml", |text| {
+        let text2 = text.replacen("[api]\nurl = \"http://", "[api]\nurl = \"https://", 1);
+        assert_ne!(text, text2, "[api] not found in the corpus config");
+        // the [api.tls] table right after the [api] table's url line
+        let url_line = text2
+            .find("[api]\n")
+            .map(|i| i + "[api]\n".len())
+            .expect("[api]");
+        let after = url_line + text2[url_line..].find('\n').expect("url line") + 1;
+        let tls = format!(
+            "\n[api.tls]\ncert = \"{b}/blue/tls.cert.pem\"\nkey = \"{b}/blue/tls.key.pem\"\nversions = [\"1.2\", \"1.3\"]\nclient-auth = \"required\"\nclient-ca = [\"{b}/ca.cert.pem\"]\n",
+            b = demo.display()
+        );
+        format!("{}{tls}{}", &text2[..after], &text2[after..])
+    });
     let out = dir.path().join("stdout.log");
     let err = dir.path().join("stderr.log");
     let mut child = Command::new(crate::support::as4gw_bin())

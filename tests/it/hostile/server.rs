@@ -62,9 +62,13 @@ impl Served {
     }
 }
 
-/// Copies `conformance/hostile/<file>` into `dir` with absolute paths, free ports and a temp
-/// store, applies `edit` to the text, and starts `as4gw serve` on it (RUST_LOG = `log`).
-pub fn serve(dir: &Path, file: &str, log: &str, edit: impl FnOnce(String) -> String) -> Served {
+/// Writes `conformance/hostile/<file>` to `dir/gateway.toml` with absolute paths, free ports
+/// (the AS4 and API ports are returned) and a temp store, after `edit`.
+pub fn write_config(
+    dir: &Path,
+    file: &str,
+    edit: impl FnOnce(String) -> String,
+) -> (PathBuf, u16, u16) {
     let base = repo().join("conformance/hostile");
     let (as4, api) = (free_port(), free_port());
     let text = std::fs::read_to_string(base.join(file)).expect("config");
@@ -77,9 +81,15 @@ pub fn serve(dir: &Path, file: &str, log: &str, edit: impl FnOnce(String) -> Str
             "path = \"data\"",
             &format!("path = \"{}\"", dir.join("store").display()),
         );
-    let text = edit(text);
     let config = dir.join("gateway.toml");
-    std::fs::write(&config, text).expect("write config");
+    std::fs::write(&config, edit(text)).expect("write config");
+    (config, as4, api)
+}
+
+/// Copies `conformance/hostile/<file>` into `dir` with absolute paths, free ports and a temp
+/// store, applies `edit` to the text, and starts `as4gw serve` on it (RUST_LOG = `log`).
+pub fn serve(dir: &Path, file: &str, log: &str, edit: impl FnOnce(String) -> String) -> Served {
+    let (config, as4, api) = write_config(dir, file, edit);
     let log_path = dir.join("stderr.log");
     let out_path = dir.join("stdout.log");
     let child = Command::new(as4gw_bin())
