@@ -20,6 +20,8 @@ pub struct Args {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 5)]
     timeout: u64,
+    #[command(flatten)]
+    tls: super::api_client::ApiTlsArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -28,8 +30,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("tokio runtime")?;
     let url = format!("{}/api/v1/health", args.url.trim_end_matches('/'));
-    let client = reqwest::Client::builder()
-        .no_proxy()
+    let client = args
+        .tls
+        .builder(&args.url)?
         .timeout(Duration::from_secs(args.timeout))
         .build()
         .context("HTTP client")?;

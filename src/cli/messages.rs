@@ -31,6 +31,8 @@ pub struct Args {
     /// Bearer token of a configured backend.
     #[arg(long, global = true, env = "AS4GW_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    #[command(flatten)]
+    tls: super::api_client::ApiTlsArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -200,8 +202,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!("no token: pass --token or set AS4GW_TOKEN");
     };
     let client = Client {
-        http: reqwest::Client::builder()
-            .no_proxy()
+        http: args
+            .tls
+            .builder(&args.api)?
             .build()
             .context("HTTP client")?,
         base: args.api.clone(),

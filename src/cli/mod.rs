@@ -1,5 +1,6 @@
 //! Command-line interface: one file per area, dispatched from here.
 
+mod api_client;
 mod bench;
 mod conformance;
 mod health;

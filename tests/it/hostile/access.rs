@@ -584,4 +584,35 @@ fn backend_api_can_require_tls_client_certificates() {
     assert_eq!(get(true, None), Ok(401));
     assert_eq!(get(true, Some("wrong-token")), Ok(401));
     assert_eq!(get(true, Some(BLUE_TOKEN)), Ok(200));
+
+    // The operator commands reach the same listener with --api-ca / --api-cert / --api-key.
+    let api_url = format!("https://127.0.0.1:{api}");
+    let cli = |args: &[&str], with_cert: bool| {
+        let mut c = Command::new(crate::support::as4gw_bin());
+        c.args(args)
+            .arg("--api-ca")
+            .arg(demo.join("ca.cert.pem"))
+            .env("AS4GW_TOKEN", BLUE_TOKEN);
+        if with_cert {
+            c.arg("--api-cert")
+                .arg(demo.join("red/tls.cert.pem"))
+                .arg("--api-key")
+                .arg(demo.join("red/tls.key.pem"));
+        }
+        c.output().expect("run as4gw")
+    };
+    let ok = cli(&["health", "--url", &api_url], true);
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success() && out.contains("ready"), "{out}");
+    let refused = cli(&["health", "--url", &api_url], false);
+    assert!(
+        !refused.status.success(),
+        "health without a client certificate must fail"
+    );
+    let listed = cli(&["messages", "--api", &api_url, "list"], true);
+    assert!(
+        listed.status.success(),
+        "messages list: {}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
 }
