@@ -289,8 +289,7 @@ impl Msh {
         // Decryption of large parts is seconds of CPU and file I/O: off the async workers.
         let processed = tokio::task::spawn_blocking(move || {
             let _in_span = verify_span.enter();
-            let trust = keys.trust_store(&set);
-            let partners = keys.partner_certs(&set);
+            let (trust, partners) = keys.trust_for(&set);
             let ctx = InboundCtx {
                 crypto: &AwsLc,
                 pmodes: &set,
@@ -903,8 +902,7 @@ impl Msh {
         let verdict = match resp {
             Ok(r) => {
                 let keys = self.keys();
-                let trust = keys.trust_store(&set);
-                let partners = keys.partner_certs(&set);
+                let (trust, partners) = keys.trust_for(&set);
                 let rx = Receiver {
                     crypto: &AwsLc,
                     trust: &trust,

@@ -44,6 +44,18 @@ pub struct Keyring {
     anchors: Vec<Certificate>,
     /// `[trust] crls` file contents, checked at start-up; applied to every trust store built.
     crls: Vec<Vec<u8>>,
+    /// The trust store and partner certificates built for the P-Mode set last seen: built once
+    /// per set (a reload makes a new set, a key reload a new keyring), not per message, so the
+    /// P-Mode certificates are not parsed again for every message and the store's remembered
+    /// chain paths (docs/security.md) survive from one message to the next.
+    trust_cache: std::sync::Mutex<Option<TrustCache>>,
+}
+
+#[derive(Debug)]
+struct TrustCache {
+    set: std::sync::Weak<PModeSet>,
+    trust: std::sync::Arc<TrustStore>,
+    partners: std::sync::Arc<Vec<Certificate>>,
 }
 
 /// The security room's suite for a P-Mode suite.
@@ -151,6 +163,33 @@ impl Keyring {
         &self.decryption
     }
 
+    /// [`Keyring::trust_store`] and [`Keyring::partner_certs`] for `set`, built once per set.
+    pub fn trust_for(
+        &self,
+        set: &std::sync::Arc<PModeSet>,
+    ) -> (std::sync::Arc<TrustStore>, std::sync::Arc<Vec<Certificate>>) {
+        let mut cache = match self.trust_cache.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(c) = cache.as_ref() {
+            if c.set
+                .upgrade()
+                .is_some_and(|s| std::sync::Arc::ptr_eq(&s, set))
+            {
+                return (c.trust.clone(), c.partners.clone());
+            }
+        }
+        let trust = std::sync::Arc::new(self.trust_store(set));
+        let partners = std::sync::Arc::new(self.partner_certs(set));
+        *cache = Some(TrustCache {
+            set: std::sync::Arc::downgrade(set),
+            trust: trust.clone(),
+            partners: partners.clone(),
+        });
+        (trust, partners)
+    }
+
     /// Trust for partner signatures under the P-Modes in force.
     pub fn trust_store(&self, set: &PModeSet) -> TrustStore {
         let mut t = TrustStore::new();
@@ -221,6 +260,19 @@ mod tests {
 
     fn cn(k: Option<&OwnKey>) -> String {
         k.map(|k| k.cert.subject().to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn trust_is_built_once_per_pmode_set() {
+        let k = Keyring::default();
+        let set = std::sync::Arc::new(PModeSet::default());
+        let (t1, p1) = k.trust_for(&set);
+        let (t2, p2) = k.trust_for(&set);
+        assert!(std::sync::Arc::ptr_eq(&t1, &t2) && std::sync::Arc::ptr_eq(&p1, &p2));
+        // A reload makes a new set: a new store.
+        let reloaded = std::sync::Arc::new(PModeSet::default());
+        let (t3, _) = k.trust_for(&reloaded);
+        assert!(!std::sync::Arc::ptr_eq(&t1, &t3));
     }
 
     #[test]
