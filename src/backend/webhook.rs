@@ -98,6 +98,10 @@ pub struct WebhookSettings {
     pub owner: String,
     /// Items leased per round.
     pub batch: usize,
+    /// Pushes of a round in flight at once (a backend takes deliveries in parallel; one push
+    /// at a time, each followed by its own commit, capped a gateway at a few hundred messages
+    /// per second — issue 8).
+    pub concurrency: usize,
     /// Lease length: longer than the slowest push.
     pub lease_for: Duration,
     /// Sleep when the outbox has nothing due.
@@ -117,12 +121,13 @@ pub struct WebhookSettings {
 
 impl Default for WebhookSettings {
     /// 12 attempts with 5 s … 1 h between them (about 5 hours in all) before DEAD. The lease
-    /// (30 min) outlasts a whole batch of slow pushes (4 × 5 min), so a lease does not expire
-    /// under a push that is still running.
+    /// (30 min) outlasts a whole batch of slow pushes (32 items, 16 at a time: 2 × 5 min), so a
+    /// lease does not expire under a push that is still running.
     fn default() -> Self {
         WebhookSettings {
             owner: format!("webhook-{}", uuid::Uuid::new_v4().simple()),
-            batch: 4,
+            batch: 32,
+            concurrency: 16,
             lease_for: Duration::minutes(30),
             poll_interval: std::time::Duration::from_secs(1),
             request_timeout: std::time::Duration::from_secs(300),
@@ -431,7 +436,8 @@ async fn push_one(
     }
 }
 
-/// Records the outcome of one push (outbox bookkeeping, DELIVERED for inbound deliveries).
+/// Records the outcome of one push (outbox bookkeeping, DELIVERED for inbound deliveries, in
+/// one transaction).
 async fn settle(
     store: &dyn MessageStore,
     s: &WebhookSettings,
@@ -441,24 +447,29 @@ async fn settle(
     let now = s.clock.now();
     match result {
         Ok(rec) => {
-            store.outbox_done(item.id, &s.owner, now).await?;
+            let delivered = match (item.kind == KIND_DELIVERY, &rec) {
+                (true, Some(r))
+                    if r.direction == Direction::Inbound && r.state == State::Received =>
+                {
+                    Some((
+                        r.id,
+                        format!("pushed to the webhook of backend {}", item.target),
+                    ))
+                }
+                _ => None,
+            };
+            let changed = store
+                .outbox_done_delivered(item.id, &s.owner, now, delivered)
+                .await?;
             s.stats.delivered.fetch_add(1, Ordering::Relaxed);
             crate::telemetry::webhook_ok(&item.target);
             tracing::info!(target_backend = %item.target, kind = %item.kind, item = item.id.0, attempts = item.attempts, "webhook delivered");
-            if let (true, Some(r)) = (item.kind == KIND_DELIVERY, rec) {
-                if r.direction == Direction::Inbound && r.state == State::Received {
-                    let detail = format!("pushed to the webhook of backend {}", item.target);
-                    match store.mark_delivered(r.id, now, &detail).await {
-                        Ok(()) => crate::telemetry::message_state(
-                            Direction::Inbound,
-                            State::Delivered,
-                            Some(r.created_at),
-                        ),
-                        // Already acknowledged through the API meanwhile: fine.
-                        Err(StoreError::InvalidTransition { .. }) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
+            if let (true, Some(r)) = (changed, rec) {
+                crate::telemetry::message_state(
+                    Direction::Inbound,
+                    State::Delivered,
+                    Some(r.created_at),
+                );
             }
         }
         // A backend without a webhook URL polls the API: nothing to push, nothing failed (no
@@ -494,8 +505,8 @@ async fn settle(
     Ok(())
 }
 
-/// One round: lease due items and push them one after the other, checking `stop` between
-/// pushes (a push in progress is finished, never cut off halfway). Returns how many were
+/// One round: lease due items and push them, `concurrency` at a time, checking `stop` before
+/// each push (a push in progress is finished, never cut off halfway). Returns how many were
 /// leased.
 async fn round(
     store: &dyn MessageStore,
@@ -508,7 +519,7 @@ async fn round(
         .lease_outbox(s.clock.now(), &s.owner, s.batch, s.lease_for)
         .await?;
     let n = items.len();
-    for item in items {
+    let one = |item: OutboxItem| async move {
         if stop.load(Ordering::SeqCst) {
             // Hand the lease back so the item is due at once after a restart.
             let now = s.clock.now();
@@ -524,7 +535,7 @@ async fn round(
             {
                 tracing::warn!(item = item.id.0, error = %e, "could not release outbox item");
             }
-            continue;
+            return;
         }
         let span = crate::telemetry::pending_span(crate::telemetry::Stage::Webhook);
         let timer = crate::telemetry::StageTimer::start(crate::telemetry::Stage::Webhook);
@@ -537,7 +548,10 @@ async fn round(
             // (at least once); the rest of the batch goes on.
             tracing::error!(item = item.id.0, error = %e, "webhook pusher: outbox bookkeeping failed");
         }
-    }
+    };
+    futures_util::stream::iter(items)
+        .for_each_concurrent(s.concurrency.max(1), one)
+        .await;
     Ok(n)
 }
 
@@ -550,7 +564,10 @@ pub fn spawn_webhook_pusher(
 ) -> JoinHandle<()> {
     let backends: Vec<Arc<BackendAccess>> = backends.into_iter().map(Arc::new).collect();
     let stop = Arc::new(AtomicBool::new(false));
-    let wake = Arc::new(Notify::new());
+    // Woken by shutdown and by the store after every commit that enqueued a push.
+    let wake = store
+        .outbox_signal()
+        .unwrap_or_else(|| Arc::new(Notify::new()));
     {
         let (stop, wake) = (Arc::clone(&stop), Arc::clone(&wake));
         tokio::spawn(async move {

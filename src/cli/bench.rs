@@ -5,9 +5,10 @@
 //! binary, `serve --config` on temp copies of the demo configurations: free ports, temp stores,
 //! HTTPS, the SQLite store, signed receipts), a webhook receiver standing in for both backends,
 //! and drives `--messages` submissions through the sender's REST API with `--concurrency`
-//! submissions in flight. A message counts when it is ACKNOWLEDGED at the sender (polled over
-//! the API) and delivered at the receiver (a `delivery` webhook, or, at the end, found RECEIVED
-//! over the receiver's API and acknowledged there).
+//! submissions in flight. A message counts when it is ACKNOWLEDGED at the sender (its `status`
+//! webhook push, as a backend would learn it; the API is polled only when no push came within
+//! a second) and delivered at the receiver (a `delivery` webhook, or, at the end, found
+//! RECEIVED over the receiver's API and acknowledged there).
 //!
 //! Figures: msgs/s end to end, latency submit → ACKNOWLEDGED (p50/p95/p99), CPU time per
 //! message of both processes (`/proc/<pid>/stat`), peak RSS per process (`VmHWM`), wire bytes
@@ -599,7 +600,14 @@ async fn start_gateway(
 struct Hooks {
     delivered: HashSet<String>,
     status: HashMap<String, String>,
+    /// Workers waiting for the final `status` push of a message they submitted.
+    waiting: HashMap<String, tokio::sync::oneshot::Sender<String>>,
     pushes: u64,
+}
+
+/// A final sender-side state (the end of a message's wait).
+fn is_final(state: &str) -> bool {
+    matches!(state, "ACKNOWLEDGED" | "FAILED")
 }
 
 async fn hook_server(hooks: Arc<Mutex<Hooks>>) -> anyhow::Result<u16> {
@@ -628,6 +636,11 @@ async fn hook_server(hooks: Arc<Mutex<Hooks>>) -> anyhow::Result<u16> {
                                 .ok()
                                 .and_then(|v| v["message"]["state"].as_str().map(str::to_string))
                                 .unwrap_or_default();
+                            if is_final(&state) {
+                                if let Some(w) = g.waiting.remove(&mid) {
+                                    let _ = w.send(state.clone());
+                                }
+                            }
                             g.status.insert(mid, state);
                         }
                         _ => {}
@@ -709,6 +722,7 @@ struct Ctx {
     payload: Bytes,
     red_api: String,
     red_token: &'static str,
+    hooks: Arc<Mutex<Hooks>>,
 }
 
 async fn submit(ctx: &Ctx) -> anyhow::Result<String> {
@@ -823,15 +837,36 @@ async fn state(http: &reqwest::Client, url: &str, token: &str) -> anyhow::Result
     Ok(v["state"].as_str().map(str::to_string))
 }
 
-/// One message: submit, then poll until ACKNOWLEDGED (or FAILED). Returns (id, latency, ok).
+/// One message: submit, then wait for its final `status` push (ACKNOWLEDGED or FAILED); when
+/// none came within a second, ask the API (a lost push must not hang the bench, and an older
+/// `serve` may not push). Returns (id, latency, ok).
 async fn one(ctx: &Ctx, deadline: Instant) -> anyhow::Result<(String, Duration, bool)> {
     let t0 = Instant::now();
     let mid = submit(ctx).await?;
     let url = message_url(&ctx.red_api, ctx.api, "OUT", &mid);
-    let mut wait = Duration::from_millis(2);
     loop {
-        tokio::time::sleep(wait).await;
-        match state(&ctx.http, &url, ctx.red_token).await?.as_deref() {
+        let rx = {
+            let mut g = ctx
+                .hooks
+                .lock()
+                .map_err(|_| anyhow!("webhook state poisoned"))?;
+            match g.status.get(&mid) {
+                Some(s) if is_final(s) => {
+                    let ok = s == "ACKNOWLEDGED";
+                    return Ok((mid, t0.elapsed(), ok));
+                }
+                _ => {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    g.waiting.insert(mid.clone(), tx);
+                    rx
+                }
+            }
+        };
+        let state = match tokio::time::timeout(Duration::from_secs(1), rx).await {
+            Ok(Ok(state)) => Some(state),
+            _ => state(&ctx.http, &url, ctx.red_token).await?,
+        };
+        match state.as_deref() {
             Some("ACKNOWLEDGED") => return Ok((mid, t0.elapsed(), true)),
             Some("FAILED") => return Ok((mid, t0.elapsed(), false)),
             _ => {}
@@ -839,7 +874,6 @@ async fn one(ctx: &Ctx, deadline: Instant) -> anyhow::Result<(String, Duration, 
         if Instant::now() > deadline {
             return Ok((mid, t0.elapsed(), false));
         }
-        wait = (wait * 3 / 2).min(Duration::from_millis(20));
     }
 }
 
@@ -1009,6 +1043,7 @@ async fn run_in(args: &Args, dir: &Path, tck: f64) -> anyhow::Result<Value> {
         payload: payload(args.payload_size),
         red_api: red.api.clone(),
         red_token: red.token,
+        hooks: Arc::clone(&hooks),
     });
     let spool_before = wire_bytes(&red.store);
     let (cpu_red0, cpu_blue0) = (cpu_secs(red.pid(), tck), cpu_secs(blue.pid(), tck));

@@ -961,17 +961,18 @@ impl Msh {
             .dir()
             .join(format!(".out-{}", uuid::Uuid::new_v4().simple()));
         let payloads = self.payload_paths(rec).await;
-        let payloads = match payloads {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = tokio::fs::remove_dir_all(&work).await;
-                return Err(e);
-            }
-        };
+        let payloads = payloads?;
+        // Only payloads in files get a work directory (`pack_streaming`); a small message is
+        // packed in memory and has nothing to clean up (no blocking-pool hop per message).
+        let uses_files = payloads
+            .iter()
+            .any(|(_, _, d)| matches!(d, PackData::File(_)));
         let file = self
             .pack_streaming(rec, pmode, header, payloads, &work)
             .await;
-        let _ = tokio::fs::remove_dir_all(&work).await;
+        if uses_files {
+            let _ = tokio::fs::remove_dir_all(&work).await;
+        }
         let file = file?;
         match self
             .store

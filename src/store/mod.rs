@@ -677,6 +677,37 @@ pub trait MessageStore: Send + Sync {
         now: OffsetDateTime,
     ) -> BoxFuture<'_, Result<()>>;
 
+    /// The push succeeded and, for an inbound delivery (`delivered` = its message and the
+    /// event detail), the message goes RECEIVED → DELIVERED in the same transaction: one commit
+    /// per push instead of two. Answers whether the message changed state (it may already have
+    /// been acknowledged through the API, which is fine). The default runs the two steps.
+    fn outbox_done_delivered(
+        &self,
+        id: OutboxId,
+        owner: &str,
+        now: OffsetDateTime,
+        delivered: Option<(StoreId, String)>,
+    ) -> BoxFuture<'_, Result<bool>> {
+        let owner = owner.to_string();
+        Box::pin(async move {
+            self.outbox_done(id, &owner, now).await?;
+            match delivered {
+                None => Ok(false),
+                Some((m, detail)) => match self.mark_delivered(m, now, &detail).await {
+                    Ok(()) => Ok(true),
+                    Err(StoreError::InvalidTransition { .. }) => Ok(false),
+                    Err(e) => Err(e),
+                },
+            }
+        })
+    }
+
+    /// Notified after every commit that added outbox items, so the webhook pusher wakes at
+    /// once instead of at its next poll. `None`: the store cannot tell; the pusher polls.
+    fn outbox_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
+
     /// The push failed: retry at `next_attempt_at`, or give up (dead letter) with `None`.
     fn outbox_retry(
         &self,

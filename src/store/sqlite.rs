@@ -33,7 +33,10 @@ const MAX_BATCH: usize = 512;
 /// Queued requests before `send` waits (back-pressure on submitters).
 const QUEUE: usize = 4096;
 /// Idle read connections kept open.
-const MAX_IDLE_READERS: usize = 8;
+const MAX_IDLE_READERS: usize = 32;
+
+/// `PRAGMA mmap_size` of every connection (see [`open_connection`]).
+const MMAP_SIZE: i64 = 256 << 20;
 /// Database file name inside the store directory.
 pub const DB_FILE: &str = "store.db";
 /// Spool directory name inside the store directory.
@@ -155,6 +158,17 @@ ALTER TABLE messages ADD COLUMN payloads_purged_at INTEGER;
 ALTER TABLE payloads ADD COLUMN data BLOB;
 ALTER TABLE messages ADD COLUMN wire_data BLOB;
 "#,
+    // 5: inline wire bytes in a table of their own (issue 8): in the message row every state
+    // change (lease, attempt outcome) rewrote the ~10 KB row with its overflow pages. The
+    // column `messages.wire_data` stays, always NULL from here on.
+    r#"
+CREATE TABLE wire_inline (
+    message INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+    data    BLOB    NOT NULL
+);
+INSERT INTO wire_inline (message, data) SELECT id, wire_data FROM messages WHERE wire_data IS NOT NULL;
+UPDATE messages SET wire_data = NULL WHERE wire_data IS NOT NULL;
+"#,
 ];
 
 /// A write request: runs on the writer thread inside the batch transaction (`None` when the
@@ -196,6 +210,8 @@ struct Inner {
     db_path: PathBuf,
     spool: Spool,
     counters: Arc<Counters>,
+    /// Notified after commits that enqueued webhook pushes ([`MessageStore::outbox_signal`]).
+    outbox: Arc<tokio::sync::Notify>,
 }
 
 /// The embedded store: `<dir>/store.db` plus `<dir>/spool/`. Cheap to clone.
@@ -257,6 +273,11 @@ fn open_connection(path: &Path) -> Result<Connection> {
     // rusqlite caches 16 statements by default; a message's life uses more than that, and a
     // statement prepared again costs more than running it (issue 8 profile).
     conn.set_prepared_statement_cache_capacity(256);
+    // Reads of the database file through a memory map instead of a pread per page: in WAL mode
+    // every commit of the writer empties the readers' page caches, so a busy gateway re-read
+    // its pages with a system call each (issue 8: ~250 preads per message). Writes still go
+    // through the WAL with its fsync; SQLite maps at most this much.
+    conn.pragma_update(None, "mmap_size", MMAP_SIZE)?;
     Ok(conn)
 }
 
@@ -349,6 +370,7 @@ impl SqliteStore {
                 db_path,
                 spool,
                 counters,
+                outbox: Arc::new(tokio::sync::Notify::new()),
             }),
         })
     }
@@ -417,7 +439,7 @@ impl SqliteStore {
             drop(conn);
             let snap = open_connection(&dest_db)?;
             let names = snap
-                .prepare("SELECT file FROM payloads WHERE data IS NULL UNION SELECT wire_file FROM messages WHERE wire_file IS NOT NULL AND wire_data IS NULL")?
+                .prepare("SELECT file FROM payloads WHERE data IS NULL UNION SELECT wire_file FROM messages WHERE wire_file IS NOT NULL AND id NOT IN (SELECT message FROM wire_inline)")?
                 .query_map([], |r| r.get::<_, String>(0))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             drop(snap);
@@ -602,7 +624,8 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, counters: &Counter
 
 const MESSAGE_COLUMNS: &str = "id, direction, message_id, conversation_id, pmode_id, ref_to_message_id, \
     idempotency_key, state, created_at, updated_at, attempts, next_attempt_at, lease_owner, lease_until, \
-    wire_file, wire_size, wire_sha256, last_code, last_detail, header, wire_data, payloads_purged_at";
+    wire_file, wire_size, wire_sha256, last_code, last_detail, header, \
+    (SELECT data FROM wire_inline WHERE wire_inline.message = messages.id), payloads_purged_at";
 
 fn load_message(conn: &Connection, id: i64) -> Result<Option<MessageRecord>> {
     let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1");
@@ -933,9 +956,13 @@ fn record_wire_tx(
         return Err(StoreError::AlreadyRecorded(format!("wire bytes of {id}")));
     }
     let size = i64::try_from(wire.size()).map_err(|_| StoreError::TooLarge(i64::MAX as u64))?;
-    conn.prepare_cached("UPDATE messages SET wire_file = ?2, wire_size = ?3, wire_sha256 = ?4, updated_at = ?5, wire_data = ?6 WHERE id = ?1")?.execute(
-        params![id.0, wire.name(), size, &wire.sha256()[..], now, wire.inline_bytes()],
+    conn.prepare_cached("UPDATE messages SET wire_file = ?2, wire_size = ?3, wire_sha256 = ?4, updated_at = ?5 WHERE id = ?1")?.execute(
+        params![id.0, wire.name(), size, &wire.sha256()[..], now],
     )?;
+    if let Some(data) = wire.inline_bytes() {
+        conn.prepare_cached("INSERT INTO wire_inline (message, data) VALUES (?1, ?2)")?
+            .execute(params![id.0, data])?;
+    }
     let detail = format!(
         "wire bytes recorded: {} bytes, sha256 {}",
         wire.size(),
@@ -1285,9 +1312,11 @@ fn purge_batch_tx(
             PurgeKind::Payloads => {
                 conn.prepare_cached(
                     "UPDATE messages SET payloads_purged_at = ?2, wire_file = NULL, wire_size = NULL, \
-                     wire_sha256 = NULL, wire_data = NULL WHERE id = ?1",
+                     wire_sha256 = NULL WHERE id = ?1",
                 )?
                 .execute(params![id, now])?;
+                conn.prepare_cached("DELETE FROM wire_inline WHERE message = ?1")?
+                    .execute([id])?;
                 // Inline payloads are purged with the files.
                 conn.prepare_cached(
                     "UPDATE payloads SET data = NULL WHERE message = ?1 AND data IS NOT NULL",
@@ -1467,7 +1496,16 @@ impl MessageStore for SqliteStore {
         notify: Option<NewNotification>,
     ) -> BoxFuture<'_, Result<()>> {
         let owner = owner.to_string();
-        Box::pin(self.write(move |c| finish_tx(c, id, &owner, ts(now), &outcome, notify.as_ref())))
+        let signal = notify.is_some();
+        Box::pin(async move {
+            let r = self
+                .write(move |c| finish_tx(c, id, &owner, ts(now), &outcome, notify.as_ref()))
+                .await;
+            if r.is_ok() && signal {
+                self.inner.outbox.notify_one();
+            }
+            r
+        })
     }
 
     fn record_received(
@@ -1477,7 +1515,16 @@ impl MessageStore for SqliteStore {
         window: Duration,
         notify: Option<NewNotification>,
     ) -> BoxFuture<'_, Result<Received>> {
-        Box::pin(self.write(move |c| record_received_tx(c, ts(now), &msg, window, notify.as_ref())))
+        let signal = notify.is_some();
+        Box::pin(async move {
+            let r = self
+                .write(move |c| record_received_tx(c, ts(now), &msg, window, notify.as_ref()))
+                .await;
+            if matches!(r, Ok(Received::New(_))) && signal {
+                self.inner.outbox.notify_one();
+            }
+            r
+        })
     }
 
     fn mark_delivered(
@@ -1589,7 +1636,15 @@ impl MessageStore for SqliteStore {
     }
 
     fn enqueue(&self, now: OffsetDateTime, n: NewNotification) -> BoxFuture<'_, Result<OutboxId>> {
-        Box::pin(self.write(move |c| insert_notification(c, ts(now), &n).map(OutboxId)))
+        Box::pin(async move {
+            let r = self
+                .write(move |c| insert_notification(c, ts(now), &n).map(OutboxId))
+                .await;
+            if r.is_ok() {
+                self.inner.outbox.notify_one();
+            }
+            r
+        })
     }
 
     fn lease_outbox(
@@ -1613,12 +1668,45 @@ impl MessageStore for SqliteStore {
         let owner = owner.to_string();
         Box::pin(self.write(move |c| {
             check_outbox_lease(c, id, &owner)?;
-            c.execute(
+            c.prepare_cached(
                 "UPDATE outbox SET state = 'DONE', lease_owner = NULL, lease_until = NULL, updated_at = ?2 WHERE id = ?1",
-                params![id.0, ts(now)],
-            )?;
+            )?
+            .execute(params![id.0, ts(now)])?;
             Ok(())
         }))
+    }
+
+    fn outbox_done_delivered(
+        &self,
+        id: OutboxId,
+        owner: &str,
+        now: OffsetDateTime,
+        delivered: Option<(StoreId, String)>,
+    ) -> BoxFuture<'_, Result<bool>> {
+        let owner = owner.to_string();
+        Box::pin(self.write(move |c| {
+            check_outbox_lease(c, id, &owner)?;
+            c.prepare_cached(
+                "UPDATE outbox SET state = 'DONE', lease_owner = NULL, lease_until = NULL, updated_at = ?2 WHERE id = ?1",
+            )?
+            .execute(params![id.0, ts(now)])?;
+            let Some((m, detail)) = delivered else {
+                return Ok(false);
+            };
+            // Already acknowledged through the API meanwhile (or not an inbound message):
+            // the push still counts as done.
+            match message_head(c, m)? {
+                (Direction::Inbound, State::Received, _) => {
+                    mark_delivered_tx(c, m, ts(now), &detail)?;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        }))
+    }
+
+    fn outbox_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(Arc::clone(&self.inner.outbox))
     }
 
     fn outbox_retry(

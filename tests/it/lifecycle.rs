@@ -89,7 +89,8 @@ fn wire_of(red: &Gateway, mid: &str) -> Vec<u8> {
     let db = rusqlite::Connection::open(red.store.join("store.db")).expect("open red db");
     let (f, inline): (String, Option<Vec<u8>>) = db
         .query_row(
-            "SELECT wire_file, wire_data FROM messages WHERE message_id = ?1 AND direction = 'OUT'",
+            "SELECT wire_file, (SELECT data FROM wire_inline WHERE message = messages.id) \
+             FROM messages WHERE message_id = ?1 AND direction = 'OUT'",
             [mid],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )

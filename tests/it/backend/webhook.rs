@@ -458,8 +458,10 @@ async fn shutdown_finishes_the_push_in_progress_and_releases_the_rest() {
         )
         .await;
     }
+    // One push at a time, so "the push in progress" is one push and the rest are released.
     let settings = WebhookSettings {
         batch: 3,
+        concurrency: 1,
         ..WebhookSettings::default()
     };
     let stats = Arc::clone(&settings.stats);

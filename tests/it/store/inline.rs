@@ -153,6 +153,7 @@ async fn the_retention_purge_removes_inline_payloads_and_wire_bytes() {
         ),
         0
     );
+    assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM wire_inline"), 0);
     let rec = s
         .get_by_message_id(as4gw::store::Direction::Outbound, "m1")
         .await
@@ -163,7 +164,7 @@ async fn the_retention_purge_removes_inline_payloads_and_wire_bytes() {
 }
 
 #[tokio::test]
-async fn migration_4_upgrades_a_version_3_store() {
+async fn migrations_upgrade_a_version_3_store() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let s = SqliteStore::open_with(dir.path(), 0).await.expect("open");
@@ -174,7 +175,8 @@ async fn migration_4_upgrades_a_version_3_store() {
     {
         let c = rusqlite::Connection::open(dir.path().join("store.db")).expect("db");
         c.execute_batch(
-            "ALTER TABLE payloads DROP COLUMN data; ALTER TABLE messages DROP COLUMN wire_data; \
+            "DROP TABLE wire_inline; \
+             ALTER TABLE payloads DROP COLUMN data; ALTER TABLE messages DROP COLUMN wire_data; \
              UPDATE schema_version SET version = 3;",
         )
         .expect("downgrade");
@@ -182,7 +184,7 @@ async fn migration_4_upgrades_a_version_3_store() {
     let s = SqliteStore::open(dir.path()).await.expect("migrate");
     assert_eq!(
         count(dir.path(), "SELECT max(version) FROM schema_version"),
-        4
+        5
     );
     let old = s
         .get_by_message_id(as4gw::store::Direction::Outbound, "old")
@@ -204,4 +206,55 @@ async fn migration_4_upgrades_a_version_3_store() {
         .expect("get")
         .expect("new message");
     assert!(new.payloads[0].file.is_inline());
+}
+
+/// Migration 5 moves inline wire bytes out of the message row (issue 8): a version-4 store
+/// with the bytes in `messages.wire_data` comes back with them in `wire_inline`, unchanged.
+#[tokio::test]
+async fn migration_5_moves_inline_wire_bytes_out_of_the_message_row() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let s = SqliteStore::open(dir.path()).await.expect("open");
+        submit_and_ack(&s, "v4", b"v4 payload", b"v4 wire bytes").await;
+        s.close().await.expect("close");
+    }
+    // Take the store back to schema 4: the wire bytes in the row, no wire_inline table.
+    {
+        let c = rusqlite::Connection::open(dir.path().join("store.db")).expect("db");
+        c.execute_batch(
+            "UPDATE messages SET wire_data = (SELECT data FROM wire_inline WHERE message = messages.id); \
+             DROP TABLE wire_inline; UPDATE schema_version SET version = 4;",
+        )
+        .expect("downgrade");
+    }
+    assert_eq!(
+        count(
+            dir.path(),
+            "SELECT COUNT(*) FROM messages WHERE wire_data IS NOT NULL"
+        ),
+        1
+    );
+    let s = SqliteStore::open(dir.path()).await.expect("migrate");
+    assert_eq!(
+        count(dir.path(), "SELECT max(version) FROM schema_version"),
+        5
+    );
+    assert_eq!(
+        count(
+            dir.path(),
+            "SELECT COUNT(*) FROM messages WHERE wire_data IS NOT NULL"
+        ),
+        0
+    );
+    let rec = s
+        .get_by_message_id(as4gw::store::Direction::Outbound, "v4")
+        .await
+        .expect("get")
+        .expect("v4 message");
+    let wire = rec.wire.expect("wire recorded");
+    assert!(wire.is_inline());
+    assert_eq!(
+        &s.spool().read_all(&wire).await.expect("read")[..],
+        b"v4 wire bytes"
+    );
 }
