@@ -67,6 +67,11 @@ pub struct Args {
     /// Submissions in flight (each waits for its ACKNOWLEDGED before the next).
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// Open loop: submit at this many messages per second, evenly spaced, whatever the
+    /// answers (latency at a given load, e.g. half the maximum throughput); `--concurrency`
+    /// then only caps the messages in flight. Default: closed loop (`--concurrency` workers).
+    #[arg(long)]
+    rate: Option<f64>,
     /// Use a compressing leg (ExecuteQueryRequest); default: the uncompressed leg
     /// (ExecuteQueryResponse).
     #[arg(long)]
@@ -91,6 +96,9 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.concurrency == 0 || (args.messages == 0 && !args.idle_only) {
         bail!("--messages and --concurrency must be at least 1");
+    }
+    if matches!(args.rate, Some(r) if !(r.is_finite() && r > 0.0)) {
+        bail!("--rate must be a positive number of messages per second");
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -953,6 +961,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
         o.insert("payload_size".into(), json!(args.payload_size));
         o.insert("messages".into(), json!(args.messages));
         o.insert("concurrency".into(), json!(args.concurrency));
+        o.insert("offered_rate".into(), json!(args.rate));
         o.insert("compress".into(), json!(args.compress));
         o.insert("ceiling_msgs_per_sec".into(), json!(r1(ceiling)));
         o.insert(
@@ -1051,16 +1060,34 @@ async fn run_in(args: &Args, dir: &Path, tck: f64) -> anyhow::Result<Value> {
     let start = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut workers = Vec::new();
-    for _ in 0..args.concurrency.min(args.messages) {
-        let (ctx, next) = (Arc::clone(&ctx), Arc::clone(&next));
-        let n = args.messages;
-        workers.push(tokio::spawn(async move {
-            let mut done = Vec::new();
-            while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < n {
-                done.push(one(&ctx, deadline).await);
+    match args.rate {
+        // Open loop: message i is due at start + i / rate; a late answer does not delay the
+        // next submission (only the in-flight cap can).
+        Some(rate) => {
+            let slots = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
+            for i in 0..args.messages {
+                let due = start + Duration::from_secs_f64(i as f64 / rate);
+                let (ctx, slots) = (Arc::clone(&ctx), Arc::clone(&slots));
+                workers.push(tokio::spawn(async move {
+                    tokio::time::sleep_until(due.into()).await;
+                    let _slot = slots.acquire_owned().await;
+                    vec![one(&ctx, deadline).await]
+                }));
             }
-            done
-        }));
+        }
+        None => {
+            for _ in 0..args.concurrency.min(args.messages) {
+                let (ctx, next) = (Arc::clone(&ctx), Arc::clone(&next));
+                let n = args.messages;
+                workers.push(tokio::spawn(async move {
+                    let mut done = Vec::new();
+                    while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < n {
+                        done.push(one(&ctx, deadline).await);
+                    }
+                    done
+                }));
+            }
+        }
     }
     let mut ids = Vec::new();
     let mut lat = Vec::new();
@@ -1178,6 +1205,7 @@ fn print_table(v: &Value) {
             "messages / concurrency",
             format!("{} / {}", g("messages"), g("concurrency")),
         ),
+        ("offered rate msgs/s (open loop)", g("offered_rate")),
         ("backend API", g("api")),
         (
             "acknowledged / delivered",

@@ -457,6 +457,7 @@ impl Msh {
             properties,
             payloads,
             header: Some(acc.header_xml.clone()),
+            receipt: Some(acc.receipt.clone()),
         };
         let window = time::Duration::try_from(acc.pmode.reception_awareness.duplicate_window)
             .unwrap_or(time::Duration::days(7));
@@ -487,12 +488,8 @@ impl Msh {
         }
         drop(_in_store);
         let receipt = match recorded {
+            // The receipt was stored in the same transaction as the message.
             Ok(Received::New(id)) => {
-                if let Err(e) = self.store.store_receipt(id, now, acc.receipt.clone()).await {
-                    // The message is recorded; a resend will be answered as a duplicate with
-                    // a receipt built again then.
-                    return self.refuse(ours(format!("storing the receipt: {e}")));
-                }
                 if acc.test_service {
                     if let Err(e) = self
                         .store
@@ -824,6 +821,8 @@ impl Msh {
             Ok(c) => c,
             Err(e) => return self.finish(&rec, Some(&pmode), fail(e.to_string())).await,
         };
+        // A wire message packed in this attempt is recorded while it is on its way (below).
+        let fresh = rec.wire.is_none();
         let wire = match &rec.wire {
             Some(w) => w.clone(),
             None => match self.pack_timed(&rec, &pmode).await {
@@ -886,18 +885,46 @@ impl Msh {
                 )
                 .await;
         };
-        // 4. POST and judge
-        let resp = {
+        // 4. POST and judge. A freshly packed wire message is recorded (write-once, so every
+        // later retry resends these bytes) concurrently with the POST instead of before it:
+        // one commit less on the way to the receipt. The outcome is recorded only after both,
+        // so a retry always finds the wire recorded; only a crash in between loses it, and
+        // the next attempt packs again with the same MessageId, header and payload digests
+        // (the receiver answers the duplicate with its first receipt, which still matches).
+        let (recorded, resp) = {
             let _t = StageTimer::start(Stage::Send);
-            self.transport
-                .post(WireRequest {
-                    url,
-                    content_type,
-                    file: path,
-                    inline,
-                })
-                .await
+            let record = async {
+                if !fresh {
+                    return Ok(());
+                }
+                self.store
+                    .record_wire(rec.id, &self.owner, self.clock.now(), wire.clone())
+                    .await
+            };
+            let post = self.transport.post(WireRequest {
+                url,
+                content_type,
+                file: path,
+                inline,
+            });
+            tokio::join!(record, post)
         };
+        if let Err(e) = recorded {
+            let _ = self.store.spool().discard(&wire).await;
+            let o = next_outcome(
+                Verdict::Retry {
+                    code: None,
+                    detail: format!("recording the wire message: {e}"),
+                },
+                &pmode.reception_awareness.retry,
+                rec.attempts,
+                self.clock.now(),
+            );
+            if let Outcome::Failed { detail, .. } = &o {
+                telemetry::retries_exhausted(&rec, detail);
+            }
+            return self.finish(&rec, Some(&pmode), o).await;
+        }
         let now = self.clock.now();
         let verdict = match resp {
             Ok(r) => {
@@ -926,19 +953,16 @@ impl Msh {
         self.finish(&rec, Some(&pmode), outcome).await;
     }
 
-    /// [`Msh::pack_and_record`] in the sign/encrypt stage span, timed.
+    /// [`Msh::pack`] in the sign/encrypt stage span, timed.
     async fn pack_timed(&self, rec: &MessageRecord, pmode: &PMode) -> Result<FileRef, PackFailure> {
         let _t = StageTimer::start(Stage::Pack);
-        self.pack_and_record(rec, pmode)
+        self.pack(rec, pmode)
             .instrument(telemetry::stage_span(Stage::Pack))
             .await
     }
 
-    async fn pack_and_record(
-        &self,
-        rec: &MessageRecord,
-        pmode: &PMode,
-    ) -> Result<FileRef, PackFailure> {
+    /// Packs the wire message (not yet recorded: [`Msh::send_attempt`] records it).
+    async fn pack(&self, rec: &MessageRecord, pmode: &PMode) -> Result<FileRef, PackFailure> {
         let header = rec
             .header
             .clone()
@@ -973,20 +997,7 @@ impl Msh {
         if uses_files {
             let _ = tokio::fs::remove_dir_all(&work).await;
         }
-        let file = file?;
-        match self
-            .store
-            .record_wire(rec.id, &self.owner, self.clock.now(), file.clone())
-            .await
-        {
-            Ok(()) => Ok(file),
-            Err(e) => {
-                let _ = spool.discard(&file).await;
-                Err(PackFailure::Transient(format!(
-                    "recording the wire file: {e}"
-                )))
-            }
-        }
+        file
     }
 
     /// The payloads for the packer: spool files by path, inline payloads from memory.

@@ -340,6 +340,9 @@ pub struct NewInbound {
     pub payloads: Vec<Payload>,
     /// The partner's ebMS header (opaque here), for the backend API.
     pub header: Option<String>,
+    /// The signed receipt answered for it, kept in the same transaction as the message (one
+    /// commit before the answer instead of two); not stored for a duplicate.
+    pub receipt: Option<Vec<u8>>,
 }
 
 /// Answer to [`MessageStore::record_received`].

@@ -1088,6 +1088,9 @@ fn record_received_tx(
     let id = conn.last_insert_rowid();
     insert_parts(conn, id, &m.properties, &m.payloads)?;
     insert_event(conn, id, now, None, State::Received, "received", None)?;
+    if let Some(r) = &m.receipt {
+        insert_receipt(conn, StoreId(id), now, r)?;
+    }
     conn.prepare_cached(
         "INSERT INTO inbound_seen (message_id, message, seen_at) VALUES (?1, ?2, ?3) \
          ON CONFLICT (message_id) DO UPDATE SET message = excluded.message, seen_at = excluded.seen_at",

@@ -475,6 +475,7 @@ pub async fn inbound(
                 properties: props.into_iter().map(|(n, v, _)| (n, v)).collect(),
                 payloads: ps,
                 header: Some(header),
+                receipt: None,
             },
             time::Duration::days(1),
             notify,
