@@ -821,8 +821,6 @@ impl Msh {
             Ok(c) => c,
             Err(e) => return self.finish(&rec, Some(&pmode), fail(e.to_string())).await,
         };
-        // A wire message packed in this attempt is recorded while it is on its way (below).
-        let fresh = rec.wire.is_none();
         let wire = match &rec.wire {
             Some(w) => w.clone(),
             None => match self.pack_timed(&rec, &pmode).await {
@@ -885,46 +883,18 @@ impl Msh {
                 )
                 .await;
         };
-        // 4. POST and judge. A freshly packed wire message is recorded (write-once, so every
-        // later retry resends these bytes) concurrently with the POST instead of before it:
-        // one commit less on the way to the receipt. The outcome is recorded only after both,
-        // so a retry always finds the wire recorded; only a crash in between loses it, and
-        // the next attempt packs again with the same MessageId, header and payload digests
-        // (the receiver answers the duplicate with its first receipt, which still matches).
-        let (recorded, resp) = {
+        // 4. POST and judge
+        let resp = {
             let _t = StageTimer::start(Stage::Send);
-            let record = async {
-                if !fresh {
-                    return Ok(());
-                }
-                self.store
-                    .record_wire(rec.id, &self.owner, self.clock.now(), wire.clone())
-                    .await
-            };
-            let post = self.transport.post(WireRequest {
-                url,
-                content_type,
-                file: path,
-                inline,
-            });
-            tokio::join!(record, post)
+            self.transport
+                .post(WireRequest {
+                    url,
+                    content_type,
+                    file: path,
+                    inline,
+                })
+                .await
         };
-        if let Err(e) = recorded {
-            let _ = self.store.spool().discard(&wire).await;
-            let o = next_outcome(
-                Verdict::Retry {
-                    code: None,
-                    detail: format!("recording the wire message: {e}"),
-                },
-                &pmode.reception_awareness.retry,
-                rec.attempts,
-                self.clock.now(),
-            );
-            if let Outcome::Failed { detail, .. } = &o {
-                telemetry::retries_exhausted(&rec, detail);
-            }
-            return self.finish(&rec, Some(&pmode), o).await;
-        }
         let now = self.clock.now();
         let verdict = match resp {
             Ok(r) => {
@@ -953,15 +923,33 @@ impl Msh {
         self.finish(&rec, Some(&pmode), outcome).await;
     }
 
-    /// [`Msh::pack`] in the sign/encrypt stage span, timed.
+    /// [`Msh::pack`] in the sign/encrypt stage span, timed, then recorded before it is sent
+    /// (write-once: every attempt sends these bytes). Recording it concurrently with the POST
+    /// would save a commit, but a crash in between would make the next attempt pack again with
+    /// new wsu:Ids, which the receiver's first receipt (answered to the duplicate) does not
+    /// acknowledge: `msh::e2e::crash_kill9_both_gateways_loses_nothing_and_duplicates_nothing`.
     async fn pack_timed(&self, rec: &MessageRecord, pmode: &PMode) -> Result<FileRef, PackFailure> {
         let _t = StageTimer::start(Stage::Pack);
-        self.pack(rec, pmode)
+        let file = self
+            .pack(rec, pmode)
             .instrument(telemetry::stage_span(Stage::Pack))
+            .await?;
+        match self
+            .store
+            .record_wire(rec.id, &self.owner, self.clock.now(), file.clone())
             .await
+        {
+            Ok(()) => Ok(file),
+            Err(e) => {
+                let _ = self.store.spool().discard(&file).await;
+                Err(PackFailure::Transient(format!(
+                    "recording the wire file: {e}"
+                )))
+            }
+        }
     }
 
-    /// Packs the wire message (not yet recorded: [`Msh::send_attempt`] records it).
+    /// Packs the wire message ([`Msh::pack_timed`] records it).
     async fn pack(&self, rec: &MessageRecord, pmode: &PMode) -> Result<FileRef, PackFailure> {
         let header = rec
             .header
