@@ -27,7 +27,7 @@ use crate::pmode::model::{PMode, PartyId};
 use crate::pmode::registry::Registry;
 use crate::security::crypto::AwsLc;
 use crate::security::sign::ENCRYPTED_PART_TYPE;
-use crate::security::{InboundPolicy, Part, PartSource, Receiver};
+use crate::security::{InboundPolicy, Part, PartSource, Receiver, SignedReference};
 use crate::store::{
     Direction, FileRef, MessageRecord, MessageStore, NewInbound, NewNotification, Outcome, Payload,
     Received, State, StoreError,
@@ -821,10 +821,11 @@ impl Msh {
             Ok(c) => c,
             Err(e) => return self.finish(&rec, Some(&pmode), fail(e.to_string())).await,
         };
-        let wire = match &rec.wire {
-            Some(w) => w.clone(),
+        // What was signed: known from packing in this attempt, else read back from the wire.
+        let (wire, packed_refs) = match &rec.wire {
+            Some(w) => (w.clone(), None),
             None => match self.pack_timed(&rec, &pmode).await {
-                Ok(w) => w,
+                Ok((w, refs)) => (w, Some(refs)),
                 Err(PackFailure::Final(d)) => {
                     return self.finish(&rec, Some(&pmode), fail(d)).await
                 }
@@ -849,16 +850,19 @@ impl Msh {
         let path = self.store.spool().path(&wire);
         let inline = wire.inline_bytes().map(Bytes::copy_from_slice);
         // 2. what was signed, from the wire file itself
-        let sent = match read_root(&path, inline.clone(), &content_type)
-            .await
-            .and_then(|s| sent_references(&s))
-        {
-            Ok(s) => s,
-            Err(e) => {
-                return self
-                    .finish(&rec, Some(&pmode), fail(format!("wire file: {e}")))
-                    .await
-            }
+        let sent = match packed_refs {
+            Some(refs) => refs,
+            None => match read_root(&path, inline.clone(), &content_type)
+                .await
+                .and_then(|s| sent_references(&s))
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    return self
+                        .finish(&rec, Some(&pmode), fail(format!("wire file: {e}")))
+                        .await
+                }
+            },
         };
         // 3. the receiver
         let receiver = rec
@@ -928,9 +932,13 @@ impl Msh {
     /// would save a commit, but a crash in between would make the next attempt pack again with
     /// new wsu:Ids, which the receiver's first receipt (answered to the duplicate) does not
     /// acknowledge: `msh::e2e::crash_kill9_both_gateways_loses_nothing_and_duplicates_nothing`.
-    async fn pack_timed(&self, rec: &MessageRecord, pmode: &PMode) -> Result<FileRef, PackFailure> {
+    async fn pack_timed(
+        &self,
+        rec: &MessageRecord,
+        pmode: &PMode,
+    ) -> Result<(FileRef, Vec<SignedReference>), PackFailure> {
         let _t = StageTimer::start(Stage::Pack);
-        let file = self
+        let (file, refs) = self
             .pack(rec, pmode)
             .instrument(telemetry::stage_span(Stage::Pack))
             .await?;
@@ -939,7 +947,7 @@ impl Msh {
             .record_wire(rec.id, &self.owner, self.clock.now(), file.clone())
             .await
         {
-            Ok(()) => Ok(file),
+            Ok(()) => Ok((file, refs)),
             Err(e) => {
                 let _ = self.store.spool().discard(&file).await;
                 Err(PackFailure::Transient(format!(
@@ -950,7 +958,11 @@ impl Msh {
     }
 
     /// Packs the wire message ([`Msh::pack_timed`] records it).
-    async fn pack(&self, rec: &MessageRecord, pmode: &PMode) -> Result<FileRef, PackFailure> {
+    async fn pack(
+        &self,
+        rec: &MessageRecord,
+        pmode: &PMode,
+    ) -> Result<(FileRef, Vec<SignedReference>), PackFailure> {
         let header = rec
             .header
             .clone()
@@ -1028,7 +1040,7 @@ impl Msh {
         header: String,
         payloads: Vec<(String, String, PackData)>,
         work: &std::path::Path,
-    ) -> Result<FileRef, PackFailure> {
+    ) -> Result<(FileRef, Vec<SignedReference>), PackFailure> {
         let transient = |d: String| PackFailure::Transient(d);
         // Only payloads in files need the work directory (gzip and encryption output).
         if payloads
@@ -1058,6 +1070,7 @@ impl Msh {
         .await
         .map_err(|e| transient(format!("packing task: {e}")))??;
         let (b, root) = wire_ids(&rec.message_id);
+        let references = packed.references;
         let mut writer = MimeWriter::with_boundary(&b, &root, packed.soap)
             .map_err(|e| PackFailure::Final(e.to_string()))?;
         for (cid, data) in &packed.parts {
@@ -1086,7 +1099,7 @@ impl Msh {
             let _ = spool.discard(&file).await;
             return Err(transient(format!("writing the wire file: {e}")));
         }
-        Ok(file)
+        Ok((file, references))
     }
 }
 
