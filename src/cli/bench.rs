@@ -76,6 +76,12 @@ pub struct Args {
     /// (ExecuteQueryResponse).
     #[arg(long)]
     compress: bool,
+    /// Media type of the payload: the default is an ebRS XML document (its digest input is
+    /// the exclusive canonical form of the parsed XML, SwA profile); any non-XML type (e.g.
+    /// `application/pdf`, how large OOTS evidences travel) sends pseudo-random binary bytes,
+    /// digested as they are.
+    #[arg(long, default_value = PAYLOAD_TYPE)]
+    payload_type: String,
     /// One JSON object on stdout instead of the table.
     #[arg(long)]
     json: bool,
@@ -701,6 +707,25 @@ const PAYLOAD_TYPE: &str = "application/x-ebrs+xml";
 
 /// An XML payload of exactly `n` bytes (when n ≥ the wrapper): base64 text of pseudo-random
 /// bytes, so gzip gains about a quarter, like real evidence.
+/// Whether the payload type is XML for the Attachment-Content-Signature-Transform.
+fn is_xml(media_type: &str) -> bool {
+    as4gw::security::verify::digest_kind(media_type) == as4gw::security::verify::DigestKind::Xml
+}
+
+/// `n` pseudo-random bytes (a binary evidence: PDF, image, archive).
+fn binary_payload(n: usize) -> Bytes {
+    let mut v = Vec::with_capacity(n + 4);
+    let mut x: u32 = 0x9e37_79b9;
+    while v.len() < n {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(n);
+    Bytes::from(v)
+}
+
 fn payload(n: usize) -> Bytes {
     let head = b"<?xml version=\"1.0\"?><query:QueryResponse xmlns:query=\"urn:oasis:names:tc:ebxml-regrep:xsd:query:4.0\"><data>";
     let tail = b"</data></query:QueryResponse>";
@@ -723,6 +748,7 @@ fn payload(n: usize) -> Bytes {
 }
 
 struct Ctx {
+    payload_type: String,
     http: reqwest::Client,
     api: Api,
     suite: Suite,
@@ -737,27 +763,45 @@ async fn submit(ctx: &Ctx) -> anyhow::Result<String> {
     let url = format!("{}/api/v1/messages", ctx.red_api);
     let resp = match ctx.api {
         Api::Backend => {
+            // A binary evidence travels as OOTS sends it: after the ebRS document, which an
+            // OOTS P-Mode requires as the first payload.
+            let binary = !is_xml(&ctx.payload_type);
+            let mut payloads = Vec::new();
+            if binary {
+                payloads.push(json!({"part": "response", "mimeType": PAYLOAD_TYPE}));
+            }
+            payloads.push(json!({"part": "evidence", "mimeType": ctx.payload_type}));
             let meta = json!({
                 "pmode": ctx.suite.pmode(),
                 "action": ctx.action,
                 "properties": properties(ctx.suite),
-                "payloads": [{"part": "evidence", "mimeType": PAYLOAD_TYPE}],
+                "payloads": payloads,
             });
-            let form = reqwest::multipart::Form::new()
-                .part(
-                    "metadata",
-                    reqwest::multipart::Part::text(meta.to_string())
-                        .mime_str("application/json")?,
-                )
-                .part(
-                    "evidence",
-                    reqwest::multipart::Part::stream_with_length(
-                        reqwest::Body::from(ctx.payload.clone()),
-                        ctx.payload.len() as u64,
-                    )
-                    .file_name("evidence.xml")
-                    .mime_str(PAYLOAD_TYPE)?,
+            let mut form = reqwest::multipart::Form::new().part(
+                "metadata",
+                reqwest::multipart::Part::text(meta.to_string()).mime_str("application/json")?,
+            );
+            if binary {
+                form = form.part(
+                    "response",
+                    reqwest::multipart::Part::bytes(payload(400).to_vec())
+                        .file_name("response.xml")
+                        .mime_str(PAYLOAD_TYPE)?,
                 );
+            }
+            form = form.part(
+                "evidence",
+                reqwest::multipart::Part::stream_with_length(
+                    reqwest::Body::from(ctx.payload.clone()),
+                    ctx.payload.len() as u64,
+                )
+                .file_name(if binary {
+                    "evidence.bin"
+                } else {
+                    "evidence.xml"
+                })
+                .mime_str(&ctx.payload_type)?,
+            );
             ctx.http
                 .post(url)
                 .bearer_auth(ctx.red_token)
@@ -771,7 +815,7 @@ async fn submit(ctx: &Ctx) -> anyhow::Result<String> {
                 ("pmode_id".to_string(), ctx.suite.pmode().to_string()),
                 ("action".to_string(), ctx.action.to_string()),
                 ("part_name".to_string(), "evidence".to_string()),
-                ("mime_type".to_string(), PAYLOAD_TYPE.to_string()),
+                ("mime_type".to_string(), ctx.payload_type.clone()),
             ];
             for p in properties(ctx.suite) {
                 if let (Some(n), Some(v)) = (p["name"].as_str(), p["value"].as_str()) {
@@ -782,7 +826,7 @@ async fn submit(ctx: &Ctx) -> anyhow::Result<String> {
                 .post(url)
                 .query(&q)
                 .bearer_auth(ctx.red_token)
-                .header(http::header::CONTENT_TYPE, PAYLOAD_TYPE)
+                .header(http::header::CONTENT_TYPE, ctx.payload_type.clone())
                 .body(ctx.payload.clone())
                 .send()
                 .await?
@@ -792,7 +836,7 @@ async fn submit(ctx: &Ctx) -> anyhow::Result<String> {
                 "pmode_id": ctx.suite.pmode(),
                 "action": ctx.action,
                 "properties": properties(ctx.suite),
-                "payloads": [{"part_name": "evidence", "mime_type": PAYLOAD_TYPE,
+                "payloads": [{"part_name": "evidence", "mime_type": ctx.payload_type,
                     "data_base64": base64::engine::general_purpose::STANDARD.encode(&ctx.payload)}],
             });
             ctx.http
@@ -959,6 +1003,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(o) = out.as_object_mut() {
         o.insert("suite".into(), json!(args.suite.name()));
         o.insert("payload_size".into(), json!(args.payload_size));
+        o.insert("payload_type".into(), json!(args.payload_type));
         o.insert("messages".into(), json!(args.messages));
         o.insert("concurrency".into(), json!(args.concurrency));
         o.insert("offered_rate".into(), json!(args.rate));
@@ -1049,7 +1094,12 @@ async fn run_in(args: &Args, dir: &Path, tck: f64) -> anyhow::Result<Value> {
         } else {
             "ExecuteQueryResponse"
         },
-        payload: payload(args.payload_size),
+        payload: if is_xml(&args.payload_type) {
+            payload(args.payload_size)
+        } else {
+            binary_payload(args.payload_size)
+        },
+        payload_type: args.payload_type.clone(),
         red_api: red.api.clone(),
         red_token: red.token,
         hooks: Arc::clone(&hooks),

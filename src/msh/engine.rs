@@ -990,7 +990,7 @@ impl Msh {
         // packed in memory and has nothing to clean up (no blocking-pool hop per message).
         let uses_files = payloads
             .iter()
-            .any(|(_, _, d)| matches!(d, PackData::File(_)));
+            .any(|(_, _, d)| matches!(d, PackData::File(_) | PackData::Spooled { .. }));
         let file = self
             .pack_streaming(rec, pmode, header, payloads, &work)
             .await;
@@ -1026,7 +1026,11 @@ impl Msh {
                     path.display()
                 )));
             }
-            payloads.push((cid, p.mime_type.clone(), PackData::File(path)));
+            let data = PackData::Spooled {
+                path,
+                sha256: *p.file.sha256(),
+            };
+            payloads.push((cid, p.mime_type.clone(), data));
         }
         Ok(payloads)
     }
@@ -1045,7 +1049,7 @@ impl Msh {
         // Only payloads in files need the work directory (gzip and encryption output).
         if payloads
             .iter()
-            .any(|(_, _, d)| matches!(d, PackData::File(_)))
+            .any(|(_, _, d)| matches!(d, PackData::File(_) | PackData::Spooled { .. }))
         {
             tokio::fs::create_dir_all(work)
                 .await
@@ -1076,7 +1080,7 @@ impl Msh {
         for (cid, data) in &packed.parts {
             let body = match data {
                 PackData::Memory(b) => PartBody::Bytes(b.clone()),
-                PackData::File(path) => PartBody::file(path)
+                PackData::File(path) | PackData::Spooled { path, .. } => PartBody::file(path)
                     .await
                     .map_err(|e| transient(format!("encrypted part {cid}: {e}")))?,
             };

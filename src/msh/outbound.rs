@@ -553,6 +553,13 @@ pub struct PackedFiles {
 #[derive(Debug, Clone)]
 pub enum PackData {
     File(std::path::PathBuf),
+    /// A stored payload file with the SHA-256 the store computed while writing it: for a
+    /// binary part sent uncompressed that is already the reference digest, so a large payload
+    /// is not read once more just to hash it (issue 8).
+    Spooled {
+        path: std::path::PathBuf,
+        sha256: [u8; 32],
+    },
     Memory(bytes::Bytes),
 }
 
@@ -592,6 +599,10 @@ pub fn pack_files(
             .ok_or_else(|| PackError::MissingPayload(cid.clone()))?;
         let (_, mime_type, source) = payloads.swap_remove(idx);
         let gzip = pi.property(COMPRESSION_TYPE) == Some(GZIP);
+        let (source, known_sha256) = match source {
+            PackData::Spooled { path, sha256 } => (PackData::File(path), Some(sha256)),
+            other => (other, None),
+        };
         let (mime, digest, source) = match source {
             PackData::Memory(data) if gzip => {
                 let gz = super::compress::gzip(&data)?;
@@ -612,10 +623,13 @@ pub fn pack_files(
                 (GZIP.to_string(), sha, PackData::File(gz))
             }
             PackData::File(path) if digest_kind(&mime_type) == DigestKind::Octets => {
-                let sha = crate::security::verify::sha256_file(&path)?;
+                let sha = match known_sha256 {
+                    Some(sha) => sha,
+                    None => crate::security::verify::sha256_file(&path)?,
+                };
                 (mime_type, sha, PackData::File(path))
             }
-            PackData::File(path) => {
+            PackData::File(path) | PackData::Spooled { path, .. } => {
                 let data = std::fs::read(&path)?;
                 let sha = crypto.sha256(&attachment_digest_input(&mime_type, &data));
                 (mime_type, sha, PackData::File(path))
@@ -650,7 +664,7 @@ pub fn pack_files(
                 parts.push((p.content_id.clone(), PackData::Memory(out.into())));
                 continue;
             }
-            PackData::File(path) => path,
+            PackData::File(path) | PackData::Spooled { path, .. } => path,
         };
         let enc = work.join(format!("{i}.enc"));
         let mut input = std::io::BufReader::with_capacity(256 * 1024, std::fs::File::open(src)?);
