@@ -22,8 +22,13 @@ pub(crate) fn b64(data: &[u8]) -> String {
 
 /// Decodes base64 after removing XML whitespace (line-wrapped values are common).
 pub(crate) fn unb64(s: &str) -> Option<Vec<u8>> {
-    let clean: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD.decode(clean).ok()
+    let engine = &base64::engine::general_purpose::STANDARD;
+    // Our own and most partners' values are on one line: decode in place, no copy.
+    if !s.bytes().any(|b| b.is_ascii_whitespace()) {
+        return engine.decode(s).ok();
+    }
+    let clean: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    engine.decode(clean).ok()
 }
 
 /// A fresh identifier for wsu:Id / Id attributes (an NCName).
