@@ -750,10 +750,7 @@ impl<'l> Builder<'l> {
                 Some(b'/') => {
                     // `</` Name S? `>`
                     let start = i + 2;
-                    let mut j = start;
-                    while j < n && !matches!(b[j], b' ' | b'\t' | b'\r' | b'\n' | b'>') {
-                        j += 1;
-                    }
+                    let mut j = name_end(b, start);
                     let name = &input[start..j];
                     j = skip_space(b, j);
                     if b.get(j) != Some(&b'>') {
@@ -816,13 +813,9 @@ impl<'l> Builder<'l> {
     /// `<` Name (S Attribute)* S? (`>` | `/>`): returns the offset after the tag.
     fn scan_start_tag(&mut self, input: &str, i: usize) -> Result<usize, XmlError> {
         let b = input.as_bytes();
-        let n = b.len();
         let pos = i as u64;
         let start = i + 1;
-        let mut j = start;
-        while j < n && !matches!(b[j], b' ' | b'\t' | b'\r' | b'\n' | b'/' | b'>') {
-            j += 1;
-        }
+        let mut j = name_end(b, start);
         let mut el = self.begin_element(&input[start..j], pos)?;
         loop {
             let space_start = j;
@@ -849,11 +842,7 @@ impl<'l> Builder<'l> {
                         ));
                     }
                     let key_start = j;
-                    while j < n
-                        && !matches!(b[j], b' ' | b'\t' | b'\r' | b'\n' | b'=' | b'/' | b'>')
-                    {
-                        j += 1;
-                    }
+                    j = name_end(b, j);
                     let key = &input[key_start..j];
                     j = skip_space(b, j);
                     if b.get(j) != Some(&b'=') {
@@ -1249,7 +1238,10 @@ impl<'l> Builder<'l> {
     /// arena: line ends become `\n`, then literal white space becomes a space; characters from
     /// references are kept as is.
     fn attribute_value(&mut self, raw: &str, pos: u64) -> Result<Span, XmlError> {
-        // Fast path: nothing to normalise, expand or refuse (checked as for character data).
+        // Fast paths: nothing to normalise, expand or refuse (checked as for character data).
+        if plain_ascii(raw.as_bytes(), [b'<', b'&']) {
+            return Ok(self.push_str(raw));
+        }
         if !raw
             .bytes()
             .any(|b| matches!(b, b'\r' | b'\n' | b'\t' | b'<' | b'&'))
@@ -1381,6 +1373,27 @@ fn normalize_line_ends(s: &str) -> Cow<'_, str> {
     Cow::Owned(s.replace("\r\n", "\n").replace('\r', "\n"))
 }
 
+/// Bytes that end a name inside a tag: white space, `=`, `/`, `>`.
+const NAME_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b' ' as usize] = true;
+    t[b'\t' as usize] = true;
+    t[b'\n' as usize] = true;
+    t[b'\r' as usize] = true;
+    t[b'=' as usize] = true;
+    t[b'/' as usize] = true;
+    t[b'>' as usize] = true;
+    t
+};
+
+/// The end of the name starting at `i` (checked later by [`split_qname`]).
+fn name_end(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && !NAME_STOP[b[i] as usize] {
+        i += 1;
+    }
+    i
+}
+
 /// XML white space (`S`, XML 1.0 §2.3 [3]).
 fn is_space_byte(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
@@ -1402,10 +1415,36 @@ fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
+/// Eight bytes at a time: true when no byte is a C0 control or non-ASCII, and none is one of
+/// `stops` (at most two, e.g. `<` and `&`). The exact per-character checks run only when this
+/// says no, so it only has to be right when it says yes.
+fn plain_ascii(s: &[u8], stops: [u8; 2]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Some byte below `n` (n <= 0x80); the classic `hasless` word trick.
+    let has_less = |w: u64, n: u64| w.wrapping_sub(ONES * n) & !w & HIGHS != 0;
+    let (s1, s2) = (ONES * stops[0] as u64, ONES * stops[1] as u64);
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let w = u64::from_le_bytes(w);
+        if w & HIGHS != 0 || has_less(w, 0x20) || has_less(w ^ s1, 1) || has_less(w ^ s2, 1) {
+            return false;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .all(|&b| (0x20..0x80).contains(&b) && b != stops[0] && b != stops[1])
+}
+
 fn check_chars(s: &str, pos: u64) -> Result<(), XmlError> {
-    // Fast path: ASCII text is allowed unless it holds a C0 control other than TAB, LF, CR.
-    if s.bytes()
-        .all(|b| (0x20..0x80).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r'))
+    // Fast paths: printable ASCII (the usual case, a word at a time), then ASCII with TAB, LF,
+    // CR; anything else is checked character by character.
+    if plain_ascii(s.as_bytes(), [0x7F, 0x7F])
+        || s.bytes()
+            .all(|b| (0x20..0x80).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r'))
     {
         return Ok(());
     }
@@ -1856,6 +1895,24 @@ mod tests {
             accepted > 1000 && compared > accepted,
             "{accepted} of {compared} accepted"
         );
+    }
+
+    #[test]
+    fn plain_ascii_is_exact() {
+        let base = *b"abcdefghijklmnopq";
+        for len in [0usize, 1, 7, 8, 9, 16, 17] {
+            for at in 0..len {
+                for v in 0..=255u8 {
+                    let mut buf = base;
+                    buf[at] = v;
+                    let s = &buf[..len];
+                    let naive = s
+                        .iter()
+                        .all(|&b| (0x20..0x80).contains(&b) && b != b'<' && b != b'&');
+                    assert_eq!(plain_ascii(s, [b'<', b'&']), naive, "{s:?}");
+                }
+            }
+        }
     }
 
     #[test]
