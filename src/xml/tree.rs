@@ -662,6 +662,33 @@ const XML_NS_SPAN: Span = Span {
     end: ns::XML.len() as u32,
 };
 
+/// A name as the tokenizer found it, with its prefix/local split when the one-pass ASCII check
+/// of [`scan_qname`] already proved it a QName (`None`: [`split_qname`] decides).
+#[derive(Clone, Copy)]
+struct RawName<'a> {
+    text: &'a str,
+    checked: Option<Option<usize>>,
+}
+
+impl<'a> RawName<'a> {
+    #[cfg(test)]
+    fn unchecked(text: &'a str) -> Self {
+        RawName {
+            text,
+            checked: None,
+        }
+    }
+
+    fn split(&self, pos: u64) -> Result<(Option<&'a str>, &'a str), XmlError> {
+        let t = self.text;
+        match self.checked {
+            Some(Some(colon)) => Ok((Some(&t[..colon]), &t[colon + 1..])),
+            Some(None) => Ok((None, t)),
+            None => split_qname(t, pos),
+        }
+    }
+}
+
 /// A start tag being read: its name and where its declarations and attributes begin.
 struct OpenTag {
     prefix: Option<Span>,
@@ -815,8 +842,12 @@ impl<'l> Builder<'l> {
         let b = input.as_bytes();
         let pos = i as u64;
         let start = i + 1;
-        let mut j = name_end(b, start);
-        let mut el = self.begin_element(&input[start..j], pos)?;
+        let (mut j, checked) = scan_qname(b, start);
+        let name = RawName {
+            text: &input[start..j],
+            checked,
+        };
+        let mut el = self.begin_element(name, pos)?;
         loop {
             let space_start = j;
             j = skip_space(b, j);
@@ -842,8 +873,12 @@ impl<'l> Builder<'l> {
                         ));
                     }
                     let key_start = j;
-                    j = name_end(b, j);
-                    let key = &input[key_start..j];
+                    let (end, checked) = scan_qname(b, j);
+                    j = end;
+                    let key = RawName {
+                        text: &input[key_start..j],
+                        checked,
+                    };
                     j = skip_space(b, j);
                     if b.get(j) != Some(&b'=') {
                         return Err(malformed(j as u64, "attribute without a value"));
@@ -1008,7 +1043,7 @@ impl<'l> Builder<'l> {
     }
 
     /// A start tag's name: checked, stored; its attributes follow ([`Builder::attribute`]).
-    fn begin_element(&mut self, qname: &str, pos: u64) -> Result<OpenTag, XmlError> {
+    fn begin_element(&mut self, qname: RawName<'_>, pos: u64) -> Result<OpenTag, XmlError> {
         self.flush_text()?;
         if self.stack.is_empty() && self.root.is_some() {
             return Err(malformed(pos, "more than one root element"));
@@ -1016,7 +1051,7 @@ impl<'l> Builder<'l> {
         if self.stack.len() >= self.limits.max_depth {
             return Err(XmlError::TooDeep(self.limits.max_depth));
         }
-        let (prefix, local) = split_qname(qname, pos)?;
+        let (prefix, local) = qname.split(pos)?;
         let prefix = prefix.map(|p| self.push_str(p));
         let local = self.push_str(local);
         Ok(OpenTag {
@@ -1035,10 +1070,11 @@ impl<'l> Builder<'l> {
     fn attribute(
         &mut self,
         el: &mut OpenTag,
-        key: &str,
+        name: RawName<'_>,
         raw: &str,
         pos: u64,
     ) -> Result<(), XmlError> {
+        let key = name.text;
         el.count += 1;
         if el.count > self.limits.max_attributes {
             return Err(XmlError::TooManyAttributes(self.limits.max_attributes));
@@ -1093,7 +1129,7 @@ impl<'l> Builder<'l> {
                 uri: value,
             });
         } else {
-            let (ap, al) = split_qname(key, pos)?;
+            let (ap, al) = name.split(pos)?;
             let ap = ap.map(|p| self.push_str(p));
             let al = self.push_str(al);
             self.attrs.push(AttrData {
@@ -1223,8 +1259,10 @@ impl<'l> Builder<'l> {
         if prefix == Some("xml") {
             return Ok(Some(XML_NS_SPAN));
         }
+        // Lengths first: most bindings in scope differ in length from the prefix sought.
+        let len = prefix.map(|p| p.len() as u32);
         for &(p, uri) in self.scopes.iter().rev() {
-            if p.map(|p| self.s(p)) == prefix {
+            if p.map(|p| p.end - p.start) == len && p.map(|p| self.s(p)) == prefix {
                 return Ok((uri.end > uri.start).then_some(uri));
             }
         }
@@ -1347,10 +1385,10 @@ impl Builder<'_> {
                 }
                 Event::Eof => break,
             };
-            let mut el = self.begin_element(s.name().as_ref(), pos)?;
+            let mut el = self.begin_element(RawName::unchecked(s.name().as_ref()), pos)?;
             for a in s.attributes().with_checks(true) {
                 let a = a.map_err(|e| malformed(pos, &e.to_string()))?;
-                self.attribute(&mut el, a.key.as_ref(), &a.value, pos)?;
+                self.attribute(&mut el, RawName::unchecked(a.key.as_ref()), &a.value, pos)?;
             }
             self.end_start_tag(el, pos, empty)?;
         }
@@ -1386,6 +1424,54 @@ const NAME_STOP: [bool; 256] = {
     t
 };
 
+/// Byte classes of [`scan_qname`].
+const Q_OTHER: u8 = 0;
+const Q_CHAR: u8 = 1;
+const Q_START: u8 = 2;
+const Q_COLON: u8 = 3;
+const Q_STOP: u8 = 4;
+const Q_CLASS: [u8; 256] = {
+    let mut t = [Q_OTHER; 256];
+    let mut c = 0;
+    while c < 128 {
+        t[c] = if NAME_STOP[c] {
+            Q_STOP
+        } else if c as u8 == b':' {
+            Q_COLON
+        } else {
+            match ASCII_NAME_CLASS[c] {
+                NAME_START => Q_START,
+                NAME_CHAR => Q_CHAR,
+                _ => Q_OTHER,
+            }
+        };
+        c += 1;
+    }
+    t
+};
+
+/// The name starting at `start` inside a tag, in one pass: where it ends, and the offset of its
+/// colon when it is an ASCII QName by the same rules as [`split_qname`]'s fast path (`None`
+/// when it is not, or not ASCII: then [`split_qname`] decides, and refuses or accepts exactly).
+fn scan_qname(b: &[u8], start: usize) -> (usize, Option<Option<usize>>) {
+    let (mut i, mut colon, mut at_start, mut ok) = (start, None, true, true);
+    while i < b.len() {
+        match Q_CLASS[b[i] as usize] {
+            Q_STOP => break,
+            Q_START => at_start = false,
+            Q_CHAR => ok &= !at_start,
+            Q_COLON => {
+                ok &= colon.is_none() && !at_start;
+                colon = Some(i - start);
+                at_start = true;
+            }
+            _ => ok = false,
+        }
+        i += 1;
+    }
+    (i, (ok && !at_start).then_some(colon))
+}
+
 /// The end of the name starting at `i` (checked later by [`split_qname`]).
 fn name_end(b: &[u8], mut i: usize) -> usize {
     while i < b.len() && !NAME_STOP[b[i] as usize] {
@@ -1416,27 +1502,27 @@ fn is_xml_char(c: char) -> bool {
 }
 
 /// Eight bytes at a time: true when no byte is a C0 control or non-ASCII, and none is one of
-/// `stops` (at most two, e.g. `<` and `&`). The exact per-character checks run only when this
+/// `stops` (e.g. `<` and `&`). The exact per-character checks run only when this
 /// says no, so it only has to be right when it says yes.
-fn plain_ascii(s: &[u8], stops: [u8; 2]) -> bool {
+pub(super) fn plain_ascii<const K: usize>(s: &[u8], stops: [u8; K]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     // Some byte below `n` (n <= 0x80); the classic `hasless` word trick.
     let has_less = |w: u64, n: u64| w.wrapping_sub(ONES * n) & !w & HIGHS != 0;
-    let (s1, s2) = (ONES * stops[0] as u64, ONES * stops[1] as u64);
+    let masks = stops.map(|b| ONES * b as u64);
     let mut chunks = s.chunks_exact(8);
     for c in &mut chunks {
         let mut w = [0u8; 8];
         w.copy_from_slice(c);
         let w = u64::from_le_bytes(w);
-        if w & HIGHS != 0 || has_less(w, 0x20) || has_less(w ^ s1, 1) || has_less(w ^ s2, 1) {
+        if w & HIGHS != 0 || has_less(w, 0x20) || masks.iter().any(|&m| has_less(w ^ m, 1)) {
             return false;
         }
     }
     chunks
         .remainder()
         .iter()
-        .all(|&b| (0x20..0x80).contains(&b) && b != stops[0] && b != stops[1])
+        .all(|&b| (0x20..0x80).contains(&b) && !stops.contains(&b))
 }
 
 fn check_chars(s: &str, pos: u64) -> Result<(), XmlError> {
@@ -1895,6 +1981,41 @@ mod tests {
             accepted > 1000 && compared > accepted,
             "{accepted} of {compared} accepted"
         );
+    }
+
+    /// Every name of up to four characters over a small alphabet: where the one-pass scan says
+    /// "QName", `split_qname` agrees on the split; where it passes, `split_qname` decides.
+    #[test]
+    fn scan_qname_agrees_with_split_qname() {
+        let alphabet = ["a", "Z", "_", "1", "-", ".", ":", "é", "$", "\u{301}"];
+        let mut names = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> = names
+                .iter()
+                .flat_map(|n| alphabet.iter().map(move |c| format!("{n}{c}")))
+                .collect();
+            names.extend(longer);
+        }
+        names.sort();
+        names.dedup();
+        for n in &names {
+            let tagged = format!("{n} x");
+            let (end, checked) = scan_qname(tagged.as_bytes(), 0);
+            assert_eq!(end, n.len(), "{n:?}");
+            if let Some(colon) = checked {
+                let want = split_qname(n, 0).expect("scan accepted what split refuses");
+                let got = match colon {
+                    Some(i) => (Some(&n[..i]), &n[i + 1..]),
+                    None => (None, n.as_str()),
+                };
+                assert_eq!(got, want, "{n:?}");
+            } else if n.is_ascii() {
+                assert!(
+                    split_qname(n, 0).is_err(),
+                    "ASCII QName {n:?} not recognised"
+                );
+            }
+        }
     }
 
     #[test]
