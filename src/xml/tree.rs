@@ -1,4 +1,5 @@
-//! A namespace-aware, read-only XML tree built from quick-xml events.
+//! A namespace-aware, read-only XML tree, built by a tokenizer of our own over the decoded text
+//! (see `Builder::run` for why not quick-xml's reader, which stays as the test oracle).
 //!
 //! Why our own tree and not roxmltree: WS-Security needs the exact namespace declarations
 //! as written on each element (exclusive C14N renders from them), attribute values after
