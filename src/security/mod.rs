@@ -23,7 +23,7 @@ mod xmlw;
 pub use error::SecurityError;
 pub use verify::{
     process_inbound, process_inbound_parts, InboundMessage, InboundPolicy, Receiver, RefOutcome,
-    SignatureReport, Verified,
+    ReferenceSource, SignatureReport, Verified,
 };
 
 use crate::pki::{Certificate, PrivateKey};

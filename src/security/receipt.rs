@@ -66,6 +66,13 @@ pub struct ReceiptInfo {
     pub references: Vec<(String, String, String)>,
 }
 
+/// The references of a verified receipt are complete when it is created ([`verify_receipt`]).
+impl super::verify::ReferenceSource for ReceiptInfo {
+    fn reference_document(&self) -> Option<&Document> {
+        None
+    }
+}
+
 /// The NRR references of a receipt envelope (no signature check; for diagnostics and tests).
 pub fn receipt_references(doc: &Document) -> Vec<(String, String, String)> {
     doc.elements()

@@ -73,13 +73,19 @@ fn envelope(messaging: &str, security: &str, body_id: &str) -> String {
 /// parsing the envelope again (checked against the XML room's canonicalizer in debug builds).
 fn reference_xml(uri: &str, transform: &str, digest: &[u8]) -> (String, SignedReference) {
     let digest_value = b64(digest);
-    let body = format!(
-        " URI=\"{}\"><ds:Transforms><ds:Transform Algorithm=\"{transform}\"></ds:Transform></ds:Transforms><ds:DigestMethod Algorithm=\"{}\"></ds:DigestMethod><ds:DigestValue>{digest_value}</ds:DigestValue></ds:Reference>",
-        attr(uri),
+    let body = cat(&[
+        " URI=\"",
+        &attr(uri),
+        "\"><ds:Transforms><ds:Transform Algorithm=\"",
+        transform,
+        "\"></ds:Transform></ds:Transforms><ds:DigestMethod Algorithm=\"",
         ns::ALG_SHA256,
-    );
-    let in_doc = format!("<ds:Reference{body}");
-    let xml = format!("<ds:Reference xmlns:ds=\"{}\"{body}", ns::DS);
+        "\"></ds:DigestMethod><ds:DigestValue>",
+        &digest_value,
+        "</ds:DigestValue></ds:Reference>",
+    ]);
+    let in_doc = cat(&["<ds:Reference", &body]);
+    let xml = cat(&["<ds:Reference xmlns:ds=\"", ns::DS, "\"", &body]);
     (
         in_doc,
         SignedReference {
@@ -94,12 +100,15 @@ fn reference_xml(uri: &str, transform: &str, digest: &[u8]) -> (String, SignedRe
 /// A SecurityTokenReference naming `cert`; may add a BST to `extra_tokens`.
 fn token_reference(cert: &Certificate, how: KeyReference, extra_tokens: &mut String) -> String {
     match how {
-        KeyReference::Ski => format!(
-            "<wsse:SecurityTokenReference><wsse:KeyIdentifier EncodingType=\"{}\" ValueType=\"{}\">{}</wsse:KeyIdentifier></wsse:SecurityTokenReference>",
+        KeyReference::Ski => cat(&[
+            "<wsse:SecurityTokenReference><wsse:KeyIdentifier EncodingType=\"",
             ns::WSS_BASE64_BINARY,
+            "\" ValueType=\"",
             ns::WSS_X509_SKI,
-            b64(cert.ski())
-        ),
+            "\">",
+            &b64(cert.ski()),
+            "</wsse:KeyIdentifier></wsse:SecurityTokenReference>",
+        ]),
         KeyReference::IssuerSerial => format!(
             "<wsse:SecurityTokenReference><ds:X509Data><ds:X509IssuerSerial><ds:X509IssuerName>{}</ds:X509IssuerName><ds:X509SerialNumber>{}</ds:X509SerialNumber></ds:X509IssuerSerial></ds:X509Data></wsse:SecurityTokenReference>",
             text(cert.issuer()),
@@ -117,11 +126,27 @@ fn token_reference(cert: &Certificate, how: KeyReference, extra_tokens: &mut Str
 }
 
 fn bst(id: &str, value_type: &str, der: &[u8]) -> String {
-    format!(
-        "<wsse:BinarySecurityToken EncodingType=\"{}\" ValueType=\"{value_type}\" wsu:Id=\"{id}\">{}</wsse:BinarySecurityToken>",
+    cat(&[
+        "<wsse:BinarySecurityToken EncodingType=\"",
         ns::WSS_BASE64_BINARY,
-        b64(der)
-    )
+        "\" ValueType=\"",
+        value_type,
+        "\" wsu:Id=\"",
+        id,
+        "\">",
+        &b64(der),
+        "</wsse:BinarySecurityToken>",
+    ])
+}
+
+/// Concatenation into one exactly sized string: the envelope is built from a few dozen
+/// pieces per message, and `format!` machinery plus regrowth cost more than the copying.
+fn cat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        out.push_str(p);
+    }
+    out
 }
 
 /// Signs (and, with a recipient, encrypts) a message. `messaging_xml` is the complete
@@ -241,8 +266,8 @@ pub fn secure_outbound_digests(
     let mut refs = String::with_capacity(512 * (2 + payloads.len()));
     let mut references = Vec::with_capacity(2 + payloads.len());
     for (uri, transform, digest) in [
-        (format!("#{msg_id}"), ns::ALG_EXC_C14N, &m_digest),
-        (format!("#{body_id}"), ns::ALG_EXC_C14N, &b_digest),
+        (cat(&["#", msg_id]), ns::ALG_EXC_C14N, &m_digest),
+        (cat(&["#", &body_id]), ns::ALG_EXC_C14N, &b_digest),
     ] {
         let (x, r) = reference_xml(&uri, transform, digest);
         refs.push_str(&x);
@@ -253,7 +278,7 @@ pub fn secure_outbound_digests(
             return Err(build(format!("invalid Content-ID {:?}", p.content_id)));
         }
         let (x, r) = reference_xml(
-            &format!("cid:{}", p.content_id),
+            &cat(&["cid:", &p.content_id]),
             ns::SWA_CONTENT_SIGNATURE_TRANSFORM,
             &p.digest,
         );
@@ -296,33 +321,57 @@ pub fn secure_outbound_digests(
     };
     // SignedInfo's content in canonical form; exc-c14n with PrefixList="env" adds exactly the
     // `ds` (visibly used) and `env` (listed, bound on the Envelope) declarations on the apex.
-    let si_content = format!(
-        "<ds:CanonicalizationMethod Algorithm=\"{c14n}\"><ec:InclusiveNamespaces xmlns:ec=\"{c14n}\" PrefixList=\"env\"></ec:InclusiveNamespaces></ds:CanonicalizationMethod><ds:SignatureMethod Algorithm=\"{sig_alg}\"></ds:SignatureMethod>{refs}</ds:SignedInfo>",
-        c14n = ns::ALG_EXC_C14N,
-    );
-    let si_canonical = format!(
-        "<ds:SignedInfo xmlns:ds=\"{}\" xmlns:env=\"{}\">{si_content}",
+    let si_content = cat(&[
+        "<ds:CanonicalizationMethod Algorithm=\"",
+        ns::ALG_EXC_C14N,
+        "\"><ec:InclusiveNamespaces xmlns:ec=\"",
+        ns::ALG_EXC_C14N,
+        "\" PrefixList=\"env\"></ec:InclusiveNamespaces></ds:CanonicalizationMethod><ds:SignatureMethod Algorithm=\"",
+        sig_alg,
+        "\"></ds:SignatureMethod>",
+        &refs,
+        "</ds:SignedInfo>",
+    ]);
+    let si_canonical = cat(&[
+        "<ds:SignedInfo xmlns:ds=\"",
         ns::DS,
-        ns::S12
-    );
+        "\" xmlns:env=\"",
+        ns::S12,
+        "\">",
+        &si_content,
+    ]);
     let sig_value = match cfg.suite {
         Suite::Edelivery115 => crypto.rsa_sha256_sign(&cfg.signer.key, si_canonical.as_bytes()),
         Suite::Edelivery20 => crypto.ed25519_sign(&cfg.signer.key, si_canonical.as_bytes()),
     }
     .map_err(|_| build("signing failed"))?;
-    let signature = format!(
-        "<ds:Signature xmlns:ds=\"{ds}\" Id=\"{sid}\"><ds:SignedInfo>{si_content}<ds:SignatureValue>{sv}</ds:SignatureValue><ds:KeyInfo><wsse:SecurityTokenReference><wsse:Reference URI=\"#{bst_id}\" ValueType=\"{vt}\"/></wsse:SecurityTokenReference></ds:KeyInfo></ds:Signature>",
-        ds = ns::DS,
-        sid = new_id("SIG"),
-        sv = b64(&sig_value),
-    );
-    let security = format!(
-        "<wsse:Security xmlns:wsse=\"{}\" xmlns:wsse11=\"{}\" xmlns:xenc=\"{}\" xmlns:ds=\"{}\" env:mustUnderstand=\"true\">{tokens}{enc_xml}{signer_bst}{signature}</wsse:Security>",
+    let security = cat(&[
+        "<wsse:Security xmlns:wsse=\"",
         ns::WSSE,
+        "\" xmlns:wsse11=\"",
         ns::WSSE11,
+        "\" xmlns:xenc=\"",
         ns::XENC,
-        ns::DS
-    );
+        "\" xmlns:ds=\"",
+        ns::DS,
+        "\" env:mustUnderstand=\"true\">",
+        &tokens,
+        &enc_xml,
+        &signer_bst,
+        "<ds:Signature xmlns:ds=\"",
+        ns::DS,
+        "\" Id=\"",
+        &new_id("SIG"),
+        "\"><ds:SignedInfo>",
+        &si_content,
+        "<ds:SignatureValue>",
+        &b64(&sig_value),
+        "</ds:SignatureValue><ds:KeyInfo><wsse:SecurityTokenReference><wsse:Reference URI=\"#",
+        &bst_id,
+        "\" ValueType=\"",
+        vt,
+        "\"/></wsse:SecurityTokenReference></ds:KeyInfo></ds:Signature></wsse:Security>",
+    ]);
     let full = envelope(messaging_xml, &security, &body_id);
     #[cfg(debug_assertions)]
     check_canonical_forms(&full, &si_canonical, &references);
@@ -373,16 +422,30 @@ fn encrypt_parts(
     let mut eds = String::new();
     for p in parts {
         let ed_id = new_id("ED");
-        data_refs.push_str(&format!("<xenc:DataReference URI=\"#{ed_id}\"/>"));
-        eds.push_str(&format!(
-            "<xenc:EncryptedData Id=\"{ed_id}\" MimeType=\"{}\" Type=\"{}\"><xenc:EncryptionMethod Algorithm=\"{}\"/><ds:KeyInfo><wsse:SecurityTokenReference wsse11:TokenType=\"{}\"><wsse:Reference URI=\"#{ek_id}\"/></wsse:SecurityTokenReference></ds:KeyInfo><xenc:CipherData><xenc:CipherReference URI=\"cid:{}\"><xenc:Transforms><ds:Transform Algorithm=\"{}\"/></xenc:Transforms></xenc:CipherReference></xenc:CipherData></xenc:EncryptedData>",
-            attr(&p.mime_type),
+        for piece in ["<xenc:DataReference URI=\"#", &ed_id, "\"/>"] {
+            data_refs.push_str(piece);
+        }
+        for piece in [
+            "<xenc:EncryptedData Id=\"",
+            &ed_id,
+            "\" MimeType=\"",
+            &attr(&p.mime_type),
+            "\" Type=\"",
             ns::SWA_CONTENT_ONLY,
+            "\"><xenc:EncryptionMethod Algorithm=\"",
             ns::ALG_AES128_GCM,
+            "\"/><ds:KeyInfo><wsse:SecurityTokenReference wsse11:TokenType=\"",
             ns::WSS_TOKEN_ENCRYPTED_KEY,
-            attr(&p.content_id),
-            ns::SWA_CIPHERTEXT_TRANSFORM
-        ));
+            "\"><wsse:Reference URI=\"#",
+            &ek_id,
+            "\"/></wsse:SecurityTokenReference></ds:KeyInfo><xenc:CipherData><xenc:CipherReference URI=\"cid:",
+            &attr(&p.content_id),
+            "\"><xenc:Transforms><ds:Transform Algorithm=\"",
+            ns::SWA_CIPHERTEXT_TRANSFORM,
+            "\"/></xenc:Transforms></xenc:CipherReference></xenc:CipherData></xenc:EncryptedData>",
+        ] {
+            eds.push_str(piece);
+        }
     }
     let str_xml = token_reference(rcpt, cfg.recipient_reference, tokens);
     let (method, key_info, cipher) = match cfg.suite {
@@ -425,27 +488,50 @@ fn encrypt_parts(
                 .aes128_kw_wrap(&kek, cek.as_ref())
                 .map_err(|_| build("key wrap failed"))?;
             (
-                format!("<xenc:EncryptionMethod Algorithm=\"{}\"/>", ns::ALG_KW_AES128),
-                format!(
-                    "<ds:KeyInfo><xenc:AgreementMethod Algorithm=\"{x25519}\"><xenc11:KeyDerivationMethod xmlns:xenc11=\"{xenc11}\" Algorithm=\"{hkdf}\"><dsig-more:HKDFParams xmlns:dsig-more=\"{more}\"><dsig-more:PRF Algorithm=\"{prf}\"/><dsig-more:Salt>{salt}</dsig-more:Salt><dsig-more:KeyLength>16</dsig-more:KeyLength></dsig-more:HKDFParams></xenc11:KeyDerivationMethod><xenc:OriginatorKeyInfo><dsig11:DEREncodedKeyValue xmlns:dsig11=\"{dsig11}\">{orig}</dsig11:DEREncodedKeyValue></xenc:OriginatorKeyInfo><xenc:RecipientKeyInfo>{str_xml}</xenc:RecipientKeyInfo></xenc:AgreementMethod></ds:KeyInfo>",
-                    x25519 = ns::ALG_X25519,
-                    xenc11 = ns::XENC11,
-                    hkdf = ns::ALG_HKDF,
-                    more = ns::DSIG_MORE_2021,
-                    prf = ns::ALG_HMAC_SHA256,
-                    salt = b64(&salt),
-                    dsig11 = ns::DSIG11,
-                    orig = b64(&crate::pki::der::x25519_spki(&eph)),
-                ),
+                cat(&[
+                    "<xenc:EncryptionMethod Algorithm=\"",
+                    ns::ALG_KW_AES128,
+                    "\"/>",
+                ]),
+                cat(&[
+                    "<ds:KeyInfo><xenc:AgreementMethod Algorithm=\"",
+                    ns::ALG_X25519,
+                    "\"><xenc11:KeyDerivationMethod xmlns:xenc11=\"",
+                    ns::XENC11,
+                    "\" Algorithm=\"",
+                    ns::ALG_HKDF,
+                    "\"><dsig-more:HKDFParams xmlns:dsig-more=\"",
+                    ns::DSIG_MORE_2021,
+                    "\"><dsig-more:PRF Algorithm=\"",
+                    ns::ALG_HMAC_SHA256,
+                    "\"/><dsig-more:Salt>",
+                    &b64(&salt),
+                    "</dsig-more:Salt><dsig-more:KeyLength>16</dsig-more:KeyLength></dsig-more:HKDFParams></xenc11:KeyDerivationMethod><xenc:OriginatorKeyInfo><dsig11:DEREncodedKeyValue xmlns:dsig11=\"",
+                    ns::DSIG11,
+                    "\">",
+                    &b64(&crate::pki::der::x25519_spki(&eph)),
+                    "</dsig11:DEREncodedKeyValue></xenc:OriginatorKeyInfo><xenc:RecipientKeyInfo>",
+                    &str_xml,
+                    "</xenc:RecipientKeyInfo></xenc:AgreementMethod></ds:KeyInfo>",
+                ]),
                 wrapped,
             )
         }
     };
     Ok((
-        format!(
-            "<xenc:EncryptedKey Id=\"{ek_id}\">{method}{key_info}<xenc:CipherData><xenc:CipherValue>{}</xenc:CipherValue></xenc:CipherData><xenc:ReferenceList>{data_refs}</xenc:ReferenceList></xenc:EncryptedKey>{eds}",
-            b64(&cipher)
-        ),
+        cat(&[
+            "<xenc:EncryptedKey Id=\"",
+            &ek_id,
+            "\">",
+            &method,
+            &key_info,
+            "<xenc:CipherData><xenc:CipherValue>",
+            &b64(&cipher),
+            "</xenc:CipherValue></xenc:CipherData><xenc:ReferenceList>",
+            &data_refs,
+            "</xenc:ReferenceList></xenc:EncryptedKey>",
+            &eds,
+        ]),
         ContentKey(cek),
     ))
 }

@@ -22,6 +22,7 @@
 //! §4.2 (decrypt then verify); the outcome for a valid message is the same.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
@@ -90,7 +91,26 @@ pub struct Verified<T> {
     signer: Certificate,
     signer_chain: Vec<Certificate>,
     trust_path: TrustPath,
-    references: Vec<SignedReference>,
+    /// The signed references with their canonical `ds:Reference` bytes (receipt material).
+    /// Filled on first use: canonicalizing the References is receipt work, and a message that
+    /// is refused after verification (P-Mode, duplicate) or a signal never needs it.
+    references: OnceLock<Vec<SignedReference>>,
+    /// Until then: each reference without `xml`, and its `ds:Reference` element in the
+    /// verified document ([`ReferenceSource`]).
+    pending_references: Vec<(SignedReference, NodeId)>,
+}
+
+/// Where the `ds:Reference` elements of a [`Verified`] value live, so that their canonical
+/// form can be produced when first asked for ([`Verified::references`]).
+pub trait ReferenceSource {
+    /// The verified document, or `None` when the references were complete from the start.
+    fn reference_document(&self) -> Option<&Document>;
+}
+
+impl<P> ReferenceSource for InboundMessage<P> {
+    fn reference_document(&self) -> Option<&Document> {
+        Some(&self.doc)
+    }
 }
 
 impl<T> Verified<T> {
@@ -106,7 +126,8 @@ impl<T> Verified<T> {
             signer,
             signer_chain,
             trust_path,
-            references,
+            references: OnceLock::from(references),
+            pending_references: Vec::new(),
         }
     }
     pub fn value(&self) -> &T {
@@ -126,10 +147,27 @@ impl<T> Verified<T> {
     pub fn trust_path(&self) -> &TrustPath {
         &self.trust_path
     }
+}
+
+impl<T: ReferenceSource> Verified<T> {
     /// The signed `ds:Reference`s, in SignedInfo order (for the NRR receipt).
     pub fn references(&self) -> &[SignedReference] {
-        &self.references
+        self.references.get_or_init(|| {
+            let doc = self.value.reference_document();
+            self.pending_references
+                .iter()
+                .map(|(r, node)| SignedReference {
+                    xml: doc.map(|d| reference_c14n(d, *node)).unwrap_or_default(),
+                    ..r.clone()
+                })
+                .collect()
+        })
     }
+}
+
+/// The exclusive-canonical form of one `ds:Reference` element (self-contained namespaces).
+fn reference_c14n(doc: &Document, reference: NodeId) -> String {
+    String::from_utf8(canonical_bytes(doc, reference, &C14nOptions::default())).unwrap_or_default()
 }
 
 /// An inbound message after security processing (`P`: [`Attachment`] in memory, or [`Part`]
@@ -236,8 +274,19 @@ struct ParsedRef<'d> {
     transforms: Vec<(String, Vec<String>)>,
     digest_method: String,
     digest_value: Vec<u8>,
+    /// Without `xml` (see [`ParsedRef::with_xml`]).
     shared: SignedReference,
-    _node: Node<'d>,
+    node: Node<'d>,
+}
+
+impl ParsedRef<'_> {
+    /// The shared reference with its canonical `ds:Reference` bytes.
+    fn with_xml(&self) -> SignedReference {
+        SignedReference {
+            xml: reference_c14n(self.node.document(), self.node.id()),
+            ..self.shared.clone()
+        }
+    }
 }
 
 struct ParsedSignature<'d> {
@@ -316,30 +365,30 @@ fn parse_signature<'d>(sig: Node<'d>) -> Result<ParsedSignature<'d>, SecurityErr
         let dv_node = r
             .child(ns::DS, "DigestValue")
             .ok_or_else(|| bad("DigestValue missing"))?;
-        let dv_text: String = dv_node
-            .text()
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
+        let dv_raw = dv_node.text();
+        let dv_text: String = if dv_raw.bytes().any(|b| b.is_ascii_whitespace()) {
+            dv_raw
+                .chars()
+                .filter(|c| !c.is_ascii_whitespace())
+                .collect()
+        } else {
+            dv_raw.into_owned()
+        };
         let digest_value = unb64(&dv_text).ok_or_else(|| bad("DigestValue is not base64"))?;
-        let xml = String::from_utf8(canonical_bytes(
-            r.document(),
-            r.id(),
-            &C14nOptions::default(),
-        ))
-        .unwrap_or_default();
         refs.push(ParsedRef {
+            // `xml` (the canonical Reference) is produced only when asked for: see
+            // `Verified::references` and `ParsedRef::with_xml`.
             shared: SignedReference {
                 uri: uri.clone(),
                 digest_method: alg(dm),
                 digest_value: dv_text,
-                xml,
+                xml: String::new(),
             },
             uri,
             transforms,
             digest_method: alg(dm),
             digest_value,
-            _node: *r,
+            node: *r,
         });
     }
     if refs.is_empty() {
@@ -793,7 +842,7 @@ fn inspect_doc(
         .map(|r| {
             let (target, outcome) = check_ref(crypto, doc, &loc, r, parts, &payload, pending);
             RefReport {
-                reference: r.shared.clone(),
+                reference: r.with_xml(),
                 target,
                 outcome,
             }
@@ -1008,7 +1057,7 @@ fn process_core<P: InPart>(
         let references = sig
             .refs
             .iter()
-            .map(|r| r.shared.clone())
+            .map(|r| (r.shared.clone(), r.node.id()))
             .collect::<Vec<_>>();
         (
             signer,
@@ -1020,18 +1069,19 @@ fn process_core<P: InPart>(
             loc.messaging.map(|m| m.id()),
         )
     };
-    Ok(Verified::new(
-        InboundMessage {
+    Ok(Verified {
+        value: InboundMessage {
             doc,
             messaging,
             payloads,
             encrypted_cids,
         },
         signer,
-        chain,
+        signer_chain: chain,
         trust_path,
-        references,
-    ))
+        references: OnceLock::new(),
+        pending_references: references,
+    })
 }
 
 /// Diagnostics: tries to decrypt the parts with `rx.keys` (any suite, legacy OAEP allowed), then

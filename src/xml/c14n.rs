@@ -349,11 +349,11 @@ impl<'d> Writer<'_, '_, 'd> {
                         continue;
                     }
                     let uri = lookup(scope, p).unwrap_or("");
-                    let already = lookup(rendered, p).unwrap_or("");
+                    let already = lookup(rendered, p);
                     let needed = match p {
                         // An empty default is only rendered to cancel a rendered non-empty one.
-                        None => uri != already,
-                        Some(_) => !uri.is_empty() && lookup(rendered, p) != Some(uri),
+                        None => uri != already.unwrap_or(""),
+                        Some(_) => !uri.is_empty() && already != Some(uri),
                     };
                     if needed {
                         decls.push((p, uri));
@@ -419,6 +419,11 @@ fn write_qname(prefix: Option<&str>, local: &str, out: &mut Vec<u8>) {
 /// Escapes character data the way C14N does (valid for any XML output).
 pub fn escape_text(s: &str, out: &mut Vec<u8>) {
     let bytes = s.as_bytes();
+    // Fast path (a word at a time): printable ASCII with nothing to escape.
+    if super::plain_ascii(bytes, [b'&', b'<', b'>']) {
+        out.extend_from_slice(bytes);
+        return;
+    }
     let mut last = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let rep: &[u8] = match b {
@@ -438,6 +443,12 @@ pub fn escape_text(s: &str, out: &mut Vec<u8>) {
 /// Escapes an attribute value the way C14N does (valid for any XML output, double quotes).
 pub fn escape_attr(s: &str, out: &mut Vec<u8>) {
     let bytes = s.as_bytes();
+    // Fast path (a word at a time): printable ASCII with nothing to escape (TAB, LF, CR are
+    // below 0x20, so they take the loop).
+    if super::plain_ascii(bytes, [b'&', b'<', b'"']) {
+        out.extend_from_slice(bytes);
+        return;
+    }
     let mut last = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let rep: &[u8] = match b {

@@ -10,6 +10,7 @@ pub use c14n::{
     canonical_bytes, canonicalize_document, canonicalize_subtree, canonicalize_subtrees,
     escape_attr, escape_text, C14nAlgorithm, C14nOptions, ALG_C14N, ALG_C14N_WITH_COMMENTS,
 };
+use tree::plain_ascii;
 pub use tree::{Attribute, Descendants, Document, Element, Limits, Node, NodeId, NodeKind, NsDecl};
 
 /// Why a document was refused. All of these are the sender's fault; at the MSH boundary they
