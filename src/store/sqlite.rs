@@ -1179,6 +1179,16 @@ fn lease_outbox_tx(
     Ok(out)
 }
 
+/// A push held under `owner`'s lease succeeded: the item is DONE.
+fn outbox_done_tx(conn: &Connection, id: OutboxId, owner: &str, now: i64) -> Result<()> {
+    check_outbox_lease(conn, id, owner)?;
+    conn.prepare_cached(
+        "UPDATE outbox SET state = 'DONE', lease_owner = NULL, lease_until = NULL, updated_at = ?2 WHERE id = ?1",
+    )?
+    .execute(params![id.0, now])?;
+    Ok(())
+}
+
 fn check_outbox_lease(conn: &Connection, id: OutboxId, owner: &str) -> Result<()> {
     let row: Option<(String, Option<String>)> = conn
         .prepare_cached("SELECT state, lease_owner FROM outbox WHERE id = ?1")?
@@ -1673,14 +1683,7 @@ impl MessageStore for SqliteStore {
         now: OffsetDateTime,
     ) -> BoxFuture<'_, Result<()>> {
         let owner = owner.to_string();
-        Box::pin(self.write(move |c| {
-            check_outbox_lease(c, id, &owner)?;
-            c.prepare_cached(
-                "UPDATE outbox SET state = 'DONE', lease_owner = NULL, lease_until = NULL, updated_at = ?2 WHERE id = ?1",
-            )?
-            .execute(params![id.0, ts(now)])?;
-            Ok(())
-        }))
+        Box::pin(self.write(move |c| outbox_done_tx(c, id, &owner, ts(now))))
     }
 
     fn outbox_done_delivered(
@@ -1692,11 +1695,7 @@ impl MessageStore for SqliteStore {
     ) -> BoxFuture<'_, Result<bool>> {
         let owner = owner.to_string();
         Box::pin(self.write(move |c| {
-            check_outbox_lease(c, id, &owner)?;
-            c.prepare_cached(
-                "UPDATE outbox SET state = 'DONE', lease_owner = NULL, lease_until = NULL, updated_at = ?2 WHERE id = ?1",
-            )?
-            .execute(params![id.0, ts(now)])?;
+            outbox_done_tx(c, id, &owner, ts(now))?;
             let Some((m, detail)) = delivered else {
                 return Ok(false);
             };
