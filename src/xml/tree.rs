@@ -1,5 +1,5 @@
-//! A namespace-aware, read-only XML tree, built by a tokenizer of our own over the decoded text
-//! (see `Builder::run` for why not quick-xml's reader, which stays as the test oracle).
+//! A namespace-aware, read-only XML tree built from quick-xml events (`Builder::run` drives
+//! the reader; the tree-building steps check what quick-xml does not).
 //!
 //! Why our own tree and not roxmltree: WS-Security needs the exact namespace declarations
 //! as written on each element (exclusive C14N renders from them), attribute values after
@@ -663,7 +663,7 @@ const XML_NS_SPAN: Span = Span {
     end: ns::XML.len() as u32,
 };
 
-/// A name as the tokenizer found it, checked as a QName when it is split.
+/// A name as quick-xml's reader found it, checked as a QName when it is split.
 #[derive(Clone, Copy)]
 struct RawName<'a> {
     text: &'a str,
@@ -758,7 +758,7 @@ impl<'l> Builder<'l> {
         })
     }
 
-    // Tree-building steps, shared by both drivers.
+    // Tree-building steps, fed by `Builder::run`.
 
     fn decl(&mut self, pos: u64) -> Result<(), XmlError> {
         if pos != 0 {
