@@ -849,7 +849,7 @@ impl Msh {
         };
         let path = self.store.spool().path(&wire);
         let inline = wire.inline_bytes().map(Bytes::copy_from_slice);
-        // 2. what was signed, from the wire file itself
+        // 2. what was signed
         let sent = match packed_refs {
             Some(refs) => refs,
             None => match read_root(&path, inline.clone(), &content_type)
@@ -988,9 +988,7 @@ impl Msh {
         let payloads = payloads?;
         // Only payloads in files get a work directory (`pack_streaming`); a small message is
         // packed in memory and has nothing to clean up (no blocking-pool hop per message).
-        let uses_files = payloads
-            .iter()
-            .any(|(_, _, d)| matches!(d, PackData::File(_) | PackData::Spooled { .. }));
+        let uses_files = in_files(&payloads);
         let file = self
             .pack_streaming(rec, pmode, header, payloads, &work)
             .await;
@@ -1047,10 +1045,7 @@ impl Msh {
     ) -> Result<(FileRef, Vec<SignedReference>), PackFailure> {
         let transient = |d: String| PackFailure::Transient(d);
         // Only payloads in files need the work directory (gzip and encryption output).
-        if payloads
-            .iter()
-            .any(|(_, _, d)| matches!(d, PackData::File(_) | PackData::Spooled { .. }))
-        {
+        if in_files(&payloads) {
             tokio::fs::create_dir_all(work)
                 .await
                 .map_err(|e| transient(format!("work directory: {e}")))?;
@@ -1105,6 +1100,13 @@ impl Msh {
         }
         Ok((file, references))
     }
+}
+
+/// Whether a payload of the packer is in a file (then packing needs a work directory).
+fn in_files(payloads: &[(String, String, PackData)]) -> bool {
+    payloads
+        .iter()
+        .any(|(_, _, d)| matches!(d, PackData::File(_) | PackData::Spooled { .. }))
 }
 
 /// The backend an inbound message is delivered to: the first configured backend (in
