@@ -182,14 +182,10 @@ impl PushError {
     }
 }
 
-/// `X-As4gw-Signature` value for `body` at unix time `t`.
+/// `X-As4gw-Signature` value for `body` at unix time `t`: the same scheme as the operator
+/// alerts, so it lives once, in the lower layer ([`crate::telemetry::alerts::signature`]).
 pub fn sign(key: &[u8], t: i64, body: &[u8]) -> String {
-    let k = hmac::Key::new(hmac::HMAC_SHA256, key);
-    let mut ctx = hmac::Context::with_key(&k);
-    ctx.update(t.to_string().as_bytes());
-    ctx.update(b".");
-    ctx.update(body);
-    format!("t={t},v1={}", hex::encode(ctx.sign().as_ref()))
+    crate::telemetry::alerts::signature(key, t, body)
 }
 
 /// Checks a signature header against `body` (what a receiver does; used by the tests and
@@ -447,17 +443,17 @@ async fn settle(
     let now = s.clock.now();
     match result {
         Ok(rec) => {
-            let delivered = match (item.kind == KIND_DELIVERY, &rec) {
-                (true, Some(r))
-                    if r.direction == Direction::Inbound && r.state == State::Received =>
-                {
-                    Some((
+            // The store moves the message to DELIVERED only if it is an inbound one still
+            // RECEIVED (it may have been acknowledged through the API meanwhile).
+            let delivered = rec
+                .as_ref()
+                .filter(|_| item.kind == KIND_DELIVERY)
+                .map(|r| {
+                    (
                         r.id,
                         format!("pushed to the webhook of backend {}", item.target),
-                    ))
-                }
-                _ => None,
-            };
+                    )
+                });
             let changed = store
                 .outbox_done_delivered(item.id, &s.owner, now, delivered)
                 .await?;
