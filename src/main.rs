@@ -6,6 +6,12 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 
+/// mimalloc instead of glibc's malloc: the message path allocates many small, short-lived
+/// buffers across tokio's worker threads, where glibc's arenas spent ~14% of the gateways' CPU
+/// (perf, docs/performance.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // Built once per process: the version line names the enabled suites and algorithms.
     let version: &'static str = Box::leak(cli::version_text().into_boxed_str());

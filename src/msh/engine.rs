@@ -732,6 +732,18 @@ impl Msh {
     }
 
     async fn finish(&self, rec: &MessageRecord, pmode: Option<&PMode>, outcome: Outcome) {
+        self.finish_with(rec, pmode, outcome, None).await
+    }
+
+    /// [`Msh::finish`], recording `unrecorded` (a wire message packed and sent in this attempt
+    /// but not yet recorded, see [`Msh::pack_timed`]) in the same commit.
+    async fn finish_with(
+        &self,
+        rec: &MessageRecord,
+        pmode: Option<&PMode>,
+        outcome: Outcome,
+        unrecorded: Option<FileRef>,
+    ) {
         let notify = self.status_notification(rec, pmode, &outcome);
         let (state, code) = match &outcome {
             Outcome::Acknowledged { .. } => (State::Acknowledged, None),
@@ -749,11 +761,21 @@ impl Msh {
         };
         let _t = StageTimer::start(Stage::Store);
         let store_span = telemetry::stage_span(Stage::Store);
-        let finished = self
-            .store
-            .finish_attempt(rec.id, &self.owner, self.clock.now(), outcome, notify)
-            .instrument(store_span.clone())
-            .await;
+        let now = self.clock.now();
+        let finished = match unrecorded {
+            Some(wire) => {
+                self.store
+                    .finish_attempt_with_wire(rec.id, &self.owner, now, wire, outcome, notify)
+                    .instrument(store_span.clone())
+                    .await
+            }
+            None => {
+                self.store
+                    .finish_attempt(rec.id, &self.owner, now, outcome, notify)
+                    .instrument(store_span.clone())
+                    .await
+            }
+        };
         // The outcome is logged in the store stage: it is what was just recorded.
         let _in_store = store_span.enter();
         match finished {
@@ -822,10 +844,13 @@ impl Msh {
             Err(e) => return self.finish(&rec, Some(&pmode), fail(e.to_string())).await,
         };
         // What was signed: known from packing in this attempt, else read back from the wire.
-        let (wire, packed_refs) = match &rec.wire {
-            Some(w) => (w.clone(), None),
+        let (wire, packed_refs, unrecorded) = match &rec.wire {
+            Some(w) => (w.clone(), None, None),
             None => match self.pack_timed(&rec, &pmode).await {
-                Ok((w, refs)) => (w, Some(refs)),
+                Ok((w, refs, recorded)) => {
+                    let unrecorded = (!recorded).then(|| w.clone());
+                    (w, Some(refs), unrecorded)
+                }
                 Err(PackFailure::Final(d)) => {
                     return self.finish(&rec, Some(&pmode), fail(d)).await
                 }
@@ -880,10 +905,11 @@ impl Msh {
             .map(|leg| pmode.sender_receiver(&leg).1.clone());
         let Some(url) = receiver.and_then(|r| r.endpoint) else {
             return self
-                .finish(
+                .finish_with(
                     &rec,
                     Some(&pmode),
                     fail("the receiver has no endpoint".into()),
+                    unrecorded,
                 )
                 .await;
         };
@@ -924,30 +950,39 @@ impl Msh {
         if let (true, Outcome::Failed { detail, .. }) = (retryable, &outcome) {
             telemetry::retries_exhausted(&rec, detail);
         }
-        self.finish(&rec, Some(&pmode), outcome).await;
+        self.finish_with(&rec, Some(&pmode), outcome, unrecorded)
+            .await;
     }
 
-    /// [`Msh::pack`] in the sign/encrypt stage span, timed, then recorded before it is sent
-    /// (write-once: every attempt sends these bytes). Recording it concurrently with the POST
-    /// would save a commit, but a crash in between would make the next attempt pack again with
-    /// new wsu:Ids, which the receiver's first receipt (answered to the duplicate) does not
-    /// acknowledge: `msh::e2e::crash_kill9_both_gateways_loses_nothing_and_duplicates_nothing`.
+    /// [`Msh::pack`] in the sign/encrypt stage span, timed. Every later attempt resends the
+    /// recorded bytes (write-once). Returns whether the wire message is recorded already:
+    /// - a wire message in a spool file is recorded before it is sent (a crash must not leave
+    ///   an unreferenced file behind);
+    /// - a small (inline) one is recorded with the attempt's outcome, one commit less
+    ///   ([`MessageStore::finish_attempt_with_wire`]). A crash after the POST then makes the
+    ///   next attempt pack again: new content key and ids inside the security header, but the
+    ///   same signed references (the header's wsu:Id, the Body's fixed id, the same digests),
+    ///   so the receiver's first receipt, answered again to the duplicate, still acknowledges
+    ///   them: `msh::e2e::crash_kill9_both_gateways_loses_nothing_and_duplicates_nothing`.
     async fn pack_timed(
         &self,
         rec: &MessageRecord,
         pmode: &PMode,
-    ) -> Result<(FileRef, Vec<SignedReference>), PackFailure> {
+    ) -> Result<(FileRef, Vec<SignedReference>, bool), PackFailure> {
         let _t = StageTimer::start(Stage::Pack);
         let (file, refs) = self
             .pack(rec, pmode)
             .instrument(telemetry::stage_span(Stage::Pack))
             .await?;
+        if file.is_inline() {
+            return Ok((file, refs, false));
+        }
         match self
             .store
             .record_wire(rec.id, &self.owner, self.clock.now(), file.clone())
             .await
         {
-            Ok(()) => Ok((file, refs)),
+            Ok(()) => Ok((file, refs, true)),
             Err(e) => {
                 let _ = self.store.spool().discard(&file).await;
                 Err(PackFailure::Transient(format!(

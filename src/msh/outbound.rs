@@ -658,9 +658,7 @@ pub fn pack_files(
     for (i, (p, src)) in out_parts.iter().zip(&sources).enumerate() {
         let src = match src {
             PackData::Memory(data) => {
-                // IV (12) + tag (16) around the ciphertext.
-                let mut out = Vec::with_capacity(data.len() + 28);
-                cek.encrypt_part(crypto, &mut &data[..], &mut out)?;
+                let out = cek.seal(crypto, data)?;
                 parts.push((p.content_id.clone(), PackData::Memory(out.into())));
                 continue;
             }

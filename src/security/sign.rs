@@ -223,7 +223,19 @@ impl ContentKey {
     ) -> std::io::Result<u64> {
         encrypt_part_stream(crypto, self.0.as_ref(), input, output)
     }
+
+    /// Encrypts one part held in memory as `IV ‖ CT ‖ TAG` in one call: the same layout as
+    /// [`ContentKey::encrypt_part`] without its chunk buffer, which a small message does not
+    /// need (a 4 KB part would otherwise pay for a zeroed and zeroized 256 KiB buffer).
+    pub fn seal(&self, crypto: &dyn Crypto, plaintext: &[u8]) -> std::io::Result<Vec<u8>> {
+        crypto
+            .aes128_gcm_seal(self.0.as_ref(), plaintext)
+            .map_err(|_| std::io::Error::other("AES-GCM encryption failed"))
+    }
 }
+
+/// The wsu:Id of the SOAP Body of every message this gateway signs.
+const BODY_ID: &str = "_body";
 
 /// The SOAP envelope of a message whose parts are encrypted later, by streaming.
 #[derive(Debug)]
@@ -245,9 +257,12 @@ pub fn secure_outbound_digests(
     payloads: &[OutPart],
     cfg: &SenderConfig<'_>,
 ) -> Result<SecuredHeader, SecurityError> {
-    let body_id = new_id("_body");
+    // A fixed Body id (cannot equal the header's `_<uuid>`): packing the same message again
+    // then yields the same signed references, which lets the MSH send before it records the
+    // wire bytes (`msh::engine`, `pack_timed`).
+    let body_id = BODY_ID;
     // 1. digests of eb:Messaging and the Body, in their final namespace context
-    let skeleton = envelope(messaging_xml, "", &body_id);
+    let skeleton = envelope(messaging_xml, "", body_id);
     let doc = Document::parse(skeleton.as_bytes())?;
     let loc = locate(&doc)?;
     let messaging = loc
@@ -256,6 +271,9 @@ pub fn secure_outbound_digests(
     let msg_id = messaging
         .attr(Some(ns::WSU), "Id")
         .ok_or_else(|| build("eb:Messaging needs a wsu:Id to be signed"))?;
+    if msg_id == body_id {
+        return Err(build("eb:Messaging's wsu:Id is the Body's"));
+    }
     let mut c14n_buf = Vec::with_capacity(messaging_xml.len() + 256);
     let c14n = C14nOptions::default();
     canonicalize_subtree(&doc, messaging.id(), &c14n, &mut c14n_buf);
@@ -267,7 +285,7 @@ pub fn secure_outbound_digests(
     let mut references = Vec::with_capacity(2 + payloads.len());
     for (uri, transform, digest) in [
         (cat(&["#", msg_id]), ns::ALG_EXC_C14N, &m_digest),
-        (cat(&["#", &body_id]), ns::ALG_EXC_C14N, &b_digest),
+        (cat(&["#", body_id]), ns::ALG_EXC_C14N, &b_digest),
     ] {
         let (x, r) = reference_xml(&uri, transform, digest);
         refs.push_str(&x);
@@ -372,7 +390,7 @@ pub fn secure_outbound_digests(
         vt,
         "\"/></wsse:SecurityTokenReference></ds:KeyInfo></ds:Signature></wsse:Security>",
     ]);
-    let full = envelope(messaging_xml, &security, &body_id);
+    let full = envelope(messaging_xml, &security, body_id);
     #[cfg(debug_assertions)]
     check_canonical_forms(&full, &si_canonical, &references);
     Ok(SecuredHeader {

@@ -610,6 +610,27 @@ pub trait MessageStore: Send + Sync {
         notify: Option<NewNotification>,
     ) -> BoxFuture<'_, Result<()>>;
 
+    /// [`MessageStore::record_wire`] and [`MessageStore::finish_attempt`] as one step: for a
+    /// small wire message packed in this attempt and sent before it was recorded, so the
+    /// attempt costs one commit less. Safe because packing is reproducible where a receipt
+    /// looks (the signed references: ids, digests), so a crash before this commit only makes
+    /// the next attempt pack and send equal references again. The default runs the two steps.
+    fn finish_attempt_with_wire(
+        &self,
+        id: StoreId,
+        owner: &str,
+        now: OffsetDateTime,
+        wire: FileRef,
+        outcome: Outcome,
+        notify: Option<NewNotification>,
+    ) -> BoxFuture<'_, Result<()>> {
+        let owner = owner.to_string();
+        Box::pin(async move {
+            self.record_wire(id, &owner, now, wire).await?;
+            self.finish_attempt(id, &owner, now, outcome, notify).await
+        })
+    }
+
     /// Inbound message → RECEIVED, unless the same MessageId was recorded within `window`
     /// before `now` (→ `Duplicate`, noted as an event on the original, `notify` dropped).
     fn record_received(

@@ -278,6 +278,82 @@ async fn receiver_down_then_up_arrives_once_with_identical_bytes() {
         .is_some());
 }
 
+/// A small wire message is recorded with the attempt's outcome, after the POST (one commit
+/// less). A crash between the POST and that commit leaves the message unrecorded: the next
+/// attempt packs it again (new content key, new security-header ids) and the receiver answers
+/// the duplicate with its first receipt. That receipt must still acknowledge what the second
+/// packing signed: the signed references (header wsu:Id, the Body's fixed id, the digests)
+/// are the same. Both suites.
+#[tokio::test]
+async fn packed_again_after_a_crash_before_recording_the_first_receipt_still_matches() {
+    for pmode in ["oots-red-blue", "oots-v2-red-blue"] {
+        let w = World::new(2).await;
+        let req = request(
+            &w.red.store,
+            pmode,
+            "ExecuteQueryRequest",
+            &[("r", "application/x-ebrs+xml", regrep(5))],
+        )
+        .await;
+        let res = w.red.msh.submit(req).await.expect("submit");
+        assert_eq!(w.red.msh.run_once().await, 1);
+        let rec = w
+            .red
+            .store
+            .get_by_message_id(Direction::Outbound, &res.message_id)
+            .await
+            .expect("g")
+            .expect("r");
+        assert_eq!(rec.state, State::Acknowledged, "{pmode}");
+        let first_wire = w.net.seen.lock().expect("lock")[0].clone();
+        // The crash: red's last commit (wire bytes, receipt, ACKNOWLEDGED) never happened.
+        {
+            let db = rusqlite::Connection::open(w.red.store.db_path()).expect("db");
+            db.execute_batch(&format!(
+                "DELETE FROM wire_inline WHERE message = {id}; DELETE FROM receipts WHERE message = {id}; \
+                 DELETE FROM outbox WHERE message = {id}; \
+                 UPDATE messages SET state = 'SENDING', lease_owner = 'crashed', lease_until = 0, \
+                 wire_file = NULL, wire_size = NULL, wire_sha256 = NULL WHERE id = {id};",
+                id = rec.id.0
+            ))
+            .expect("roll back to before the commit");
+        }
+        assert_eq!(w.red.msh.run_once().await, 1, "the expired lease is taken");
+        let second_wire = w.net.seen.lock().expect("lock")[1].clone();
+        assert_ne!(first_wire, second_wire, "{pmode}: packed again, not resent");
+        let rec = w
+            .red
+            .store
+            .get_by_message_id(Direction::Outbound, &res.message_id)
+            .await
+            .expect("g")
+            .expect("r");
+        assert_eq!(
+            rec.state,
+            State::Acknowledged,
+            "{pmode}: {:?} {:?}",
+            rec.last_code,
+            rec.last_detail
+        );
+        assert_eq!(rec.attempts, 2);
+        assert!(rec.wire.is_some(), "recorded with the outcome");
+        let inbound = w
+            .blue
+            .store
+            .list(
+                Filter {
+                    direction: Some(Direction::Inbound),
+                    ..Default::default()
+                },
+                None,
+                10,
+            )
+            .await
+            .expect("list");
+        assert_eq!(inbound.items.len(), 1, "{pmode}: delivered once");
+    }
+}
+
 #[tokio::test]
 async fn retries_exhausted_fail_with_missing_receipt() {
     let w = World::new(2).await;

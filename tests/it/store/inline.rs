@@ -175,7 +175,9 @@ async fn migrations_upgrade_a_version_3_store() {
     {
         let c = rusqlite::Connection::open(dir.path().join("store.db")).expect("db");
         c.execute_batch(
-            "DROP TABLE wire_inline; \
+            "UPDATE messages SET header = (SELECT header FROM message_header WHERE message = messages.id); \
+             DROP TABLE message_header; DROP TABLE wire_inline; \
+             DROP INDEX messages_in_message_id; CREATE INDEX messages_message_id ON messages (message_id); \
              ALTER TABLE payloads DROP COLUMN data; ALTER TABLE messages DROP COLUMN wire_data; \
              UPDATE schema_version SET version = 3;",
         )
@@ -184,7 +186,7 @@ async fn migrations_upgrade_a_version_3_store() {
     let s = SqliteStore::open(dir.path()).await.expect("migrate");
     assert_eq!(
         count(dir.path(), "SELECT max(version) FROM schema_version"),
-        5
+        7
     );
     let old = s
         .get_by_message_id(as4gw::store::Direction::Outbound, "old")
@@ -223,7 +225,10 @@ async fn migration_5_moves_inline_wire_bytes_out_of_the_message_row() {
         let c = rusqlite::Connection::open(dir.path().join("store.db")).expect("db");
         c.execute_batch(
             "UPDATE messages SET wire_data = (SELECT data FROM wire_inline WHERE message = messages.id); \
-             DROP TABLE wire_inline; UPDATE schema_version SET version = 4;",
+             UPDATE messages SET header = (SELECT header FROM message_header WHERE message = messages.id); \
+             DROP TABLE message_header; DROP TABLE wire_inline; \
+             DROP INDEX messages_in_message_id; CREATE INDEX messages_message_id ON messages (message_id); \
+             UPDATE schema_version SET version = 4;",
         )
         .expect("downgrade");
     }
@@ -237,7 +242,7 @@ async fn migration_5_moves_inline_wire_bytes_out_of_the_message_row() {
     let s = SqliteStore::open(dir.path()).await.expect("migrate");
     assert_eq!(
         count(dir.path(), "SELECT max(version) FROM schema_version"),
-        5
+        7
     );
     assert_eq!(
         count(
@@ -257,4 +262,51 @@ async fn migration_5_moves_inline_wire_bytes_out_of_the_message_row() {
         &s.spool().read_all(&wire).await.expect("read")[..],
         b"v4 wire bytes"
     );
+}
+
+/// Migration 6 moves the ebMS header out of the message row (issue 8): a version-5 store with
+/// the header in `messages.header` comes back with it in `message_header`, unchanged.
+#[tokio::test]
+async fn migration_6_moves_the_header_out_of_the_message_row() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let header = {
+        let s = SqliteStore::open(dir.path()).await.expect("open");
+        submit_and_ack(&s, "v5", b"v5 payload", b"v5 wire bytes").await;
+        let rec = s
+            .get_by_message_id(as4gw::store::Direction::Outbound, "v5")
+            .await
+            .expect("get")
+            .expect("v5 message");
+        s.close().await.expect("close");
+        rec.header
+    };
+    assert!(header.is_some(), "the test message has a header");
+    {
+        let c = rusqlite::Connection::open(dir.path().join("store.db")).expect("db");
+        c.execute_batch(
+            "UPDATE messages SET header = (SELECT header FROM message_header WHERE message = messages.id); \
+             DROP TABLE message_header; \
+             DROP INDEX messages_in_message_id; CREATE INDEX messages_message_id ON messages (message_id); \
+             UPDATE schema_version SET version = 5;",
+        )
+        .expect("downgrade");
+    }
+    let s = SqliteStore::open(dir.path()).await.expect("migrate");
+    assert_eq!(
+        count(dir.path(), "SELECT max(version) FROM schema_version"),
+        7
+    );
+    assert_eq!(
+        count(
+            dir.path(),
+            "SELECT COUNT(*) FROM messages WHERE header IS NOT NULL"
+        ),
+        0
+    );
+    let rec = s
+        .get_by_message_id(as4gw::store::Direction::Outbound, "v5")
+        .await
+        .expect("get")
+        .expect("v5 message");
+    assert_eq!(rec.header, header);
 }
