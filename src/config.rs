@@ -123,6 +123,9 @@ pub struct RawGateway {
     #[serde(default)]
     pub party_id_type: Option<String>,
     pub pmodes: PathBuf,
+    /// Send attempts at once, to all partners together (default 32).
+    #[serde(default)]
+    pub send_concurrency: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -297,6 +300,13 @@ pub struct RawSecretRef {
 
 // ------------------------------------------------------------------------------------------
 // Validated model
+/// Send attempts at once by default. Each holds one HTTPS connection to a partner while it
+/// waits for the receipt, so this bounds both the outbound parallelism and the connections; 8
+/// (the earlier fixed value) capped a sender at 8 / round-trip time messages per second.
+pub const DEFAULT_SEND_CONCURRENCY: usize = 32;
+/// Most send attempts at once that `[gateway] send-concurrency` accepts.
+pub const MAX_SEND_CONCURRENCY: usize = 1024;
+
 // ------------------------------------------------------------------------------------------
 
 /// The validated gateway configuration. Paths are absolute or relative to the working
@@ -311,6 +321,8 @@ pub struct Config {
     /// `[api.tls]`: the backend listener speaks HTTPS (and may require client certificates).
     pub api_tls: Option<ApiTls>,
     pub store_dir: PathBuf,
+    /// `[gateway] send-concurrency`: send attempts at once (default [`DEFAULT_SEND_CONCURRENCY`]).
+    pub send_concurrency: usize,
     /// Period of the background retention purge (`[store] purge-interval`, default 1 hour).
     pub purge_interval: std::time::Duration,
     /// `[store] inline-max` in bytes (default 64 KiB).
@@ -765,6 +777,18 @@ fn build(
         .collect();
     let trust_crls = r.trust.crls.iter().map(|p| path(p)).collect();
 
+    let send_concurrency = match r.gateway.send_concurrency {
+        None => DEFAULT_SEND_CONCURRENCY,
+        Some(n) if (1..=MAX_SEND_CONCURRENCY).contains(&n) => n,
+        Some(n) => {
+            sink.at(
+                "gateway.send-concurrency",
+                format!("send-concurrency {n} is not within 1..={MAX_SEND_CONCURRENCY}"),
+            );
+            DEFAULT_SEND_CONCURRENCY
+        }
+    };
+
     let purge_interval = match &r.store.purge_interval {
         None => std::time::Duration::from_secs(3600),
         Some(s) => match crate::pmode::units::parse_duration(s) {
@@ -911,6 +935,7 @@ fn build(
         api_listen,
         api_tls,
         store_dir: path(&r.store.path),
+        send_concurrency,
         purge_interval,
         store_inline_max,
         keys_115,

@@ -7,6 +7,7 @@
 //! wire file is spooled and synced before `record_wire`, and every retry POSTs that file
 //! unchanged (digest §2.8: same MessageId, identical signed bytes).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -74,7 +75,7 @@ impl MshSettings {
             backends: cfg.backends.clone(),
             lease_for: time::Duration::minutes(10),
             poll: std::time::Duration::from_secs(1),
-            concurrency: 8,
+            concurrency: cfg.send_concurrency,
             node: cfg.party.id.clone(),
         }
     }
@@ -101,6 +102,20 @@ pub struct Msh {
     settings: MshSettings,
     owner: String,
     wake: Notify,
+    /// While [`Msh::run_scheduler`] runs: where a submission whose first attempt the store
+    /// leased at once ([`MessageStore::submit_leased`]) is handed to the scheduler.
+    direct: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<MessageRecord>>>,
+    /// Attempts running or reserved (at most `settings.concurrency`).
+    in_flight: AtomicUsize,
+}
+
+/// Gives back an attempt slot of [`Msh::in_flight`] when the attempt ends (or never started).
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for Msh {
@@ -132,6 +147,8 @@ impl Msh {
             settings,
             owner,
             wake: Notify::new(),
+            direct: std::sync::Mutex::new(None),
+            in_flight: AtomicUsize::new(0),
         })
     }
 
@@ -665,17 +682,48 @@ impl Msh {
         n
     }
 
-    /// The scheduler: leases due messages (woken by submissions, else every `poll`), runs at
-    /// most `concurrency` attempts at once; on `stop` it leases nothing more and waits for the
+    /// Reserves up to `n` attempt slots; how many it got.
+    fn reserve(&self, n: usize) -> usize {
+        let cap = self.settings.concurrency;
+        let mut got = 0;
+        let _ = self
+            .in_flight
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |cur| {
+                got = n.min(cap.saturating_sub(cur));
+                Some(cur + got)
+            });
+        got
+    }
+
+    /// Runs the attempt of a leased record on `tasks`; its slot (reserved) is given back when
+    /// the attempt ends.
+    fn spawn_attempt(self: &Arc<Self>, tasks: &mut JoinSet<()>, rec: MessageRecord) {
+        let me = Arc::clone(self);
+        tasks.spawn(async move {
+            let _slot = Slot(&me.in_flight);
+            me.send_one(rec).await
+        });
+    }
+
+    /// The scheduler: leases due messages (woken by submissions, else every `poll`) and takes
+    /// the submissions leased at once ([`MessageStore::submit_leased`]); runs at most
+    /// `concurrency` attempts at once; on `stop` it leases nothing more and waits for the
     /// attempts in flight.
     pub async fn run_scheduler(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut tasks: JoinSet<()> = JoinSet::new();
+        let (direct_tx, mut direct) = tokio::sync::mpsc::unbounded_channel::<MessageRecord>();
+        if let Ok(mut d) = self.direct.lock() {
+            *d = Some(direct_tx);
+        }
         loop {
             if *stop.borrow() {
                 break;
             }
             while tasks.try_join_next().is_some() {}
-            let free = self.settings.concurrency.saturating_sub(tasks.len());
+            while let Ok(r) = direct.try_recv() {
+                self.spawn_attempt(&mut tasks, r);
+            }
+            let free = self.reserve(self.settings.concurrency);
             let mut leased = 0;
             if free > 0 {
                 match self
@@ -686,12 +734,12 @@ impl Msh {
                     Ok(recs) => {
                         leased = recs.len();
                         for r in recs {
-                            let me = Arc::clone(&self);
-                            tasks.spawn(async move { me.send_one(r).await });
+                            self.spawn_attempt(&mut tasks, r);
                         }
                     }
                     Err(e) => tracing::warn!(%e, "lease_due"),
                 }
+                self.in_flight.fetch_sub(free - leased, Ordering::SeqCst);
             }
             if leased == 0 || free == leased {
                 tokio::select! {
@@ -699,10 +747,26 @@ impl Msh {
                     _ = tokio::time::sleep(self.settings.poll) => {}
                     r = stop.changed() => { if r.is_err() { break; } }
                     Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                    Some(r) = direct.recv() => self.spawn_attempt(&mut tasks, r),
                 }
             }
         }
+        // No more hand-overs; those already made (leased in the store) still run.
+        if let Ok(mut d) = self.direct.lock() {
+            *d = None;
+        }
+        direct.close();
+        while let Some(r) = direct.recv().await {
+            self.spawn_attempt(&mut tasks, r);
+        }
         while tasks.join_next().await.is_some() {}
+    }
+
+    /// A sender for a submission's first attempt when the scheduler runs and has a free slot
+    /// (reserved: handing the record over, or dropping the [`Slot`], gives it back).
+    fn direct_slot(&self) -> Option<(tokio::sync::mpsc::UnboundedSender<MessageRecord>, Slot<'_>)> {
+        let tx = self.direct.lock().ok()?.clone()?;
+        (self.reserve(1) == 1).then(|| (tx, Slot(&self.in_flight)))
     }
 
     fn status_notification(
@@ -1218,16 +1282,44 @@ impl Submitter for Msh {
             let pmode_id = prepared.pmode.id.clone();
             let span = telemetry::message_span(Stage::Submit, &mid, &conv, &pmode_id);
             let _timer = StageTimer::start(Stage::Submit);
-            let stored = self
-                .store
-                .submit(now, prepared.outbound)
-                .instrument(span.clone())
-                .await;
+            // With a free attempt slot the first attempt is leased in the submission's commit
+            // and handed to the scheduler; otherwise the scheduler leases it when it can.
+            let slot = self.direct_slot();
+            let stored = match &slot {
+                Some(_) => {
+                    self.store
+                        .submit_leased(now, prepared.outbound, &self.owner, self.settings.lease_for)
+                        .instrument(span.clone())
+                        .await
+                }
+                None => self
+                    .store
+                    .submit(now, prepared.outbound)
+                    .instrument(span.clone())
+                    .await
+                    .map(|s| (s, None)),
+            };
+            let stored = stored.map(|(s, leased)| {
+                match (leased, slot) {
+                    (Some(rec), Some((tx, slot))) => {
+                        // The slot goes with the record; if the scheduler just stopped, the
+                        // lease expires and the message is leased again.
+                        if tx.send(rec).is_ok() {
+                            std::mem::forget(slot);
+                        }
+                    }
+                    _ => {
+                        if s.created {
+                            self.wake.notify_one();
+                        }
+                    }
+                }
+                s
+            });
             match stored {
                 Ok(s) if s.created => {
                     telemetry::message_state(Direction::Outbound, State::Submitted, None);
                     span.in_scope(|| tracing::info!("message SUBMITTED"));
-                    self.wake.notify_one();
                     Ok(SubmitResult {
                         store_id: Some(s.id),
                         message_id: mid,

@@ -579,6 +579,21 @@ pub trait MessageStore: Send + Sync {
     /// New outbound message → SUBMITTED (or the earlier one, when the idempotency key matches).
     fn submit(&self, now: OffsetDateTime, msg: NewOutbound) -> BoxFuture<'_, Result<Submitted>>;
 
+    /// [`MessageStore::submit`], and when the message is new and due now, its first attempt
+    /// leased to `owner` (→ SENDING, as [`MessageStore::lease_due`] would) in the same commit:
+    /// a sender with a free slot starts the attempt at once, without a second commit and a
+    /// read of the record. The default only submits (`None`: the scheduler leases it).
+    fn submit_leased(
+        &self,
+        now: OffsetDateTime,
+        msg: NewOutbound,
+        owner: &str,
+        lease_for: Duration,
+    ) -> BoxFuture<'_, Result<(Submitted, Option<MessageRecord>)>> {
+        let _ = (owner, lease_for);
+        Box::pin(async move { Ok((self.submit(now, msg).await?, None)) })
+    }
+
     /// Lease up to `max` outbound messages whose next attempt is due (SUBMITTED or
     /// WAITING_FOR_RETRY with `next_attempt_at <= now`, or SENDING whose lease expired) →
     /// SENDING, attempts + 1, lease `owner` until `now + lease_for`.

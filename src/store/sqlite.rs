@@ -978,24 +978,57 @@ fn lease_due_tx(
     let mut out = Vec::with_capacity(candidates.len());
     for (id, state, old_owner, attempts) in candidates {
         let from: State = state.parse()?;
-        conn.prepare_cached(
-            "UPDATE messages SET state = 'SENDING', attempts = attempts + 1, lease_owner = ?2, lease_until = ?3, \
-             updated_at = ?4 WHERE id = ?1",
-        )?
-        .execute(params![id, owner, until, now])?;
-        let attempt = attempts + 1;
-        let detail = match (from, old_owner) {
-            (State::Sending, Some(old)) => {
-                format!("lease of {old} expired; attempt {attempt} leased by {owner}")
-            }
-            _ => format!("attempt {attempt} leased by {owner}"),
-        };
-        insert_event(conn, id, now, Some(from), State::Sending, &detail, None)?;
-        if let Some(rec) = load_message(conn, id)? {
+        if let Some(rec) = lease_one(conn, id, from, old_owner, attempts, owner, until, now)? {
             out.push(rec);
         }
     }
     Ok(out)
+}
+
+/// One message → SENDING under `owner`'s lease (attempts + 1), with its event; the record.
+#[allow(clippy::too_many_arguments)]
+fn lease_one(
+    conn: &Connection,
+    id: i64,
+    from: State,
+    old_owner: Option<String>,
+    attempts: i64,
+    owner: &str,
+    until: i64,
+    now: i64,
+) -> Result<Option<MessageRecord>> {
+    conn.prepare_cached(
+        "UPDATE messages SET state = 'SENDING', attempts = attempts + 1, lease_owner = ?2, lease_until = ?3, \
+         updated_at = ?4 WHERE id = ?1",
+    )?
+    .execute(params![id, owner, until, now])?;
+    let attempt = attempts + 1;
+    let detail = match (from, old_owner) {
+        (State::Sending, Some(old)) => {
+            format!("lease of {old} expired; attempt {attempt} leased by {owner}")
+        }
+        _ => format!("attempt {attempt} leased by {owner}"),
+    };
+    insert_event(conn, id, now, Some(from), State::Sending, &detail, None)?;
+    load_message(conn, id)
+}
+
+/// [`submit_tx`], then the first attempt leased to `owner` in the same transaction when the
+/// message is new and due now.
+fn submit_leased_tx(
+    conn: &Connection,
+    now: i64,
+    m: &NewOutbound,
+    owner: &str,
+    until: i64,
+) -> Result<(Submitted, Option<MessageRecord>)> {
+    let s = submit_tx(conn, now, m)?;
+    let due_now = m.not_before.is_none_or(|t| ts(t) <= now);
+    if !s.created || !due_now {
+        return Ok((s, None));
+    }
+    let rec = lease_one(conn, s.id.0, State::Submitted, None, 0, owner, until, now)?;
+    Ok((s, rec))
 }
 
 fn record_wire_tx(
@@ -1533,6 +1566,18 @@ impl MessageStore for SqliteStore {
 
     fn submit(&self, now: OffsetDateTime, msg: NewOutbound) -> BoxFuture<'_, Result<Submitted>> {
         Box::pin(self.write(move |c| submit_tx(c, ts(now), &msg)))
+    }
+
+    fn submit_leased(
+        &self,
+        now: OffsetDateTime,
+        msg: NewOutbound,
+        owner: &str,
+        lease_for: Duration,
+    ) -> BoxFuture<'_, Result<(Submitted, Option<MessageRecord>)>> {
+        let owner = owner.to_string();
+        let until = lease_until(now, lease_for);
+        Box::pin(self.write(move |c| submit_leased_tx(c, ts(now), &msg, &owner, until)))
     }
 
     fn lease_due(

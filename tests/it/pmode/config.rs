@@ -161,3 +161,42 @@ fn key_rollover_lists_and_purge_interval() {
     let d = Config::load(&f, now).unwrap_err().0;
     assert!(d[0].message.contains("must not be zero"), "{d:?}");
 }
+
+/// `[gateway] send-concurrency`: 32 by default, read when given, refused at its line outside
+/// 1..=1024.
+#[test]
+fn send_concurrency_defaults_reads_and_is_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("as4gw.toml")).unwrap();
+    let text = text
+        .replace("\"certs/", &format!("\"{}/certs/", root().display()))
+        .replace(
+            "pmodes = \"pmodes\"",
+            &format!("pmodes = \"{}/pmodes\"", root().display()),
+        );
+    let f = tmp.path().join("c.toml");
+    let now = OffsetDateTime::now_utc();
+    std::fs::write(&f, &text).unwrap();
+    let cfg = Config::load(&f, now).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(
+        cfg.send_concurrency,
+        as4gw::config::DEFAULT_SEND_CONCURRENCY
+    );
+    let given = text.replace("# send-concurrency = 32", "send-concurrency = 100");
+    assert_ne!(given, text, "the demo file documents the key");
+    std::fs::write(&f, &given).unwrap();
+    let cfg = Config::load(&f, now).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(cfg.send_concurrency, 100);
+    let bad = text.replace("# send-concurrency = 32", "send-concurrency = 0");
+    std::fs::write(&f, &bad).unwrap();
+    let d = Config::load(&f, now).unwrap_err().0;
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(d[0].message.contains("send-concurrency 0"), "{d:?}");
+    assert_eq!(
+        d[0].line,
+        bad.lines()
+            .position(|l| l.starts_with("send-concurrency = 0"))
+            .unwrap()
+            + 1
+    );
+}
