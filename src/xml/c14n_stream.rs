@@ -72,7 +72,7 @@ pub fn canonicalize_stream<R: Read, W: Write>(
     let mut src = Src::new(decoded);
     // `Document::parse` strips one UTF-8 BOM while decoding and quick-xml's reader strips a
     // second one at its start (without counting it in positions): do the same.
-    if src.peek(3)?.starts_with(&[0xEF, 0xBB, 0xBF]) {
+    if src.peek(3).map_err(from_io)?.starts_with(&[0xEF, 0xBB, 0xBF]) {
         src.consume(3);
     }
     let mut reader = quick_xml::Reader::from_reader(src);
@@ -522,8 +522,13 @@ impl<W: Write> Canon<'_, '_, W> {
             let ev = match reader.read_event_into(&mut buf) {
                 Ok(ev) => ev,
                 Err(quick_xml::Error::Io(e)) => {
-                    let e = std::sync::Arc::try_unwrap(e)
-                        .unwrap_or_else(|a| io::Error::new(a.kind(), a.to_string()));
+                    let e = std::sync::Arc::try_unwrap(e).unwrap_or_else(|a| match a
+                        .get_ref()
+                        .and_then(|i| i.downcast_ref::<EncodingFailure>())
+                    {
+                        Some(f) => encoding_io(&f.0),
+                        None => io::Error::new(a.kind(), a.to_string()),
+                    });
                     return Err(from_io(e));
                 }
                 Err(e) => {
