@@ -1223,16 +1223,23 @@ mod tests {
     #[test]
     fn file_digest_equals_memory_digest() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut big = String::from("<?xml version=\"1.0\"?><q:r xmlns:q=\"urn:q\" b=\"2\" a=\"1\">");
+        let mut big =
+            String::from("<?xml version=\"1.0\"?><q:r xmlns:q=\"urn:q\" b=\"2\" a=\"1\">");
         while big.len() < XML_TREE_MAX + 1000 {
             big.push_str("<e x='&lt;'>t\r\n&amp;<![CDATA[<>]]></e>");
         }
         big.push_str("</q:r>");
         let cases: Vec<(&str, Vec<u8>)> = vec![
-            ("application/xml", b"<?xml version='1.0'?><a b='1' a='2'><c/></a>\n".to_vec()),
+            (
+                "application/xml",
+                b"<?xml version='1.0'?><a b='1' a='2'><c/></a>\n".to_vec(),
+            ),
             ("text/xml", b"<a>not closed".to_vec()),
             ("application/x-ebrs+xml", big.clone().into_bytes()),
-            ("application/x-ebrs+xml", format!("{big}<trailing/>").into_bytes()),
+            (
+                "application/x-ebrs+xml",
+                format!("{big}<trailing/>").into_bytes(),
+            ),
             ("text/plain", b"a\nb\r\nc\n\n".repeat(50_000)),
             ("application/pdf", b"%PDF\n\x00\xff".to_vec()),
         ];
@@ -1240,12 +1247,25 @@ mod tests {
             let p = dir.path().join(format!("{i}"));
             std::fs::write(&p, data).expect("write");
             let mem = sha(&digest_input(mt, data));
-            assert_eq!(sha256_part_file(mt, &p).expect("digest"), mem, "case {i} ({mt})");
+            assert_eq!(
+                sha256_part_file(mt, &p).expect("digest"),
+                mem,
+                "case {i} ({mt})"
+            );
         }
         // The two XML kinds really differ from the raw bytes, and the broken one does not.
-        assert_ne!(sha(&digest_input("application/xml", &cases[0].1)), sha(&cases[0].1));
-        assert_ne!(sha(&digest_input("application/xml", big.as_bytes())), sha(big.as_bytes()));
-        assert_eq!(sha(&digest_input("text/xml", &cases[1].1)), sha(&cases[1].1));
+        assert_ne!(
+            sha(&digest_input("application/xml", &cases[0].1)),
+            sha(&cases[0].1)
+        );
+        assert_ne!(
+            sha(&digest_input("application/xml", big.as_bytes())),
+            sha(big.as_bytes())
+        );
+        assert_eq!(
+            sha(&digest_input("text/xml", &cases[1].1)),
+            sha(&cases[1].1)
+        );
         // Over the tree's old 16 MiB default limit, a document is still canonicalized.
         let mut huge = String::from("<a>");
         huge.push_str(&"x\r\n".repeat(6 << 20));

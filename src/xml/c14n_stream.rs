@@ -72,7 +72,11 @@ pub fn canonicalize_stream<R: Read, W: Write>(
     let mut src = Src::new(decoded);
     // `Document::parse` strips one UTF-8 BOM while decoding and quick-xml's reader strips a
     // second one at its start (without counting it in positions): do the same.
-    if src.peek(3).map_err(from_io)?.starts_with(&[0xEF, 0xBB, 0xBF]) {
+    if src
+        .peek(3)
+        .map_err(from_io)?
+        .starts_with(&[0xEF, 0xBB, 0xBF])
+    {
         src.consume(3);
     }
     let mut reader = quick_xml::Reader::from_reader(src);
@@ -232,7 +236,10 @@ fn decode<'a, R: Read + 'a>(mut raw: R) -> Result<Box<dyn Read + 'a>, C14nStream
     }
     if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
         let le = head[0] == 0xFF;
-        return Ok(Box::new(Transcode::new(rest(head, 2, raw), Enc::Utf16 { le })));
+        return Ok(Box::new(Transcode::new(
+            rest(head, 2, raw),
+            Enc::Utf16 { le },
+        )));
     }
     if head.starts_with(b"<?xml") {
         // `declared_encoding` looks at the input up to the first `?>`: read that far.
@@ -504,7 +511,12 @@ impl<W: Write> Canon<'_, '_, W> {
         let mut buf = Vec::new();
         loop {
             self.check_size()?;
-            let next = reader.get_mut().fill_buf().map_err(from_io)?.first().copied();
+            let next = reader
+                .get_mut()
+                .fill_buf()
+                .map_err(from_io)?
+                .first()
+                .copied();
             match next {
                 Some(b'&') => {
                     self.reference(reader.get_mut())?;
@@ -522,12 +534,14 @@ impl<W: Write> Canon<'_, '_, W> {
             let ev = match reader.read_event_into(&mut buf) {
                 Ok(ev) => ev,
                 Err(quick_xml::Error::Io(e)) => {
-                    let e = std::sync::Arc::try_unwrap(e).unwrap_or_else(|a| match a
-                        .get_ref()
-                        .and_then(|i| i.downcast_ref::<EncodingFailure>())
-                    {
-                        Some(f) => encoding_io(&f.0),
-                        None => io::Error::new(a.kind(), a.to_string()),
+                    let e = std::sync::Arc::try_unwrap(e).unwrap_or_else(|a| {
+                        match a
+                            .get_ref()
+                            .and_then(|i| i.downcast_ref::<EncodingFailure>())
+                        {
+                            Some(f) => encoding_io(&f.0),
+                            None => io::Error::new(a.kind(), a.to_string()),
+                        }
                     });
                     return Err(from_io(e));
                 }
@@ -1084,10 +1098,14 @@ impl<W: Write> Canon<'_, '_, W> {
         let mut order: Vec<usize> = (0..self.attrs.len()).collect();
         order.sort_by(|&i, &j| {
             let (a, b) = (&self.attrs[i], &self.attrs[j]);
-            (a.ns.map(|n| self.ns_str(n)).unwrap_or(""), self.tag_str(a.local)).cmp(&(
-                b.ns.map(|n| self.ns_str(n)).unwrap_or(""),
-                self.tag_str(b.local),
-            ))
+            (
+                a.ns.map(|n| self.ns_str(n)).unwrap_or(""),
+                self.tag_str(a.local),
+            )
+                .cmp(&(
+                    b.ns.map(|n| self.ns_str(n)).unwrap_or(""),
+                    self.tag_str(b.local),
+                ))
         });
         for i in order {
             let a = self.attrs[i];

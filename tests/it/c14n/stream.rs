@@ -261,16 +261,27 @@ fn edge_cases_identical_or_both_refused() {
     for (i, c) in cases.iter().enumerate() {
         for chunk in [1, 2, 3, 5, 7, 64, 4096] {
             same(c, &PAYLOAD_LIMITS, chunk, &format!("case {i}"), &mut tally);
-            same(c, &Limits::default(), chunk, &format!("case {i}"), &mut tally);
+            same(
+                c,
+                &Limits::default(),
+                chunk,
+                &format!("case {i}"),
+                &mut tally,
+            );
         }
     }
     // UTF-16 in both byte orders, with and without a second BOM, odd length, lone surrogates.
-    let doc = "<?xml version=\"1.0\" encoding=\"UTF-16\"?><a xmlns:p=\"urn:é\" p:x=\"𝄞\">é𝄞\r\n</a>";
+    let doc =
+        "<?xml version=\"1.0\" encoding=\"UTF-16\"?><a xmlns:p=\"urn:é\" p:x=\"𝄞\">é𝄞\r\n</a>";
     for prefix in ["", "\u{FEFF}"] {
         let text = format!("{prefix}{doc}");
         let units: Vec<u16> = text.encode_utf16().collect();
         for le in [true, false] {
-            let mut b: Vec<u8> = if le { vec![0xFF, 0xFE] } else { vec![0xFE, 0xFF] };
+            let mut b: Vec<u8> = if le {
+                vec![0xFF, 0xFE]
+            } else {
+                vec![0xFE, 0xFF]
+            };
             for u in &units {
                 b.extend_from_slice(&if le { u.to_le_bytes() } else { u.to_be_bytes() });
             }
@@ -282,10 +293,22 @@ fn edge_cases_identical_or_both_refused() {
                 let mut lone = b.clone();
                 let at = lone.len() - 8;
                 lone.splice(at..at, if le { [0x00, 0xD8] } else { [0xD8, 0x00] });
-                same(&lone, &PAYLOAD_LIMITS, chunk, "utf-16 lone surrogate", &mut tally);
+                same(
+                    &lone,
+                    &PAYLOAD_LIMITS,
+                    chunk,
+                    "utf-16 lone surrogate",
+                    &mut tally,
+                );
                 let mut high_end = b.clone();
                 high_end.extend_from_slice(if le { &[0x00, 0xD8] } else { &[0xD8, 0x00] });
-                same(&high_end, &PAYLOAD_LIMITS, chunk, "utf-16 high end", &mut tally);
+                same(
+                    &high_end,
+                    &PAYLOAD_LIMITS,
+                    chunk,
+                    "utf-16 high end",
+                    &mut tally,
+                );
             }
         }
     }
@@ -378,7 +401,10 @@ fn gen_element(r: &mut Rng, depth: usize, out: &mut String, bound: &mut Vec<Stri
     for _ in 0..r.below(3) {
         let uri = r.pick(URIS).to_string();
         match r.below(5) {
-            0 => decls.push(("xmlns".into(), if r.below(3) == 0 { String::new() } else { uri })),
+            0 => decls.push((
+                "xmlns".into(),
+                if r.below(3) == 0 { String::new() } else { uri },
+            )),
             _ => {
                 let p = r.pick(PREFIXES);
                 if p != "xml" {
@@ -512,7 +538,13 @@ fn generated_documents_and_mutations() {
     for i in 0..n {
         let doc = gen_document(&mut r).into_bytes();
         let chunk = 1 + r.below(64);
-        same(&doc, &PAYLOAD_LIMITS, chunk, &format!("doc {i}"), &mut tally);
+        same(
+            &doc,
+            &PAYLOAD_LIMITS,
+            chunk,
+            &format!("doc {i}"),
+            &mut tally,
+        );
         for _ in 0..2 {
             let mut m = doc.clone();
             let at = r.below(m.len().max(1));
@@ -524,7 +556,13 @@ fn generated_documents_and_mutations() {
                 }
                 _ => m.truncate(at),
             }
-            same(&m, &PAYLOAD_LIMITS, 1 + r.below(64), &format!("mutation of doc {i}"), &mut tally);
+            same(
+                &m,
+                &PAYLOAD_LIMITS,
+                1 + r.below(64),
+                &format!("mutation of doc {i}"),
+                &mut tally,
+            );
         }
     }
     eprintln!("{n} documents: {tally:?}");
@@ -544,7 +582,13 @@ fn long_text_identical() {
     doc.push_str("</data></r>");
     let mut tally = Tally::default();
     for chunk in [1 << 16, 4093] {
-        same(doc.as_bytes(), &PAYLOAD_LIMITS, chunk, "long text", &mut tally);
+        same(
+            doc.as_bytes(),
+            &PAYLOAD_LIMITS,
+            chunk,
+            "long text",
+            &mut tally,
+        );
     }
     assert_eq!(tally.accepted, 2);
 }
