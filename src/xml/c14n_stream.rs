@@ -501,10 +501,6 @@ struct Canon<'l, 'w, W: Write> {
     scratch: String,
 }
 
-fn xml_ns_is(s: &str) -> bool {
-    s == ns::XML
-}
-
 impl<W: Write> Canon<'_, '_, W> {
     fn run(&mut self, reader: &mut quick_xml::Reader<Src<'_>>) -> Result<(), C14nStreamError> {
         use quick_xml::events::Event;
@@ -906,7 +902,7 @@ impl<W: Write> Canon<'_, '_, W> {
                     .into());
                 }
                 let is_xml = p == "xml";
-                if is_xml != xml_ns_is(v) || p == "xmlns" || v == ns::XMLNS {
+                if is_xml != (v == ns::XML) || p == "xmlns" || v == ns::XMLNS {
                     return Err(XmlError::Namespace(format!(
                         "illegal binding of prefix {p} to {v}"
                     ))
