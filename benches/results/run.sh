@@ -24,9 +24,10 @@ for i in 1 2 3; do
   $BIN bench --suite edelivery-1.15 --payload-size 4096 --messages 1000 --rate "$R115" --concurrency 512 --json > "$OUT/v115-4k-half-$i.json"
   $BIN bench --suite edelivery-2.0 --payload-size 4096 --messages 1000 --rate "$R20" --concurrency 512 --json > "$OUT/v20-4k-half-$i.json"
 done
-# Large payloads as OOTS sends them: a binary evidence after the ebRS document. The XML variant
-# (one huge XML payload, canonicalized in memory for its digest) is measured at 100 MB only.
+# Large payloads as OOTS sends them: a binary evidence after the ebRS document; and one huge XML
+# payload (its digest input is the streamed exclusive canonical form) at 100 MB and 1 GiB.
 $BIN bench --suite edelivery-2.0 --payload-size 104857600 --payload-type application/pdf --messages 3 --concurrency 1 --json > "$OUT/v20-100m.json"
 $BIN bench --suite edelivery-2.0 --payload-size 104857600 --messages 3 --concurrency 1 --json > "$OUT/v20-100m-xml.json"
 $BIN bench --suite edelivery-2.0 --payload-size 1073741824 --payload-type application/pdf --messages 1 --concurrency 1 --timeout-secs 900 --json > "$OUT/v20-1g.json"
+$BIN bench --suite edelivery-2.0 --payload-size 1073741824 --messages 1 --concurrency 1 --timeout-secs 900 --json > "$OUT/v20-1g-xml.json"
 $BIN bench --suite edelivery-1.15 --idle-only --json > "$OUT/idle.json"

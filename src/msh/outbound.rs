@@ -566,8 +566,8 @@ pub enum PackData {
 /// [`pack`] with the payloads in files and memory independent of their size (blocking: run it
 /// on a blocking thread). Per part, in `PartInfo` order: gzip streaming into `work/N.gz` while
 /// hashing the compressed bytes (the signature's digest input for an `application/gzip` part),
-/// or hash the file as it is (binary types; XML and text parts need their transform and are
-/// read into memory); then sign over those digests ([`secure_outbound_digests`]) and encrypt
+/// or hash the file as it is (binary types), or its transform streaming (XML: exc-c14n; text:
+/// CRLF); then sign over those digests ([`secure_outbound_digests`]) and encrypt
 /// each part streaming into `work/N.enc`.
 pub fn pack_files(
     crypto: &dyn Crypto,
@@ -577,7 +577,7 @@ pub fn pack_files(
     signer: &OwnKey,
     work: &std::path::Path,
 ) -> Result<PackedFiles, PackError> {
-    use crate::security::verify::{attachment_digest_input, digest_kind, DigestKind};
+    use crate::security::verify::{digest_input, digest_kind, DigestKind};
     use std::io::Write;
     let messaging =
         Messaging::parse(header_xml.as_bytes()).map_err(|e| PackError::Header(e.to_string()))?;
@@ -613,7 +613,7 @@ pub fn pack_files(
                 let sha = if digest_kind(&mime_type) == DigestKind::Octets {
                     crypto.sha256(&data)
                 } else {
-                    crypto.sha256(&attachment_digest_input(&mime_type, &data))
+                    crypto.sha256(&digest_input(&mime_type, &data))
                 };
                 (mime_type, sha, PackData::Memory(data))
             }
@@ -629,9 +629,10 @@ pub fn pack_files(
                 };
                 (mime_type, sha, PackData::File(path))
             }
+            // XML (exc-c14n) and text (CRLF) transforms, streaming: bounded memory whatever
+            // the part's size; the receiver digests with the same function.
             PackData::File(path) | PackData::Spooled { path, .. } => {
-                let data = std::fs::read(&path)?;
-                let sha = crypto.sha256(&attachment_digest_input(&mime_type, &data));
+                let sha = crate::security::verify::sha256_part_file(&mime_type, &path)?;
                 (mime_type, sha, PackData::File(path))
             }
         };

@@ -29,7 +29,10 @@ use time::OffsetDateTime;
 
 use crate::ns;
 use crate::pki::{Certificate, KeyType, Purpose, TrustPath, TrustStore};
-use crate::xml::{canonical_bytes, canonicalize_document, C14nOptions, Document, Node, NodeId};
+use crate::xml::{
+    canonical_bytes, canonicalize_document, canonicalize_stream, C14nOptions, C14nStreamError,
+    Document, Node, NodeId, PAYLOAD_LIMITS,
+};
 
 use super::crypto::Crypto;
 use super::decrypt::suite_name;
@@ -446,12 +449,22 @@ pub fn digest_kind(mime_type: &str) -> DigestKind {
 pub(crate) fn digest_input<'d>(mime_type: &str, data: &'d [u8]) -> Cow<'d, [u8]> {
     let kind = digest_kind(mime_type);
     if kind == DigestKind::Xml {
-        if let Ok(doc) = Document::parse(data) {
-            let mut out = Vec::with_capacity(data.len());
-            canonicalize_document(&doc, &C14nOptions::default(), &mut out);
-            return Cow::Owned(out);
+        // Small parts (the hot path: a 4 KB ebRS document) through the tree, large ones
+        // streaming; both under the payload limits, so the verdict and the bytes are the same
+        // whichever path a side takes (docs/xml.md, "Payload parts").
+        if data.len() <= XML_TREE_MAX {
+            if let Ok(doc) = Document::parse_with(data, &PAYLOAD_LIMITS) {
+                let mut out = Vec::with_capacity(data.len());
+                canonicalize_document(&doc, &C14nOptions::default(), &mut out);
+                return Cow::Owned(out);
+            }
+            return Cow::Borrowed(data);
         }
-        return Cow::Borrowed(data);
+        let mut out = Vec::with_capacity(data.len());
+        return match canonicalize_stream(data, &PAYLOAD_LIMITS, &mut out) {
+            Ok(()) => Cow::Owned(out),
+            Err(_) => Cow::Borrowed(data),
+        };
     }
     if kind == DigestKind::Text {
         let mut out = Vec::with_capacity(data.len() + data.len() / 32);
@@ -511,6 +524,88 @@ impl InPart for Attachment {
     }
 }
 
+/// In-memory XML parts up to this size take the tree (faster for small documents); larger
+/// ones the streaming canonicalizer (no tree of a multiple of the part's size).
+const XML_TREE_MAX: usize = 4 << 20;
+
+/// SHA-256 of the Attachment-Content-Signature-Transform input of a part stored in a file, in
+/// bounded memory whatever its size: what [`attachment_digest_input`] gives for the same bytes.
+/// The sender ([`crate::msh::outbound::pack_files`]) and the receiver use this one function.
+pub(crate) fn sha256_part_file(
+    mime_type: &str,
+    path: &std::path::Path,
+) -> std::io::Result<[u8; 32]> {
+    match digest_kind(mime_type) {
+        DigestKind::Octets => sha256_file(path),
+        DigestKind::Xml => sha256_xml_file(path),
+        DigestKind::Text => sha256_text_file(path),
+    }
+}
+
+/// Feeds SHA-256 as an `io::Write` sink (the streaming canonicalizer writes in 64 KiB runs).
+struct Sha256Sink(aws_lc_rs::digest::Context);
+
+impl std::io::Write for Sha256Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sha256Sink {
+    fn new() -> Self {
+        Sha256Sink(aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256))
+    }
+    fn finish(self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(self.0.finish().as_ref());
+        out
+    }
+}
+
+/// exc-c14n of the document streamed into SHA-256; a document that does not parse is digested
+/// as its bytes (a second pass over the file: a stream only knows at its end).
+fn sha256_xml_file(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
+    let f = std::fs::File::open(path)?;
+    let mut sink = Sha256Sink::new();
+    match canonicalize_stream(f, &PAYLOAD_LIMITS, &mut sink) {
+        Ok(()) => Ok(sink.finish()),
+        Err(C14nStreamError::Xml(_)) => sha256_file(path),
+        Err(C14nStreamError::Io(e)) => Err(e),
+    }
+}
+
+/// `text/*`: LF not preceded by CR becomes CR LF (as [`digest_input`]), streamed into SHA-256.
+fn sha256_text_file(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut sink = Sha256Sink::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut out = Vec::with_capacity(buf.len() + buf.len() / 16);
+    let mut prev = 0u8;
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        out.clear();
+        for &b in &buf[..n] {
+            if b == b'\n' && prev != b'\r' {
+                out.push(b'\r');
+            }
+            out.push(b);
+            prev = b;
+        }
+        sink.0.update(&out);
+    }
+    Ok(sink.finish())
+}
+
 /// SHA-256 of a file, streaming.
 pub(crate) fn sha256_file(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
     use std::io::Read;
@@ -543,10 +638,9 @@ impl InPart for Part {
                     Some(d) => Ok(*d),
                     None => sha256_file(path).map_err(|e| e.to_string()),
                 },
-                // XML needs the parsed document (exc-c14n), text the CRLF transform: in memory.
+                // XML (exc-c14n) and text (CRLF) transforms, streaming.
                 DigestKind::Xml | DigestKind::Text => {
-                    let data = std::fs::read(path).map_err(|e| e.to_string())?;
-                    Ok(crypto.sha256(&digest_input(&self.mime_type, &data)))
+                    sha256_part_file(&self.mime_type, path).map_err(|e| e.to_string())
                 }
             },
         }
@@ -1112,4 +1206,76 @@ pub fn inspect_message(
     }
     let report = inspect_doc(rx.crypto, &doc, &work, &pending, rx.trust, rx.partners)?;
     Ok((report, work, dec_err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha(data: &[u8]) -> [u8; 32] {
+        let mut s = Sha256Sink::new();
+        s.0.update(data);
+        s.finish()
+    }
+
+    /// The file path (streaming, both sides) gives the digest of the in-memory transform, for
+    /// every kind, for XML that parses and XML that does not, small and large.
+    #[test]
+    fn file_digest_equals_memory_digest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut big =
+            String::from("<?xml version=\"1.0\"?><q:r xmlns:q=\"urn:q\" b=\"2\" a=\"1\">");
+        while big.len() < XML_TREE_MAX + 1000 {
+            big.push_str("<e x='&lt;'>t\r\n&amp;<![CDATA[<>]]></e>");
+        }
+        big.push_str("</q:r>");
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "application/xml",
+                b"<?xml version='1.0'?><a b='1' a='2'><c/></a>\n".to_vec(),
+            ),
+            ("text/xml", b"<a>not closed".to_vec()),
+            ("application/x-ebrs+xml", big.clone().into_bytes()),
+            (
+                "application/x-ebrs+xml",
+                format!("{big}<trailing/>").into_bytes(),
+            ),
+            ("text/plain", b"a\nb\r\nc\n\n".repeat(50_000)),
+            ("application/pdf", b"%PDF\n\x00\xff".to_vec()),
+        ];
+        for (i, (mt, data)) in cases.iter().enumerate() {
+            let p = dir.path().join(format!("{i}"));
+            std::fs::write(&p, data).expect("write");
+            let mem = sha(&digest_input(mt, data));
+            assert_eq!(
+                sha256_part_file(mt, &p).expect("digest"),
+                mem,
+                "case {i} ({mt})"
+            );
+        }
+        // The two XML kinds really differ from the raw bytes, and the broken one does not.
+        assert_ne!(
+            sha(&digest_input("application/xml", &cases[0].1)),
+            sha(&cases[0].1)
+        );
+        assert_ne!(
+            sha(&digest_input("application/xml", big.as_bytes())),
+            sha(big.as_bytes())
+        );
+        assert_eq!(
+            sha(&digest_input("text/xml", &cases[1].1)),
+            sha(&cases[1].1)
+        );
+        // Over the tree's old 16 MiB default limit, a document is still canonicalized.
+        let mut huge = String::from("<a>");
+        huge.push_str(&"x\r\n".repeat(6 << 20));
+        huge.push_str("</a>");
+        let p = dir.path().join("huge");
+        std::fs::write(&p, &huge).expect("write");
+        let canonical = huge.replace("\r\n", "\n");
+        assert_eq!(
+            sha256_part_file("application/xml", &p).expect("digest"),
+            sha(canonical.as_bytes())
+        );
+    }
 }

@@ -4,12 +4,14 @@
 //! No I/O and no clock here: bytes in, trees and canonical bytes out.
 
 mod c14n;
+mod c14n_stream;
 mod tree;
 
 pub use c14n::{
     canonical_bytes, canonicalize_document, canonicalize_subtree, canonicalize_subtrees,
     escape_attr, escape_text, C14nAlgorithm, C14nOptions, ALG_C14N, ALG_C14N_WITH_COMMENTS,
 };
+pub use c14n_stream::{canonicalize_stream, C14nStreamError, PAYLOAD_LIMITS};
 use tree::plain_ascii;
 pub use tree::{Attribute, Descendants, Document, Element, Limits, Node, NodeId, NodeKind, NsDecl};
 

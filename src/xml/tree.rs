@@ -635,7 +635,7 @@ fn utf8(b: &[u8]) -> Result<Cow<'_, str>, XmlError> {
 }
 
 /// The `encoding` pseudo-attribute of the XML declaration, if any.
-fn declared_encoding(input: &[u8]) -> Option<&str> {
+pub(super) fn declared_encoding(input: &[u8]) -> Option<&str> {
     if !input.starts_with(b"<?xml") {
         return None;
     }
@@ -1218,7 +1218,7 @@ impl Builder<'_> {
     }
 }
 
-fn malformed(pos: u64, msg: &str) -> XmlError {
+pub(super) fn malformed(pos: u64, msg: &str) -> XmlError {
     XmlError::Malformed {
         pos,
         msg: msg.to_string(),
@@ -1226,18 +1226,18 @@ fn malformed(pos: u64, msg: &str) -> XmlError {
 }
 
 /// XML 1.0 §2.11: `\r\n` and a lone `\r` become `\n`.
-fn normalize_line_ends(s: &str) -> Cow<'_, str> {
+pub(super) fn normalize_line_ends(s: &str) -> Cow<'_, str> {
     if memchr::memchr(b'\r', s.as_bytes()).is_none() {
         return Cow::Borrowed(s);
     }
     Cow::Owned(s.replace("\r\n", "\n").replace('\r', "\n"))
 }
 
-fn is_xml_space(c: char) -> bool {
+pub(super) fn is_xml_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\r')
 }
 
-fn is_xml_char(c: char) -> bool {
+pub(super) fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
@@ -1265,7 +1265,7 @@ pub(super) fn plain_ascii<const K: usize>(s: &[u8], stops: [u8; K]) -> bool {
         .all(|&b| (0x20..0x80).contains(&b) && !stops.contains(&b))
 }
 
-fn check_chars(s: &str, pos: u64) -> Result<(), XmlError> {
+pub(super) fn check_chars(s: &str, pos: u64) -> Result<(), XmlError> {
     // Fast paths: printable ASCII (the usual case, a word at a time), then ASCII with TAB, LF,
     // CR; anything else is checked character by character.
     if plain_ascii(s.as_bytes(), [0x7F, 0x7F])
@@ -1306,7 +1306,7 @@ const ASCII_NAME_CLASS: [u8; 128] = {
 /// Splits a QName into prefix and local part, both checked as NCNames. Names are ASCII in
 /// practice, so one pass over the bytes with a class table decides; anything else takes the
 /// exact character-class path of [`check_ncname`].
-fn split_qname(name: &str, pos: u64) -> Result<(Option<&str>, &str), XmlError> {
+pub(super) fn split_qname(name: &str, pos: u64) -> Result<(Option<&str>, &str), XmlError> {
     let bytes = name.as_bytes();
     let mut colon = None;
     let mut at_start = true;
@@ -1368,7 +1368,7 @@ fn is_name_char(c: char) -> bool {
 
 /// An NCName (XML Namespaces 1.0 §3) by the exact XML 1.0 Fifth Edition character classes, so
 /// that we accept and refuse the same names as other conforming parsers.
-fn check_ncname(s: &str, pos: u64) -> Result<(), XmlError> {
+pub(super) fn check_ncname(s: &str, pos: u64) -> Result<(), XmlError> {
     let ok = if s.is_ascii() {
         // The ASCII subset of the same classes: [A-Za-z_] then [A-Za-z0-9_.-].
         match s.as_bytes().split_first() {
@@ -1396,7 +1396,7 @@ fn check_ncname(s: &str, pos: u64) -> Result<(), XmlError> {
 
 /// Expands one `&name;` reference: the five predefined entities and character references.
 /// Anything else is refused: with DTDs refused there is no way to declare an entity.
-fn resolve_reference(name: &str) -> Result<char, XmlError> {
+pub(super) fn resolve_reference(name: &str) -> Result<char, XmlError> {
     let c = match name {
         "lt" => '<',
         "gt" => '>',

@@ -11,6 +11,7 @@ mod cli;
 mod differential;
 mod hostile;
 mod interop;
+mod stream;
 mod vectors;
 
 use as4gw::xml::{canonicalize_document, canonicalize_subtree, C14nOptions, Document, Node};
