@@ -413,6 +413,32 @@ impl SqliteStore {
         &self.inner.db_path
     }
 
+    /// Ends a send attempt ([`MessageStore::finish_attempt`]), recording `wire` first in the
+    /// same transaction when given ([`MessageStore::finish_attempt_with_wire`]).
+    async fn finish(
+        &self,
+        id: StoreId,
+        owner: String,
+        now: OffsetDateTime,
+        wire: Option<FileRef>,
+        outcome: Outcome,
+        notify: Option<NewNotification>,
+    ) -> Result<()> {
+        let signal = notify.is_some();
+        let r = self
+            .write(move |c| {
+                if let Some(w) = &wire {
+                    record_wire_tx(c, id, &owner, ts(now), w)?;
+                }
+                finish_tx(c, id, &owner, ts(now), &outcome, notify.as_ref())
+            })
+            .await;
+        if r.is_ok() && signal {
+            self.inner.outbox.notify_one();
+        }
+        r
+    }
+
     /// Writer counters.
     pub fn writer_stats(&self) -> WriterStats {
         let c = &self.inner.counters;
@@ -1612,20 +1638,7 @@ impl MessageStore for SqliteStore {
         outcome: Outcome,
         notify: Option<NewNotification>,
     ) -> BoxFuture<'_, Result<()>> {
-        let owner = owner.to_string();
-        let signal = notify.is_some();
-        Box::pin(async move {
-            let r = self
-                .write(move |c| {
-                    record_wire_tx(c, id, &owner, ts(now), &wire)?;
-                    finish_tx(c, id, &owner, ts(now), &outcome, notify.as_ref())
-                })
-                .await;
-            if r.is_ok() && signal {
-                self.inner.outbox.notify_one();
-            }
-            r
-        })
+        Box::pin(self.finish(id, owner.to_string(), now, Some(wire), outcome, notify))
     }
 
     fn finish_attempt(
@@ -1636,17 +1649,7 @@ impl MessageStore for SqliteStore {
         outcome: Outcome,
         notify: Option<NewNotification>,
     ) -> BoxFuture<'_, Result<()>> {
-        let owner = owner.to_string();
-        let signal = notify.is_some();
-        Box::pin(async move {
-            let r = self
-                .write(move |c| finish_tx(c, id, &owner, ts(now), &outcome, notify.as_ref()))
-                .await;
-            if r.is_ok() && signal {
-                self.inner.outbox.notify_one();
-            }
-            r
-        })
+        Box::pin(self.finish(id, owner.to_string(), now, None, outcome, notify))
     }
 
     fn record_received(
