@@ -691,6 +691,27 @@ struct OpenTag {
     xml_declared: bool,
 }
 
+/// The key of prefixes longer than 7 bytes in [`prefix_key`].
+const LONG_PREFIX: u64 = u64::MAX;
+/// `prefix_key(Some("xml"))`.
+const XML_PREFIX_KEY: u64 = u64::from_le_bytes([b'x', b'm', b'l', 0, 0, 0, 0, 0x83]);
+
+/// A prefix packed into one word for the scope lookup: the default namespace is 0, a prefix of
+/// up to 7 bytes is its bytes plus `0x80 | length` in the top byte (so equal keys mean equal
+/// prefixes), a longer one is [`LONG_PREFIX`] and has to be compared as text.
+fn prefix_key(prefix: Option<&str>) -> u64 {
+    match prefix {
+        None => 0,
+        Some(p) if p.len() <= 7 => {
+            let mut w = [0u8; 8];
+            w[..p.len()].copy_from_slice(p.as_bytes());
+            w[7] = 0x80 | p.len() as u8;
+            u64::from_le_bytes(w)
+        }
+        Some(_) => LONG_PREFIX,
+    }
+}
+
 struct Builder<'l> {
     limits: &'l Limits,
     strings: String,
@@ -701,9 +722,9 @@ struct Builder<'l> {
     stack: Vec<u32>,
     top: Vec<NodeId>,
     root: Option<NodeId>,
-    /// Namespace scopes: the bindings (prefix, uri) of the open elements, innermost last, with
-    /// the stack length at each level.
-    scopes: Vec<(Option<Span>, Span)>,
+    /// Namespace scopes: the bindings (prefix key, prefix, uri) of the open elements, innermost
+    /// last, with the stack length at each level ([`prefix_key`]: most lookups compare one word).
+    scopes: Vec<(u64, Option<Span>, Span)>,
     scope_marks: Vec<usize>,
     /// Start of the pending character data in `strings` (merged across text/CDATA/refs).
     text_start: Option<u32>,
@@ -717,13 +738,16 @@ impl<'l> Builder<'l> {
             limits,
             strings,
             nodes: Vec::with_capacity(input_len / 32),
-            attrs: Vec::new(),
-            decls: Vec::new(),
-            stack: Vec::new(),
-            top: Vec::new(),
+            // Sized for a signed AS4 header (~40 attributes and ~10 declarations in 5 KB), so
+            // that the usual message grows none of these; capped so that a large document
+            // does not reserve more than it is likely to use.
+            attrs: Vec::with_capacity((input_len / 64).clamp(8, 4096)),
+            decls: Vec::with_capacity(16),
+            stack: Vec::with_capacity(16),
+            top: Vec::with_capacity(4),
             root: None,
-            scopes: Vec::new(),
-            scope_marks: Vec::new(),
+            scopes: Vec::with_capacity(16),
+            scope_marks: Vec::with_capacity(16),
             text_start: None,
         }
     }
@@ -972,7 +996,8 @@ impl<'l> Builder<'l> {
         self.scope_marks.push(self.scopes.len());
         for i in decl_start..self.decls.len() {
             let d = self.decls[i];
-            self.scopes.push((d.prefix, d.uri));
+            let key = prefix_key(d.prefix.map(|p| self.s(p)));
+            self.scopes.push((key, d.prefix, d.uri));
         }
         let elem_ns = self.resolve(el.prefix)?;
         for i in attr_start..self.attrs.len() {
@@ -1077,13 +1102,14 @@ impl<'l> Builder<'l> {
     /// be absent (`Ok(None)`); an unknown explicit prefix is an error.
     fn resolve(&self, prefix: Option<Span>) -> Result<Option<Span>, XmlError> {
         let prefix = prefix.map(|p| self.s(p));
-        if prefix == Some("xml") {
+        let key = prefix_key(prefix);
+        if key == XML_PREFIX_KEY {
             return Ok(Some(XML_NS_SPAN));
         }
-        // Lengths first: most bindings in scope differ in length from the prefix sought.
-        let len = prefix.map(|p| p.len() as u32);
-        for &(p, uri) in self.scopes.iter().rev() {
-            if p.map(|p| p.end - p.start) == len && p.map(|p| self.s(p)) == prefix {
+        // One word compared per binding in scope; only prefixes longer than 7 bytes (which
+        // share the key `LONG_PREFIX`) need their text compared.
+        for &(k, p, uri) in self.scopes.iter().rev() {
+            if k == key && (key != LONG_PREFIX || p.map(|p| self.s(p)) == prefix) {
                 return Ok((uri.end > uri.start).then_some(uri));
             }
         }
@@ -1162,7 +1188,8 @@ impl Builder<'_> {
         use quick_xml::events::Event;
         let mut reader = quick_xml::Reader::from_str(input);
         let cfg = reader.config_mut();
-        cfg.check_end_names = true;
+        // `Builder::end_element` matches end tags against start tags itself.
+        cfg.check_end_names = false;
         cfg.check_comments = true;
         cfg.expand_empty_elements = false;
         cfg.trim_text_start = false;
@@ -1208,7 +1235,10 @@ impl Builder<'_> {
                 Event::Eof => break,
             };
             let mut el = self.begin_element(RawName::unchecked(s.name().as_ref()), pos)?;
-            for a in s.attributes().with_checks(true) {
+            // Duplicates are refused by expanded name in `end_start_tag` (which also catches
+            // two attributes with the same qualified name), and declarations in `attribute`:
+            // quick-xml's own check would only repeat that, with an allocation per start tag.
+            for a in s.attributes().with_checks(false) {
                 let a = a.map_err(|e| malformed(pos, &e.to_string()))?;
                 self.attribute(&mut el, RawName::unchecked(a.key.as_ref()), &a.value, pos)?;
             }
@@ -1283,11 +1313,14 @@ fn check_chars(s: &str, pos: u64) -> Result<(), XmlError> {
     }
 }
 
-/// ASCII name-character classes for [`split_qname`]'s one-pass fast path.
+/// Byte classes for [`split_qname`]'s one-pass fast path: ASCII `NameStartChar`, ASCII
+/// `NameChar`, the colon; 0 for everything else (non-ASCII bytes included, they take the exact
+/// path).
 const NAME_START: u8 = 2;
 const NAME_CHAR: u8 = 1;
-const ASCII_NAME_CLASS: [u8; 128] = {
-    let mut t = [0u8; 128];
+const NAME_COLON: u8 = 4;
+const NAME_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
     let mut c = 0;
     while c < 128 {
         let b = c as u8;
@@ -1295,6 +1328,8 @@ const ASCII_NAME_CLASS: [u8; 128] = {
             NAME_START
         } else if b.is_ascii_digit() || b == b'-' || b == b'.' {
             NAME_CHAR
+        } else if b == b':' {
+            NAME_COLON
         } else {
             0
         };
@@ -1304,39 +1339,30 @@ const ASCII_NAME_CLASS: [u8; 128] = {
 };
 
 /// Splits a QName into prefix and local part, both checked as NCNames. Names are ASCII in
-/// practice, so one pass over the bytes with a class table decides; anything else takes the
-/// exact character-class path of [`check_ncname`].
+/// practice, so one table lookup per byte decides (no byte of class 0, at most one colon, a
+/// `NameStartChar` first and after the colon); anything else takes the exact character-class
+/// path of [`check_ncname`].
 fn split_qname(name: &str, pos: u64) -> Result<(Option<&str>, &str), XmlError> {
     let bytes = name.as_bytes();
-    let mut colon = None;
-    let mut at_start = true;
-    let mut ascii_ok = true;
+    let mut ascii_names = true;
+    let mut colon = usize::MAX;
     for (i, &b) in bytes.iter().enumerate() {
-        if b >= 0x80 {
-            ascii_ok = false;
-            break;
+        let class = NAME_CLASS[b as usize];
+        ascii_names &= class != 0;
+        if class == NAME_COLON {
+            // a second colon lands here too: it fails the start check below
+            colon = if colon == usize::MAX { i } else { 0 };
         }
-        if b == b':' {
-            if colon.is_some() || at_start {
-                ascii_ok = false;
-                break;
-            }
-            colon = Some(i);
-            at_start = true;
-            continue;
-        }
-        let class = ASCII_NAME_CLASS[b as usize];
-        if class == 0 || (at_start && class != NAME_START) {
-            ascii_ok = false;
-            break;
-        }
-        at_start = false;
     }
-    if ascii_ok && !at_start {
-        return Ok(match colon {
-            Some(i) => (Some(&name[..i]), &name[i + 1..]),
-            None => (None, name),
-        });
+    let starts_ok = |i: usize| bytes.get(i).is_some_and(|&b| NAME_CLASS[b as usize] == NAME_START);
+    if ascii_names {
+        if colon == usize::MAX {
+            if starts_ok(0) {
+                return Ok((None, name));
+            }
+        } else if colon > 0 && starts_ok(0) && starts_ok(colon + 1) {
+            return Ok((Some(&name[..colon]), &name[colon + 1..]));
+        }
     }
     match name.split_once(':') {
         Some((p, l)) => {
