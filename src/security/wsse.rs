@@ -30,45 +30,58 @@ pub(crate) fn locate(doc: &Document) -> Result<Located<'_>, SecurityError> {
             "root element is not a SOAP Envelope".into(),
         ));
     };
-    let headers: Vec<_> = root.children_named(soap_ns, "Header").collect();
-    let bodies: Vec<_> = root.children_named(soap_ns, "Body").collect();
-    if headers.len() > 1 || bodies.len() != 1 {
-        return Err(SecurityError::Wrapping(format!(
-            "envelope has {} Header and {} Body elements",
-            headers.len(),
-            bodies.len()
-        )));
+    // One pass over the Envelope's children (no vectors: this runs for every message).
+    let (mut header, mut headers, mut body, mut bodies, mut elements) = (None, 0, None, 0, 0);
+    for c in root.child_elements() {
+        elements += 1;
+        if c.is(soap_ns, "Header") {
+            headers += 1;
+            header = header.or(Some(c));
+        } else if c.is(soap_ns, "Body") {
+            bodies += 1;
+            body = body.or(Some(c));
+        }
     }
-    if root.child_elements().count() != headers.len() + 1 {
+    let body = match body {
+        Some(b) if headers <= 1 && bodies == 1 => b,
+        _ => {
+            return Err(SecurityError::Wrapping(format!(
+                "envelope has {headers} Header and {bodies} Body elements"
+            )))
+        }
+    };
+    if elements != headers + 1 {
         return Err(SecurityError::NotSoap(
             "unexpected child element of the SOAP Envelope".into(),
         ));
     }
-    let header = headers.first().copied();
-    let body = bodies[0];
     let (messaging, security) = match header {
         None => (None, None),
-        Some(h) => {
-            let m: Vec<_> = h.children_named(ns::EB, "Messaging").collect();
-            if m.len() > 1 {
-                return Err(SecurityError::Wrapping(
-                    "more than one eb:Messaging header block".into(),
-                ));
-            }
-            let s: Vec<_> = h.children_named(ns::WSSE, "Security").collect();
-            if s.len() > 1 {
-                return Err(SecurityError::Wrapping(
-                    "more than one wsse:Security header".into(),
-                ));
-            }
-            (m.first().copied(), s.first().copied())
-        }
+        Some(h) => (
+            the_one(h, ns::EB, "Messaging", "more than one eb:Messaging header block")?,
+            the_one(h, ns::WSSE, "Security", "more than one wsse:Security header")?,
+        ),
     };
     Ok(Located {
         body,
         messaging,
         security,
     })
+}
+
+/// The child element `ns:local` of `parent` if there is one; two are a wrapping attempt.
+pub(crate) fn the_one<'d>(
+    parent: Node<'d>,
+    ns: &'static str,
+    local: &'static str,
+    two: &str,
+) -> Result<Option<Node<'d>>, SecurityError> {
+    let mut found = parent.children_named(ns, local);
+    let first = found.next();
+    if found.next().is_some() {
+        return Err(SecurityError::Wrapping(two.into()));
+    }
+    Ok(first)
 }
 
 /// The `cid:` hrefs of `eb:PayloadInfo/eb:PartInfo` in order (without the `cid:` prefix).
@@ -123,11 +136,9 @@ pub(crate) fn read_token_ref(node: Node<'_>) -> Result<TokenRef, SecurityError> 
     let str_node = if node.is(ns::WSSE, "SecurityTokenReference") {
         node
     } else {
-        let strs: Vec<_> = node
-            .children_named(ns::WSSE, "SecurityTokenReference")
-            .collect();
-        match strs.as_slice() {
-            [one] => *one,
+        let mut strs = node.children_named(ns::WSSE, "SecurityTokenReference");
+        match (strs.next(), strs.next()) {
+            (Some(one), None) => one,
             _ => {
                 // ds:KeyInfo/ds:X509Data/ds:X509IssuerSerial directly (no STR) is also allowed.
                 if let Some(x) = node.child(ns::DS, "X509Data") {
@@ -139,8 +150,8 @@ pub(crate) fn read_token_ref(node: Node<'_>) -> Result<TokenRef, SecurityError> 
             }
         }
     };
-    let kids: Vec<_> = str_node.child_elements().collect();
-    let [one] = kids.as_slice() else {
+    let mut kids = str_node.child_elements();
+    let (Some(one), None) = (kids.next(), kids.next()) else {
         return Err(SecurityError::Malformed(
             "SecurityTokenReference must hold exactly one reference".into(),
         ));
@@ -162,7 +173,7 @@ pub(crate) fn read_token_ref(node: Node<'_>) -> Result<TokenRef, SecurityError> 
             .ok_or_else(|| SecurityError::Malformed("KeyIdentifier is not base64".into()))?;
         Ok(TokenRef::Ski(ski))
     } else if one.is(ns::DS, "X509Data") {
-        issuer_serial(*one)
+        issuer_serial(one)
     } else {
         Err(SecurityError::Malformed(format!(
             "unsupported token reference {}",

@@ -93,7 +93,7 @@ pub fn canonicalize_subtree(doc: &Document, apex: NodeId, opts: &C14nOptions, ou
     // In-scope bindings at the apex come from its ancestors too; nothing is rendered yet.
     // (Nearest declaration of each prefix wins; a short vector, not a hash map: an AS4 header
     // has a handful of bindings and this runs for every reference of every message.)
-    let mut scope: Vec<(Option<&str>, &str)> = Vec::new();
+    let mut scope: Vec<(Option<&str>, &str)> = Vec::with_capacity(16);
     let mut anc = node.parent();
     while let Some(a) = anc {
         if let Some(e) = a.element() {
@@ -106,19 +106,20 @@ pub fn canonicalize_subtree(doc: &Document, apex: NodeId, opts: &C14nOptions, ou
         anc = a.parent();
     }
     scope.sort();
-    let mut rendered: Vec<(Option<&str>, &str)> = Vec::new();
+    let mut rendered: Vec<(Option<&str>, &str)> = Vec::with_capacity(16);
     let imported = match opts.algorithm {
         C14nAlgorithm::Inclusive => inherited_xml_attributes(node),
         C14nAlgorithm::Exclusive => Vec::new(),
     };
+    // Scratch sized for AS4 headers: no start tag there needs more, so none of them regrows.
     let mut w = Writer {
         out,
         opts,
         inclusive: &inclusive,
         imported,
-        candidates: Vec::new(),
-        decls: Vec::new(),
-        attrs: Vec::new(),
+        candidates: Vec::with_capacity(8),
+        decls: Vec::with_capacity(8),
+        attrs: Vec::with_capacity(8),
     };
     w.node(node, &mut scope, &mut rendered);
 }
@@ -223,13 +224,13 @@ pub fn canonical_bytes(doc: &Document, apex: NodeId, opts: &C14nOptions) -> Vec<
     v
 }
 
-struct Inclusive {
+struct Inclusive<'p> {
     default: bool,
-    prefixes: Vec<String>,
+    prefixes: Vec<&'p str>,
 }
 
-impl Inclusive {
-    fn new(opts: &C14nOptions) -> Self {
+impl<'p> Inclusive<'p> {
+    fn new(opts: &'p C14nOptions) -> Self {
         if opts.algorithm == C14nAlgorithm::Inclusive {
             // Inclusive C14N renders the whole namespace axis; a PrefixList adds nothing.
             return Inclusive {
@@ -242,8 +243,8 @@ impl Inclusive {
             prefixes: opts
                 .inclusive_prefixes
                 .iter()
+                .map(String::as_str)
                 .filter(|p| *p != "#default")
-                .cloned()
                 .collect(),
         }
     }
@@ -252,7 +253,7 @@ impl Inclusive {
 struct Writer<'o, 'p, 'd> {
     out: &'o mut Vec<u8>,
     opts: &'p C14nOptions,
-    inclusive: &'p Inclusive,
+    inclusive: &'p Inclusive<'p>,
     /// `xml:*` attributes imported onto the apex (inclusive C14N only); taken by the first element.
     imported: Vec<Attribute<'d>>,
     /// Scratch space for one start tag, reused across elements (emptied before the children are
@@ -327,12 +328,12 @@ impl<'d> Writer<'_, '_, 'd> {
                 if self.inclusive.default && !candidates.contains(&None) {
                     candidates.push(None);
                 }
-                for p in &self.inclusive.prefixes {
+                for &p in &self.inclusive.prefixes {
                     // Borrow the prefix from the document (via the scope), not from the options.
                     let bound = scope
                         .iter()
                         .rev()
-                        .find(|(k, _)| *k == Some(p.as_str()))
+                        .find(|(k, _)| *k == Some(p))
                         .map(|(k, _)| *k);
                     if let Some(k) = bound {
                         if !candidates.contains(&k) {
