@@ -372,7 +372,7 @@ pub(crate) fn decrypt_parts<P: super::verify::InPart>(
         check_suite(&ek.algorithm, suite, allow_legacy)?;
     }
     let mut ceks: Vec<Option<Zeroizing<Vec<u8>>>> = vec![None; eks.len()];
-    for ed in doc.elements().filter(|n| n.is(ns::XENC, "EncryptedData")) {
+    for ed in doc.elements_named(ns::XENC, "EncryptedData") {
         if ed.parent().map(|p| p.id()) != Some(security.id()) {
             return Err(SecurityError::Policy(
                 "EncryptedData outside the Security header (only payload parts may be encrypted)"

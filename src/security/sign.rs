@@ -22,7 +22,7 @@ use crate::xml::{canonicalize_subtree, C14nOptions, Document};
 use super::crypto::{Crypto, Oaep};
 use super::verify::digest_input;
 use super::wsse::locate;
-use super::xmlw::{attr, b64, new_id, text};
+use super::xmlw::{attr, b64, new_id, text, IdSource};
 use super::{Attachment, KeyReference, OwnKey, SecurityError, SignedReference, Suite, TokenType};
 
 /// Sender-side settings for one message (from the P-Mode and the partner configuration).
@@ -245,7 +245,9 @@ pub fn secure_outbound_digests(
     payloads: &[OutPart],
     cfg: &SenderConfig<'_>,
 ) -> Result<SecuredHeader, SecurityError> {
-    let body_id = new_id("_body");
+    // One DRBG draw for the message's ids (body, token, signature, EncryptedKey and -Data).
+    let mut ids = IdSource::new();
+    let body_id = ids.id("_body");
     // 1. digests of eb:Messaging and the Body, in their final namespace context
     let skeleton = envelope(messaging_xml, "", &body_id);
     let doc = Document::parse(skeleton.as_bytes())?;
@@ -290,7 +292,7 @@ pub fn secure_outbound_digests(
     let mut enc_xml = String::new();
     let mut cek = None;
     if let Some(rcpt) = cfg.recipient {
-        let (x, k) = encrypt_parts(crypto, cfg, rcpt, payloads, &mut tokens)?;
+        let (x, k) = encrypt_parts(crypto, cfg, rcpt, payloads, &mut tokens, &mut ids)?;
         enc_xml = x;
         cek = Some(k);
     }
@@ -306,7 +308,7 @@ pub fn secure_outbound_digests(
             want.as_str()
         )));
     }
-    let bst_id = new_id("X509");
+    let bst_id = ids.id("X509");
     let signer_bst = match cfg.token_type {
         TokenType::X509v3 => bst(&bst_id, ns::WSS_X509V3, cfg.signer.cert.der()),
         TokenType::PkiPath => {
@@ -361,7 +363,7 @@ pub fn secure_outbound_digests(
         "<ds:Signature xmlns:ds=\"",
         ns::DS,
         "\" Id=\"",
-        &new_id("SIG"),
+        &ids.id("SIG"),
         "\"><ds:SignedInfo>",
         &si_content,
         "<ds:SignatureValue>",
@@ -412,16 +414,17 @@ fn encrypt_parts(
     rcpt: &Certificate,
     parts: &[OutPart],
     tokens: &mut String,
+    ids: &mut IdSource,
 ) -> Result<(String, ContentKey), SecurityError> {
     let mut cek = Zeroizing::new([0u8; 16]);
     crypto
         .random(cek.as_mut())
         .map_err(|_| build("no randomness"))?;
-    let ek_id = new_id("EK");
+    let ek_id = ids.id("EK");
     let mut data_refs = String::new();
     let mut eds = String::new();
     for p in parts {
-        let ed_id = new_id("ED");
+        let ed_id = ids.id("ED");
         for piece in ["<xenc:DataReference URI=\"#", &ed_id, "\"/>"] {
             data_refs.push_str(piece);
         }

@@ -387,8 +387,7 @@ fn parse_signature<'d>(sig: Node<'d>) -> Result<ParsedSignature<'d>, SecurityErr
         } else {
             dv_raw
         };
-        let digest_value =
-            unb64(&digest_text).ok_or_else(|| bad("DigestValue is not base64"))?;
+        let digest_value = unb64(&digest_text).ok_or_else(|| bad("DigestValue is not base64"))?;
         refs.push(ParsedRef {
             // `xml` (the canonical Reference) is produced only when asked for: see
             // `Verified::references` and `ParsedRef::with_xml`.
@@ -510,8 +509,8 @@ impl InPart for Attachment {
         cek: &[u8],
         mime_type: Option<&str>,
     ) -> Result<(), SecurityError> {
-        self.data = crypto
-            .aes128_gcm_open(cek, &self.data)
+        crypto
+            .aes128_gcm_open_in_place(cek, &mut self.data)
             .map_err(|_| decrypt_failed())?;
         if let Some(mt) = mime_type {
             self.mime_type = mt.to_string();

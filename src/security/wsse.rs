@@ -58,8 +58,18 @@ pub(crate) fn locate(doc: &Document) -> Result<Located<'_>, SecurityError> {
     let (messaging, security) = match header {
         None => (None, None),
         Some(h) => (
-            the_one(h, ns::EB, "Messaging", "more than one eb:Messaging header block")?,
-            the_one(h, ns::WSSE, "Security", "more than one wsse:Security header")?,
+            the_one(
+                h,
+                ns::EB,
+                "Messaging",
+                "more than one eb:Messaging header block",
+            )?,
+            the_one(
+                h,
+                ns::WSSE,
+                "Security",
+                "more than one wsse:Security header",
+            )?,
         ),
     };
     Ok(Located {

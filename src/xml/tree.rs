@@ -306,6 +306,25 @@ impl Document {
         self.root().descendants().filter(|n| n.is_element())
     }
 
+    /// Every element with this namespace URI and local name, in document order: a scan of the
+    /// flat node vector (ids are pre-order), cheaper than walking the tree's links.
+    pub fn elements_named<'a>(
+        &'a self,
+        ns: &'a str,
+        local: &'a str,
+    ) -> impl Iterator<Item = Node<'a>> + 'a {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(move |(_, n)| match &n.kind {
+                Kind::Element(e) => {
+                    self.str(e.local) == local && e.ns.is_some_and(|u| self.str(u) == ns)
+                }
+                _ => false,
+            })
+            .map(move |(i, _)| self.node(NodeId(i as u32)))
+    }
+
     /// Every element that carries an identifier attribute with this value: `wsu:Id`,
     /// `xml:id`, or an unqualified `Id`/`id`. The caller decides what more than one match
     /// means; for WS-Security it is a wrapping attempt and must be refused.
