@@ -230,9 +230,51 @@ pub(crate) fn read_bst(
             "token reference #{id} does not point at a BinarySecurityToken of the Security header"
         )));
     }
-    let der = unb64(&node.text())
-        .ok_or_else(|| SecurityError::Malformed("BinarySecurityToken is not base64".into()))?;
+    let text = node.text();
     let vt = node.attr(None, "ValueType").unwrap_or("");
+    if let Some(hit) = recent_token(vt, &text) {
+        return Ok(hit);
+    }
+    let decoded = decode_bst(vt, &text)?;
+    remember_token(vt, &text, &decoded);
+    Ok(decoded)
+}
+
+/// A decoded BinarySecurityToken: the leaf and the rest of the chain.
+type Token = (Certificate, Vec<Certificate>);
+
+/// How many token texts [`recent_token`] remembers (each at most 16 KB).
+const RECENT_TOKENS: usize = 16;
+
+/// Token texts seen recently and what they decoded to. A partner sends the same token in every
+/// message, and finding its text here (a length compare, then one `memcmp`) is cheaper than
+/// base64-decoding ~1 KB and hashing the DER for [`Certificate::from_der_cached`]; the result
+/// is the same, since decoding is a function of the text and the value type.
+static TOKENS: std::sync::Mutex<Vec<(String, String, Token)>> = std::sync::Mutex::new(Vec::new());
+
+fn recent_token(value_type: &str, text: &str) -> Option<Token> {
+    let seen = TOKENS.lock().ok()?;
+    seen.iter()
+        .find(|(vt, t, _)| t.len() == text.len() && t == text && vt == value_type)
+        .map(|(_, _, token)| token.clone())
+}
+
+fn remember_token(value_type: &str, text: &str, token: &Token) {
+    // A certificate with a chain is a few KB; bound what sixteen entries can hold.
+    if text.len() > 16 * 1024 {
+        return;
+    }
+    if let Ok(mut seen) = TOKENS.lock() {
+        if seen.len() >= RECENT_TOKENS {
+            seen.remove(0);
+        }
+        seen.push((value_type.to_string(), text.to_string(), token.clone()));
+    }
+}
+
+fn decode_bst(vt: &str, text: &str) -> Result<Token, SecurityError> {
+    let der = unb64(text)
+        .ok_or_else(|| SecurityError::Malformed("BinarySecurityToken is not base64".into()))?;
     let bad =
         |e: crate::pki::PkiError| SecurityError::KeyNotFound(format!("BinarySecurityToken: {e}"));
     match vt {

@@ -9,7 +9,8 @@
 //! has ~70 elements; with an owned `String` per name, namespace URI and value, allocation
 //! cost more than the Ed25519 verification of the message (docs/security.md, "Performance").
 //! So a document is four flat vectors and one string arena: nodes link to parent, first child
-//! and next sibling by index; names, values and text are spans of the arena; an element's
+//! and next sibling by index; names, values and text are spans of the arena, which starts with
+//! a copy of the input (whatever needs no normalisation is a span of that copy); an element's
 //! namespace URI is the span of the declaration that binds it (no copy at all); attributes and
 //! declarations are ranges of two shared vectors. Parsing allocates a handful of growing
 //! vectors per document instead of ~10 strings per element. The public views ([`Node`],
@@ -218,7 +219,8 @@ pub enum NodeKind<'a> {
 /// A parsed XML document.
 #[derive(Debug, Clone)]
 pub struct Document {
-    /// Every name, value, URI and text of the document, back to back.
+    /// The input text, then what had to be normalised: every name, value, URI and text of the
+    /// document is a span of it.
     strings: String,
     nodes: Vec<NodeData>,
     attrs: Vec<AttrData>,
@@ -262,7 +264,7 @@ impl Document {
             });
         }
         let text = decode_input(input)?;
-        Builder::new(limits, text.len()).run(&text)
+        Builder::new(limits, &text).run(&text)
     }
 
     fn str(&self, s: Span) -> &str {
@@ -676,12 +678,6 @@ fn declared_encoding(input: &[u8]) -> Option<&str> {
 // ---------------------------------------------------------------------------------------------
 // Tree construction
 
-/// The arena offset where `ns::XML` is stored: the `xml` prefix is bound to it implicitly.
-const XML_NS_SPAN: Span = Span {
-    start: 0,
-    end: ns::XML.len() as u32,
-};
-
 /// A name as quick-xml's reader found it, checked as a QName when it is split.
 #[derive(Clone, Copy)]
 struct RawName<'a> {
@@ -731,9 +727,28 @@ fn prefix_key(prefix: Option<&str>) -> u64 {
     }
 }
 
+/// Character data being collected for the next text node (text, CDATA and references merge).
+#[derive(Clone, Copy)]
+enum PendingText {
+    None,
+    /// One piece so far, found as is in the input copy at the start of the arena.
+    Input(Span),
+    /// Several pieces (or a normalised one), appended to the arena from this offset.
+    Arena(u32),
+}
+
 struct Builder<'l> {
     limits: &'l Limits,
+    /// The arena: a copy of the input first, so that names, values and texts that need no
+    /// normalisation (nearly all of them) are spans of it rather than copies of their own;
+    /// then `ns::XML` and whatever had to be normalised.
     strings: String,
+    /// Where the input (the text `run` reads) lies in memory and how long it is: a `&str`
+    /// quick-xml hands out inside that range is at the same offset in `strings`.
+    input_addr: usize,
+    input_len: usize,
+    /// The span of `ns::XML`, the namespace the `xml` prefix is bound to implicitly.
+    xml_ns: Span,
     nodes: Vec<NodeData>,
     attrs: Vec<AttrData>,
     decls: Vec<DeclData>,
@@ -745,17 +760,25 @@ struct Builder<'l> {
     /// last, with the stack length at each level ([`prefix_key`]: most lookups compare one word).
     scopes: Vec<(u64, Option<Span>, Span)>,
     scope_marks: Vec<usize>,
-    /// Start of the pending character data in `strings` (merged across text/CDATA/refs).
-    text_start: Option<u32>,
+    pending_text: PendingText,
 }
 
 impl<'l> Builder<'l> {
-    fn new(limits: &'l Limits, input_len: usize) -> Self {
-        let mut strings = String::with_capacity(input_len + ns::XML.len());
+    fn new(limits: &'l Limits, input: &str) -> Self {
+        let input_len = input.len();
+        let mut strings = String::with_capacity(input_len + ns::XML.len() + 64);
+        strings.push_str(input);
         strings.push_str(ns::XML);
+        let xml_ns = Span {
+            start: input_len as u32,
+            end: strings.len() as u32,
+        };
         Builder {
             limits,
             strings,
+            input_addr: input.as_ptr() as usize,
+            input_len,
+            xml_ns,
             nodes: Vec::with_capacity(input_len / 32),
             // Sized for a signed AS4 header (~40 attributes and ~10 declarations in 5 KB), so
             // that the usual message grows none of these; capped so that a large document
@@ -767,15 +790,30 @@ impl<'l> Builder<'l> {
             root: None,
             scopes: Vec::with_capacity(16),
             scope_marks: Vec::with_capacity(16),
-            text_start: None,
+            pending_text: PendingText::None,
         }
+    }
+
+    /// The span of `s` in the input copy, when `s` is a slice of the input.
+    fn input_span(&self, s: &str) -> Option<Span> {
+        let start = (s.as_ptr() as usize).checked_sub(self.input_addr)?;
+        let end = start.checked_add(s.len())?;
+        (end <= self.input_len).then_some(Span {
+            start: start as u32,
+            end: end as u32,
+        })
     }
 
     fn s(&self, s: Span) -> &str {
         &self.strings[s.start as usize..s.end as usize]
     }
 
+    /// The span of `s` in the arena: where it already is when it is a slice of the input,
+    /// else appended.
     fn push_str(&mut self, s: &str) -> Span {
+        if let Some(span) = self.input_span(s) {
+            return span;
+        }
         let start = self.strings.len() as u32;
         self.strings.push_str(s);
         Span {
@@ -1060,10 +1098,27 @@ impl<'l> Builder<'l> {
 
     /// Appends character data to the pending text node.
     fn text(&mut self, s: &str) {
-        if self.text_start.is_none() {
-            self.text_start = Some(self.strings.len() as u32);
+        match self.pending_text {
+            PendingText::None => {
+                self.pending_text = match self.input_span(s) {
+                    Some(span) => PendingText::Input(span),
+                    None => {
+                        let start = self.strings.len() as u32;
+                        self.strings.push_str(s);
+                        PendingText::Arena(start)
+                    }
+                }
+            }
+            PendingText::Input(first) => {
+                // A second piece: the node's text must be contiguous, so copy the first.
+                let start = self.strings.len() as u32;
+                self.strings
+                    .extend_from_within(first.start as usize..first.end as usize);
+                self.strings.push_str(s);
+                self.pending_text = PendingText::Arena(start);
+            }
+            PendingText::Arena(_) => self.strings.push_str(s),
         }
-        self.strings.push_str(s);
     }
 
     fn char_data(&mut self, content: &str, pos: u64) -> Result<(), XmlError> {
@@ -1079,11 +1134,16 @@ impl<'l> Builder<'l> {
     }
 
     fn flush_text(&mut self) -> Result<(), XmlError> {
-        if let Some(start) = self.text_start.take() {
-            let end = self.strings.len() as u32;
-            if end > start {
-                self.push_node(Kind::Text(Span { start, end }))?;
-            }
+        let span = match std::mem::replace(&mut self.pending_text, PendingText::None) {
+            PendingText::None => return Ok(()),
+            PendingText::Input(span) => span,
+            PendingText::Arena(start) => Span {
+                start,
+                end: self.strings.len() as u32,
+            },
+        };
+        if span.end > span.start {
+            self.push_node(Kind::Text(span))?;
         }
         Ok(())
     }
@@ -1123,7 +1183,7 @@ impl<'l> Builder<'l> {
         let prefix = prefix.map(|p| self.s(p));
         let key = prefix_key(prefix);
         if key == XML_PREFIX_KEY {
-            return Ok(Some(XML_NS_SPAN));
+            return Ok(Some(self.xml_ns));
         }
         // One word compared per binding in scope; only prefixes longer than 7 bytes (which
         // share the key `LONG_PREFIX`) need their text compared.
