@@ -95,9 +95,10 @@ pub struct Verified<T> {
     /// Filled on first use: canonicalizing the References is receipt work, and a message that
     /// is refused after verification (P-Mode, duplicate) or a signal never needs it.
     references: OnceLock<Vec<SignedReference>>,
-    /// Until then: each reference without `xml`, and its `ds:Reference` element in the
-    /// verified document ([`ReferenceSource`]).
-    pending_references: Vec<(SignedReference, NodeId)>,
+    /// Until then: the `ds:Reference` elements in the verified document ([`ReferenceSource`]),
+    /// read again when asked for (owning their strings from the start cost every message nine
+    /// allocations that only a receipt needs).
+    pending_references: Vec<NodeId>,
 }
 
 /// Where the `ds:Reference` elements of a [`Verified`] value live, so that their canonical
@@ -153,15 +154,42 @@ impl<T: ReferenceSource> Verified<T> {
     /// The signed `ds:Reference`s, in SignedInfo order (for the NRR receipt).
     pub fn references(&self) -> &[SignedReference] {
         self.references.get_or_init(|| {
-            let doc = self.value.reference_document();
+            let Some(doc) = self.value.reference_document() else {
+                return Vec::new();
+            };
             self.pending_references
                 .iter()
-                .map(|(r, node)| SignedReference {
-                    xml: doc.map(|d| reference_c14n(d, *node)).unwrap_or_default(),
-                    ..r.clone()
-                })
+                .map(|&node| signed_reference(doc.node(node), true))
                 .collect()
         })
+    }
+}
+
+/// A `ds:Reference` element of a verified SignedInfo as receipt material (`xml` only when
+/// `with_xml`). [`parse_signature`] accepted the element, so its parts are there.
+fn signed_reference(r: Node<'_>, with_xml: bool) -> SignedReference {
+    let digest_value: String = r
+        .child(ns::DS, "DigestValue")
+        .map(|d| {
+            d.text()
+                .chars()
+                .filter(|c| !c.is_ascii_whitespace())
+                .collect()
+        })
+        .unwrap_or_default();
+    SignedReference {
+        uri: r.attr(None, "URI").unwrap_or("").to_string(),
+        digest_method: r
+            .child(ns::DS, "DigestMethod")
+            .map(alg)
+            .unwrap_or("")
+            .to_string(),
+        digest_value,
+        xml: if with_xml {
+            reference_c14n(r.document(), r.id())
+        } else {
+            String::new()
+        },
     }
 }
 
@@ -270,35 +298,20 @@ pub struct SignatureReport {
 }
 
 /// A `ds:Reference` as read from SignedInfo: every string borrowed from the document (the
-/// owned [`SignedReference`] is made once, for the [`Verified`] result).
+/// owned [`SignedReference`] is made from the element when a receipt asks for it).
 struct ParsedRef<'d> {
     uri: &'d str,
     /// Each `ds:Transform`'s algorithm and PrefixList.
     transforms: Vec<(&'d str, Vec<String>)>,
     digest_method: &'d str,
     digest_value: Vec<u8>,
-    /// `ds:DigestValue` as written, whitespace removed.
-    digest_text: Cow<'d, str>,
     node: Node<'d>,
 }
 
 impl ParsedRef<'_> {
-    /// The reference without `xml` (see [`ParsedRef::with_xml`]).
-    fn signed(&self) -> SignedReference {
-        SignedReference {
-            uri: self.uri.to_string(),
-            digest_method: self.digest_method.to_string(),
-            digest_value: self.digest_text.clone().into_owned(),
-            xml: String::new(),
-        }
-    }
-
     /// The reference with its canonical `ds:Reference` bytes.
     fn with_xml(&self) -> SignedReference {
-        SignedReference {
-            xml: reference_c14n(self.node.document(), self.node.id()),
-            ..self.signed()
-        }
+        signed_reference(self.node, true)
     }
 }
 
@@ -395,7 +408,6 @@ fn parse_signature<'d>(sig: Node<'d>) -> Result<ParsedSignature<'d>, SecurityErr
             transforms,
             digest_method: alg(dm),
             digest_value,
-            digest_text,
             node: r,
         });
     }
@@ -1060,11 +1072,7 @@ fn process_core<P: InPart>(
             .ok_or_else(|| SecurityError::MissingPart(cid.clone()))?;
             payloads.push(part);
         }
-        let references = sig
-            .refs
-            .iter()
-            .map(|r| (r.signed(), r.node.id()))
-            .collect::<Vec<_>>();
+        let references = sig.refs.iter().map(|r| r.node.id()).collect::<Vec<_>>();
         (
             signer,
             chain,

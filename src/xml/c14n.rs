@@ -307,6 +307,15 @@ impl<'d> Writer<'_, '_, 'd> {
 
                 // Candidate prefixes: visibly utilised ones plus the inclusive list (exclusive),
                 // or every prefix in scope (inclusive: the whole namespace axis, C14N §2.3).
+                // The attributes in canonical order, read once: their prefixes are candidates too.
+                let imported = std::mem::take(&mut self.imported);
+                let mut attrs = std::mem::take(&mut self.attrs);
+                attrs.clear();
+                attrs.extend(e.attributes().chain(imported.iter().copied()));
+                attrs.sort_by(|a, b| {
+                    (a.ns.unwrap_or(""), a.local).cmp(&(b.ns.unwrap_or(""), b.local))
+                });
+
                 let mut candidates = std::mem::take(&mut self.candidates);
                 candidates.clear();
                 if self.opts.algorithm == C14nAlgorithm::Inclusive {
@@ -319,7 +328,8 @@ impl<'d> Writer<'_, '_, 'd> {
                 if !candidates.contains(&e.prefix) {
                     candidates.push(e.prefix);
                 }
-                for a in e.attributes() {
+                for a in &attrs {
+                    // (imported attributes are all `xml:*`: never a candidate)
                     if let Some(p) = a.prefix {
                         if p != "xml" && !candidates.contains(&Some(p)) {
                             candidates.push(Some(p));
@@ -378,13 +388,6 @@ impl<'d> Writer<'_, '_, 'd> {
                     escape_attr(uri, self.out);
                     self.out.push(b'"');
                 }
-                let imported = std::mem::take(&mut self.imported);
-                let mut attrs = std::mem::take(&mut self.attrs);
-                attrs.clear();
-                attrs.extend(e.attributes().chain(imported.iter().copied()));
-                attrs.sort_by(|a, b| {
-                    (a.ns.unwrap_or(""), a.local).cmp(&(b.ns.unwrap_or(""), b.local))
-                });
                 for a in &attrs {
                     self.out.push(b' ');
                     write_qname(a.prefix, a.local, self.out);
