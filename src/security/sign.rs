@@ -416,10 +416,17 @@ fn encrypt_parts(
     tokens: &mut String,
     ids: &mut IdSource,
 ) -> Result<(String, ContentKey), SecurityError> {
-    let mut cek = Zeroizing::new([0u8; 16]);
+    // The content key and the HKDF salt of the 2.0 key agreement in one DRBG call (each call
+    // has a fixed cost); the salt is public, the key never leaves `cek`.
+    let mut fresh = Zeroizing::new([0u8; 48]);
     crypto
-        .random(cek.as_mut())
+        .random(fresh.as_mut())
         .map_err(|_| build("no randomness"))?;
+    let mut cek = Zeroizing::new([0u8; 16]);
+    cek.copy_from_slice(&fresh[..16]);
+    let mut salt = [0u8; 32];
+    salt.copy_from_slice(&fresh[16..]);
+    drop(fresh);
     let ek_id = ids.id("EK");
     let mut data_refs = String::new();
     let mut eds = String::new();
@@ -480,10 +487,6 @@ fn encrypt_parts(
             let (eph, shared) = crypto
                 .x25519_ephemeral(rcpt.public_key_bits())
                 .map_err(|_| build("key agreement failed"))?;
-            let mut salt = [0u8; 32];
-            crypto
-                .random(&mut salt)
-                .map_err(|_| build("no randomness"))?;
             let kek = crypto
                 .hkdf_sha256(&shared, &salt, &[], 16)
                 .map_err(|_| build("key derivation failed"))?;
