@@ -62,9 +62,14 @@ impl fmt::Display for CertName {
     }
 }
 
-/// A parsed certificate (DER kept; facts extracted once).
+/// A parsed certificate (DER kept; facts extracted once). Shared: cloning one (every
+/// received message clones the signer's from the token cache) copies a pointer, not the eight
+/// buffers of [`CertData`].
 #[derive(Clone, PartialEq, Eq)]
-pub struct Certificate {
+pub struct Certificate(std::sync::Arc<CertData>);
+
+#[derive(PartialEq, Eq)]
+struct CertData {
     der: Vec<u8>,
     subject: String,
     issuer: String,
@@ -215,7 +220,7 @@ impl Certificate {
         sha256.copy_from_slice(
             aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der_bytes).as_ref(),
         );
-        Ok(Certificate {
+        Ok(Certificate(std::sync::Arc::new(CertData {
             der: der_bytes.to_vec(),
             subject: x.subject().to_string(),
             issuer: x.issuer().to_string(),
@@ -230,30 +235,31 @@ impl Certificate {
             spki,
             public_key,
             is_ca,
-        })
+        })))
     }
 
     pub fn der(&self) -> &[u8] {
-        &self.der
+        &self.0.der
     }
     /// Subject DN in RFC 4514-like form as x509-parser renders it.
     pub fn subject(&self) -> &str {
-        &self.subject
+        &self.0.subject
     }
     pub fn issuer(&self) -> &str {
-        &self.issuer
+        &self.0.issuer
     }
     /// The issuer Name DER (for matching against a CRL or an issuer's subject).
     pub fn issuer_raw(&self) -> &[u8] {
-        &self.issuer_raw
+        &self.0.issuer_raw
     }
     /// Serial number as big-endian bytes (as encoded).
     pub fn serial(&self) -> &[u8] {
-        &self.serial
+        &self.0.serial
     }
     /// Serial number in hex (leading zero bytes stripped).
     pub fn serial_hex(&self) -> String {
         let s: Vec<u8> = self
+            .0
             .serial
             .iter()
             .copied()
@@ -267,53 +273,53 @@ impl Certificate {
     }
     /// Serial number in decimal (`ds:X509SerialNumber` form).
     pub fn serial_decimal(&self) -> String {
-        decimal_from_be(&self.serial)
+        decimal_from_be(&self.0.serial)
     }
     pub fn sha256_fingerprint(&self) -> [u8; 32] {
-        self.sha256
+        self.0.sha256
     }
     pub fn sha256_hex(&self) -> String {
-        hex::encode(self.sha256)
+        hex::encode(self.0.sha256)
     }
     /// Subject Key Identifier (extension value, or the RFC 5280 method-1 SHA-1 when absent).
     pub fn ski(&self) -> &[u8] {
-        &self.ski
+        &self.0.ski
     }
     pub fn key_type(&self) -> KeyType {
-        self.key_type
+        self.0.key_type
     }
     pub fn not_before(&self) -> OffsetDateTime {
-        self.not_before
+        self.0.not_before
     }
     pub fn not_after(&self) -> OffsetDateTime {
-        self.not_after
+        self.0.not_after
     }
     /// keyUsage bits, `None` when the extension is absent.
     pub fn key_usage(&self) -> Option<KeyUsageBits> {
-        self.key_usage
+        self.0.key_usage
     }
     pub fn is_ca(&self) -> bool {
-        self.is_ca
+        self.0.is_ca
     }
     /// The DER SubjectPublicKeyInfo.
     pub fn spki(&self) -> &[u8] {
-        &self.spki
+        &self.0.spki
     }
     /// The subjectPublicKey bits (RSAPublicKey DER for RSA, raw 32 bytes for Ed25519/X25519).
     pub fn public_key_bits(&self) -> &[u8] {
-        &self.public_key
+        &self.0.public_key
     }
     /// How errors name this certificate.
     pub fn name(&self) -> CertName {
         CertName {
-            subject: self.subject.clone(),
+            subject: self.0.subject.clone(),
             serial: self.serial_hex(),
             sha256: self.sha256_hex(),
         }
     }
     /// True when `at` is inside the validity period.
     pub fn valid_at(&self, at: OffsetDateTime) -> bool {
-        at >= self.not_before && at <= self.not_after
+        at >= self.0.not_before && at <= self.0.not_after
     }
     /// Does `issuer_dn` (as written in `ds:X509IssuerName`) and `serial_decimal` name this certificate?
     /// DNs are compared as sets of `TYPE=value` pairs, case-insensitive on types and trimmed,
@@ -321,7 +327,7 @@ impl Certificate {
     pub fn matches_issuer_serial(&self, issuer_dn: &str, serial_decimal: &str) -> bool {
         let serial_ok = serial_decimal.trim().trim_start_matches('0')
             == self.serial_decimal().trim_start_matches('0');
-        serial_ok && normalize_dn(issuer_dn) == normalize_dn(&self.issuer)
+        serial_ok && normalize_dn(issuer_dn) == normalize_dn(&self.0.issuer)
     }
 }
 

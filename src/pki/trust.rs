@@ -197,17 +197,18 @@ impl TrustStore {
         at: OffsetDateTime,
         purpose: Purpose,
     ) -> Result<TrustPath, PkiError> {
-        let name = leaf.name();
+        // `leaf.name()` (hex serial and fingerprint) only on the way out: a trusted signer
+        // never needs it.
         if at > leaf.not_after() {
             return Err(PkiError::Expired {
-                cert: name,
+                cert: leaf.name(),
                 not_after: leaf.not_after().to_string(),
                 at: at.to_string(),
             });
         }
         if at < leaf.not_before() {
             return Err(PkiError::NotYetValid {
-                cert: name,
+                cert: leaf.name(),
                 not_before: leaf.not_before().to_string(),
                 at: at.to_string(),
             });
@@ -229,7 +230,7 @@ impl TrustStore {
         }
         if self.anchors.is_empty() {
             return Err(PkiError::Untrusted {
-                cert: name,
+                cert: leaf.name(),
                 reason: "not pinned and no trust anchors configured".into(),
             });
         }

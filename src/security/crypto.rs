@@ -15,7 +15,7 @@ use aws_lc_rs::key_wrap::{KeyEncryptionKey, KeyWrap, AES_128};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use aws_lc_rs::rsa::{OaepPrivateDecryptingKey, OaepPublicEncryptingKey, PublicEncryptingKey};
 use aws_lc_rs::signature::{self, UnparsedPublicKey};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::pki::keys::KeyInner;
 use crate::pki::PrivateKey;
@@ -115,6 +115,21 @@ pub trait Crypto: Send + Sync {
     ) -> Result<[u8; GCM_TAG_LEN], CryptoError>;
     /// AES-128-GCM open of `IV ‖ CT ‖ TAG`.
     fn aes128_gcm_open(&self, key: &[u8], data: &[u8]) -> Result<Vec<u8>, CryptoError>;
+    /// [`Crypto::aes128_gcm_open`] within the same buffer (no second copy of the part): `data`
+    /// goes in as `IV ‖ CT ‖ TAG` and comes out as the plaintext. On failure it comes out
+    /// empty and zeroed: no unauthenticated plaintext survives a failed tag check.
+    fn aes128_gcm_open_in_place(&self, key: &[u8], data: &mut Vec<u8>) -> Result<(), CryptoError> {
+        match self.aes128_gcm_open(key, data) {
+            Ok(plain) => {
+                *data = plain;
+                Ok(())
+            }
+            Err(e) => {
+                data.zeroize();
+                Err(e)
+            }
+        }
+    }
 }
 
 /// The aws-lc-rs provider.
@@ -331,6 +346,40 @@ impl Crypto for AwsLc {
             .len();
         buf.truncate(n);
         Ok(buf)
+    }
+
+    fn aes128_gcm_open_in_place(&self, key: &[u8], data: &mut Vec<u8>) -> Result<(), CryptoError> {
+        if data.len() < GCM_IV_LEN + GCM_TAG_LEN {
+            data.zeroize();
+            return Err(CryptoError);
+        }
+        let k = match UnboundKey::new(&AES_128_GCM, key) {
+            Ok(k) => LessSafeKey::new(k),
+            Err(_) => {
+                data.zeroize();
+                return Err(CryptoError);
+            }
+        };
+        let mut iv = [0u8; GCM_IV_LEN];
+        iv.copy_from_slice(&data[..GCM_IV_LEN]);
+        let opened = k
+            .open_in_place(
+                Nonce::assume_unique_for_key(iv),
+                Aad::empty(),
+                &mut data[GCM_IV_LEN..],
+            )
+            .map(|p| p.len());
+        match opened {
+            Ok(n) => {
+                data.copy_within(GCM_IV_LEN..GCM_IV_LEN + n, 0);
+                data.truncate(n);
+                Ok(())
+            }
+            Err(_) => {
+                data.zeroize();
+                Err(CryptoError)
+            }
+        }
     }
 }
 

@@ -372,18 +372,14 @@ pub(crate) fn decrypt_parts<P: super::verify::InPart>(
         check_suite(&ek.algorithm, suite, allow_legacy)?;
     }
     let mut ceks: Vec<Option<Zeroizing<Vec<u8>>>> = vec![None; eks.len()];
-    let eds: Vec<Node<'_>> = doc
-        .elements()
-        .filter(|n| n.is(ns::XENC, "EncryptedData"))
-        .collect();
-    for ed in eds {
+    for ed in doc.elements_named(ns::XENC, "EncryptedData") {
         if ed.parent().map(|p| p.id()) != Some(security.id()) {
             return Err(SecurityError::Policy(
                 "EncryptedData outside the Security header (only payload parts may be encrypted)"
                     .into(),
             ));
         }
-        let ed_id = ed.id_attributes().next().unwrap_or("").to_string();
+        let ed_id = ed.id_attributes().next().unwrap_or("");
         if ed.attr(None, "Type") != Some(ns::SWA_CONTENT_ONLY) {
             return Err(SecurityError::Policy(format!(
                 "EncryptedData {ed_id} Type {:?}: only Attachment-Content-Only is supported",
@@ -411,7 +407,7 @@ pub(crate) fn decrypt_parts<P: super::verify::InPart>(
         let idx = eks
             .iter()
             .position(|(_, k)| {
-                by_str.as_deref() == Some(k.id.as_str()) || k.data_refs.iter().any(|d| d == &ed_id)
+                by_str.as_deref() == Some(k.id.as_str()) || k.data_refs.iter().any(|d| d == ed_id)
             })
             .ok_or_else(|| dec("EncryptedData refers to no EncryptedKey"))?;
         if ceks[idx].is_none() {

@@ -22,7 +22,7 @@ use crate::xml::{canonicalize_subtree, C14nOptions, Document};
 use super::crypto::{Crypto, Oaep};
 use super::verify::digest_input;
 use super::wsse::locate;
-use super::xmlw::{attr, b64, new_id, text};
+use super::xmlw::{attr, b64, new_id, text, IdSource};
 use super::{Attachment, KeyReference, OwnKey, SecurityError, SignedReference, Suite, TokenType};
 
 /// Sender-side settings for one message (from the P-Mode and the partner configuration).
@@ -257,9 +257,11 @@ pub fn secure_outbound_digests(
     payloads: &[OutPart],
     cfg: &SenderConfig<'_>,
 ) -> Result<SecuredHeader, SecurityError> {
-    // A fixed Body id (cannot equal the header's `_<uuid>`): packing the same message again
+    // One DRBG draw for the message's ids (token, signature, EncryptedKey and -Data). The
+    // Body's id is fixed (cannot equal the header's `_<uuid>`): packing the same message again
     // then yields the same signed references, which lets the MSH send before it records the
     // wire bytes (`msh::engine`, `pack_timed`).
+    let mut ids = IdSource::new();
     let body_id = BODY_ID;
     // 1. digests of eb:Messaging and the Body, in their final namespace context
     let skeleton = envelope(messaging_xml, "", body_id);
@@ -308,7 +310,7 @@ pub fn secure_outbound_digests(
     let mut enc_xml = String::new();
     let mut cek = None;
     if let Some(rcpt) = cfg.recipient {
-        let (x, k) = encrypt_parts(crypto, cfg, rcpt, payloads, &mut tokens)?;
+        let (x, k) = encrypt_parts(crypto, cfg, rcpt, payloads, &mut tokens, &mut ids)?;
         enc_xml = x;
         cek = Some(k);
     }
@@ -324,7 +326,7 @@ pub fn secure_outbound_digests(
             want.as_str()
         )));
     }
-    let bst_id = new_id("X509");
+    let bst_id = ids.id("X509");
     let signer_bst = match cfg.token_type {
         TokenType::X509v3 => bst(&bst_id, ns::WSS_X509V3, cfg.signer.cert.der()),
         TokenType::PkiPath => {
@@ -379,7 +381,7 @@ pub fn secure_outbound_digests(
         "<ds:Signature xmlns:ds=\"",
         ns::DS,
         "\" Id=\"",
-        &new_id("SIG"),
+        &ids.id("SIG"),
         "\"><ds:SignedInfo>",
         &si_content,
         "<ds:SignatureValue>",
@@ -430,16 +432,24 @@ fn encrypt_parts(
     rcpt: &Certificate,
     parts: &[OutPart],
     tokens: &mut String,
+    ids: &mut IdSource,
 ) -> Result<(String, ContentKey), SecurityError> {
-    let mut cek = Zeroizing::new([0u8; 16]);
+    // The content key and the HKDF salt of the 2.0 key agreement in one DRBG call (each call
+    // has a fixed cost); the salt is public, the key never leaves `cek`.
+    let mut fresh = Zeroizing::new([0u8; 48]);
     crypto
-        .random(cek.as_mut())
+        .random(fresh.as_mut())
         .map_err(|_| build("no randomness"))?;
-    let ek_id = new_id("EK");
+    let mut cek = Zeroizing::new([0u8; 16]);
+    cek.copy_from_slice(&fresh[..16]);
+    let mut salt = [0u8; 32];
+    salt.copy_from_slice(&fresh[16..]);
+    drop(fresh);
+    let ek_id = ids.id("EK");
     let mut data_refs = String::new();
     let mut eds = String::new();
     for p in parts {
-        let ed_id = new_id("ED");
+        let ed_id = ids.id("ED");
         for piece in ["<xenc:DataReference URI=\"#", &ed_id, "\"/>"] {
             data_refs.push_str(piece);
         }
@@ -495,10 +505,6 @@ fn encrypt_parts(
             let (eph, shared) = crypto
                 .x25519_ephemeral(rcpt.public_key_bits())
                 .map_err(|_| build("key agreement failed"))?;
-            let mut salt = [0u8; 32];
-            crypto
-                .random(&mut salt)
-                .map_err(|_| build("no randomness"))?;
             let kek = crypto
                 .hkdf_sha256(&shared, &salt, &[], 16)
                 .map_err(|_| build("key derivation failed"))?;

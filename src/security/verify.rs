@@ -98,9 +98,10 @@ pub struct Verified<T> {
     /// Filled on first use: canonicalizing the References is receipt work, and a message that
     /// is refused after verification (P-Mode, duplicate) or a signal never needs it.
     references: OnceLock<Vec<SignedReference>>,
-    /// Until then: each reference without `xml`, and its `ds:Reference` element in the
-    /// verified document ([`ReferenceSource`]).
-    pending_references: Vec<(SignedReference, NodeId)>,
+    /// Until then: the `ds:Reference` elements in the verified document ([`ReferenceSource`]),
+    /// read again when asked for (owning their strings from the start cost every message nine
+    /// allocations that only a receipt needs).
+    pending_references: Vec<NodeId>,
 }
 
 /// Where the `ds:Reference` elements of a [`Verified`] value live, so that their canonical
@@ -156,15 +157,42 @@ impl<T: ReferenceSource> Verified<T> {
     /// The signed `ds:Reference`s, in SignedInfo order (for the NRR receipt).
     pub fn references(&self) -> &[SignedReference] {
         self.references.get_or_init(|| {
-            let doc = self.value.reference_document();
+            let Some(doc) = self.value.reference_document() else {
+                return Vec::new();
+            };
             self.pending_references
                 .iter()
-                .map(|(r, node)| SignedReference {
-                    xml: doc.map(|d| reference_c14n(d, *node)).unwrap_or_default(),
-                    ..r.clone()
-                })
+                .map(|&node| signed_reference(doc.node(node), true))
                 .collect()
         })
+    }
+}
+
+/// A `ds:Reference` element of a verified SignedInfo as receipt material (`xml` only when
+/// `with_xml`). [`parse_signature`] accepted the element, so its parts are there.
+fn signed_reference(r: Node<'_>, with_xml: bool) -> SignedReference {
+    let digest_value: String = r
+        .child(ns::DS, "DigestValue")
+        .map(|d| {
+            d.text()
+                .chars()
+                .filter(|c| !c.is_ascii_whitespace())
+                .collect()
+        })
+        .unwrap_or_default();
+    SignedReference {
+        uri: r.attr(None, "URI").unwrap_or("").to_string(),
+        digest_method: r
+            .child(ns::DS, "DigestMethod")
+            .map(alg)
+            .unwrap_or("")
+            .to_string(),
+        digest_value,
+        xml: if with_xml {
+            reference_c14n(r.document(), r.id())
+        } else {
+            String::new()
+        },
     }
 }
 
@@ -272,37 +300,35 @@ pub struct SignatureReport {
     pub references: Vec<RefReport>,
 }
 
+/// A `ds:Reference` as read from SignedInfo: every string borrowed from the document (the
+/// owned [`SignedReference`] is made from the element when a receipt asks for it).
 struct ParsedRef<'d> {
-    uri: String,
-    transforms: Vec<(String, Vec<String>)>,
-    digest_method: String,
+    uri: &'d str,
+    /// Each `ds:Transform`'s algorithm and PrefixList.
+    transforms: Vec<(&'d str, Vec<String>)>,
+    digest_method: &'d str,
     digest_value: Vec<u8>,
-    /// Without `xml` (see [`ParsedRef::with_xml`]).
-    shared: SignedReference,
     node: Node<'d>,
 }
 
 impl ParsedRef<'_> {
-    /// The shared reference with its canonical `ds:Reference` bytes.
+    /// The reference with its canonical `ds:Reference` bytes.
     fn with_xml(&self) -> SignedReference {
-        SignedReference {
-            xml: reference_c14n(self.node.document(), self.node.id()),
-            ..self.shared.clone()
-        }
+        signed_reference(self.node, true)
     }
 }
 
 struct ParsedSignature<'d> {
     signed_info: Node<'d>,
     c14n: C14nOptions,
-    method: String,
+    method: &'d str,
     refs: Vec<ParsedRef<'d>>,
     value: Vec<u8>,
     key_info: Option<Node<'d>>,
 }
 
-fn alg(n: Node<'_>) -> String {
-    n.attr(None, "Algorithm").unwrap_or("").to_string()
+fn alg<'d>(n: Node<'d>) -> &'d str {
+    n.attr(None, "Algorithm").unwrap_or("")
 }
 
 fn prefix_list(n: Node<'_>) -> Vec<String> {
@@ -312,31 +338,30 @@ fn prefix_list(n: Node<'_>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The `n`-th child element of `parent` (no vector of children collected).
+fn nth_child<'d>(parent: Node<'d>, n: usize) -> Option<Node<'d>> {
+    parent.child_elements().nth(n)
+}
+
 fn parse_signature<'d>(sig: Node<'d>) -> Result<ParsedSignature<'d>, SecurityError> {
     let bad = |m: &str| SecurityError::Malformed(m.to_string());
-    let kids: Vec<_> = sig.child_elements().collect();
-    let si = *kids
-        .first()
+    let si = nth_child(sig, 0)
         .filter(|k| k.is(ns::DS, "SignedInfo"))
         .ok_or_else(|| bad("Signature must start with SignedInfo"))?;
-    let sv = kids
-        .get(1)
+    let sv = nth_child(sig, 1)
         .filter(|k| k.is(ns::DS, "SignatureValue"))
         .ok_or_else(|| bad("SignatureValue missing"))?;
-    let key_info = kids.iter().copied().find(|k| k.is(ns::DS, "KeyInfo"));
-    let si_kids: Vec<_> = si.child_elements().collect();
-    let cm = *si_kids
-        .first()
+    let key_info = sig.child(ns::DS, "KeyInfo");
+    let cm = nth_child(si, 0)
         .filter(|k| k.is(ns::DS, "CanonicalizationMethod"))
         .ok_or_else(|| bad("CanonicalizationMethod missing"))?;
     if alg(cm) != ns::ALG_EXC_C14N {
         return Err(SecurityError::UnknownAlgorithm {
             what: "canonicalization",
-            uri: alg(cm),
+            uri: alg(cm).to_string(),
         });
     }
-    let sm = *si_kids
-        .get(1)
+    let sm = nth_child(si, 1)
         .filter(|k| k.is(ns::DS, "SignatureMethod"))
         .ok_or_else(|| bad("SignatureMethod missing"))?;
     let c14n = C14nOptions {
@@ -344,15 +369,14 @@ fn parse_signature<'d>(sig: Node<'d>) -> Result<ParsedSignature<'d>, SecurityErr
         inclusive_prefixes: prefix_list(cm),
         ..Default::default()
     };
-    let mut refs = Vec::new();
-    for r in &si_kids[2..] {
+    let mut refs = Vec::with_capacity(4);
+    for r in si.child_elements().skip(2) {
         if !r.is(ns::DS, "Reference") {
             return Err(bad("unexpected element in SignedInfo"));
         }
         let uri = r
             .attr(None, "URI")
-            .ok_or_else(|| bad("Reference without URI"))?
-            .to_string();
+            .ok_or_else(|| bad("Reference without URI"))?;
         let mut transforms = Vec::new();
         if let Some(ts) = r.child(ns::DS, "Transforms") {
             for t in ts.child_elements() {
@@ -369,29 +393,25 @@ fn parse_signature<'d>(sig: Node<'d>) -> Result<ParsedSignature<'d>, SecurityErr
             .child(ns::DS, "DigestValue")
             .ok_or_else(|| bad("DigestValue missing"))?;
         let dv_raw = dv_node.text();
-        let dv_text: String = if dv_raw.bytes().any(|b| b.is_ascii_whitespace()) {
-            dv_raw
-                .chars()
-                .filter(|c| !c.is_ascii_whitespace())
-                .collect()
+        let digest_text: Cow<'d, str> = if dv_raw.bytes().any(|b| b.is_ascii_whitespace()) {
+            Cow::Owned(
+                dv_raw
+                    .chars()
+                    .filter(|c| !c.is_ascii_whitespace())
+                    .collect(),
+            )
         } else {
-            dv_raw.into_owned()
+            dv_raw
         };
-        let digest_value = unb64(&dv_text).ok_or_else(|| bad("DigestValue is not base64"))?;
+        let digest_value = unb64(&digest_text).ok_or_else(|| bad("DigestValue is not base64"))?;
         refs.push(ParsedRef {
             // `xml` (the canonical Reference) is produced only when asked for: see
             // `Verified::references` and `ParsedRef::with_xml`.
-            shared: SignedReference {
-                uri: uri.clone(),
-                digest_method: alg(dm),
-                digest_value: dv_text,
-                xml: String::new(),
-            },
             uri,
             transforms,
             digest_method: alg(dm),
             digest_value,
-            node: *r,
+            node: r,
         });
     }
     if refs.is_empty() {
@@ -514,8 +534,8 @@ impl InPart for Attachment {
         cek: &[u8],
         mime_type: Option<&str>,
     ) -> Result<(), SecurityError> {
-        self.data = crypto
-            .aes128_gcm_open(cek, &self.data)
+        crypto
+            .aes128_gcm_open_in_place(cek, &mut self.data)
             .map_err(|_| decrypt_failed())?;
         if let Some(mt) = mime_type {
             self.mime_type = mt.to_string();
@@ -741,13 +761,13 @@ fn check_ref<P: InPart>(
     };
     if let Some(id) = r.uri.strip_prefix('#') {
         let opts = match r.transforms.as_slice() {
-            [(a, pl)] if a == ns::ALG_EXC_C14N => C14nOptions {
+            [(a, pl)] if *a == ns::ALG_EXC_C14N => C14nOptions {
                 with_comments: false,
                 inclusive_prefixes: pl.clone(),
                 ..Default::default()
             },
             other => {
-                let list: Vec<_> = other.iter().map(|(a, _)| a.as_str()).collect();
+                let list: Vec<_> = other.iter().map(|(a, _)| *a).collect();
                 return (
                     None,
                     RefOutcome::Unsupported(format!("transforms {list:?}")),
@@ -782,9 +802,9 @@ fn check_ref<P: InPart>(
         (Some(target), digest_ok(&bytes))
     } else if let Some(cid) = r.uri.strip_prefix("cid:") {
         match r.transforms.as_slice() {
-            [(a, _)] if a == ns::SWA_CONTENT_SIGNATURE_TRANSFORM => {}
+            [(a, _)] if *a == ns::SWA_CONTENT_SIGNATURE_TRANSFORM => {}
             other => {
-                let list: Vec<_> = other.iter().map(|(a, _)| a.as_str()).collect();
+                let list: Vec<_> = other.iter().map(|(a, _)| *a).collect();
                 return (
                     None,
                     RefOutcome::Unsupported(format!("transforms {list:?}")),
@@ -832,7 +852,7 @@ fn check_signed_info(
     signer: &Certificate,
 ) -> SignedInfoOutcome {
     let bytes = canonical_bytes(doc, sig.signed_info.id(), &sig.c14n);
-    let r = match sig.method.as_str() {
+    let r = match sig.method {
         m if m == ns::ALG_RSA_SHA256 => {
             if signer.key_type() != KeyType::Rsa {
                 return SignedInfoOutcome::Invalid;
@@ -855,14 +875,12 @@ fn check_signed_info(
 }
 
 fn the_signature<'d>(security: Node<'d>) -> Result<Option<Node<'d>>, SecurityError> {
-    let sigs: Vec<_> = security.children_named(ns::DS, "Signature").collect();
-    match sigs.as_slice() {
-        [] => Ok(None),
-        [one] => Ok(Some(*one)),
-        _ => Err(SecurityError::Wrapping(
-            "more than one ds:Signature in the Security header".into(),
-        )),
-    }
+    super::wsse::the_one(
+        security,
+        ns::DS,
+        "Signature",
+        "more than one ds:Signature in the Security header",
+    )
 }
 
 fn encrypted_targets(security: Option<Node<'_>>) -> Vec<String> {
@@ -943,7 +961,7 @@ fn inspect_doc(
         })
         .collect();
     Ok(SignatureReport {
-        signature_method: sig.method.clone(),
+        signature_method: sig.method.to_string(),
         prefix_list: sig.c14n.inclusive_prefixes.clone(),
         signer,
         signer_chain: chain,
@@ -1047,7 +1065,7 @@ fn process_core<P: InPart>(
             None => return Err(SecurityError::Policy("message is not signed".into())),
         };
         let sig = parse_signature(sig_node)?;
-        check_sig_suite(&sig.method, rx.policy.suite)?;
+        check_sig_suite(sig.method, rx.policy.suite)?;
         // 3. key, SignedInfo, trust
         let key_info = sig
             .key_info
@@ -1071,23 +1089,23 @@ fn process_core<P: InPart>(
         // reference bookkeeping
         let mut seen: Vec<&str> = Vec::new();
         for r in &sig.refs {
-            if seen.contains(&r.uri.as_str()) {
+            if seen.contains(&r.uri) {
                 return Err(SecurityError::Wrapping(format!(
                     "{} is referenced twice in SignedInfo",
                     r.uri
                 )));
             }
-            seen.push(&r.uri);
+            seen.push(r.uri);
         }
         // 4. same-document references (each canonicalized and digested once)
         let mut targets: Vec<(&'static str, &str)> = Vec::with_capacity(sig.refs.len());
         for r in sig.refs.iter().filter(|r| !r.uri.starts_with("cid:")) {
             let (t, o) = check_ref(rx.crypto, &doc, &loc, r, &parts, &payload, &[]);
-            if let Some(e) = outcome_error(&r.uri, &o) {
+            if let Some(e) = outcome_error(r.uri, &o) {
                 return Err(e);
             }
             if let Some(t) = t {
-                targets.push((t, &r.uri));
+                targets.push((t, r.uri));
             }
         }
         // 5. decryption
@@ -1104,11 +1122,11 @@ fn process_core<P: InPart>(
         // 6. attachment references (the same-document ones passed in step 4)
         for r in sig.refs.iter().filter(|r| r.uri.starts_with("cid:")) {
             let (t, o) = check_ref(rx.crypto, &doc, &loc, r, &parts, &payload, &[]);
-            if let Some(e) = outcome_error(&r.uri, &o) {
+            if let Some(e) = outcome_error(r.uri, &o) {
                 return Err(e);
             }
             if let Some(t) = t {
-                targets.push((t, &r.uri));
+                targets.push((t, r.uri));
             }
         }
         // 7. coverage
@@ -1148,11 +1166,7 @@ fn process_core<P: InPart>(
             .ok_or_else(|| SecurityError::MissingPart(cid.clone()))?;
             payloads.push(part);
         }
-        let references = sig
-            .refs
-            .iter()
-            .map(|r| (r.shared.clone(), r.node.id()))
-            .collect::<Vec<_>>();
+        let references = sig.refs.iter().map(|r| r.node.id()).collect::<Vec<_>>();
         (
             signer,
             chain,

@@ -30,45 +30,68 @@ pub(crate) fn locate(doc: &Document) -> Result<Located<'_>, SecurityError> {
             "root element is not a SOAP Envelope".into(),
         ));
     };
-    let headers: Vec<_> = root.children_named(soap_ns, "Header").collect();
-    let bodies: Vec<_> = root.children_named(soap_ns, "Body").collect();
-    if headers.len() > 1 || bodies.len() != 1 {
-        return Err(SecurityError::Wrapping(format!(
-            "envelope has {} Header and {} Body elements",
-            headers.len(),
-            bodies.len()
-        )));
+    // One pass over the Envelope's children (no vectors: this runs for every message).
+    let (mut header, mut headers, mut body, mut bodies, mut elements) = (None, 0, None, 0, 0);
+    for c in root.child_elements() {
+        elements += 1;
+        if c.is(soap_ns, "Header") {
+            headers += 1;
+            header = header.or(Some(c));
+        } else if c.is(soap_ns, "Body") {
+            bodies += 1;
+            body = body.or(Some(c));
+        }
     }
-    if root.child_elements().count() != headers.len() + 1 {
+    let body = match body {
+        Some(b) if headers <= 1 && bodies == 1 => b,
+        _ => {
+            return Err(SecurityError::Wrapping(format!(
+                "envelope has {headers} Header and {bodies} Body elements"
+            )))
+        }
+    };
+    if elements != headers + 1 {
         return Err(SecurityError::NotSoap(
             "unexpected child element of the SOAP Envelope".into(),
         ));
     }
-    let header = headers.first().copied();
-    let body = bodies[0];
     let (messaging, security) = match header {
         None => (None, None),
-        Some(h) => {
-            let m: Vec<_> = h.children_named(ns::EB, "Messaging").collect();
-            if m.len() > 1 {
-                return Err(SecurityError::Wrapping(
-                    "more than one eb:Messaging header block".into(),
-                ));
-            }
-            let s: Vec<_> = h.children_named(ns::WSSE, "Security").collect();
-            if s.len() > 1 {
-                return Err(SecurityError::Wrapping(
-                    "more than one wsse:Security header".into(),
-                ));
-            }
-            (m.first().copied(), s.first().copied())
-        }
+        Some(h) => (
+            the_one(
+                h,
+                ns::EB,
+                "Messaging",
+                "more than one eb:Messaging header block",
+            )?,
+            the_one(
+                h,
+                ns::WSSE,
+                "Security",
+                "more than one wsse:Security header",
+            )?,
+        ),
     };
     Ok(Located {
         body,
         messaging,
         security,
     })
+}
+
+/// The child element `ns:local` of `parent` if there is one; two are a wrapping attempt.
+pub(crate) fn the_one<'d>(
+    parent: Node<'d>,
+    ns: &'static str,
+    local: &'static str,
+    two: &str,
+) -> Result<Option<Node<'d>>, SecurityError> {
+    let mut found = parent.children_named(ns, local);
+    let first = found.next();
+    if found.next().is_some() {
+        return Err(SecurityError::Wrapping(two.into()));
+    }
+    Ok(first)
 }
 
 /// The `cid:` hrefs of `eb:PayloadInfo/eb:PartInfo` in order (without the `cid:` prefix).
@@ -123,11 +146,9 @@ pub(crate) fn read_token_ref(node: Node<'_>) -> Result<TokenRef, SecurityError> 
     let str_node = if node.is(ns::WSSE, "SecurityTokenReference") {
         node
     } else {
-        let strs: Vec<_> = node
-            .children_named(ns::WSSE, "SecurityTokenReference")
-            .collect();
-        match strs.as_slice() {
-            [one] => *one,
+        let mut strs = node.children_named(ns::WSSE, "SecurityTokenReference");
+        match (strs.next(), strs.next()) {
+            (Some(one), None) => one,
             _ => {
                 // ds:KeyInfo/ds:X509Data/ds:X509IssuerSerial directly (no STR) is also allowed.
                 if let Some(x) = node.child(ns::DS, "X509Data") {
@@ -139,8 +160,8 @@ pub(crate) fn read_token_ref(node: Node<'_>) -> Result<TokenRef, SecurityError> 
             }
         }
     };
-    let kids: Vec<_> = str_node.child_elements().collect();
-    let [one] = kids.as_slice() else {
+    let mut kids = str_node.child_elements();
+    let (Some(one), None) = (kids.next(), kids.next()) else {
         return Err(SecurityError::Malformed(
             "SecurityTokenReference must hold exactly one reference".into(),
         ));
@@ -162,7 +183,7 @@ pub(crate) fn read_token_ref(node: Node<'_>) -> Result<TokenRef, SecurityError> 
             .ok_or_else(|| SecurityError::Malformed("KeyIdentifier is not base64".into()))?;
         Ok(TokenRef::Ski(ski))
     } else if one.is(ns::DS, "X509Data") {
-        issuer_serial(*one)
+        issuer_serial(one)
     } else {
         Err(SecurityError::Malformed(format!(
             "unsupported token reference {}",
@@ -209,9 +230,51 @@ pub(crate) fn read_bst(
             "token reference #{id} does not point at a BinarySecurityToken of the Security header"
         )));
     }
-    let der = unb64(&node.text())
-        .ok_or_else(|| SecurityError::Malformed("BinarySecurityToken is not base64".into()))?;
+    let text = node.text();
     let vt = node.attr(None, "ValueType").unwrap_or("");
+    if let Some(hit) = recent_token(vt, &text) {
+        return Ok(hit);
+    }
+    let decoded = decode_bst(vt, &text)?;
+    remember_token(vt, &text, &decoded);
+    Ok(decoded)
+}
+
+/// A decoded BinarySecurityToken: the leaf and the rest of the chain.
+type Token = (Certificate, Vec<Certificate>);
+
+/// How many token texts [`recent_token`] remembers (each at most 16 KB).
+const RECENT_TOKENS: usize = 16;
+
+/// Token texts seen recently and what they decoded to. A partner sends the same token in every
+/// message, and finding its text here (a length compare, then one `memcmp`) is cheaper than
+/// base64-decoding ~1 KB and hashing the DER for [`Certificate::from_der_cached`]; the result
+/// is the same, since decoding is a function of the text and the value type.
+static TOKENS: std::sync::Mutex<Vec<(String, String, Token)>> = std::sync::Mutex::new(Vec::new());
+
+fn recent_token(value_type: &str, text: &str) -> Option<Token> {
+    let seen = TOKENS.lock().ok()?;
+    seen.iter()
+        .find(|(vt, t, _)| t.len() == text.len() && t == text && vt == value_type)
+        .map(|(_, _, token)| token.clone())
+}
+
+fn remember_token(value_type: &str, text: &str, token: &Token) {
+    // A certificate with a chain is a few KB; bound what sixteen entries can hold.
+    if text.len() > 16 * 1024 {
+        return;
+    }
+    if let Ok(mut seen) = TOKENS.lock() {
+        if seen.len() >= RECENT_TOKENS {
+            seen.remove(0);
+        }
+        seen.push((value_type.to_string(), text.to_string(), token.clone()));
+    }
+}
+
+fn decode_bst(vt: &str, text: &str) -> Result<Token, SecurityError> {
+    let der = unb64(text)
+        .ok_or_else(|| SecurityError::Malformed("BinarySecurityToken is not base64".into()))?;
     let bad =
         |e: crate::pki::PkiError| SecurityError::KeyNotFound(format!("BinarySecurityToken: {e}"));
     match vt {

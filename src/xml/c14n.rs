@@ -93,7 +93,7 @@ pub fn canonicalize_subtree(doc: &Document, apex: NodeId, opts: &C14nOptions, ou
     // In-scope bindings at the apex come from its ancestors too; nothing is rendered yet.
     // (Nearest declaration of each prefix wins; a short vector, not a hash map: an AS4 header
     // has a handful of bindings and this runs for every reference of every message.)
-    let mut scope: Vec<(Option<&str>, &str)> = Vec::new();
+    let mut scope: Vec<(Option<&str>, &str)> = Vec::with_capacity(16);
     let mut anc = node.parent();
     while let Some(a) = anc {
         if let Some(e) = a.element() {
@@ -106,19 +106,20 @@ pub fn canonicalize_subtree(doc: &Document, apex: NodeId, opts: &C14nOptions, ou
         anc = a.parent();
     }
     scope.sort();
-    let mut rendered: Vec<(Option<&str>, &str)> = Vec::new();
+    let mut rendered: Vec<(Option<&str>, &str)> = Vec::with_capacity(16);
     let imported = match opts.algorithm {
         C14nAlgorithm::Inclusive => inherited_xml_attributes(node),
         C14nAlgorithm::Exclusive => Vec::new(),
     };
+    // Scratch sized for AS4 headers: no start tag there needs more, so none of them regrows.
     let mut w = Writer {
         out,
         opts,
         inclusive: &inclusive,
         imported,
-        candidates: Vec::new(),
-        decls: Vec::new(),
-        attrs: Vec::new(),
+        candidates: Vec::with_capacity(8),
+        decls: Vec::with_capacity(8),
+        attrs: Vec::with_capacity(8),
     };
     w.node(node, &mut scope, &mut rendered);
 }
@@ -218,18 +219,19 @@ pub fn canonicalize_document(doc: &Document, opts: &C14nOptions, out: &mut Vec<u
 
 /// Convenience: the canonical bytes of a subtree.
 pub fn canonical_bytes(doc: &Document, apex: NodeId, opts: &C14nOptions) -> Vec<u8> {
-    let mut v = Vec::with_capacity(1024);
+    // A signed AS4 SignedInfo is ~1.3 KB canonical: one allocation, no regrowth.
+    let mut v = Vec::with_capacity(2048);
     canonicalize_subtree(doc, apex, opts, &mut v);
     v
 }
 
-struct Inclusive {
+struct Inclusive<'p> {
     default: bool,
-    prefixes: Vec<String>,
+    prefixes: Vec<&'p str>,
 }
 
-impl Inclusive {
-    fn new(opts: &C14nOptions) -> Self {
+impl<'p> Inclusive<'p> {
+    fn new(opts: &'p C14nOptions) -> Self {
         if opts.algorithm == C14nAlgorithm::Inclusive {
             // Inclusive C14N renders the whole namespace axis; a PrefixList adds nothing.
             return Inclusive {
@@ -242,8 +244,8 @@ impl Inclusive {
             prefixes: opts
                 .inclusive_prefixes
                 .iter()
+                .map(String::as_str)
                 .filter(|p| *p != "#default")
-                .cloned()
                 .collect(),
         }
     }
@@ -252,7 +254,7 @@ impl Inclusive {
 struct Writer<'o, 'p, 'd> {
     out: &'o mut Vec<u8>,
     opts: &'p C14nOptions,
-    inclusive: &'p Inclusive,
+    inclusive: &'p Inclusive<'p>,
     /// `xml:*` attributes imported onto the apex (inclusive C14N only); taken by the first element.
     imported: Vec<Attribute<'d>>,
     /// Scratch space for one start tag, reused across elements (emptied before the children are
@@ -305,6 +307,15 @@ impl<'d> Writer<'_, '_, 'd> {
 
                 // Candidate prefixes: visibly utilised ones plus the inclusive list (exclusive),
                 // or every prefix in scope (inclusive: the whole namespace axis, C14N §2.3).
+                // The attributes in canonical order, read once: their prefixes are candidates too.
+                let imported = std::mem::take(&mut self.imported);
+                let mut attrs = std::mem::take(&mut self.attrs);
+                attrs.clear();
+                attrs.extend(e.attributes().chain(imported.iter().copied()));
+                attrs.sort_by(|a, b| {
+                    (a.ns.unwrap_or(""), a.local).cmp(&(b.ns.unwrap_or(""), b.local))
+                });
+
                 let mut candidates = std::mem::take(&mut self.candidates);
                 candidates.clear();
                 if self.opts.algorithm == C14nAlgorithm::Inclusive {
@@ -317,7 +328,8 @@ impl<'d> Writer<'_, '_, 'd> {
                 if !candidates.contains(&e.prefix) {
                     candidates.push(e.prefix);
                 }
-                for a in e.attributes() {
+                for a in &attrs {
+                    // (imported attributes are all `xml:*`: never a candidate)
                     if let Some(p) = a.prefix {
                         if p != "xml" && !candidates.contains(&Some(p)) {
                             candidates.push(Some(p));
@@ -327,12 +339,12 @@ impl<'d> Writer<'_, '_, 'd> {
                 if self.inclusive.default && !candidates.contains(&None) {
                     candidates.push(None);
                 }
-                for p in &self.inclusive.prefixes {
+                for &p in &self.inclusive.prefixes {
                     // Borrow the prefix from the document (via the scope), not from the options.
                     let bound = scope
                         .iter()
                         .rev()
-                        .find(|(k, _)| *k == Some(p.as_str()))
+                        .find(|(k, _)| *k == Some(p))
                         .map(|(k, _)| *k);
                     if let Some(k) = bound {
                         if !candidates.contains(&k) {
@@ -376,13 +388,6 @@ impl<'d> Writer<'_, '_, 'd> {
                     escape_attr(uri, self.out);
                     self.out.push(b'"');
                 }
-                let imported = std::mem::take(&mut self.imported);
-                let mut attrs = std::mem::take(&mut self.attrs);
-                attrs.clear();
-                attrs.extend(e.attributes().chain(imported.iter().copied()));
-                attrs.sort_by(|a, b| {
-                    (a.ns.unwrap_or(""), a.local).cmp(&(b.ns.unwrap_or(""), b.local))
-                });
                 for a in &attrs {
                     self.out.push(b' ');
                     write_qname(a.prefix, a.local, self.out);

@@ -9,7 +9,8 @@
 //! has ~70 elements; with an owned `String` per name, namespace URI and value, allocation
 //! cost more than the Ed25519 verification of the message (docs/security.md, "Performance").
 //! So a document is four flat vectors and one string arena: nodes link to parent, first child
-//! and next sibling by index; names, values and text are spans of the arena; an element's
+//! and next sibling by index; names, values and text are spans of the arena, which starts with
+//! a copy of the input (whatever needs no normalisation is a span of that copy); an element's
 //! namespace URI is the span of the declaration that binds it (no copy at all); attributes and
 //! declarations are ranges of two shared vectors. Parsing allocates a handful of growing
 //! vectors per document instead of ~10 strings per element. The public views ([`Node`],
@@ -218,7 +219,8 @@ pub enum NodeKind<'a> {
 /// A parsed XML document.
 #[derive(Debug, Clone)]
 pub struct Document {
-    /// Every name, value, URI and text of the document, back to back.
+    /// The input text, then what had to be normalised: every name, value, URI and text of the
+    /// document is a span of it.
     strings: String,
     nodes: Vec<NodeData>,
     attrs: Vec<AttrData>,
@@ -262,7 +264,7 @@ impl Document {
             });
         }
         let text = decode_input(input)?;
-        Builder::new(limits, text.len()).run(&text)
+        Builder::new(limits, &text).run(&text)
     }
 
     fn str(&self, s: Span) -> &str {
@@ -304,6 +306,25 @@ impl Document {
     /// All elements in document order.
     pub fn elements(&self) -> impl Iterator<Item = Node<'_>> + '_ {
         self.root().descendants().filter(|n| n.is_element())
+    }
+
+    /// Every element with this namespace URI and local name, in document order: a scan of the
+    /// flat node vector (ids are pre-order), cheaper than walking the tree's links.
+    pub fn elements_named<'a>(
+        &'a self,
+        ns: &'a str,
+        local: &'a str,
+    ) -> impl Iterator<Item = Node<'a>> + 'a {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(move |(_, n)| match &n.kind {
+                Kind::Element(e) => {
+                    self.str(e.local) == local && e.ns.is_some_and(|u| self.str(u) == ns)
+                }
+                _ => false,
+            })
+            .map(move |(i, _)| self.node(NodeId(i as u32)))
     }
 
     /// Every element that carries an identifier attribute with this value: `wsu:Id`,
@@ -657,12 +678,6 @@ pub(super) fn declared_encoding(input: &[u8]) -> Option<&str> {
 // ---------------------------------------------------------------------------------------------
 // Tree construction
 
-/// The arena offset where `ns::XML` is stored: the `xml` prefix is bound to it implicitly.
-const XML_NS_SPAN: Span = Span {
-    start: 0,
-    end: ns::XML.len() as u32,
-};
-
 /// A name as quick-xml's reader found it, checked as a QName when it is split.
 #[derive(Clone, Copy)]
 struct RawName<'a> {
@@ -691,9 +706,49 @@ struct OpenTag {
     xml_declared: bool,
 }
 
+/// The key of prefixes longer than 7 bytes in [`prefix_key`].
+const LONG_PREFIX: u64 = u64::MAX;
+/// `prefix_key(Some("xml"))`.
+const XML_PREFIX_KEY: u64 = u64::from_le_bytes([b'x', b'm', b'l', 0, 0, 0, 0, 0x83]);
+
+/// A prefix packed into one word for the scope lookup: the default namespace is 0, a prefix of
+/// up to 7 bytes is its bytes plus `0x80 | length` in the top byte (so equal keys mean equal
+/// prefixes), a longer one is [`LONG_PREFIX`] and has to be compared as text.
+fn prefix_key(prefix: Option<&str>) -> u64 {
+    match prefix {
+        None => 0,
+        Some(p) if p.len() <= 7 => {
+            let mut w = [0u8; 8];
+            w[..p.len()].copy_from_slice(p.as_bytes());
+            w[7] = 0x80 | p.len() as u8;
+            u64::from_le_bytes(w)
+        }
+        Some(_) => LONG_PREFIX,
+    }
+}
+
+/// Character data being collected for the next text node (text, CDATA and references merge).
+#[derive(Clone, Copy)]
+enum PendingText {
+    None,
+    /// One piece so far, found as is in the input copy at the start of the arena.
+    Input(Span),
+    /// Several pieces (or a normalised one), appended to the arena from this offset.
+    Arena(u32),
+}
+
 struct Builder<'l> {
     limits: &'l Limits,
+    /// The arena: a copy of the input first, so that names, values and texts that need no
+    /// normalisation (nearly all of them) are spans of it rather than copies of their own;
+    /// then `ns::XML` and whatever had to be normalised.
     strings: String,
+    /// Where the input (the text `run` reads) lies in memory and how long it is: a `&str`
+    /// quick-xml hands out inside that range is at the same offset in `strings`.
+    input_addr: usize,
+    input_len: usize,
+    /// The span of `ns::XML`, the namespace the `xml` prefix is bound to implicitly.
+    xml_ns: Span,
     nodes: Vec<NodeData>,
     attrs: Vec<AttrData>,
     decls: Vec<DeclData>,
@@ -701,38 +756,64 @@ struct Builder<'l> {
     stack: Vec<u32>,
     top: Vec<NodeId>,
     root: Option<NodeId>,
-    /// Namespace scopes: the bindings (prefix, uri) of the open elements, innermost last, with
-    /// the stack length at each level.
-    scopes: Vec<(Option<Span>, Span)>,
+    /// Namespace scopes: the bindings (prefix key, prefix, uri) of the open elements, innermost
+    /// last, with the stack length at each level ([`prefix_key`]: most lookups compare one word).
+    scopes: Vec<(u64, Option<Span>, Span)>,
     scope_marks: Vec<usize>,
-    /// Start of the pending character data in `strings` (merged across text/CDATA/refs).
-    text_start: Option<u32>,
+    pending_text: PendingText,
 }
 
 impl<'l> Builder<'l> {
-    fn new(limits: &'l Limits, input_len: usize) -> Self {
-        let mut strings = String::with_capacity(input_len + ns::XML.len());
+    fn new(limits: &'l Limits, input: &str) -> Self {
+        let input_len = input.len();
+        let mut strings = String::with_capacity(input_len + ns::XML.len() + 64);
+        strings.push_str(input);
         strings.push_str(ns::XML);
+        let xml_ns = Span {
+            start: input_len as u32,
+            end: strings.len() as u32,
+        };
         Builder {
             limits,
             strings,
+            input_addr: input.as_ptr() as usize,
+            input_len,
+            xml_ns,
             nodes: Vec::with_capacity(input_len / 32),
-            attrs: Vec::new(),
-            decls: Vec::new(),
-            stack: Vec::new(),
-            top: Vec::new(),
+            // Sized for a signed AS4 header (~40 attributes and ~10 declarations in 5 KB), so
+            // that the usual message grows none of these; capped so that a large document
+            // does not reserve more than it is likely to use.
+            attrs: Vec::with_capacity((input_len / 64).clamp(8, 4096)),
+            decls: Vec::with_capacity(16),
+            stack: Vec::with_capacity(16),
+            top: Vec::with_capacity(4),
             root: None,
-            scopes: Vec::new(),
-            scope_marks: Vec::new(),
-            text_start: None,
+            scopes: Vec::with_capacity(16),
+            scope_marks: Vec::with_capacity(16),
+            pending_text: PendingText::None,
         }
+    }
+
+    /// The span of `s` in the input copy, when `s` is a slice of the input.
+    fn input_span(&self, s: &str) -> Option<Span> {
+        let start = (s.as_ptr() as usize).checked_sub(self.input_addr)?;
+        let end = start.checked_add(s.len())?;
+        (end <= self.input_len).then_some(Span {
+            start: start as u32,
+            end: end as u32,
+        })
     }
 
     fn s(&self, s: Span) -> &str {
         &self.strings[s.start as usize..s.end as usize]
     }
 
+    /// The span of `s` in the arena: where it already is when it is a slice of the input,
+    /// else appended.
     fn push_str(&mut self, s: &str) -> Span {
+        if let Some(span) = self.input_span(s) {
+            return span;
+        }
         let start = self.strings.len() as u32;
         self.strings.push_str(s);
         Span {
@@ -972,7 +1053,8 @@ impl<'l> Builder<'l> {
         self.scope_marks.push(self.scopes.len());
         for i in decl_start..self.decls.len() {
             let d = self.decls[i];
-            self.scopes.push((d.prefix, d.uri));
+            let key = prefix_key(d.prefix.map(|p| self.s(p)));
+            self.scopes.push((key, d.prefix, d.uri));
         }
         let elem_ns = self.resolve(el.prefix)?;
         for i in attr_start..self.attrs.len() {
@@ -1016,10 +1098,27 @@ impl<'l> Builder<'l> {
 
     /// Appends character data to the pending text node.
     fn text(&mut self, s: &str) {
-        if self.text_start.is_none() {
-            self.text_start = Some(self.strings.len() as u32);
+        match self.pending_text {
+            PendingText::None => {
+                self.pending_text = match self.input_span(s) {
+                    Some(span) => PendingText::Input(span),
+                    None => {
+                        let start = self.strings.len() as u32;
+                        self.strings.push_str(s);
+                        PendingText::Arena(start)
+                    }
+                }
+            }
+            PendingText::Input(first) => {
+                // A second piece: the node's text must be contiguous, so copy the first.
+                let start = self.strings.len() as u32;
+                self.strings
+                    .extend_from_within(first.start as usize..first.end as usize);
+                self.strings.push_str(s);
+                self.pending_text = PendingText::Arena(start);
+            }
+            PendingText::Arena(_) => self.strings.push_str(s),
         }
-        self.strings.push_str(s);
     }
 
     fn char_data(&mut self, content: &str, pos: u64) -> Result<(), XmlError> {
@@ -1035,11 +1134,16 @@ impl<'l> Builder<'l> {
     }
 
     fn flush_text(&mut self) -> Result<(), XmlError> {
-        if let Some(start) = self.text_start.take() {
-            let end = self.strings.len() as u32;
-            if end > start {
-                self.push_node(Kind::Text(Span { start, end }))?;
-            }
+        let span = match std::mem::replace(&mut self.pending_text, PendingText::None) {
+            PendingText::None => return Ok(()),
+            PendingText::Input(span) => span,
+            PendingText::Arena(start) => Span {
+                start,
+                end: self.strings.len() as u32,
+            },
+        };
+        if span.end > span.start {
+            self.push_node(Kind::Text(span))?;
         }
         Ok(())
     }
@@ -1077,13 +1181,14 @@ impl<'l> Builder<'l> {
     /// be absent (`Ok(None)`); an unknown explicit prefix is an error.
     fn resolve(&self, prefix: Option<Span>) -> Result<Option<Span>, XmlError> {
         let prefix = prefix.map(|p| self.s(p));
-        if prefix == Some("xml") {
-            return Ok(Some(XML_NS_SPAN));
+        let key = prefix_key(prefix);
+        if key == XML_PREFIX_KEY {
+            return Ok(Some(self.xml_ns));
         }
-        // Lengths first: most bindings in scope differ in length from the prefix sought.
-        let len = prefix.map(|p| p.len() as u32);
-        for &(p, uri) in self.scopes.iter().rev() {
-            if p.map(|p| p.end - p.start) == len && p.map(|p| self.s(p)) == prefix {
+        // One word compared per binding in scope; only prefixes longer than 7 bytes (which
+        // share the key `LONG_PREFIX`) need their text compared.
+        for &(k, p, uri) in self.scopes.iter().rev() {
+            if k == key && (key != LONG_PREFIX || p.map(|p| self.s(p)) == prefix) {
                 return Ok((uri.end > uri.start).then_some(uri));
             }
         }
@@ -1162,7 +1267,8 @@ impl Builder<'_> {
         use quick_xml::events::Event;
         let mut reader = quick_xml::Reader::from_str(input);
         let cfg = reader.config_mut();
-        cfg.check_end_names = true;
+        // `Builder::end_element` matches end tags against start tags itself.
+        cfg.check_end_names = false;
         cfg.check_comments = true;
         cfg.expand_empty_elements = false;
         cfg.trim_text_start = false;
@@ -1208,7 +1314,10 @@ impl Builder<'_> {
                 Event::Eof => break,
             };
             let mut el = self.begin_element(RawName::unchecked(s.name().as_ref()), pos)?;
-            for a in s.attributes().with_checks(true) {
+            // Duplicates are refused by expanded name in `end_start_tag` (which also catches
+            // two attributes with the same qualified name), and declarations in `attribute`:
+            // quick-xml's own check would only repeat that, with an allocation per start tag.
+            for a in s.attributes().with_checks(false) {
                 let a = a.map_err(|e| malformed(pos, &e.to_string()))?;
                 self.attribute(&mut el, RawName::unchecked(a.key.as_ref()), &a.value, pos)?;
             }
@@ -1283,11 +1392,14 @@ pub(super) fn check_chars(s: &str, pos: u64) -> Result<(), XmlError> {
     }
 }
 
-/// ASCII name-character classes for [`split_qname`]'s one-pass fast path.
+/// Byte classes for [`split_qname`]'s one-pass fast path: ASCII `NameStartChar`, ASCII
+/// `NameChar`, the colon; 0 for everything else (non-ASCII bytes included, they take the exact
+/// path).
 const NAME_START: u8 = 2;
 const NAME_CHAR: u8 = 1;
-const ASCII_NAME_CLASS: [u8; 128] = {
-    let mut t = [0u8; 128];
+const NAME_COLON: u8 = 4;
+const NAME_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
     let mut c = 0;
     while c < 128 {
         let b = c as u8;
@@ -1295,6 +1407,8 @@ const ASCII_NAME_CLASS: [u8; 128] = {
             NAME_START
         } else if b.is_ascii_digit() || b == b'-' || b == b'.' {
             NAME_CHAR
+        } else if b == b':' {
+            NAME_COLON
         } else {
             0
         };
@@ -1304,39 +1418,22 @@ const ASCII_NAME_CLASS: [u8; 128] = {
 };
 
 /// Splits a QName into prefix and local part, both checked as NCNames. Names are ASCII in
-/// practice, so one pass over the bytes with a class table decides; anything else takes the
-/// exact character-class path of [`check_ncname`].
+/// practice, so one table lookup per byte decides (no byte of class 0, at most one colon, a
+/// `NameStartChar` first and after the colon); anything else takes the exact character-class
+/// path of [`check_ncname`].
 pub(super) fn split_qname(name: &str, pos: u64) -> Result<(Option<&str>, &str), XmlError> {
     let bytes = name.as_bytes();
-    let mut colon = None;
-    let mut at_start = true;
-    let mut ascii_ok = true;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b >= 0x80 {
-            ascii_ok = false;
-            break;
-        }
-        if b == b':' {
-            if colon.is_some() || at_start {
-                ascii_ok = false;
-                break;
+    let class = |i: usize| bytes.get(i).map_or(0, |&b| NAME_CLASS[b as usize]);
+    // Two tight loops (a table lookup, then a byte compare per byte) beat one loop that
+    // tracks the colon and the start positions as it goes.
+    if bytes.iter().all(|&b| NAME_CLASS[b as usize] != 0) && class(0) == NAME_START {
+        match bytes.iter().position(|&b| b == b':') {
+            None => return Ok((None, name)),
+            Some(i) if class(i + 1) == NAME_START && !bytes[i + 1..].contains(&b':') => {
+                return Ok((Some(&name[..i]), &name[i + 1..]));
             }
-            colon = Some(i);
-            at_start = true;
-            continue;
+            Some(_) => {}
         }
-        let class = ASCII_NAME_CLASS[b as usize];
-        if class == 0 || (at_start && class != NAME_START) {
-            ascii_ok = false;
-            break;
-        }
-        at_start = false;
-    }
-    if ascii_ok && !at_start {
-        return Ok(match colon {
-            Some(i) => (Some(&name[..i]), &name[i + 1..]),
-            None => (None, name),
-        });
     }
     match name.split_once(':') {
         Some((p, l)) => {
