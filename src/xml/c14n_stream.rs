@@ -25,8 +25,8 @@ use std::io::{self, BufRead, Read, Write};
 use std::rc::Rc;
 
 use super::tree::{
-    check_chars, check_ncname, declared_encoding, is_xml_char, is_xml_space, malformed,
-    normalize_line_ends, resolve_reference, split_qname,
+    check_chars, check_ncname, declared_encoding, is_xml_space, malformed, normalize_line_ends,
+    resolve_reference, split_qname,
 };
 use super::{escape_attr, escape_text, plain_ascii, Limits, XmlError};
 use crate::ns;
@@ -1136,43 +1136,7 @@ impl<W: Write> Canon<'_, '_, W> {
             return Ok(self.push_tag(raw));
         }
         let start = self.tag.len() as u32;
-        let out = &mut self.tag;
-        let mut chars = raw.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '\r' => {
-                    if chars.peek() == Some(&'\n') {
-                        chars.next();
-                    }
-                    out.push(' ');
-                }
-                '\n' | '\t' => out.push(' '),
-                '<' => return Err(malformed(pos, "'<' in an attribute value")),
-                '&' => {
-                    let mut name = String::new();
-                    loop {
-                        match chars.next() {
-                            Some(';') => break,
-                            Some(ch) if name.len() < 32 => name.push(ch),
-                            _ => {
-                                return Err(malformed(
-                                    pos,
-                                    "unterminated reference in an attribute value",
-                                ))
-                            }
-                        }
-                    }
-                    out.push(resolve_reference(&name)?);
-                }
-                c if !is_xml_char(c) => {
-                    return Err(malformed(
-                        pos,
-                        &format!("character U+{:04X} is not allowed in XML", c as u32),
-                    ))
-                }
-                c => out.push(c),
-            }
-        }
+        super::tree::normalise_attribute_value(raw, pos, &mut self.tag)?;
         Ok((start, self.tag.len() as u32))
     }
 }

@@ -1214,48 +1214,60 @@ impl<'l> Builder<'l> {
             return Ok(self.push_str(raw));
         }
         let start = self.strings.len() as u32;
-        let out = &mut self.strings;
-        let mut chars = raw.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '\r' => {
-                    if chars.peek() == Some(&'\n') {
-                        chars.next();
-                    }
-                    out.push(' ');
-                }
-                '\n' | '\t' => out.push(' '),
-                '<' => return Err(malformed(pos, "'<' in an attribute value")),
-                '&' => {
-                    let mut name = String::new();
-                    loop {
-                        match chars.next() {
-                            Some(';') => break,
-                            Some(ch) if name.len() < 32 => name.push(ch),
-                            _ => {
-                                return Err(malformed(
-                                    pos,
-                                    "unterminated reference in an attribute value",
-                                ))
-                            }
-                        }
-                    }
-                    out.push(resolve_reference(&name)?);
-                }
-                c if !is_xml_char(c) => {
-                    return Err(malformed(
-                        pos,
-                        &format!("character U+{:04X} is not allowed in XML", c as u32),
-                    ))
-                }
-                c => out.push(c),
-            }
-        }
+        normalise_attribute_value(raw, pos, &mut self.strings)?;
         Ok(Span {
             start,
             end: self.strings.len() as u32,
         })
     }
+}
+
+/// The slow path of attribute-value normalisation (XML 1.0 §3.3.3, CDATA attributes): appends
+/// `raw` to `out` with line ends and literal white space as spaces and references resolved;
+/// refuses `<`, unterminated references and characters XML does not allow. Shared by the tree
+/// and the streaming canonicalizer, so both accept and produce the same values.
+pub(super) fn normalise_attribute_value(
+    raw: &str,
+    pos: u64,
+    out: &mut String,
+) -> Result<(), XmlError> {
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                out.push(' ');
+            }
+            '\n' | '\t' => out.push(' '),
+            '<' => return Err(malformed(pos, "'<' in an attribute value")),
+            '&' => {
+                let mut name = String::new();
+                loop {
+                    match chars.next() {
+                        Some(';') => break,
+                        Some(ch) if name.len() < 32 => name.push(ch),
+                        _ => {
+                            return Err(malformed(
+                                pos,
+                                "unterminated reference in an attribute value",
+                            ))
+                        }
+                    }
+                }
+                out.push(resolve_reference(&name)?);
+            }
+            c if !is_xml_char(c) => {
+                return Err(malformed(
+                    pos,
+                    &format!("character U+{:04X} is not allowed in XML", c as u32),
+                ))
+            }
+            c => out.push(c),
+        }
+    }
+    Ok(())
 }
 
 /// The driver: quick-xml's reader (the design's XML tokenizer) feeding the tree-building steps.
