@@ -112,6 +112,13 @@ pub struct Msh {
 /// Gives back an attempt slot of [`Msh::in_flight`] when the attempt ends (or never started).
 struct Slot<'a>(&'a AtomicUsize);
 
+impl Slot<'_> {
+    /// The slot goes with a record handed to the scheduler, whose attempt gives it back.
+    fn hand_over(self) {
+        std::mem::forget(self);
+    }
+}
+
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
@@ -826,20 +833,16 @@ impl Msh {
         let _t = StageTimer::start(Stage::Store);
         let store_span = telemetry::stage_span(Stage::Store);
         let now = self.clock.now();
-        let finished = match unrecorded {
+        let finishing = match unrecorded {
             Some(wire) => {
                 self.store
                     .finish_attempt_with_wire(rec.id, &self.owner, now, wire, outcome, notify)
-                    .instrument(store_span.clone())
-                    .await
             }
-            None => {
-                self.store
-                    .finish_attempt(rec.id, &self.owner, now, outcome, notify)
-                    .instrument(store_span.clone())
-                    .await
-            }
+            None => self
+                .store
+                .finish_attempt(rec.id, &self.owner, now, outcome, notify),
         };
+        let finished = finishing.instrument(store_span.clone()).await;
         // The outcome is logged in the store stage: it is what was just recorded.
         let _in_store = store_span.enter();
         match finished {
@@ -1305,7 +1308,7 @@ impl Submitter for Msh {
                         // The slot goes with the record; if the scheduler just stopped, the
                         // lease expires and the message is leased again.
                         if tx.send(rec).is_ok() {
-                            std::mem::forget(slot);
+                            slot.hand_over();
                         }
                     }
                     _ => {
