@@ -239,6 +239,11 @@ struct Inner {
     counters: Arc<Counters>,
     /// Notified after commits that enqueued webhook pushes ([`MessageStore::outbox_signal`]).
     outbox: Arc<tokio::sync::Notify>,
+    /// Leases of outbox items (id → owner, until), in memory: a webhook push needs no commit
+    /// before it starts, and after a crash every pending item is due at once (pushes are
+    /// at-least-once anyway). The lock is held across the read that picks items, so a reader
+    /// snapshot from before an item's DONE commit cannot pick it once its lease is gone.
+    outbox_leases: Mutex<std::collections::HashMap<i64, (String, i64)>>,
 }
 
 /// The embedded store: `<dir>/store.db` plus `<dir>/spool/`. Cheap to clone.
@@ -404,6 +409,7 @@ impl SqliteStore {
                 spool,
                 counters,
                 outbox: Arc::new(tokio::sync::Notify::new()),
+                outbox_leases: Mutex::new(std::collections::HashMap::new()),
             }),
         })
     }
@@ -437,6 +443,41 @@ impl SqliteStore {
             self.inner.outbox.notify_one();
         }
         r
+    }
+
+    /// Ends a push of outbox item `id` held under `owner`'s (in-memory) lease: `f` records the
+    /// end, and the lease goes only after that commit (see `Inner::outbox_leases`).
+    async fn outbox_end<T, F>(&self, id: OutboxId, owner: String, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let lost = || StoreError::LeaseLost {
+            what: format!("outbox {}", id.0),
+            owner: owner.clone(),
+        };
+        let held = {
+            let leases = self.inner.outbox_leases.lock().map_err(|_| lost())?;
+            leases.get(&id.0).is_some_and(|(o, _)| *o == owner)
+        };
+        if !held {
+            return Err(lost());
+        }
+        let r = self.write(f).await;
+        if r.is_ok() {
+            if let Ok(mut leases) = self.inner.outbox_leases.lock() {
+                if leases.get(&id.0).is_some_and(|(o, _)| *o == owner) {
+                    leases.remove(&id.0);
+                }
+            }
+        }
+        r.map_err(|e| match e {
+            StoreError::LeaseLost { what, .. } => StoreError::LeaseLost {
+                what,
+                owner: owner.clone(),
+            },
+            e => e,
+        })
     }
 
     /// Writer counters.
@@ -1237,78 +1278,67 @@ fn mark_delivered_tx(conn: &Connection, id: StoreId, now: i64, detail: &str) -> 
     )
 }
 
-fn lease_outbox_tx(
+fn lease_outbox_read(
     conn: &Connection,
+    leases: &mut std::collections::HashMap<i64, (String, i64)>,
     now: i64,
     owner: &str,
     max: usize,
     until: i64,
 ) -> Result<Vec<OutboxItem>> {
-    let ids = conn
-        .prepare_cached(
-            "SELECT id FROM outbox WHERE state = 'PENDING' AND next_attempt_at <= ?1 \
-             AND (lease_until IS NULL OR lease_until <= ?1) ORDER BY next_attempt_at, id LIMIT (SELECT ?2)",
-        )?
-        .query_map(params![now, limit_i64(max)], |r| r.get::<_, i64>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        conn.prepare_cached(
-            "UPDATE outbox SET attempts = attempts + 1, lease_owner = ?2, lease_until = ?3, updated_at = ?4 WHERE id = ?1",
-        )?
-        .execute(params![id, owner, until, now])?;
-        let item = conn.prepare_cached("SELECT message, kind, target, body, attempts, last_error FROM outbox WHERE id = ?1")?.query_row(
-            [id],
-            |r| {
-                Ok((
-                    r.get::<_, Option<i64>>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Vec<u8>>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                ))
-            },
-        )?;
-        let (message, kind, target, body, attempts, last_error) = item;
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, message, kind, target, body, attempts, last_error FROM outbox \
+         WHERE state = 'PENDING' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id",
+    )?;
+    let mut rows = stmt.query([now])?;
+    let mut out = Vec::new();
+    while out.len() < max {
+        let Some(r) = rows.next()? else { break };
+        let id: i64 = r.get(0)?;
+        if leases.get(&id).is_some_and(|(_, u)| *u > now) {
+            continue;
+        }
+        let attempts: i64 = r.get(5)?;
         out.push(OutboxItem {
             id: OutboxId(id),
-            message: message.map(StoreId),
-            kind,
-            target,
-            body,
-            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            message: r.get::<_, Option<i64>>(1)?.map(StoreId),
+            kind: r.get(2)?,
+            target: r.get(3)?,
+            body: r.get(4)?,
+            // This push is one more attempt than the recorded ones (counted when it ends).
+            attempts: u32::try_from(attempts + 1).unwrap_or(u32::MAX),
             lease: Lease {
                 owner: owner.to_string(),
                 until: from_ts(until)?,
             },
-            last_error,
+            last_error: r.get(6)?,
         });
+        leases.insert(id, (owner.to_string(), until));
     }
     Ok(out)
 }
 
 /// A push held under `owner`'s lease succeeded: the item is DONE.
-fn outbox_done_tx(conn: &Connection, id: OutboxId, owner: &str, now: i64) -> Result<()> {
-    check_outbox_lease(conn, id, owner)?;
+fn outbox_done_tx(conn: &Connection, id: OutboxId, now: i64) -> Result<()> {
+    check_outbox_pending(conn, id)?;
     conn.prepare_cached(
-        "UPDATE outbox SET state = 'DONE', lease_owner = NULL, lease_until = NULL, updated_at = ?2 WHERE id = ?1",
+        "UPDATE outbox SET state = 'DONE', attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
     )?
     .execute(params![id.0, now])?;
     Ok(())
 }
 
-fn check_outbox_lease(conn: &Connection, id: OutboxId, owner: &str) -> Result<()> {
-    let row: Option<(String, Option<String>)> = conn
-        .prepare_cached("SELECT state, lease_owner FROM outbox WHERE id = ?1")?
-        .query_row([id.0], |r| Ok((r.get(0)?, r.get(1)?)))
+/// The item must still be PENDING (its lease is checked in memory, [`SqliteStore::outbox_end`]).
+fn check_outbox_pending(conn: &Connection, id: OutboxId) -> Result<()> {
+    let state: Option<String> = conn
+        .prepare_cached("SELECT state FROM outbox WHERE id = ?1")?
+        .query_row([id.0], |r| r.get(0))
         .optional()?;
-    let (state, lease_owner) =
-        row.ok_or_else(|| StoreError::NotFound(format!("outbox {}", id.0)))?;
-    if state != "PENDING" || lease_owner.as_deref() != Some(owner) {
+    let state = state.ok_or_else(|| StoreError::NotFound(format!("outbox {}", id.0)))?;
+    if state != "PENDING" {
         return Err(StoreError::LeaseLost {
             what: format!("outbox {}", id.0),
-            owner: owner.to_string(),
+            owner: String::new(),
         });
     }
     Ok(())
@@ -1804,7 +1834,14 @@ impl MessageStore for SqliteStore {
     ) -> BoxFuture<'_, Result<Vec<OutboxItem>>> {
         let owner = owner.to_string();
         let until = lease_until(now, lease_for);
-        Box::pin(self.write(move |c| lease_outbox_tx(c, ts(now), &owner, max, until)))
+        let inner = self.inner.clone();
+        Box::pin(self.read(move |c| {
+            let mut leases = inner
+                .outbox_leases
+                .lock()
+                .map_err(|_| StoreError::Corrupt("outbox lease table poisoned".into()))?;
+            lease_outbox_read(c, &mut leases, ts(now), &owner, max, until)
+        }))
     }
 
     fn outbox_done(
@@ -1813,8 +1850,9 @@ impl MessageStore for SqliteStore {
         owner: &str,
         now: OffsetDateTime,
     ) -> BoxFuture<'_, Result<()>> {
-        let owner = owner.to_string();
-        Box::pin(self.write(move |c| outbox_done_tx(c, id, &owner, ts(now))))
+        Box::pin(self.outbox_end(id, owner.to_string(), move |c| {
+            outbox_done_tx(c, id, ts(now))
+        }))
     }
 
     fn outbox_done_delivered(
@@ -1824,9 +1862,8 @@ impl MessageStore for SqliteStore {
         now: OffsetDateTime,
         delivered: Option<(StoreId, String)>,
     ) -> BoxFuture<'_, Result<bool>> {
-        let owner = owner.to_string();
-        Box::pin(self.write(move |c| {
-            outbox_done_tx(c, id, &owner, ts(now))?;
+        Box::pin(self.outbox_end(id, owner.to_string(), move |c| {
+            outbox_done_tx(c, id, ts(now))?;
             let Some((m, detail)) = delivered else {
                 return Ok(false);
             };
@@ -1854,17 +1891,16 @@ impl MessageStore for SqliteStore {
         next_attempt_at: Option<OffsetDateTime>,
         error: &str,
     ) -> BoxFuture<'_, Result<()>> {
-        let owner = owner.to_string();
         let error = error.to_string();
-        Box::pin(self.write(move |c| {
-            check_outbox_lease(c, id, &owner)?;
+        Box::pin(self.outbox_end(id, owner.to_string(), move |c| {
+            check_outbox_pending(c, id)?;
             let (state, next) = match next_attempt_at {
                 Some(t) => ("PENDING", Some(ts(t))),
                 None => ("DEAD", None),
             };
             c.execute(
-                "UPDATE outbox SET state = ?2, next_attempt_at = coalesce(?3, next_attempt_at), lease_owner = NULL, \
-                 lease_until = NULL, last_error = ?4, updated_at = ?5 WHERE id = ?1",
+                "UPDATE outbox SET state = ?2, next_attempt_at = coalesce(?3, next_attempt_at), \
+                 attempts = attempts + 1, last_error = ?4, updated_at = ?5 WHERE id = ?1",
                 params![id.0, state, next, error, ts(now)],
             )?;
             Ok(())

@@ -691,3 +691,36 @@ async fn header_is_kept_verbatim_in_both_directions() {
         None
     );
 }
+
+/// Outbox leases live in the process (issue 8: a push starts without a commit): after a
+/// restart an item whose push was leased but never ended is due at once, not after its lease
+/// (pushes are at-least-once; the backend deduplicates), and a lease's end is recorded: an
+/// item done by its pusher is not handed out again.
+#[tokio::test]
+async fn outbox_leases_do_not_outlive_the_process() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = {
+        let s = SqliteStore::open(dir.path()).await.expect("open");
+        let a = s.enqueue(t(0), delivery()).await.expect("enqueue");
+        let b = s.enqueue(t(0), delivery()).await.expect("enqueue");
+        let leased = s.lease_outbox(t(0), "p1", 10, LEASE).await.expect("lease");
+        assert_eq!(leased.iter().map(|i| i.id).collect::<Vec<_>>(), vec![a, b]);
+        assert_eq!(leased[0].attempts, 1);
+        s.outbox_done(b, "p1", t(1)).await.expect("done");
+        s.close().await.expect("close");
+        (a, b)
+    };
+    let s = SqliteStore::open(dir.path()).await.expect("reopen");
+    let again = s.lease_outbox(t(2), "p2", 10, LEASE).await.expect("lease");
+    assert_eq!(
+        again.iter().map(|i| i.id).collect::<Vec<_>>(),
+        vec![a],
+        "a at once, b not again ({b:?} is done)"
+    );
+    assert_eq!(again[0].attempts, 1, "the unfinished push was not counted");
+    assert!(matches!(
+        s.outbox_done(a, "p1", t(3)).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    s.outbox_done(a, "p2", t(3)).await.expect("done");
+}
