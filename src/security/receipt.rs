@@ -79,21 +79,8 @@ pub fn receipt_references(doc: &Document) -> Vec<(String, String, String)> {
         .filter(|n| n.is(ns::EBBP, "MessagePartNRInformation"))
         .filter_map(|p| p.child(ns::DS, "Reference"))
         .map(|r| {
-            let dm = r
-                .child(ns::DS, "DigestMethod")
-                .and_then(|d| d.attr(None, "Algorithm"))
-                .unwrap_or("")
-                .to_string();
-            let dv: String = r
-                .child(ns::DS, "DigestValue")
-                .map(|d| {
-                    d.text()
-                        .chars()
-                        .filter(|c| !c.is_ascii_whitespace())
-                        .collect()
-                })
-                .unwrap_or_default();
-            (r.attr(None, "URI").unwrap_or("").to_string(), dm, dv)
+            let r = super::verify::signed_reference(r, false);
+            (r.uri, r.digest_method, r.digest_value)
         })
         .collect()
 }

@@ -170,7 +170,7 @@ impl<T: ReferenceSource> Verified<T> {
 
 /// A `ds:Reference` element of a verified SignedInfo as receipt material (`xml` only when
 /// `with_xml`). [`parse_signature`] accepted the element, so its parts are there.
-fn signed_reference(r: Node<'_>, with_xml: bool) -> SignedReference {
+pub(super) fn signed_reference(r: Node<'_>, with_xml: bool) -> SignedReference {
     let digest_value: String = r
         .child(ns::DS, "DigestValue")
         .map(|d| {

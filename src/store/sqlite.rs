@@ -450,7 +450,7 @@ impl SqliteStore {
     async fn outbox_end<T, F>(&self, id: OutboxId, owner: String, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&Connection, &str) -> Result<T> + Send + 'static,
     {
         let lost = || StoreError::LeaseLost {
             what: format!("outbox {}", id.0),
@@ -463,7 +463,8 @@ impl SqliteStore {
         if !held {
             return Err(lost());
         }
-        let r = self.write(f).await;
+        let in_tx = owner.clone();
+        let r = self.write(move |c| f(c, &in_tx)).await;
         if r.is_ok() {
             if let Ok(mut leases) = self.inner.outbox_leases.lock() {
                 if leases.get(&id.0).is_some_and(|(o, _)| *o == owner) {
@@ -471,13 +472,7 @@ impl SqliteStore {
                 }
             }
         }
-        r.map_err(|e| match e {
-            StoreError::LeaseLost { what, .. } => StoreError::LeaseLost {
-                what,
-                owner: owner.clone(),
-            },
-            e => e,
-        })
+        r
     }
 
     /// Writer counters.
@@ -1319,8 +1314,8 @@ fn lease_outbox_read(
 }
 
 /// A push held under `owner`'s lease succeeded: the item is DONE.
-fn outbox_done_tx(conn: &Connection, id: OutboxId, now: i64) -> Result<()> {
-    check_outbox_pending(conn, id)?;
+fn outbox_done_tx(conn: &Connection, id: OutboxId, owner: &str, now: i64) -> Result<()> {
+    check_outbox_pending(conn, id, owner)?;
     conn.prepare_cached(
         "UPDATE outbox SET state = 'DONE', attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
     )?
@@ -1329,7 +1324,7 @@ fn outbox_done_tx(conn: &Connection, id: OutboxId, now: i64) -> Result<()> {
 }
 
 /// The item must still be PENDING (its lease is checked in memory, [`SqliteStore::outbox_end`]).
-fn check_outbox_pending(conn: &Connection, id: OutboxId) -> Result<()> {
+fn check_outbox_pending(conn: &Connection, id: OutboxId, owner: &str) -> Result<()> {
     let state: Option<String> = conn
         .prepare_cached("SELECT state FROM outbox WHERE id = ?1")?
         .query_row([id.0], |r| r.get(0))
@@ -1338,7 +1333,7 @@ fn check_outbox_pending(conn: &Connection, id: OutboxId) -> Result<()> {
     if state != "PENDING" {
         return Err(StoreError::LeaseLost {
             what: format!("outbox {}", id.0),
-            owner: String::new(),
+            owner: owner.to_string(),
         });
     }
     Ok(())
@@ -1850,8 +1845,8 @@ impl MessageStore for SqliteStore {
         owner: &str,
         now: OffsetDateTime,
     ) -> BoxFuture<'_, Result<()>> {
-        Box::pin(self.outbox_end(id, owner.to_string(), move |c| {
-            outbox_done_tx(c, id, ts(now))
+        Box::pin(self.outbox_end(id, owner.to_string(), move |c, owner| {
+            outbox_done_tx(c, id, owner, ts(now))
         }))
     }
 
@@ -1862,8 +1857,8 @@ impl MessageStore for SqliteStore {
         now: OffsetDateTime,
         delivered: Option<(StoreId, String)>,
     ) -> BoxFuture<'_, Result<bool>> {
-        Box::pin(self.outbox_end(id, owner.to_string(), move |c| {
-            outbox_done_tx(c, id, ts(now))?;
+        Box::pin(self.outbox_end(id, owner.to_string(), move |c, owner| {
+            outbox_done_tx(c, id, owner, ts(now))?;
             let Some((m, detail)) = delivered else {
                 return Ok(false);
             };
@@ -1892,8 +1887,8 @@ impl MessageStore for SqliteStore {
         error: &str,
     ) -> BoxFuture<'_, Result<()>> {
         let error = error.to_string();
-        Box::pin(self.outbox_end(id, owner.to_string(), move |c| {
-            check_outbox_pending(c, id)?;
+        Box::pin(self.outbox_end(id, owner.to_string(), move |c, owner| {
+            check_outbox_pending(c, id, owner)?;
             let (state, next) = match next_attempt_at {
                 Some(t) => ("PENDING", Some(ts(t))),
                 None => ("DEAD", None),
