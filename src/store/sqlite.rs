@@ -196,6 +196,39 @@ UPDATE messages SET header = NULL WHERE header IS NOT NULL;
 DROP INDEX messages_message_id;
 CREATE INDEX messages_in_message_id ON messages (message_id) WHERE direction = 'IN';
 "#,
+    // 8: fewer b-trees written per message (issue 8, fourth round; counted with
+    // benches/wal_pages.py on the WAL of a running bench, 2.0, 32 in flight).
+    // * `properties_name_value` served no query: the property filter of `list` is a correlated
+    //   EXISTS that SQLite runs on the primary key (message, seq) (EXPLAIN QUERY PLAN), yet
+    //   every message wrote 3.3 (sender) / 3.8 (receiver) WAL pages into it: a random leaf
+    //   for an ExchangeId (a UUID) and the tail of each group of equal values, which splits
+    //   in the middle of the tree.
+    // * `properties` and `inbound_seen` WITHOUT ROWID: their primary key was a second b-tree
+    //   next to the table; now the table is that b-tree.
+    // * `inbound_seen_at` only served `prune`'s deletion of old keys, a maintenance batch
+    //   that may scan the keys instead of every message writing a page.
+    r#"
+DROP INDEX properties_name_value;
+CREATE TABLE properties_new (
+    message INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    seq     INTEGER NOT NULL,
+    name    TEXT    NOT NULL,
+    value   TEXT    NOT NULL,
+    PRIMARY KEY (message, seq)
+) WITHOUT ROWID;
+INSERT INTO properties_new (message, seq, name, value) SELECT message, seq, name, value FROM properties;
+DROP TABLE properties;
+ALTER TABLE properties_new RENAME TO properties;
+DROP INDEX inbound_seen_at;
+CREATE TABLE inbound_seen_new (
+    message_id TEXT    PRIMARY KEY,
+    message    INTEGER NOT NULL,
+    seen_at    INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO inbound_seen_new (message_id, message, seen_at) SELECT message_id, message, seen_at FROM inbound_seen;
+DROP TABLE inbound_seen;
+ALTER TABLE inbound_seen_new RENAME TO inbound_seen;
+"#,
 ];
 
 /// A write request: runs on the writer thread inside the batch transaction (`None` when the
@@ -973,16 +1006,32 @@ fn check_sending_lease(
 }
 
 fn submit_tx(conn: &Connection, now: i64, m: &NewOutbound) -> Result<Submitted> {
+    submit_with(conn, now, m, None).map(|(s, _)| s)
+}
+
+/// [`submit_tx`]; with `lease` = (owner, until) a new message due now is inserted in SENDING
+/// under that lease (its first attempt, as [`lease_one`] would make it), with both events, and
+/// its record is built from what was written: one UPDATE and the read-back of the row, its
+/// properties and payloads less per submission (issue 8, fourth round).
+fn submit_with(
+    conn: &Connection,
+    now: i64,
+    m: &NewOutbound,
+    lease: Option<(&str, i64)>,
+) -> Result<(Submitted, Option<MessageRecord>)> {
     if let Some(key) = &m.idempotency_key {
         let existing: Option<i64> = conn
             .prepare_cached("SELECT id FROM messages WHERE idempotency_key = ?1")?
             .query_row([key], |r| r.get(0))
             .optional()?;
         if let Some(id) = existing {
-            return Ok(Submitted {
-                id: StoreId(id),
-                created: false,
-            });
+            return Ok((
+                Submitted {
+                    id: StoreId(id),
+                    created: false,
+                },
+                None,
+            ));
         }
     }
     let taken: Option<i64> = conn
@@ -996,19 +1045,76 @@ fn submit_tx(conn: &Connection, now: i64, m: &NewOutbound) -> Result<Submitted> 
         )));
     }
     let due = m.not_before.map(ts).unwrap_or(now);
+    let lease = lease.filter(|_| due <= now);
+    let (state, attempts, owner, until) = match lease {
+        Some((owner, until)) => (State::Sending, 1, Some(owner), Some(until)),
+        None => (State::Submitted, 0, None, None),
+    };
     conn.prepare_cached(
         "INSERT INTO messages (direction, message_id, conversation_id, pmode_id, ref_to_message_id, idempotency_key, \
-         state, created_at, updated_at, next_attempt_at) VALUES ('OUT', ?1, ?2, ?3, ?4, ?5, 'SUBMITTED', ?6, ?6, ?7)",
+         state, created_at, updated_at, next_attempt_at, attempts, lease_owner, lease_until) \
+         VALUES ('OUT', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11)",
     )?
-    .execute(params![m.message_id, m.conversation_id, m.pmode_id, m.ref_to_message_id, m.idempotency_key, now, due])?;
+    .execute(params![
+        m.message_id,
+        m.conversation_id,
+        m.pmode_id,
+        m.ref_to_message_id,
+        m.idempotency_key,
+        state.as_str(),
+        now,
+        due,
+        attempts,
+        owner,
+        until
+    ])?;
     let id = conn.last_insert_rowid();
     insert_header(conn, id, m.header.as_deref())?;
     insert_parts(conn, id, &m.properties, &m.payloads)?;
     insert_event(conn, id, now, None, State::Submitted, "submitted", None)?;
-    Ok(Submitted {
+    let submitted = Submitted {
         id: StoreId(id),
         created: true,
-    })
+    };
+    let (Some(owner), Some(until)) = (owner, until) else {
+        return Ok((submitted, None));
+    };
+    let detail = format!("attempt 1 leased by {owner}");
+    insert_event(
+        conn,
+        id,
+        now,
+        Some(State::Submitted),
+        State::Sending,
+        &detail,
+        None,
+    )?;
+    let record = MessageRecord {
+        id: StoreId(id),
+        direction: Direction::Outbound,
+        message_id: m.message_id.clone(),
+        conversation_id: m.conversation_id.clone(),
+        pmode_id: m.pmode_id.clone(),
+        ref_to_message_id: m.ref_to_message_id.clone(),
+        idempotency_key: m.idempotency_key.clone(),
+        state: State::Sending,
+        created_at: from_ts(now)?,
+        updated_at: from_ts(now)?,
+        attempts: 1,
+        next_attempt_at: Some(from_ts(due)?),
+        lease: Some(Lease {
+            owner: owner.to_string(),
+            until: from_ts(until)?,
+        }),
+        wire: None,
+        last_code: None,
+        last_detail: None,
+        properties: m.properties.clone(),
+        payloads: m.payloads.clone(),
+        header: m.header.clone(),
+        payloads_purged_at: None,
+    };
+    Ok((submitted, Some(record)))
 }
 
 // Every `LIMIT` with a bound value is written `LIMIT (SELECT ?n)`: SQLite's planner looks at
@@ -1075,7 +1181,7 @@ fn lease_one(
     load_message(conn, id)
 }
 
-/// [`submit_tx`], then the first attempt leased to `owner` in the same transaction when the
+/// [`submit_tx`], with the first attempt leased to `owner` in the same transaction when the
 /// message is new and due now.
 fn submit_leased_tx(
     conn: &Connection,
@@ -1084,13 +1190,7 @@ fn submit_leased_tx(
     owner: &str,
     until: i64,
 ) -> Result<(Submitted, Option<MessageRecord>)> {
-    let s = submit_tx(conn, now, m)?;
-    let due_now = m.not_before.is_none_or(|t| ts(t) <= now);
-    if !s.created || !due_now {
-        return Ok((s, None));
-    }
-    let rec = lease_one(conn, s.id.0, State::Submitted, None, 0, owner, until, now)?;
-    Ok((s, rec))
+    submit_with(conn, now, m, Some((owner, until)))
 }
 
 fn record_wire_tx(
