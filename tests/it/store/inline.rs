@@ -9,6 +9,9 @@ use time::Duration;
 
 use super::{open_temp, t};
 
+/// Migrations in this build (`schema_version` after opening).
+const LATEST: i64 = 8;
+
 fn spool_files(s: &SqliteStore) -> usize {
     std::fs::read_dir(s.spool().dir())
         .expect("spool dir")
@@ -179,6 +182,8 @@ async fn migrations_upgrade_a_version_3_store() {
              DROP TABLE message_header; DROP TABLE wire_inline; \
              DROP INDEX messages_in_message_id; CREATE INDEX messages_message_id ON messages (message_id); \
              ALTER TABLE payloads DROP COLUMN data; ALTER TABLE messages DROP COLUMN wire_data; \
+             CREATE INDEX properties_name_value ON properties (name, value); \
+             CREATE INDEX inbound_seen_at ON inbound_seen (seen_at); \
              UPDATE schema_version SET version = 3;",
         )
         .expect("downgrade");
@@ -186,7 +191,7 @@ async fn migrations_upgrade_a_version_3_store() {
     let s = SqliteStore::open(dir.path()).await.expect("migrate");
     assert_eq!(
         count(dir.path(), "SELECT max(version) FROM schema_version"),
-        7
+        LATEST
     );
     let old = s
         .get_by_message_id(as4gw::store::Direction::Outbound, "old")
@@ -228,6 +233,8 @@ async fn migration_5_moves_inline_wire_bytes_out_of_the_message_row() {
              UPDATE messages SET header = (SELECT header FROM message_header WHERE message = messages.id); \
              DROP TABLE message_header; DROP TABLE wire_inline; \
              DROP INDEX messages_in_message_id; CREATE INDEX messages_message_id ON messages (message_id); \
+             CREATE INDEX properties_name_value ON properties (name, value); \
+             CREATE INDEX inbound_seen_at ON inbound_seen (seen_at); \
              UPDATE schema_version SET version = 4;",
         )
         .expect("downgrade");
@@ -242,7 +249,7 @@ async fn migration_5_moves_inline_wire_bytes_out_of_the_message_row() {
     let s = SqliteStore::open(dir.path()).await.expect("migrate");
     assert_eq!(
         count(dir.path(), "SELECT max(version) FROM schema_version"),
-        7
+        LATEST
     );
     assert_eq!(
         count(
@@ -287,6 +294,8 @@ async fn migration_6_moves_the_header_out_of_the_message_row() {
             "UPDATE messages SET header = (SELECT header FROM message_header WHERE message = messages.id); \
              DROP TABLE message_header; \
              DROP INDEX messages_in_message_id; CREATE INDEX messages_message_id ON messages (message_id); \
+             CREATE INDEX properties_name_value ON properties (name, value); \
+             CREATE INDEX inbound_seen_at ON inbound_seen (seen_at); \
              UPDATE schema_version SET version = 5;",
         )
         .expect("downgrade");
@@ -294,7 +303,7 @@ async fn migration_6_moves_the_header_out_of_the_message_row() {
     let s = SqliteStore::open(dir.path()).await.expect("migrate");
     assert_eq!(
         count(dir.path(), "SELECT max(version) FROM schema_version"),
-        7
+        LATEST
     );
     assert_eq!(
         count(
@@ -309,4 +318,117 @@ async fn migration_6_moves_the_header_out_of_the_message_row() {
         .expect("get")
         .expect("v5 message");
     assert_eq!(rec.header, header);
+}
+
+#[tokio::test]
+async fn migration_8_keeps_properties_and_duplicate_keys_in_the_rebuilt_tables() {
+    use as4gw::store::{Filter, NewInbound, Received};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let window = Duration::days(7);
+    let (out_id, in_id) = {
+        let s = SqliteStore::open(dir.path()).await.expect("open");
+        let out = NewOutbound {
+            message_id: "v7-out".into(),
+            conversation_id: "c".into(),
+            pmode_id: "p".into(),
+            properties: vec![
+                ("originalSender".into(), "a".into()),
+                ("ExchangeId".into(), "x-1".into()),
+            ],
+            ..Default::default()
+        };
+        let out_id = s.submit(t(0), out).await.expect("submit").id;
+        let inb = NewInbound {
+            message_id: "v7-in@partner".into(),
+            conversation_id: "c".into(),
+            pmode_id: "p".into(),
+            properties: vec![("ExchangeId".into(), "x-2".into())],
+            ..Default::default()
+        };
+        let Received::New(in_id) = s
+            .record_received(t(1), inb, window, None)
+            .await
+            .expect("receive")
+        else {
+            panic!("new message expected");
+        };
+        s.close().await.expect("close");
+        (out_id, in_id)
+    };
+    // Take the store back to schema 7: rowid tables with their primary-key indexes and the
+    // two indexes migration 8 dropped.
+    {
+        let c = rusqlite::Connection::open(dir.path().join("store.db")).expect("db");
+        c.execute_batch(
+            "CREATE TABLE p7 (message INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE, \
+               seq INTEGER NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (message, seq)); \
+             INSERT INTO p7 SELECT message, seq, name, value FROM properties; \
+             DROP TABLE properties; ALTER TABLE p7 RENAME TO properties; \
+             CREATE INDEX properties_name_value ON properties (name, value); \
+             CREATE TABLE s7 (message_id TEXT PRIMARY KEY, message INTEGER NOT NULL, seen_at INTEGER NOT NULL); \
+             INSERT INTO s7 SELECT message_id, message, seen_at FROM inbound_seen; \
+             DROP TABLE inbound_seen; ALTER TABLE s7 RENAME TO inbound_seen; \
+             CREATE INDEX inbound_seen_at ON inbound_seen (seen_at); \
+             UPDATE schema_version SET version = 7;",
+        )
+        .expect("downgrade");
+    }
+    let s = SqliteStore::open(dir.path()).await.expect("migrate");
+    assert_eq!(
+        count(dir.path(), "SELECT max(version) FROM schema_version"),
+        LATEST
+    );
+    assert_eq!(
+        count(
+            dir.path(),
+            "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('properties_name_value', 'inbound_seen_at')"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            dir.path(),
+            "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('properties', 'inbound_seen') AND sql LIKE '%WITHOUT ROWID'"
+        ),
+        2
+    );
+    let rec = s.get(out_id).await.expect("get").expect("outbound");
+    assert_eq!(
+        rec.properties,
+        vec![
+            ("originalSender".to_string(), "a".to_string()),
+            ("ExchangeId".to_string(), "x-1".to_string())
+        ]
+    );
+    for (value, id) in [("x-1", out_id), ("x-2", in_id)] {
+        let page = s
+            .list(
+                Filter {
+                    property: Some(("ExchangeId".into(), value.into())),
+                    ..Filter::default()
+                },
+                None,
+                10,
+            )
+            .await
+            .expect("list");
+        assert_eq!(
+            page.items.iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![id],
+            "property filter {value}"
+        );
+    }
+    // The duplicate key survived the rebuild.
+    let again = NewInbound {
+        message_id: "v7-in@partner".into(),
+        conversation_id: "c".into(),
+        pmode_id: "p".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        s.record_received(t(2), again, window, None)
+            .await
+            .expect("receive again"),
+        Received::Duplicate { of: in_id }
+    );
 }

@@ -724,3 +724,72 @@ async fn outbox_leases_do_not_outlive_the_process() {
     ));
     s.outbox_done(a, "p2", t(3)).await.expect("done");
 }
+
+#[tokio::test]
+async fn submit_leased_returns_the_record_it_wrote() {
+    let (_dir, s) = open_temp().await;
+    let mut msg = outbound(&s, "leased@as4gw").await;
+    msg.idempotency_key = Some("key-leased".into());
+    msg.header = Some("<eb:Messaging/>".into());
+    msg.properties.push(("ExchangeId".into(), "x-7".into()));
+    let inline = s.spool().put_bytes(b"small").await.expect("inline");
+    assert!(inline.is_inline());
+    msg.payloads.push(as4gw::store::Payload {
+        part_id: "cid:payload-2".into(),
+        mime_type: "text/plain".into(),
+        file: inline,
+    });
+    let (sub, rec) = s
+        .submit_leased(t(5), msg.clone(), "node-a", LEASE)
+        .await
+        .expect("submit");
+    assert!(sub.created);
+    let rec = rec.expect("due now: leased");
+    assert_eq!(rec.state, State::Sending);
+    assert_eq!(rec.attempts, 1);
+    assert_eq!(rec.lease.as_ref().map(|l| l.until), Some(t(5) + LEASE));
+    // What it handed out is exactly what a read of the row gives.
+    assert_eq!(Some(rec), s.get(sub.id).await.expect("get"));
+    let ev = s.events(sub.id).await.expect("events");
+    assert_eq!(
+        transitions(&ev),
+        vec![
+            (None, State::Submitted),
+            (Some(State::Submitted), State::Sending)
+        ]
+    );
+    assert_eq!(ev[1].detail, "attempt 1 leased by node-a");
+    // The lease is a real one: the due scan does not hand it out again, its owner finishes.
+    assert!(s
+        .lease_due(t(6), "node-b", 10, LEASE)
+        .await
+        .expect("lease")
+        .is_empty());
+    s.finish_attempt(
+        sub.id,
+        "node-a",
+        t(7),
+        Outcome::Acknowledged { receipt: None },
+        None,
+    )
+    .await
+    .expect("finish");
+
+    // The same idempotency key: the first message, nothing leased.
+    let (again, none) = s
+        .submit_leased(t(8), msg, "node-a", LEASE)
+        .await
+        .expect("again");
+    assert_eq!((again.id, again.created, none), (sub.id, false, None));
+
+    // Not due yet: submitted only, left to the due scan.
+    let mut later = outbound(&s, "later@as4gw").await;
+    later.not_before = Some(t(100));
+    let (sub, rec) = s
+        .submit_leased(t(9), later, "node-a", LEASE)
+        .await
+        .expect("later");
+    assert!(sub.created && rec.is_none());
+    let rec = s.get(sub.id).await.expect("get").expect("present");
+    assert_eq!((rec.state, rec.attempts, rec.lease), (State::Submitted, 0, None));
+}
