@@ -104,18 +104,25 @@ def analyse(d):
         print(f"{d}: {len(commits)} commits in the WAL, too few")
         return
     # Messages that arrived in the window: new rowids of the `messages` table.
-    def max_msg_rowid(commit):
+    def max_rowid(commit, table):
         m = 0
         for pgno, page in commit:
-            if pages.get(pgno, ("",))[0] == "messages":
+            if pages.get(pgno, ("",))[0] == table:
                 r = leaf_rowids(page, pgno)
                 if r:
                     m = max(m, max(r))
         return m
 
-    first = max_msg_rowid(commits[0])
-    last = max(max_msg_rowid(c) for c in commits[-5:])
-    msgs = max(last - first, 1)
+    def new_rows(table):
+        first = max(max_rowid(c, table) for c in commits[:3])
+        last = max(max_rowid(c, table) for c in commits[-3:])
+        return max(last - first, 1)
+
+    msgs = new_rows("messages")
+    print(
+        f"new rows in the window (sanity check of 'messages'): messages {msgs}, "
+        f"events {new_rows('events')}, outbox {new_rows('outbox')}"
+    )
     per_tree = collections.Counter()
     overflow = collections.Counter()
     rewritten = collections.Counter()  # same page as in the previous commit

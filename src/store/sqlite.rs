@@ -229,6 +229,20 @@ INSERT INTO inbound_seen_new (message_id, message, seen_at) SELECT message_id, m
 DROP TABLE inbound_seen;
 ALTER TABLE inbound_seen_new RENAME TO inbound_seen;
 "#,
+    // 9: one MessageId key per inbound message instead of two (issue 8, fourth round): the
+    // duplicate key `inbound_seen` (primary key: the partner's MessageId, pointing at the newest
+    // message that carried it) also serves `get_by_message_id` for inbound messages, so
+    // `messages_in_message_id` goes: it was a second random leaf page per received message.
+    // `prune` now keeps the key of a message still stored; keys pruned before are restored here
+    // (seen when the message was created, long outside any duplicate window). And
+    // `outbox_finished` only served `prune`'s deletion of finished pushes (a maintenance
+    // batch that may scan), yet every finished push wrote to it.
+    r#"
+INSERT OR IGNORE INTO inbound_seen (message_id, message, seen_at)
+    SELECT message_id, max(id), min(created_at) FROM messages WHERE direction = 'IN' GROUP BY message_id;
+DROP INDEX messages_in_message_id;
+DROP INDEX outbox_finished;
+"#,
 ];
 
 /// A write request: runs on the writer thread inside the batch transaction (`None` when the
@@ -1463,8 +1477,13 @@ fn prune_tx(conn: &Connection, before: i64) -> Result<(PruneReport, Vec<String>)
     let outbox = conn
         .prepare_cached("DELETE FROM outbox WHERE state IN ('DONE', 'DEAD') AND updated_at < ?1")?
         .execute([before])?;
+    // A key stays while its message does: it is how `get_by_message_id` finds an inbound
+    // message (migration 9).
     let seen = conn
-        .prepare_cached("DELETE FROM inbound_seen WHERE seen_at < ?1")?
+        .prepare_cached(
+            "DELETE FROM inbound_seen WHERE seen_at < ?1 \
+             AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.id = inbound_seen.message)",
+        )?
         .execute([before])?;
     // Only names the spool itself could have made are ever removed; inline content goes with
     // its row.
@@ -1851,8 +1870,11 @@ impl MessageStore for SqliteStore {
                 Direction::Outbound => {
                     "SELECT id FROM messages WHERE direction = 'OUT' AND message_id = ?1 ORDER BY id DESC LIMIT 1"
                 }
+                // The duplicate key points at the newest message that carried the MessageId
+                // (migration 9: the only index of inbound MessageIds).
                 Direction::Inbound => {
-                    "SELECT id FROM messages WHERE direction = 'IN' AND message_id = ?1 ORDER BY id DESC LIMIT 1"
+                    "SELECT m.id FROM inbound_seen s JOIN messages m ON m.id = s.message \
+                     WHERE s.message_id = ?1 AND m.direction = 'IN'"
                 }
             };
             let id: Option<i64> = c

@@ -10,7 +10,7 @@ use time::Duration;
 use super::{open_temp, t};
 
 /// Migrations in this build (`schema_version` after opening).
-const LATEST: i64 = 8;
+const LATEST: i64 = 9;
 
 fn spool_files(s: &SqliteStore) -> usize {
     std::fs::read_dir(s.spool().dir())
@@ -180,7 +180,8 @@ async fn migrations_upgrade_a_version_3_store() {
         c.execute_batch(
             "UPDATE messages SET header = (SELECT header FROM message_header WHERE message = messages.id); \
              DROP TABLE message_header; DROP TABLE wire_inline; \
-             DROP INDEX messages_in_message_id; CREATE INDEX messages_message_id ON messages (message_id); \
+             CREATE INDEX messages_message_id ON messages (message_id); \
+             CREATE INDEX outbox_finished ON outbox (updated_at) WHERE state <> 'PENDING'; \
              ALTER TABLE payloads DROP COLUMN data; ALTER TABLE messages DROP COLUMN wire_data; \
              CREATE INDEX properties_name_value ON properties (name, value); \
              CREATE INDEX inbound_seen_at ON inbound_seen (seen_at); \
@@ -232,7 +233,8 @@ async fn migration_5_moves_inline_wire_bytes_out_of_the_message_row() {
             "UPDATE messages SET wire_data = (SELECT data FROM wire_inline WHERE message = messages.id); \
              UPDATE messages SET header = (SELECT header FROM message_header WHERE message = messages.id); \
              DROP TABLE message_header; DROP TABLE wire_inline; \
-             DROP INDEX messages_in_message_id; CREATE INDEX messages_message_id ON messages (message_id); \
+             CREATE INDEX messages_message_id ON messages (message_id); \
+             CREATE INDEX outbox_finished ON outbox (updated_at) WHERE state <> 'PENDING'; \
              CREATE INDEX properties_name_value ON properties (name, value); \
              CREATE INDEX inbound_seen_at ON inbound_seen (seen_at); \
              UPDATE schema_version SET version = 4;",
@@ -293,7 +295,8 @@ async fn migration_6_moves_the_header_out_of_the_message_row() {
         c.execute_batch(
             "UPDATE messages SET header = (SELECT header FROM message_header WHERE message = messages.id); \
              DROP TABLE message_header; \
-             DROP INDEX messages_in_message_id; CREATE INDEX messages_message_id ON messages (message_id); \
+             CREATE INDEX messages_message_id ON messages (message_id); \
+             CREATE INDEX outbox_finished ON outbox (updated_at) WHERE state <> 'PENDING'; \
              CREATE INDEX properties_name_value ON properties (name, value); \
              CREATE INDEX inbound_seen_at ON inbound_seen (seen_at); \
              UPDATE schema_version SET version = 5;",
@@ -321,7 +324,7 @@ async fn migration_6_moves_the_header_out_of_the_message_row() {
 }
 
 #[tokio::test]
-async fn migration_8_keeps_properties_and_duplicate_keys_in_the_rebuilt_tables() {
+async fn migrations_8_and_9_keep_properties_and_duplicate_keys_and_find_inbound_messages() {
     use as4gw::store::{Filter, NewInbound, Received};
     let dir = tempfile::tempdir().expect("tempdir");
     let window = Duration::days(7);
@@ -369,6 +372,8 @@ async fn migration_8_keeps_properties_and_duplicate_keys_in_the_rebuilt_tables()
              INSERT INTO s7 SELECT message_id, message, seen_at FROM inbound_seen; \
              DROP TABLE inbound_seen; ALTER TABLE s7 RENAME TO inbound_seen; \
              CREATE INDEX inbound_seen_at ON inbound_seen (seen_at); \
+             CREATE INDEX messages_in_message_id ON messages (message_id) WHERE direction = 'IN'; \
+             CREATE INDEX outbox_finished ON outbox (updated_at) WHERE state <> 'PENDING'; \
              UPDATE schema_version SET version = 7;",
         )
         .expect("downgrade");
@@ -418,6 +423,20 @@ async fn migration_8_keeps_properties_and_duplicate_keys_in_the_rebuilt_tables()
             "property filter {value}"
         );
     }
+    // An inbound message is found through its duplicate key (migration 9).
+    let found = s
+        .get_by_message_id(as4gw::store::Direction::Inbound, "v7-in@partner")
+        .await
+        .expect("get")
+        .map(|r| r.id);
+    assert_eq!(found, Some(in_id));
+    assert_eq!(
+        count(
+            dir.path(),
+            "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('messages_in_message_id', 'outbox_finished')"
+        ),
+        0
+    );
     // The duplicate key survived the rebuild.
     let again = NewInbound {
         message_id: "v7-in@partner".into(),
@@ -431,4 +450,49 @@ async fn migration_8_keeps_properties_and_duplicate_keys_in_the_rebuilt_tables()
             .expect("receive again"),
         Received::Duplicate { of: in_id }
     );
+}
+
+#[tokio::test]
+async fn migration_9_restores_the_key_of_an_inbound_message_that_lost_it() {
+    use as4gw::store::{Direction, NewInbound, Received};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let id = {
+        let s = SqliteStore::open(dir.path()).await.expect("open");
+        let inb = NewInbound {
+            message_id: "keyless@partner".into(),
+            ..Default::default()
+        };
+        let Received::New(id) = s
+            .record_received(t(0), inb, Duration::days(1), None)
+            .await
+            .expect("receive")
+        else {
+            panic!("new message expected");
+        };
+        s.close().await.expect("close");
+        id
+    };
+    // A schema-8 store whose `prune` removed the key of a message still stored.
+    {
+        let c = rusqlite::Connection::open(dir.path().join("store.db")).expect("db");
+        c.execute_batch(
+            "DELETE FROM inbound_seen; \
+             CREATE INDEX messages_in_message_id ON messages (message_id) WHERE direction = 'IN'; \
+             CREATE INDEX outbox_finished ON outbox (updated_at) WHERE state <> 'PENDING'; \
+             UPDATE schema_version SET version = 8;",
+        )
+        .expect("downgrade");
+    }
+    let s = SqliteStore::open(dir.path()).await.expect("migrate");
+    let found = s
+        .get_by_message_id(Direction::Inbound, "keyless@partner")
+        .await
+        .expect("get")
+        .map(|r| r.id);
+    assert_eq!(found, Some(id));
+    assert!(s
+        .get_by_message_id(Direction::Outbound, "keyless@partner")
+        .await
+        .expect("get")
+        .is_none());
 }

@@ -426,7 +426,7 @@ async fn schema_version_is_recorded_and_newer_schemas_are_refused() {
     let v: i64 = db
         .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
         .expect("version");
-    assert_eq!(v, 8, "every migration applied");
+    assert_eq!(v, 9, "every migration applied");
     let mode: String = db
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .expect("mode");
@@ -447,7 +447,7 @@ async fn schema_version_is_recorded_and_newer_schemas_are_refused() {
         SqliteStore::open(dir.path()).await,
         Err(StoreError::SchemaTooNew {
             found: 99,
-            supported: 8
+            supported: 9
         })
     ));
 }
@@ -494,4 +494,42 @@ async fn online_backup_opens_as_a_store_with_intact_files() {
         .await
         .expect("verify"));
     assert_eq!(std::fs::read_dir(b.spool().dir()).expect("dir").count(), 6);
+}
+
+#[tokio::test]
+async fn prune_keeps_the_duplicate_key_of_a_message_still_stored() {
+    let (_dir, s) = open_temp().await;
+    let Received::New(id) = s
+        .record_received(
+            t(0),
+            NewInbound {
+                message_id: "undelivered@partner".into(),
+                ..Default::default()
+            },
+            Duration::days(1),
+            None,
+        )
+        .await
+        .expect("in")
+    else {
+        panic!("new")
+    };
+    // Not delivered: the message stays, and so does its key, however old.
+    let report = s.prune(t(100_000)).await.expect("prune");
+    assert_eq!((report.messages, report.duplicate_keys), (0, 0), "{report:?}");
+    let found = s
+        .get_by_message_id(Direction::Inbound, "undelivered@partner")
+        .await
+        .expect("get")
+        .map(|r| r.id);
+    assert_eq!(found, Some(id));
+    // Delivered and old: both go.
+    s.mark_delivered(id, t(1), "ok").await.expect("delivered");
+    let report = s.prune(t(100_000)).await.expect("prune");
+    assert_eq!((report.messages, report.duplicate_keys), (1, 1), "{report:?}");
+    assert!(s
+        .get_by_message_id(Direction::Inbound, "undelivered@partner")
+        .await
+        .expect("get")
+        .is_none());
 }
