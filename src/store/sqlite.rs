@@ -480,10 +480,15 @@ impl SqliteStore {
         let signal = notify.is_some();
         let r = self
             .write(move |c| {
-                if let Some(w) = &wire {
-                    record_wire_tx(c, id, &owner, ts(now), w)?;
-                }
-                finish_tx(c, id, &owner, ts(now), &outcome, notify.as_ref())
+                finish_tx(
+                    c,
+                    id,
+                    &owner,
+                    ts(now),
+                    wire.as_ref(),
+                    &outcome,
+                    notify.as_ref(),
+                )
             })
             .await;
         if r.is_ok() && signal {
@@ -1019,6 +1024,40 @@ fn check_sending_lease(
     Ok(())
 }
 
+/// [`check_sending_lease`], reading in the same statement whether wire bytes are recorded.
+fn check_sending_lease_wire(
+    conn: &Connection,
+    id: StoreId,
+    owner: &str,
+    action: &'static str,
+) -> Result<bool> {
+    let row = conn
+        .prepare_cached(
+            "SELECT direction, state, lease_owner, wire_file IS NOT NULL FROM messages WHERE id = ?1",
+        )?
+        .query_row([id.0], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, bool>(3)?,
+            ))
+        })
+        .optional()?;
+    let (d, st, lease_owner, recorded) = row.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+    let (direction, state): (Direction, State) = (d.parse()?, st.parse()?);
+    if direction != Direction::Outbound || state != State::Sending {
+        return Err(StoreError::InvalidTransition { id, state, action });
+    }
+    if lease_owner.as_deref() != Some(owner) {
+        return Err(StoreError::LeaseLost {
+            what: id.to_string(),
+            owner: owner.to_string(),
+        });
+    }
+    Ok(recorded)
+}
+
 fn submit_tx(conn: &Connection, now: i64, m: &NewOutbound) -> Result<Submitted> {
     submit_with(conn, now, m, None).map(|(s, _)| s)
 }
@@ -1214,17 +1253,30 @@ fn record_wire_tx(
     now: i64,
     wire: &FileRef,
 ) -> Result<()> {
-    check_sending_lease(conn, id, owner, "record wire bytes")?;
-    let existing: Option<String> = conn
-        .prepare_cached("SELECT wire_file FROM messages WHERE id = ?1")?
-        .query_row([id.0], |r| r.get(0))?;
-    if existing.is_some() {
+    let recorded = check_sending_lease_wire(conn, id, owner, "record wire bytes")?;
+    write_wire(conn, id, now, wire, recorded, true)
+}
+
+/// The wire bytes of `id` (a message whose lease was checked; `recorded`: it has wire bytes
+/// already), write-once; with `update_row` false the caller sets the `wire_*` columns itself
+/// (in its own UPDATE of the row).
+fn write_wire(
+    conn: &Connection,
+    id: StoreId,
+    now: i64,
+    wire: &FileRef,
+    recorded: bool,
+    update_row: bool,
+) -> Result<()> {
+    if recorded {
         return Err(StoreError::AlreadyRecorded(format!("wire bytes of {id}")));
     }
-    let size = i64::try_from(wire.size()).map_err(|_| StoreError::TooLarge(i64::MAX as u64))?;
-    conn.prepare_cached("UPDATE messages SET wire_file = ?2, wire_size = ?3, wire_sha256 = ?4, updated_at = ?5 WHERE id = ?1")?.execute(
-        params![id.0, wire.name(), size, &wire.sha256()[..], now],
-    )?;
+    if update_row {
+        let size = wire_size(wire)?;
+        conn.prepare_cached("UPDATE messages SET wire_file = ?2, wire_size = ?3, wire_sha256 = ?4, updated_at = ?5 WHERE id = ?1")?.execute(
+            params![id.0, wire.name(), size, &wire.sha256()[..], now],
+        )?;
+    }
     if let Some(data) = wire.inline_bytes() {
         conn.prepare_cached("INSERT INTO wire_inline (message, data) VALUES (?1, ?2)")?
             .execute(params![id.0, data])?;
@@ -1245,15 +1297,29 @@ fn record_wire_tx(
     )
 }
 
+fn wire_size(wire: &FileRef) -> Result<i64> {
+    i64::try_from(wire.size()).map_err(|_| StoreError::TooLarge(i64::MAX as u64))
+}
+
+/// Ends an attempt; with `wire`, records it first (same events, same checks as
+/// [`record_wire_tx`]) and writes its columns in the outcome's UPDATE of the row: one lease
+/// check and one UPDATE instead of two each (issue 8, fourth round).
 fn finish_tx(
     conn: &Connection,
     id: StoreId,
     owner: &str,
     now: i64,
+    wire: Option<&FileRef>,
     outcome: &Outcome,
     notify: Option<&NewNotification>,
 ) -> Result<()> {
-    check_sending_lease(conn, id, owner, "finish an attempt")?;
+    match wire {
+        Some(w) => {
+            let recorded = check_sending_lease_wire(conn, id, owner, "finish an attempt")?;
+            write_wire(conn, id, now, w, recorded, false)?;
+        }
+        None => check_sending_lease(conn, id, owner, "finish an attempt")?,
+    }
     let (to, next, code, detail) = match outcome {
         Outcome::Acknowledged { receipt } => {
             if let Some(bytes) = receipt {
@@ -1278,11 +1344,31 @@ fn finish_tx(
         ),
         Outcome::Failed { code, detail } => (State::Failed, None, Some(*code), detail.clone()),
     };
-    conn.prepare_cached(
-        "UPDATE messages SET state = ?2, next_attempt_at = ?3, lease_owner = NULL, lease_until = NULL, \
-         last_code = ?4, last_detail = ?5, updated_at = ?6 WHERE id = ?1",
-    )?
-    .execute(params![id.0, to.as_str(), next, code.map(EbmsCode::code), detail, now])?;
+    match wire {
+        Some(w) => conn
+            .prepare_cached(
+                "UPDATE messages SET state = ?2, next_attempt_at = ?3, lease_owner = NULL, lease_until = NULL, \
+                 last_code = ?4, last_detail = ?5, updated_at = ?6, wire_file = ?7, wire_size = ?8, \
+                 wire_sha256 = ?9 WHERE id = ?1",
+            )?
+            .execute(params![
+                id.0,
+                to.as_str(),
+                next,
+                code.map(EbmsCode::code),
+                detail,
+                now,
+                w.name(),
+                wire_size(w)?,
+                &w.sha256()[..]
+            ])?,
+        None => conn
+            .prepare_cached(
+                "UPDATE messages SET state = ?2, next_attempt_at = ?3, lease_owner = NULL, lease_until = NULL, \
+                 last_code = ?4, last_detail = ?5, updated_at = ?6 WHERE id = ?1",
+            )?
+            .execute(params![id.0, to.as_str(), next, code.map(EbmsCode::code), detail, now])?,
+    };
     insert_event(conn, id.0, now, Some(State::Sending), to, &detail, code)?;
     if let Some(n) = notify {
         insert_notification(conn, now, n)?;
@@ -1290,17 +1376,20 @@ fn finish_tx(
     Ok(())
 }
 
+/// Receipt bytes, write-once: the primary key refuses a second one (no read before).
 fn insert_receipt(conn: &Connection, id: StoreId, now: i64, bytes: &[u8]) -> Result<()> {
-    let exists: Option<i64> = conn
-        .prepare_cached("SELECT message FROM receipts WHERE message = ?1")?
-        .query_row([id.0], |r| r.get(0))
-        .optional()?;
-    if exists.is_some() {
-        return Err(StoreError::AlreadyRecorded(format!("receipt of {id}")));
+    let r = conn
+        .prepare_cached("INSERT INTO receipts (message, at, bytes) VALUES (?1, ?2, ?3)")?
+        .execute(params![id.0, now, bytes]);
+    match r {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
+            Err(StoreError::AlreadyRecorded(format!("receipt of {id}")))
+        }
+        Err(e) => Err(e.into()),
     }
-    conn.prepare_cached("INSERT INTO receipts (message, at, bytes) VALUES (?1, ?2, ?3)")?
-        .execute(params![id.0, now, bytes])?;
-    Ok(())
 }
 
 fn record_received_tx(
@@ -1374,6 +1463,11 @@ fn mark_delivered_tx(conn: &Connection, id: StoreId, now: i64, detail: &str) -> 
             action: "mark delivered",
         });
     }
+    set_delivered(conn, id, now, detail)
+}
+
+/// RECEIVED → DELIVERED for a message the caller found inbound and RECEIVED.
+fn set_delivered(conn: &Connection, id: StoreId, now: i64, detail: &str) -> Result<()> {
     conn.prepare_cached("UPDATE messages SET state = 'DELIVERED', updated_at = ?2 WHERE id = ?1")?
         .execute(params![id.0, now])?;
     insert_event(
@@ -1429,11 +1523,17 @@ fn lease_outbox_read(
 
 /// A push held under `owner`'s lease succeeded: the item is DONE.
 fn outbox_done_tx(conn: &Connection, id: OutboxId, owner: &str, now: i64) -> Result<()> {
-    check_outbox_pending(conn, id, owner)?;
-    conn.prepare_cached(
-        "UPDATE outbox SET state = 'DONE', attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
-    )?
-    .execute(params![id.0, now])?;
+    // One statement on the usual path; the state is read only to say why nothing changed.
+    let n = conn
+        .prepare_cached(
+            "UPDATE outbox SET state = 'DONE', attempts = attempts + 1, updated_at = ?2 \
+             WHERE id = ?1 AND state = 'PENDING'",
+        )?
+        .execute(params![id.0, now])?;
+    if n == 0 {
+        check_outbox_pending(conn, id, owner)?;
+        return Err(StoreError::Corrupt(format!("outbox {} not updated", id.0)));
+    }
     Ok(())
 }
 
@@ -1988,7 +2088,7 @@ impl MessageStore for SqliteStore {
             // the push still counts as done.
             match message_head(c, m)? {
                 (Direction::Inbound, State::Received, _) => {
-                    mark_delivered_tx(c, m, ts(now), &detail)?;
+                    set_delivered(c, m, ts(now), &detail)?;
                     Ok(true)
                 }
                 _ => Ok(false),
