@@ -791,5 +791,8 @@ async fn submit_leased_returns_the_record_it_wrote() {
         .expect("later");
     assert!(sub.created && rec.is_none());
     let rec = s.get(sub.id).await.expect("get").expect("present");
-    assert_eq!((rec.state, rec.attempts, rec.lease), (State::Submitted, 0, None));
+    assert_eq!(
+        (rec.state, rec.attempts, rec.lease),
+        (State::Submitted, 0, None)
+    );
 }

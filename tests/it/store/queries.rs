@@ -516,7 +516,11 @@ async fn prune_keeps_the_duplicate_key_of_a_message_still_stored() {
     };
     // Not delivered: the message stays, and so does its key, however old.
     let report = s.prune(t(100_000)).await.expect("prune");
-    assert_eq!((report.messages, report.duplicate_keys), (0, 0), "{report:?}");
+    assert_eq!(
+        (report.messages, report.duplicate_keys),
+        (0, 0),
+        "{report:?}"
+    );
     let found = s
         .get_by_message_id(Direction::Inbound, "undelivered@partner")
         .await
@@ -526,7 +530,11 @@ async fn prune_keeps_the_duplicate_key_of_a_message_still_stored() {
     // Delivered and old: both go.
     s.mark_delivered(id, t(1), "ok").await.expect("delivered");
     let report = s.prune(t(100_000)).await.expect("prune");
-    assert_eq!((report.messages, report.duplicate_keys), (1, 1), "{report:?}");
+    assert_eq!(
+        (report.messages, report.duplicate_keys),
+        (1, 1),
+        "{report:?}"
+    );
     assert!(s
         .get_by_message_id(Direction::Inbound, "undelivered@partner")
         .await
