@@ -1011,17 +1011,7 @@ fn check_sending_lease(
     owner: &str,
     action: &'static str,
 ) -> Result<()> {
-    let (direction, state, lease_owner) = message_head(conn, id)?;
-    if direction != Direction::Outbound || state != State::Sending {
-        return Err(StoreError::InvalidTransition { id, state, action });
-    }
-    if lease_owner.as_deref() != Some(owner) {
-        return Err(StoreError::LeaseLost {
-            what: id.to_string(),
-            owner: owner.to_string(),
-        });
-    }
-    Ok(())
+    check_sending_lease_wire(conn, id, owner, action).map(|_| ())
 }
 
 /// [`check_sending_lease`], reading in the same statement whether wire bytes are recorded.
@@ -1964,8 +1954,7 @@ impl MessageStore for SqliteStore {
     ) -> BoxFuture<'_, Result<Option<MessageRecord>>> {
         let message_id = message_id.to_string();
         Box::pin(self.read(move |c| {
-            // The direction is a literal so that SQLite uses the partial index of each
-            // direction (migration 7).
+            // Outbound: the direction is a literal so that SQLite uses the partial unique index.
             let sql = match direction {
                 Direction::Outbound => {
                     "SELECT id FROM messages WHERE direction = 'OUT' AND message_id = ?1 ORDER BY id DESC LIMIT 1"
