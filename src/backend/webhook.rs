@@ -38,6 +38,7 @@ use tracing::Instrument;
 
 use super::auth::BackendAccess;
 use super::model::{message_view, payload_names, MessageView};
+use crate::msh::api::RecentRecords;
 use crate::msh::clock::{Clock, SystemClock};
 use crate::store::{
     Direction, MessageRecord, MessageStore, NewNotification, OutboxItem, State, StoreError, StoreId,
@@ -117,6 +118,9 @@ pub struct WebhookSettings {
     /// Where due times, leases and signature timestamps come from: the system clock, or a
     /// `ManualClock` so tests can let an hour of back-off pass without waiting for it.
     pub clock: Arc<dyn Clock>,
+    /// The records the MSH has just recorded ([`crate::msh::Msh::recent`]): a push takes its
+    /// message from there instead of reading the store (issue 8). `None`: always read.
+    pub recent: Option<Arc<RecentRecords>>,
 }
 
 impl Default for WebhookSettings {
@@ -136,6 +140,7 @@ impl Default for WebhookSettings {
             backoff_max: Duration::hours(1),
             stats: Arc::new(WebhookStats::default()),
             clock: Arc::new(SystemClock),
+            recent: None,
         }
     }
 }
@@ -372,6 +377,7 @@ async fn push_one(
     client: &reqwest::Client,
     item: &OutboxItem,
     now: OffsetDateTime,
+    recent: Option<&RecentRecords>,
 ) -> Result<Option<MessageRecord>, PushError> {
     let backend = backends
         .iter()
@@ -382,7 +388,10 @@ async fn push_one(
         .as_deref()
         .ok_or_else(|| PushError::NoWebhook(item.target.clone()))?;
     let rec = match item.message {
-        Some(id) => Some(store.get(id).await?.ok_or(PushError::MessageGone(id))?),
+        Some(id) => match recent.and_then(|r| r.take(id)) {
+            Some(r) => Some(r),
+            None => Some(store.get(id).await?.ok_or(PushError::MessageGone(id))?),
+        },
         None => None,
     };
     if let Some(r) = &rec {
@@ -535,9 +544,16 @@ async fn round(
         }
         let span = crate::telemetry::pending_span(crate::telemetry::Stage::Webhook);
         let timer = crate::telemetry::StageTimer::start(crate::telemetry::Stage::Webhook);
-        let result = push_one(store, backends, client, &item, s.clock.now())
-            .instrument(span.clone())
-            .await;
+        let result = push_one(
+            store,
+            backends,
+            client,
+            &item,
+            s.clock.now(),
+            s.recent.as_deref(),
+        )
+        .instrument(span.clone())
+        .await;
         drop(timer);
         if let Err(e) = settle(store, s, &item, result).instrument(span).await {
             // E.g. the lease expired during a slow push: the item is pushed again later

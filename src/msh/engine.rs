@@ -36,7 +36,7 @@ use crate::store::{
 use crate::telemetry::{self, Stage, StageTimer};
 use crate::transport::BoxError;
 
-use super::api::{SubmitError, SubmitRequest, SubmitResult, Submitter};
+use super::api::{RecentRecords, SubmitError, SubmitRequest, SubmitResult, Submitter};
 use super::clock::Clock;
 use super::compress::{decompress_error, DecompressError, GunzipLimited};
 use super::edm;
@@ -107,6 +107,8 @@ pub struct Msh {
     direct: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<MessageRecord>>>,
     /// Attempts running or reserved (at most `settings.concurrency`).
     in_flight: AtomicUsize,
+    /// Records just recorded with a webhook notification, for the pusher.
+    recent: Arc<RecentRecords>,
 }
 
 /// Gives back an attempt slot of [`Msh::in_flight`] when the attempt ends (or never started).
@@ -156,7 +158,23 @@ impl Msh {
             wake: Notify::new(),
             direct: std::sync::Mutex::new(None),
             in_flight: AtomicUsize::new(0),
+            recent: Arc::new(RecentRecords::default()),
         })
+    }
+
+    /// Whether notifications for `backend` are pushed (it has a webhook): only then is a
+    /// record kept in [`Msh::recent`].
+    fn pushes_to(&self, backend: &str) -> bool {
+        self.settings
+            .backends
+            .iter()
+            .any(|b| b.name == backend && b.webhook.is_some())
+    }
+
+    /// The records this MSH has just recorded with a webhook notification: hand it to the
+    /// webhook pusher (`WebhookSettings::recent`) so it need not read them back.
+    pub fn recent(&self) -> Arc<RecentRecords> {
+        Arc::clone(&self.recent)
     }
 
     pub fn store(&self) -> &Arc<dyn MessageStore> {
@@ -497,6 +515,11 @@ impl Msh {
             header: Some(acc.header_xml.clone()),
             receipt: Some(acc.receipt.clone()),
         };
+        // The record as the store will answer it, for the delivery push (see RecentRecords).
+        let snapshot = notify
+            .as_ref()
+            .filter(|n| self.pushes_to(&n.target))
+            .map(|_| received_record(&new, now));
         let window = time::Duration::try_from(acc.pmode.reception_awareness.duplicate_window)
             .unwrap_or(time::Duration::days(7));
         let store_span = telemetry::stage_span(Stage::Store);
@@ -509,7 +532,11 @@ impl Msh {
         };
         let _in_store = store_span.enter();
         match &recorded {
-            Ok(Received::New(_)) => {
+            Ok(Received::New(id)) => {
+                if let Some(mut r) = snapshot {
+                    r.id = *id;
+                    self.recent.put(r);
+                }
                 telemetry::message_state(Direction::Inbound, State::Received, None);
                 tracing::info!(
                     test_service = acc.test_service,
@@ -847,6 +874,30 @@ impl Msh {
         let _t = StageTimer::start(Stage::Store);
         let store_span = telemetry::stage_span(Stage::Store);
         let now = self.clock.now();
+        // The record as the store will answer it after this commit, for the status push
+        // (see RecentRecords); only final outcomes are notified.
+        let snapshot = notify
+            .as_ref()
+            .filter(|n| self.pushes_to(&n.target))
+            .map(|_| {
+                let mut r = rec.clone();
+                r.state = state;
+                r.updated_at = store_time(now);
+                r.next_attempt_at = None;
+                r.lease = None;
+                r.last_code = code;
+                r.last_detail = Some(match &outcome {
+                    // What the store records as the detail of an acknowledgement.
+                    Outcome::Acknowledged { .. } => "receipt received".into(),
+                    Outcome::Retry { detail, .. } | Outcome::Failed { detail, .. } => {
+                        detail.clone()
+                    }
+                });
+                if r.wire.is_none() {
+                    r.wire = unrecorded.clone();
+                }
+                r
+            });
         let finishing = match unrecorded {
             Some(wire) => {
                 self.store
@@ -862,6 +913,9 @@ impl Msh {
         match finished {
             Err(e) => tracing::warn!(id = %rec.id, %e, "finishing a send attempt"),
             Ok(()) => {
+                if let Some(r) = snapshot {
+                    self.recent.put(r);
+                }
                 telemetry::message_state(Direction::Outbound, state, Some(rec.created_at));
                 let code = code.map(|c| c.code());
                 match state {
@@ -1185,8 +1239,8 @@ impl Msh {
             chosen = pmode.with_certificates_at(now);
             &chosen
         };
-        let messaging = messaging
-            .map_err(|e| PackFailure::Final(PackError::Header(e.clone()).to_string()))?;
+        let messaging =
+            messaging.map_err(|e| PackFailure::Final(PackError::Header(e.clone()).to_string()))?;
         let packed = if in_files(&payloads) {
             // Files: gzip and encryption are file I/O and seconds of CPU for a large payload.
             let m = messaging.clone();
@@ -1234,6 +1288,41 @@ impl Msh {
             return Err(transient(format!("writing the wire file: {e}")));
         }
         Ok((file, references))
+    }
+}
+
+/// A time as the store keeps it (whole microseconds), so a record built in memory shows the
+/// times a read of the store would.
+fn store_time(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
+        .unwrap_or(t)
+}
+
+/// The record of an inbound message as `MessageStore::get` answers it right after
+/// `record_received` stored `new` at `now` (its id is set once known).
+fn received_record(new: &NewInbound, now: OffsetDateTime) -> MessageRecord {
+    let at = store_time(now);
+    MessageRecord {
+        id: crate::store::StoreId(0),
+        direction: Direction::Inbound,
+        message_id: new.message_id.clone(),
+        conversation_id: new.conversation_id.clone(),
+        pmode_id: new.pmode_id.clone(),
+        ref_to_message_id: new.ref_to_message_id.clone(),
+        idempotency_key: None,
+        state: State::Received,
+        created_at: at,
+        updated_at: at,
+        attempts: 0,
+        next_attempt_at: None,
+        lease: None,
+        wire: None,
+        last_code: None,
+        last_detail: None,
+        properties: new.properties.clone(),
+        payloads: new.payloads.clone(),
+        header: new.header.clone(),
+        payloads_purged_at: None,
     }
 }
 

@@ -579,7 +579,9 @@ pub fn pack_files(
 ) -> Result<PackedFiles, PackError> {
     let messaging =
         Messaging::parse(header_xml.as_bytes()).map_err(|e| PackError::Header(e.to_string()))?;
-    pack_files_parsed(crypto, header_xml, &messaging, payloads, pmode, signer, work)
+    pack_files_parsed(
+        crypto, header_xml, &messaging, payloads, pmode, signer, work,
+    )
 }
 
 /// [`pack_files`] with the header already parsed: the engine parses the stored header once
