@@ -290,8 +290,13 @@ impl Msh {
             }
         };
         drop(reader);
+        // The directory exists only if a part went to a file (a small message has none): no
+        // blocking-pool hop to remove nothing (issue 8, fourth round).
+        let on_disk = msg.payloads.iter().any(|p| p.data.is_none());
         let reply = self.receive_spooled(msg).await;
-        let _ = tokio::fs::remove_dir_all(&work).await;
+        if on_disk || work.exists() {
+            let _ = tokio::fs::remove_dir_all(&work).await;
+        }
         reply
     }
 
