@@ -37,7 +37,8 @@ use tokio_util::io::ReaderStream;
 use tracing::Instrument;
 
 use super::auth::BackendAccess;
-use super::model::{message_view, payload_names, MessageView};
+use super::model::{message_view_of, payload_names, MessageView};
+use crate::ebms::UserMessage;
 use crate::msh::api::RecentRecords;
 use crate::msh::clock::{Clock, SystemClock};
 use crate::store::{
@@ -315,8 +316,13 @@ fn quoted(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
-fn delivery_body(store: &dyn MessageStore, rec: &MessageRecord, item: &OutboxItem) -> PushBody {
-    let view = message_view(rec);
+fn delivery_body(
+    store: &dyn MessageStore,
+    rec: &MessageRecord,
+    user: Option<UserMessage>,
+    item: &OutboxItem,
+) -> PushBody {
+    let view = message_view_of(rec, user);
     let boundary = format!("as4gw-{}", uuid::Uuid::new_v4().simple());
     let meta = serde_json::to_vec(&EventDoc {
         event: KIND_DELIVERY,
@@ -387,12 +393,15 @@ async fn push_one(
         .webhook
         .as_deref()
         .ok_or_else(|| PushError::NoWebhook(item.target.clone()))?;
-    let rec = match item.message {
+    let (rec, user) = match item.message {
         Some(id) => match recent.and_then(|r| r.take(id)) {
-            Some(r) => Some(r),
-            None => Some(store.get(id).await?.ok_or(PushError::MessageGone(id))?),
+            Some((r, user)) => (Some(r), user),
+            None => (
+                Some(store.get(id).await?.ok_or(PushError::MessageGone(id))?),
+                None,
+            ),
         },
-        None => None,
+        None => (None, None),
     };
     if let Some(r) = &rec {
         crate::telemetry::record_ids(
@@ -403,10 +412,10 @@ async fn push_one(
         );
     }
     let body = match (item.kind.as_str(), &rec) {
-        (KIND_DELIVERY, Some(r)) => delivery_body(store, r, item),
+        (KIND_DELIVERY, Some(r)) => delivery_body(store, r, user, item),
         (KIND_STATUS, Some(r)) => PushBody::json(&EventDoc {
             event: KIND_STATUS,
-            message: &message_view(r),
+            message: &message_view_of(r, user),
             notification: notification_json(&item.body),
         }),
         _ => PushBody {

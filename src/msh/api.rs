@@ -153,9 +153,16 @@ pub struct RecentRecords {
     inner: std::sync::Mutex<Recent>,
 }
 
+/// A record kept, with its UserMessage when the MSH had it parsed (the pusher's view then
+/// does not parse the header again).
+type Kept = (
+    crate::store::MessageRecord,
+    Option<crate::ebms::UserMessage>,
+);
+
 #[derive(Debug, Default)]
 struct Recent {
-    map: std::collections::HashMap<StoreId, (crate::store::MessageRecord, usize)>,
+    map: std::collections::HashMap<StoreId, (Kept, usize)>,
     order: std::collections::VecDeque<StoreId>,
     bytes: usize,
 }
@@ -166,8 +173,8 @@ impl RecentRecords {
     /// …and about this many bytes (headers and inline payloads).
     pub const MAX_BYTES: usize = 4 * 1024 * 1024;
 
-    /// Keeps `rec` for the pusher.
-    pub fn put(&self, rec: crate::store::MessageRecord) {
+    /// Keeps `rec` for the pusher; `user` is its header's UserMessage, if parsed already.
+    pub fn put(&self, rec: crate::store::MessageRecord, user: Option<crate::ebms::UserMessage>) {
         let size = 512
             + rec.header.as_ref().map_or(0, String::len)
             + rec
@@ -191,7 +198,7 @@ impl RecentRecords {
             }
         }
         let id = rec.id;
-        if let Some((_, n)) = r.map.insert(id, (rec, size)) {
+        if let Some((_, n)) = r.map.insert(id, ((rec, user), size)) {
             r.bytes -= n;
         }
         r.bytes += size;
@@ -201,11 +208,17 @@ impl RecentRecords {
     }
 
     /// The record kept for `id`, if any (removed: a record is handed out once).
-    pub fn take(&self, id: StoreId) -> Option<crate::store::MessageRecord> {
+    pub fn take(
+        &self,
+        id: StoreId,
+    ) -> Option<(
+        crate::store::MessageRecord,
+        Option<crate::ebms::UserMessage>,
+    )> {
         let mut r = self.inner.lock().ok()?;
-        let (rec, n) = r.map.remove(&id)?;
+        let (kept, n) = r.map.remove(&id)?;
         r.bytes -= n;
-        Some(rec)
+        Some(kept)
     }
 
     /// Records kept (for tests).

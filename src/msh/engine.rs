@@ -20,7 +20,7 @@ use tracing::Instrument;
 
 use crate::config::{Backend, Config, Limits};
 use crate::ebms::codes::EbmsCode;
-use crate::ebms::model::Messaging;
+use crate::ebms::model::{Messaging, UserMessage};
 use crate::mime::{
     spool_scratch, MimeLimits, MimeReader, MimeWriter, Part as MimePart, PartBody, SpooledMessage,
 };
@@ -540,7 +540,7 @@ impl Msh {
             Ok(Received::New(id)) => {
                 if let Some(mut r) = snapshot {
                     r.id = *id;
-                    self.recent.put(r);
+                    self.recent.put(r, Some(acc.user.clone()));
                 }
                 telemetry::message_state(Direction::Inbound, State::Received, None);
                 tracing::info!(
@@ -849,17 +849,19 @@ impl Msh {
     }
 
     async fn finish(&self, rec: &MessageRecord, pmode: Option<&PMode>, outcome: Outcome) {
-        self.finish_with(rec, pmode, outcome, None).await
+        self.finish_with(rec, pmode, outcome, None, None).await
     }
 
     /// [`Msh::finish`], recording `unrecorded` (a wire message packed and sent in this attempt
-    /// but not yet recorded, see [`Msh::pack_timed`]) in the same commit.
+    /// but not yet recorded, see [`Msh::pack_timed`]) in the same commit; `user` is the stored
+    /// header's UserMessage when parsed already (kept with the record for the pusher).
     async fn finish_with(
         &self,
         rec: &MessageRecord,
         pmode: Option<&PMode>,
         outcome: Outcome,
         unrecorded: Option<FileRef>,
+        user: Option<&UserMessage>,
     ) {
         let notify = self.status_notification(rec, pmode, &outcome);
         let (state, code) = match &outcome {
@@ -919,7 +921,7 @@ impl Msh {
             Err(e) => tracing::warn!(id = %rec.id, %e, "finishing a send attempt"),
             Ok(()) => {
                 if let Some(r) = snapshot {
-                    self.recent.put(r);
+                    self.recent.put(r, user.cloned());
                 }
                 telemetry::message_state(Direction::Outbound, state, Some(rec.created_at));
                 let code = code.map(|c| c.code());
@@ -1036,10 +1038,11 @@ impl Msh {
             },
         };
         // 3. the receiver
-        let receiver = messaging
+        let parsed_user = messaging
             .as_ref()
             .and_then(|m| m.as_ref().ok())
-            .and_then(|m| m.user_message.as_ref())
+            .and_then(|m| m.user_message.as_ref());
+        let receiver = parsed_user
             .and_then(|u| {
                 pmode
                     .legs
@@ -1055,6 +1058,7 @@ impl Msh {
                     Some(&pmode),
                     fail("the receiver has no endpoint".into()),
                     unrecorded,
+                    parsed_user,
                 )
                 .await;
         };
@@ -1095,7 +1099,7 @@ impl Msh {
         if let (true, Outcome::Failed { detail, .. }) = (retryable, &outcome) {
             telemetry::retries_exhausted(&rec, detail);
         }
-        self.finish_with(&rec, Some(&pmode), outcome, unrecorded)
+        self.finish_with(&rec, Some(&pmode), outcome, unrecorded, parsed_user)
             .await;
     }
 

@@ -582,9 +582,18 @@ async fn inbound_is_routed_to_the_backend_of_its_final_recipient() {
 /// and streams the same payloads from either (issue 8, fourth round).
 #[tokio::test]
 async fn records_kept_for_the_pusher_are_what_the_store_answers() {
-    use as4gw::backend::model::message_view;
+    use as4gw::backend::model::{message_view, message_view_of};
+    // The store's record: the view parses its header.
     let view = |r: &as4gw::store::MessageRecord| {
         serde_json::to_value(message_view(r)).expect("view as JSON")
+    };
+    // A kept record: the view takes the UserMessage the MSH had parsed.
+    let kept_view = |(r, user): &(
+        as4gw::store::MessageRecord,
+        Option<as4gw::ebms::UserMessage>,
+    )| {
+        assert!(user.is_some(), "kept with its parsed UserMessage");
+        serde_json::to_value(message_view_of(r, user.clone())).expect("view as JSON")
     };
     let w = World::new(2).await;
     // ACKNOWLEDGED on red, RECEIVED on blue, two payloads (one above the inline size).
@@ -614,8 +623,9 @@ async fn records_kept_for_the_pusher_are_what_the_store_answers() {
         .recent()
         .take(out.id)
         .expect("kept for the status push");
-    assert_eq!(view(&kept), view(&out));
-    assert_eq!(kept.payloads, out.payloads);
+    assert_eq!(kept_view(&kept), view(&out));
+    assert_eq!(view(&kept.0), view(&out));
+    assert_eq!(kept.0.payloads, out.payloads);
     assert!(w.red.msh.recent().take(out.id).is_none(), "handed out once");
     let inrec = w
         .blue
@@ -630,8 +640,9 @@ async fn records_kept_for_the_pusher_are_what_the_store_answers() {
         .recent()
         .take(inrec.id)
         .expect("kept for the delivery push");
-    assert_eq!(view(&kept), view(&inrec));
-    assert_eq!(kept.payloads, inrec.payloads);
+    assert_eq!(kept_view(&kept), view(&inrec));
+    assert_eq!(view(&kept.0), view(&inrec));
+    assert_eq!(kept.0.payloads, inrec.payloads);
     // FAILED (EBMS:0301) after the resends; the retries before are not notified, not kept.
     let req = request(
         &w.red.store,
@@ -660,5 +671,5 @@ async fn records_kept_for_the_pusher_are_what_the_store_answers() {
         "only the final outcome is kept"
     );
     let kept = w.red.msh.recent().take(failed.id).expect("kept");
-    assert_eq!(view(&kept), view(&failed));
+    assert_eq!(kept_view(&kept), view(&failed));
 }
