@@ -392,7 +392,13 @@ fn party(p: &crate::ebms::Party) -> Option<Party> {
 
 /// Builds the view of a stored message.
 pub fn message_view(rec: &MessageRecord) -> MessageView {
-    let um = user_message(rec);
+    message_view_of(rec, None)
+}
+
+/// [`message_view`] with the record's UserMessage when the caller has it parsed already (the
+/// webhook pusher, from the MSH's recent records: issue 8); `None`: parsed from `rec.header`.
+pub fn message_view_of(rec: &MessageRecord, user: Option<UserMessage>) -> MessageView {
+    let um = user.or_else(|| user_message(rec));
     let names = payload_names(&rec.payloads);
     let properties = match &um {
         Some(um) if !um.message_properties.is_empty() => um

@@ -37,7 +37,9 @@ use tokio_util::io::ReaderStream;
 use tracing::Instrument;
 
 use super::auth::BackendAccess;
-use super::model::{message_view, payload_names, MessageView};
+use super::model::{message_view_of, payload_names, MessageView};
+use crate::ebms::UserMessage;
+use crate::msh::api::RecentRecords;
 use crate::msh::clock::{Clock, SystemClock};
 use crate::store::{
     Direction, MessageRecord, MessageStore, NewNotification, OutboxItem, State, StoreError, StoreId,
@@ -117,6 +119,9 @@ pub struct WebhookSettings {
     /// Where due times, leases and signature timestamps come from: the system clock, or a
     /// `ManualClock` so tests can let an hour of back-off pass without waiting for it.
     pub clock: Arc<dyn Clock>,
+    /// The records the MSH has just recorded ([`crate::msh::Msh::recent`]): a push takes its
+    /// message from there instead of reading the store (issue 8). `None`: always read.
+    pub recent: Option<Arc<RecentRecords>>,
 }
 
 impl Default for WebhookSettings {
@@ -136,6 +141,7 @@ impl Default for WebhookSettings {
             backoff_max: Duration::hours(1),
             stats: Arc::new(WebhookStats::default()),
             clock: Arc::new(SystemClock),
+            recent: None,
         }
     }
 }
@@ -310,8 +316,13 @@ fn quoted(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
-fn delivery_body(store: &dyn MessageStore, rec: &MessageRecord, item: &OutboxItem) -> PushBody {
-    let view = message_view(rec);
+fn delivery_body(
+    store: &dyn MessageStore,
+    rec: &MessageRecord,
+    user: Option<UserMessage>,
+    item: &OutboxItem,
+) -> PushBody {
+    let view = message_view_of(rec, user);
     let boundary = format!("as4gw-{}", uuid::Uuid::new_v4().simple());
     let meta = serde_json::to_vec(&EventDoc {
         event: KIND_DELIVERY,
@@ -372,6 +383,7 @@ async fn push_one(
     client: &reqwest::Client,
     item: &OutboxItem,
     now: OffsetDateTime,
+    recent: Option<&RecentRecords>,
 ) -> Result<Option<MessageRecord>, PushError> {
     let backend = backends
         .iter()
@@ -381,9 +393,15 @@ async fn push_one(
         .webhook
         .as_deref()
         .ok_or_else(|| PushError::NoWebhook(item.target.clone()))?;
-    let rec = match item.message {
-        Some(id) => Some(store.get(id).await?.ok_or(PushError::MessageGone(id))?),
-        None => None,
+    let (rec, user) = match item.message {
+        Some(id) => match recent.and_then(|r| r.take(id)) {
+            Some((r, user)) => (Some(r), user),
+            None => (
+                Some(store.get(id).await?.ok_or(PushError::MessageGone(id))?),
+                None,
+            ),
+        },
+        None => (None, None),
     };
     if let Some(r) = &rec {
         crate::telemetry::record_ids(
@@ -394,10 +412,10 @@ async fn push_one(
         );
     }
     let body = match (item.kind.as_str(), &rec) {
-        (KIND_DELIVERY, Some(r)) => delivery_body(store, r, item),
+        (KIND_DELIVERY, Some(r)) => delivery_body(store, r, user, item),
         (KIND_STATUS, Some(r)) => PushBody::json(&EventDoc {
             event: KIND_STATUS,
-            message: &message_view(r),
+            message: &message_view_of(r, user),
             notification: notification_json(&item.body),
         }),
         _ => PushBody {
@@ -535,9 +553,16 @@ async fn round(
         }
         let span = crate::telemetry::pending_span(crate::telemetry::Stage::Webhook);
         let timer = crate::telemetry::StageTimer::start(crate::telemetry::Stage::Webhook);
-        let result = push_one(store, backends, client, &item, s.clock.now())
-            .instrument(span.clone())
-            .await;
+        let result = push_one(
+            store,
+            backends,
+            client,
+            &item,
+            s.clock.now(),
+            s.recent.as_deref(),
+        )
+        .instrument(span.clone())
+        .await;
         drop(timer);
         if let Err(e) = settle(store, s, &item, result).instrument(span).await {
             // E.g. the lease expired during a slow push: the item is pushed again later

@@ -442,7 +442,10 @@ async fn serve(args: Args, cfg: Config) -> anyhow::Result<ExitCode> {
         store.clone() as Arc<dyn MessageStore>,
         backends,
         {
-            let mut w = WebhookSettings::default();
+            let mut w = WebhookSettings {
+                recent: Some(msh.recent()),
+                ..WebhookSettings::default()
+            };
             if let Some(s) = args.webhook_lease_secs {
                 w.lease_for = time::Duration::seconds(s as i64);
             }

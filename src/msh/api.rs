@@ -137,3 +137,97 @@ pub trait Submitter: Send + Sync {
     /// resolving: the caller may answer 202 as soon as this returns `Ok`.
     fn submit(&self, req: SubmitRequest) -> BoxFuture<'_, Result<SubmitResult, SubmitError>>;
 }
+
+/// Message records as the MSH has just recorded them — an outbound message's final outcome
+/// (with its `status` notification), an inbound message (with its `delivery` notification) —
+/// so the webhook pusher builds the push from memory instead of reading the record back
+/// (issue 8, fourth round: that read and its blocking-thread hop were ~5 % of each gateway's
+/// CPU). Each record is what `MessageStore::get` answers right after that commit; the
+/// fidelity is checked against the SQLite store by `backend::webhook` tests.
+///
+/// Process-local and bounded (entries and bytes, oldest dropped first): after a restart, for an
+/// evicted entry or when the pusher got to an item first, it reads the store as before. A
+/// record is taken once; later pushes of the same item (retries) read the store.
+#[derive(Debug, Default)]
+pub struct RecentRecords {
+    inner: std::sync::Mutex<Recent>,
+}
+
+/// A record kept, with its UserMessage when the MSH had it parsed (the pusher's view then
+/// does not parse the header again).
+type Kept = (
+    crate::store::MessageRecord,
+    Option<crate::ebms::UserMessage>,
+);
+
+#[derive(Debug, Default)]
+struct Recent {
+    map: std::collections::HashMap<StoreId, (Kept, usize)>,
+    order: std::collections::VecDeque<StoreId>,
+    bytes: usize,
+}
+
+impl RecentRecords {
+    /// At most this many records are kept…
+    pub const MAX_RECORDS: usize = 1024;
+    /// …and about this many bytes (headers and inline payloads).
+    pub const MAX_BYTES: usize = 4 * 1024 * 1024;
+
+    /// Keeps `rec` for the pusher; `user` is its header's UserMessage, if parsed already.
+    pub fn put(&self, rec: crate::store::MessageRecord, user: Option<crate::ebms::UserMessage>) {
+        let size = 512
+            + rec.header.as_ref().map_or(0, String::len)
+            + rec
+                .payloads
+                .iter()
+                .filter_map(|p| p.file.inline_bytes())
+                .map(<[u8]>::len)
+                .sum::<usize>();
+        if size > Self::MAX_BYTES / 4 {
+            return;
+        }
+        let Ok(mut r) = self.inner.lock() else {
+            return;
+        };
+        while r.order.len() >= Self::MAX_RECORDS || r.bytes + size > Self::MAX_BYTES {
+            let Some(old) = r.order.pop_front() else {
+                break;
+            };
+            if let Some((_, n)) = r.map.remove(&old) {
+                r.bytes -= n;
+            }
+        }
+        let id = rec.id;
+        if let Some((_, n)) = r.map.insert(id, ((rec, user), size)) {
+            r.bytes -= n;
+        }
+        r.bytes += size;
+        // Ids whose record was taken stay in `order` until they come up: it is bounded by
+        // MAX_RECORDS all the same.
+        r.order.push_back(id);
+    }
+
+    /// The record kept for `id`, if any (removed: a record is handed out once).
+    pub fn take(
+        &self,
+        id: StoreId,
+    ) -> Option<(
+        crate::store::MessageRecord,
+        Option<crate::ebms::UserMessage>,
+    )> {
+        let mut r = self.inner.lock().ok()?;
+        let (kept, n) = r.map.remove(&id)?;
+        r.bytes -= n;
+        Some(kept)
+    }
+
+    /// Records kept (for tests).
+    pub fn len(&self) -> usize {
+        self.inner.lock().map_or(0, |r| r.map.len())
+    }
+
+    /// Whether no record is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

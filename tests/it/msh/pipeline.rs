@@ -576,3 +576,100 @@ async fn inbound_is_routed_to_the_backend_of_its_final_recipient() {
     }
     assert_eq!(targets, vec![vec!["billing"], vec!["oots"]]);
 }
+
+/// The records the MSH keeps for the webhook pusher (`Msh::recent`, so a push needs no read
+/// of the store) are what the store answers after the commit: the pusher builds the same view
+/// and streams the same payloads from either (issue 8, fourth round).
+#[tokio::test]
+async fn records_kept_for_the_pusher_are_what_the_store_answers() {
+    use as4gw::backend::model::{message_view, message_view_of};
+    // The store's record: the view parses its header.
+    let view = |r: &as4gw::store::MessageRecord| {
+        serde_json::to_value(message_view(r)).expect("view as JSON")
+    };
+    // A kept record: the view takes the UserMessage the MSH had parsed.
+    let kept_view = |(r, user): &(
+        as4gw::store::MessageRecord,
+        Option<as4gw::ebms::UserMessage>,
+    )| {
+        assert!(user.is_some(), "kept with its parsed UserMessage");
+        serde_json::to_value(message_view_of(r, user.clone())).expect("view as JSON")
+    };
+    let w = World::new(2).await;
+    // ACKNOWLEDGED on red, RECEIVED on blue, two payloads (one above the inline size).
+    let req = request(
+        &w.red.store,
+        "oots-v2-red-blue",
+        "ExecuteQueryResponse",
+        &[
+            ("response", "application/x-ebrs+xml", regrep(10)),
+            ("evidence", "application/pdf", binary(70_000, 1)),
+        ],
+    )
+    .await;
+    let res = w.red.msh.submit(req).await.expect("submit");
+    assert_eq!(w.red.msh.run_once().await, 1);
+    let out = w
+        .red
+        .store
+        .get_by_message_id(Direction::Outbound, &res.message_id)
+        .await
+        .expect("get")
+        .expect("outbound");
+    assert_eq!(out.state, State::Acknowledged);
+    let kept = w
+        .red
+        .msh
+        .recent()
+        .take(out.id)
+        .expect("kept for the status push");
+    assert_eq!(kept_view(&kept), view(&out));
+    assert_eq!(view(&kept.0), view(&out));
+    assert_eq!(kept.0.payloads, out.payloads);
+    assert!(w.red.msh.recent().take(out.id).is_none(), "handed out once");
+    let inrec = w
+        .blue
+        .store
+        .get_by_message_id(Direction::Inbound, &res.message_id)
+        .await
+        .expect("get")
+        .expect("inbound");
+    let kept = w
+        .blue
+        .msh
+        .recent()
+        .take(inrec.id)
+        .expect("kept for the delivery push");
+    assert_eq!(kept_view(&kept), view(&inrec));
+    assert_eq!(view(&kept.0), view(&inrec));
+    assert_eq!(kept.0.payloads, inrec.payloads);
+    // FAILED (EBMS:0301) after the resends; the retries before are not notified, not kept.
+    let req = request(
+        &w.red.store,
+        "oots-red-blue",
+        "ExecuteQueryRequest",
+        &[("r", "application/x-ebrs+xml", regrep(5))],
+    )
+    .await;
+    let res = w.red.msh.submit(req).await.expect("submit");
+    w.net.down.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        assert_eq!(w.red.msh.run_once().await, 1);
+        w.clock.advance(Duration::minutes(1));
+    }
+    let failed = w
+        .red
+        .store
+        .get_by_message_id(Direction::Outbound, &res.message_id)
+        .await
+        .expect("get")
+        .expect("outbound");
+    assert_eq!(failed.state, State::Failed);
+    assert_eq!(
+        w.red.msh.recent().len(),
+        1,
+        "only the final outcome is kept"
+    );
+    let kept = w.red.msh.recent().take(failed.id).expect("kept");
+    assert_eq!(kept_view(&kept), view(&failed));
+}
