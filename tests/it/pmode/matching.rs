@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use as4gw::ebms::codes::EbmsCode;
-use as4gw::pmode::matching::{match_inbound, match_submission, MessageKey, Submission};
+use as4gw::pmode::matching::{
+    explain_inbound, explain_submission, match_inbound, match_submission, MatchError, Matched,
+    MessageKey, Submission,
+};
 use as4gw::pmode::model::{Agreement, PMode, PartyId, Service};
 use as4gw::pmode::{PModeSet, SetContext};
 use time::OffsetDateTime;
@@ -318,4 +321,86 @@ fn explain_cli() {
         out.contains("P-Mode \"oots-v2-red-blue\"") && out.contains("ootsErrorLeg"),
         "{out}"
     );
+}
+
+/// The selection's fast path (one leg matches: decided without working out near misses) gives
+/// what the full selection gives, for every preset leg's own key and for keys that differ from
+/// it in one field, including values that only render alike (`a[b]` without a type against `a`
+/// of type `b`).
+#[test]
+fn fast_selection_equals_the_explained_selection() {
+    let set = presets();
+    let outcome = |r: Result<Matched, MatchError>| match r {
+        Ok(m) => Ok((m.pmode.id.clone(), m.leg_index)),
+        Err(e) => Err(e),
+    };
+    let mut keys = Vec::new();
+    for p in set.pmodes() {
+        for leg in &p.legs {
+            let (s, r) = p.sender_receiver(leg);
+            let k = MessageKey {
+                from: s.party_id.clone(),
+                from_role: s.role.clone(),
+                to: r.party_id.clone(),
+                to_role: r.role.clone(),
+                service: p.service.clone(),
+                action: leg.action.clone(),
+                agreement: p.agreement.clone(),
+            };
+            let rendered_alike = |id: &PartyId| PartyId {
+                id: match &id.id_type {
+                    Some(t) => format!("{}[{t}]", id.id),
+                    None => id.id.clone(),
+                },
+                id_type: None,
+            };
+            let mut v = vec![k.clone()];
+            let mut m = k.clone();
+            m.from = rendered_alike(&k.from);
+            v.push(m);
+            let mut m = k.clone();
+            m.to.id.push('x');
+            v.push(m);
+            let mut m = k.clone();
+            m.from_role.push('x');
+            v.push(m);
+            let mut m = k.clone();
+            m.service.service_type = None;
+            v.push(m);
+            let mut m = k.clone();
+            m.action.push('x');
+            v.push(m);
+            let mut m = k.clone();
+            m.agreement = match &k.agreement {
+                Some(_) => None,
+                None => Some(Agreement {
+                    value: "urn:x".into(),
+                    agreement_type: None,
+                }),
+            };
+            v.push(m);
+            keys.extend(v);
+        }
+    }
+    let mut ok = 0;
+    for k in &keys {
+        let fast = outcome(match_inbound(&set, k));
+        ok += usize::from(fast.is_ok());
+        assert_eq!(fast, outcome(explain_inbound(&set, k).0), "{k:?}");
+        let own = k.from.clone();
+        let sub = Submission {
+            pmode: None,
+            action: k.action.clone(),
+            service: Some(k.service.clone()),
+            to: Some(k.to.clone()),
+            agreement: k.agreement.clone(),
+        };
+        assert_eq!(
+            outcome(match_submission(&set, &own, &sub)),
+            outcome(explain_submission(&set, &own, &sub).0),
+            "{sub:?}"
+        );
+    }
+    // Both outcomes occur: the comparison covers the fast path and the fallback.
+    assert!(ok > 0 && ok < keys.len(), "{ok} of {}", keys.len());
 }
