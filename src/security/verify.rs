@@ -1091,7 +1091,7 @@ fn process_core<P: InPart>(
         let tr = read_token_ref(key_info)?;
         let (signer, chain) = resolve_signer(&doc, sec, &tr, rx.trust, rx.partners)?;
         // One buffer for the canonical SignedInfo, eb:Messaging and Body (a signed AS4
-        // SignedInfo is ~1.4 KB canonical).
+        // SignedInfo is ~1.5 KB canonical).
         let mut c14n_buf = Vec::with_capacity(2048);
         match check_signed_info(rx.crypto, &doc, &sig, &signer, &mut c14n_buf) {
             SignedInfoOutcome::Valid => {}
