@@ -15,12 +15,6 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use time::macros::datetime;
 
-/// The gateway binary's allocator (`src/main.rs`), so that the message path is measured as the
-/// gateway runs it; a bench binary otherwise gets glibc's malloc, which costs the 2.0 receive
-/// path a few per cent more (docs/security.md, issue 3's last round).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 struct Pki {
     ca: Certificate,
     blue_rsa: OwnKey,
