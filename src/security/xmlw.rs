@@ -23,9 +23,13 @@ pub(crate) fn b64(data: &[u8]) -> String {
 /// Decodes base64 after removing XML whitespace (line-wrapped values are common).
 pub(crate) fn unb64(s: &str) -> Option<Vec<u8>> {
     let engine = &base64::engine::general_purpose::STANDARD;
-    // Our own and most partners' values are on one line: decode in place, no copy.
+    // Our own and most partners' values are on one line: decoded as they are, without a scan
+    // for white space first (the decoder refuses white space, so only then is a copy made).
+    if let Ok(v) = engine.decode(s) {
+        return Some(v);
+    }
     if !s.bytes().any(|b| b.is_ascii_whitespace()) {
-        return engine.decode(s).ok();
+        return None;
     }
     let clean: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
     engine.decode(clean).ok()
@@ -89,6 +93,28 @@ mod tests {
         let u = uuid::Uuid::parse_str(a.strip_prefix("X509-").expect("prefix")).expect("uuid");
         assert_eq!(u.get_version_num(), 4);
         assert_eq!(u.get_variant(), uuid::Variant::RFC4122);
+    }
+
+    #[test]
+    fn unb64_on_one_line_and_wrapped() {
+        let data: Vec<u8> = (0u8..=200).collect();
+        let line = super::b64(&data);
+        assert_eq!(super::unb64(&line).as_deref(), Some(&data[..]));
+        let wrapped: String = line
+            .as_bytes()
+            .chunks(76)
+            .map(|c| std::str::from_utf8(c).expect("ascii"))
+            .collect::<Vec<_>>()
+            .join("\r\n\t ");
+        assert_eq!(super::unb64(&wrapped).as_deref(), Some(&data[..]));
+        assert_eq!(
+            super::unb64(&format!(" {line}\n")).as_deref(),
+            Some(&data[..])
+        );
+        for bad in ["a", "ab=c", "****", "QUJD\nRA", "QUJDRA=", "QUJDRB=="] {
+            assert_eq!(super::unb64(bad), None, "{bad:?}");
+        }
+        assert_eq!(super::unb64("").as_deref(), Some(&[][..]));
     }
 
     #[test]

@@ -98,14 +98,15 @@ pub fn canonicalize_subtree(doc: &Document, apex: NodeId, opts: &C14nOptions, ou
     while let Some(a) = anc {
         if let Some(e) = a.element() {
             for d in e.ns_decls() {
-                if !scope.iter().any(|(p, _)| *p == d.prefix) {
+                if !scope.iter().any(|(p, _)| same_prefix(*p, d.prefix)) {
                     scope.push((d.prefix, d.uri));
                 }
             }
         }
         anc = a.parent();
     }
-    scope.sort();
+    // No sort needed: each prefix is in `scope` once (nearest declaration), and every use of
+    // it is a lookup by prefix; the rendered declarations are sorted per start tag.
     let mut rendered: Vec<(Option<&str>, &str)> = Vec::with_capacity(16);
     let imported = match opts.algorithm {
         C14nAlgorithm::Inclusive => inherited_xml_attributes(node),
@@ -270,8 +271,27 @@ fn lookup<'a>(stack: &[(Option<&'a str>, &'a str)], prefix: Option<&str>) -> Opt
     stack
         .iter()
         .rev()
-        .find(|(p, _)| *p == prefix)
+        .find(|(p, _)| same_prefix(*p, prefix))
         .map(|(_, u)| *u)
+}
+
+/// Prefix equality compared byte by byte: prefixes are a few bytes long, and `==` on two
+/// strings of equal length is a `memcmp` call (most of the C14N's lookups compare prefixes).
+#[inline]
+fn same_prefix(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y),
+        _ => false,
+    }
+}
+
+/// Namespace-URI equality, by address first: scope and rendered entries are spans of the
+/// document, so a binding compared with the declaration it came from is the same span, and
+/// the comparison of its ~40 bytes is skipped.
+#[inline]
+fn same_uri(a: &str, b: &str) -> bool {
+    a.len() == b.len() && (std::ptr::eq(a.as_ptr(), b.as_ptr()) || a == b)
 }
 
 impl<'d> Writer<'_, '_, 'd> {
@@ -318,25 +338,27 @@ impl<'d> Writer<'_, '_, 'd> {
 
                 let mut candidates = std::mem::take(&mut self.candidates);
                 candidates.clear();
+                let has =
+                    |c: &[Option<&str>], p: Option<&str>| c.iter().any(|k| same_prefix(*k, p));
                 if self.opts.algorithm == C14nAlgorithm::Inclusive {
                     for (p, _) in scope.iter() {
-                        if !candidates.contains(p) {
+                        if !has(&candidates, *p) {
                             candidates.push(*p);
                         }
                     }
                 }
-                if !candidates.contains(&e.prefix) {
+                if !has(&candidates, e.prefix) {
                     candidates.push(e.prefix);
                 }
                 for a in &attrs {
                     // (imported attributes are all `xml:*`: never a candidate)
                     if let Some(p) = a.prefix {
-                        if p != "xml" && !candidates.contains(&Some(p)) {
+                        if p != "xml" && !has(&candidates, Some(p)) {
                             candidates.push(Some(p));
                         }
                     }
                 }
-                if self.inclusive.default && !candidates.contains(&None) {
+                if self.inclusive.default && !has(&candidates, None) {
                     candidates.push(None);
                 }
                 for &p in &self.inclusive.prefixes {
@@ -344,10 +366,10 @@ impl<'d> Writer<'_, '_, 'd> {
                     let bound = scope
                         .iter()
                         .rev()
-                        .find(|(k, _)| *k == Some(p))
+                        .find(|(k, _)| same_prefix(*k, Some(p)))
                         .map(|(k, _)| *k);
                     if let Some(k) = bound {
-                        if !candidates.contains(&k) {
+                        if !has(&candidates, k) {
                             candidates.push(k);
                         }
                     }
@@ -357,15 +379,15 @@ impl<'d> Writer<'_, '_, 'd> {
                 let mut decls = std::mem::take(&mut self.decls);
                 decls.clear();
                 for &p in &candidates {
-                    if p == Some("xml") {
+                    if same_prefix(p, Some("xml")) {
                         continue;
                     }
                     let uri = lookup(scope, p).unwrap_or("");
                     let already = lookup(rendered, p);
                     let needed = match p {
                         // An empty default is only rendered to cancel a rendered non-empty one.
-                        None => uri != already.unwrap_or(""),
-                        Some(_) => !uri.is_empty() && already != Some(uri),
+                        None => !same_uri(uri, already.unwrap_or("")),
+                        Some(_) => !uri.is_empty() && !already.is_some_and(|a| same_uri(a, uri)),
                     };
                     if needed {
                         decls.push((p, uri));
