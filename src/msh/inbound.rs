@@ -36,7 +36,7 @@ use crate::security::crypto::Crypto;
 use crate::security::receipt::build_receipt;
 use crate::security::sign::SenderConfig;
 use crate::security::{
-    process_inbound_parts, InboundPolicy, KeyReference, Part, PartSource, Receiver, Suite,
+    process_inbound_document, InboundPolicy, KeyReference, Part, PartSource, Receiver, Suite,
     TokenType,
 };
 
@@ -114,10 +114,16 @@ pub fn process(ctx: &InboundCtx<'_>, soap: &[u8], parts: Vec<Part>) -> Result<Ac
                 None,
             ),
         })?;
-    let mb = env
-        .messaging
-        .as_ref()
-        .ok_or_else(|| Refusal::peer(EbmsCode::InvalidHeader, "no eb:Messaging", None))?;
+    // The document goes on to the security room (one parse per message); what is read from
+    // the envelope later is taken out first.
+    let body_has_content = env.body_has_content();
+    let crate::ebms::soap::Envelope {
+        document,
+        messaging,
+        ..
+    } = env;
+    let mb =
+        messaging.ok_or_else(|| Refusal::peer(EbmsCode::InvalidHeader, "no eb:Messaging", None))?;
     // 2. a UserMessage
     let user = mb.messaging.user_message.clone().ok_or_else(|| {
         Refusal::peer(
@@ -137,7 +143,7 @@ pub fn process(ctx: &InboundCtx<'_>, soap: &[u8], parts: Vec<Part>) -> Result<Ac
         at: ctx.now,
         policy: InboundPolicy::default(),
     };
-    let verified = process_inbound_parts(&rx, soap, parts)
+    let verified = process_inbound_document(&rx, document, parts)
         .map_err(|e| refuse(e.ebms_code(), e.to_string()))?;
     // 4. P-Mode
     let key = MessageKey::from(&user);
@@ -183,7 +189,7 @@ pub fn process(ctx: &InboundCtx<'_>, soap: &[u8], parts: Vec<Part>) -> Result<Ac
     if let Some(issue) = validate_messaging(&mb.messaging).into_iter().next() {
         return Err(refuse(issue.code, issue.to_string()));
     }
-    if env.body_has_content() {
+    if body_has_content {
         return Err(refuse(
             EbmsCode::ValueInconsistent,
             "the SOAP Body must be empty: payloads travel as MIME parts (digest §2.2)".into(),

@@ -22,8 +22,8 @@ mod xmlw;
 
 pub use error::SecurityError;
 pub use verify::{
-    process_inbound, process_inbound_parts, InboundMessage, InboundPolicy, Receiver, RefOutcome,
-    ReferenceSource, SignatureReport, Verified,
+    process_inbound, process_inbound_document, process_inbound_parts, InboundMessage,
+    InboundPolicy, Receiver, RefOutcome, ReferenceSource, SignatureReport, Verified,
 };
 
 use crate::pki::{Certificate, PrivateKey};
