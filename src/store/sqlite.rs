@@ -243,6 +243,14 @@ INSERT OR IGNORE INTO inbound_seen (message_id, message, seen_at)
 DROP INDEX messages_in_message_id;
 DROP INDEX outbox_finished;
 "#,
+    // 10: the retention purge finds a message's rows in constant time (operators: a purge of
+    // N messages scanned the whole outbox N times). Deleting a message cascades to its
+    // `outbox` rows, and SQLite looks a child row up by its foreign key column, which had no
+    // index. Outbox rows are written in message order, so the index grows at its right edge
+    // (no random page per message). `IF NOT EXISTS`: harmless on stores that had it.
+    r#"
+CREATE INDEX IF NOT EXISTS outbox_message ON outbox (message);
+"#,
 ];
 
 /// A write request: runs on the writer thread inside the batch transaction (`None` when the
@@ -1690,8 +1698,13 @@ fn purge_batch_tx(
             PurgeKind::Metadata => {
                 // The duplicate key goes with the message (retention >= the window, checked when
                 // the P-Mode is loaded).
-                conn.prepare_cached("DELETE FROM inbound_seen WHERE message = ?1")?
-                    .execute([id])?;
+                // By its key (the partner's MessageId), not a scan for `message` (no index:
+                // it would cost every received message a page).
+                conn.prepare_cached(
+                    "DELETE FROM inbound_seen WHERE message_id = \
+                     (SELECT message_id FROM messages WHERE id = ?1) AND message = ?1",
+                )?
+                .execute([id])?;
                 // Cascades to payloads, properties, events, receipts and outbox rows.
                 conn.prepare_cached("DELETE FROM messages WHERE id = ?1")?
                     .execute([id])?;

@@ -226,6 +226,26 @@ async fn payloads_wait_for_the_backend_and_metadata_goes_after_its_own_limit() {
     s.close().await.expect("close");
 }
 
+/// Deleting a message cascades to its outbox rows, which SQLite finds by the foreign key
+/// column: without an index (before migration 10) every deleted message scanned the whole
+/// outbox, so a retention purge of N messages read the outbox N times.
+#[tokio::test]
+async fn the_purge_finds_a_messages_outbox_rows_by_index() {
+    let (dir, s) = open_temp().await;
+    s.close().await.expect("close");
+    let c = rusqlite::Connection::open(dir.path().join("store.db")).expect("db");
+    let mut st = c
+        .prepare("EXPLAIN QUERY PLAN SELECT 1 FROM outbox WHERE message = 1")
+        .expect("plan");
+    let plan = st
+        .query_map([], |r| r.get::<_, String>(3))
+        .expect("rows")
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .expect("plan rows")
+        .join("; ");
+    assert!(plan.contains("INDEX outbox_message"), "{plan}");
+}
+
 #[tokio::test]
 async fn small_batches_cover_everything() {
     let (_dir, s) = open_temp().await;
