@@ -1010,6 +1010,35 @@ fn check_sig_suite(method: &str, suite: Option<Suite>) -> Result<(), SecurityErr
     }
 }
 
+/// [`check_ref`] over `refs`, stopping at the first failure; each passed reference's target
+/// kind is added to `targets` (the coverage check reads them). Same-document references run
+/// before decryption and attachment references after it, over the same code.
+#[allow(clippy::too_many_arguments)]
+fn check_refs<'d, 'r, P: InPart>(
+    crypto: &dyn Crypto,
+    doc: &Document,
+    loc: &Located<'_>,
+    refs: impl Iterator<Item = &'r ParsedRef<'d>>,
+    parts: &[P],
+    payload: &[String],
+    c14n_buf: &mut Vec<u8>,
+    targets: &mut Vec<(&'static str, &'d str)>,
+) -> Result<(), SecurityError>
+where
+    'd: 'r,
+{
+    for r in refs {
+        let (t, o) = check_ref(crypto, doc, loc, r, parts, payload, &[], c14n_buf);
+        if let Some(e) = outcome_error(r.uri, &o) {
+            return Err(e);
+        }
+        if let Some(t) = t {
+            targets.push((t, r.uri));
+        }
+    }
+    Ok(())
+}
+
 fn outcome_error(uri: &str, o: &RefOutcome) -> Option<SecurityError> {
     match o {
         RefOutcome::Match => None,
@@ -1138,24 +1167,16 @@ fn process_doc<P: InPart>(
         }
         // 4. same-document references (each canonicalized and digested once)
         let mut targets: Vec<(&'static str, &str)> = Vec::with_capacity(sig.refs.len());
-        for r in sig.refs.iter().filter(|r| !r.uri.starts_with("cid:")) {
-            let (t, o) = check_ref(
-                rx.crypto,
-                &doc,
-                &loc,
-                r,
-                &parts,
-                &payload,
-                &[],
-                &mut c14n_buf,
-            );
-            if let Some(e) = outcome_error(r.uri, &o) {
-                return Err(e);
-            }
-            if let Some(t) = t {
-                targets.push((t, r.uri));
-            }
-        }
+        check_refs(
+            rx.crypto,
+            &doc,
+            &loc,
+            sig.refs.iter().filter(|r| !r.uri.starts_with("cid:")),
+            &parts,
+            &payload,
+            &mut c14n_buf,
+            &mut targets,
+        )?;
         // 5. decryption
         let mut parts = parts;
         let dec = super::decrypt::decrypt_parts(
@@ -1168,24 +1189,16 @@ fn process_doc<P: InPart>(
             rx.policy.allow_legacy_oaep,
         )?;
         // 6. attachment references (the same-document ones passed in step 4)
-        for r in sig.refs.iter().filter(|r| r.uri.starts_with("cid:")) {
-            let (t, o) = check_ref(
-                rx.crypto,
-                &doc,
-                &loc,
-                r,
-                &parts,
-                &payload,
-                &[],
-                &mut c14n_buf,
-            );
-            if let Some(e) = outcome_error(r.uri, &o) {
-                return Err(e);
-            }
-            if let Some(t) = t {
-                targets.push((t, r.uri));
-            }
-        }
+        check_refs(
+            rx.crypto,
+            &doc,
+            &loc,
+            sig.refs.iter().filter(|r| r.uri.starts_with("cid:")),
+            &parts,
+            &payload,
+            &mut c14n_buf,
+            &mut targets,
+        )?;
         // 7. coverage
         if loc.messaging.is_none() {
             return Err(SecurityError::Policy("no eb:Messaging header block".into()));
