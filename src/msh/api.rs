@@ -200,6 +200,8 @@ impl RecentRecords {
         let id = rec.id;
         if let Some((_, n)) = r.map.insert(id, ((rec, user), size)) {
             r.bytes -= n;
+            // Kept again (rare): its older place in `order` would evict the new record early.
+            r.order.retain(|x| *x != id);
         }
         r.bytes += size;
         // Ids whose record was taken stay in `order` until they come up: it is bounded by
