@@ -97,6 +97,11 @@ pub struct Args {
     /// Keep the temp directory (configs, stores, logs) and print its path.
     #[arg(long)]
     keep: bool,
+    /// Write one CSV line per message (`index,submitted_ms,latency_ms,ok`: submission order,
+    /// time of submission since the start, submit → final status) to this file, to see when
+    /// in a run the slow messages happened.
+    #[arg(long)]
+    latencies: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -562,7 +567,11 @@ async fn start_gateway(
         .args(["serve", "--config"])
         .arg(config)
         .args(["--poll-ms", "200"])
-        .env("RUST_LOG", "warn")
+        // The gateways' own log filter: `AS4GW_BENCH_LOG` (e.g. `debug`) to see what they do.
+        .env(
+            "RUST_LOG",
+            std::env::var("AS4GW_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(logf)
@@ -1121,7 +1130,8 @@ async fn run_in(args: &Args, dir: &Path, tck: f64) -> anyhow::Result<Value> {
                 workers.push(tokio::spawn(async move {
                     tokio::time::sleep_until(due.into()).await;
                     let _slot = slots.acquire_owned().await;
-                    vec![one(&ctx, deadline).await]
+                    let at = start.elapsed();
+                    vec![(i, at, one(&ctx, deadline).await)]
                 }));
             }
         }
@@ -1131,8 +1141,13 @@ async fn run_in(args: &Args, dir: &Path, tck: f64) -> anyhow::Result<Value> {
                 let n = args.messages;
                 workers.push(tokio::spawn(async move {
                     let mut done = Vec::new();
-                    while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < n {
-                        done.push(one(&ctx, deadline).await);
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        if i >= n {
+                            break;
+                        }
+                        let at = start.elapsed();
+                        done.push((i, at, one(&ctx, deadline).await));
                     }
                     done
                 }));
@@ -1143,10 +1158,12 @@ async fn run_in(args: &Args, dir: &Path, tck: f64) -> anyhow::Result<Value> {
     let mut lat = Vec::new();
     let mut errors = Vec::new();
     let mut failed = 0usize;
+    let mut per_message = Vec::new();
     for w in workers {
-        for r in w.await.context("worker")? {
+        for (i, at, r) in w.await.context("worker")? {
             match r {
                 Ok((mid, d, ok)) => {
+                    per_message.push((i, at, d, ok));
                     if ok {
                         lat.push(d.as_secs_f64() * 1e3);
                     } else {
@@ -1216,6 +1233,18 @@ async fn run_in(args: &Args, dir: &Path, tck: f64) -> anyhow::Result<Value> {
     red.stop();
     blue.stop();
 
+    if let Some(path) = &args.latencies {
+        per_message.sort_by_key(|m| m.0);
+        let mut csv = String::from("index,submitted_ms,latency_ms,ok\n");
+        for (i, at, d, ok) in &per_message {
+            csv.push_str(&format!(
+                "{i},{:.3},{:.3},{ok}\n",
+                at.as_secs_f64() * 1e3,
+                d.as_secs_f64() * 1e3
+            ));
+        }
+        std::fs::write(path, csv).with_context(|| format!("writing {}", path.display()))?;
+    }
     lat.sort_by(f64::total_cmp);
     let acked = lat.len();
     let n = args.messages.max(1) as f64;
