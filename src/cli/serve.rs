@@ -516,6 +516,12 @@ async fn serve(
     watcher.abort();
     key_reloader.abort();
     store.close().await.context("closing the store")?;
-    tracing::info!("stopped");
+    let w = store.writer_stats();
+    tracing::info!(
+        commits = w.commits,
+        writes = w.jobs,
+        largest_batch = w.largest_batch,
+        "stopped"
+    );
     Ok(ExitCode::SUCCESS)
 }
