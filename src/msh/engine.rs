@@ -768,6 +768,15 @@ impl Msh {
         if let Ok(mut d) = self.direct.lock() {
             *d = Some(direct_tx);
         }
+        // Whether the store may hold due messages this scheduler has not leased: at start (a
+        // restart's backlog), after a wake (a submission stored without a slot, a retry asked
+        // for) and at every poll (retries and expired leases become due with time). It is not
+        // set by an attempt that ends: asking the store then found nothing almost always, cost
+        // a write request each time, and held every free slot while it ran, so submissions
+        // arriving meanwhile were stored without one and leased by a second request (issue 8:
+        // about half of them at 32 in flight).
+        let mut backlog = true;
+        let mut next_poll = tokio::time::Instant::now() + self.settings.poll;
         loop {
             if *stop.borrow() {
                 break;
@@ -776,32 +785,40 @@ impl Msh {
             while let Ok(r) = direct.try_recv() {
                 self.spawn_attempt(&mut tasks, r);
             }
-            let free = self.reserve(self.settings.concurrency);
-            let mut leased = 0;
-            if free > 0 {
-                match self
-                    .store
-                    .lease_due(self.clock.now(), &self.owner, free, self.settings.lease_for)
-                    .await
-                {
-                    Ok(recs) => {
-                        leased = recs.len();
-                        for r in recs {
-                            self.spawn_attempt(&mut tasks, r);
+            if tokio::time::Instant::now() >= next_poll {
+                backlog = true;
+                next_poll = tokio::time::Instant::now() + self.settings.poll;
+            }
+            if backlog {
+                let free = self.reserve(self.settings.concurrency);
+                if free > 0 {
+                    match self
+                        .store
+                        .lease_due(self.clock.now(), &self.owner, free, self.settings.lease_for)
+                        .await
+                    {
+                        Ok(recs) => {
+                            let leased = recs.len();
+                            for r in recs {
+                                self.spawn_attempt(&mut tasks, r);
+                            }
+                            self.in_flight.fetch_sub(free - leased, Ordering::SeqCst);
+                            // All slots filled: more may be due, ask again when one frees up.
+                            backlog = leased == free;
+                        }
+                        Err(e) => {
+                            self.in_flight.fetch_sub(free, Ordering::SeqCst);
+                            tracing::warn!(%e, "lease_due");
                         }
                     }
-                    Err(e) => tracing::warn!(%e, "lease_due"),
                 }
-                self.in_flight.fetch_sub(free - leased, Ordering::SeqCst);
             }
-            if leased == 0 || free == leased {
-                tokio::select! {
-                    _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep(self.settings.poll) => {}
-                    r = stop.changed() => { if r.is_err() { break; } }
-                    Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-                    Some(r) = direct.recv() => self.spawn_attempt(&mut tasks, r),
-                }
+            tokio::select! {
+                _ = self.wake.notified() => backlog = true,
+                _ = tokio::time::sleep_until(next_poll) => {}
+                r = stop.changed() => { if r.is_err() { break; } }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                Some(r) = direct.recv() => self.spawn_attempt(&mut tasks, r),
             }
         }
         // No more hand-overs; those already made (leased in the store) still run.
