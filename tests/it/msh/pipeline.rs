@@ -673,3 +673,83 @@ async fn records_kept_for_the_pusher_are_what_the_store_answers() {
     let kept = w.red.msh.recent().take(failed.id).expect("kept");
     assert_eq!(kept_view(&kept), view(&failed));
 }
+
+/// Waits (real time, at most 20 s) until the outbound message `mid` of `side` is ACKNOWLEDGED.
+async fn until_acknowledged(side: &Side, mid: &str) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let rec = side
+            .store
+            .get_by_message_id(Direction::Outbound, mid)
+            .await
+            .expect("get")
+            .expect("outbound");
+        if rec.state == State::Acknowledged {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "{mid} still {:?} ({:?})",
+            rec.state,
+            rec.last_detail
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// The scheduler asks the store for due messages when some may be there (start, a submission
+/// stored without a free slot, all slots filled, the poll), not after every attempt: each ask
+/// is a write request, and it held every free slot while it ran (issue 8). Messages submitted
+/// while no slot is free are still sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_asks_for_due_messages_only_when_some_may_be_due() {
+    let w = World::new_with(2, |name, s| {
+        // No poll during the test: what the scheduler asks for comes from its own rules.
+        s.poll = std::time::Duration::from_secs(3600);
+        if name == "red" {
+            s.concurrency = 2;
+        }
+    })
+    .await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let scheduler = tokio::spawn(std::sync::Arc::clone(&w.red.msh).run_scheduler(stop_rx));
+    let submit = |n: usize| {
+        let w = &w;
+        async move {
+            let req = request(
+                &w.red.store,
+                "oots-v2-red-blue",
+                "ExecuteQueryResponse",
+                &[("r", "application/x-ebrs+xml", regrep(n))],
+            )
+            .await;
+            w.red.msh.submit(req).await.expect("submit").message_id
+        }
+    };
+    // The first message: the scheduler's lease at start is behind it.
+    let first = submit(1).await;
+    until_acknowledged(&w.red, &first).await;
+    let before = w.red.store.writer_stats().jobs;
+    // One at a time: each takes a free slot, so each is two write requests (stored leased,
+    // attempt ended). Asking after every attempt made it three.
+    const N: u64 = 12;
+    for i in 0..N {
+        let mid = submit(2 + i as usize).await;
+        until_acknowledged(&w.red, &mid).await;
+    }
+    let jobs = w.red.store.writer_stats().jobs - before;
+    assert!(
+        jobs <= 2 * N + 1,
+        "{jobs} write requests for {N} messages sent one at a time"
+    );
+    // Six at once on two slots: four are stored without a slot and leased when slots free up.
+    let mut mids = Vec::new();
+    for i in 0..6 {
+        mids.push(submit(20 + i).await);
+    }
+    for mid in &mids {
+        until_acknowledged(&w.red, mid).await;
+    }
+    let _ = stop_tx.send(true);
+    scheduler.await.expect("scheduler stops");
+}
