@@ -251,7 +251,23 @@ DROP INDEX outbox_finished;
     r#"
 CREATE INDEX IF NOT EXISTS outbox_message ON outbox (message);
 "#,
+    // 11: an OOTS exchange is found by its `ExchangeId` without reading every message (the
+    // backends' `GET /oots/exchanges/{id}`, polled while a citizen waits: `list` walked all
+    // messages newest first with a correlated lookup each, so one call cost a full scan of a
+    // store with months of traffic). Partial: only the one ExchangeId row of a v2.0 message
+    // is indexed (a random UUID leaf, ~1 WAL page per message), not the other properties
+    // that migration 8 stopped indexing. The literal must stay equal to
+    // `INDEXED_PROPERTY`: SQLite uses a partial index only for a query that names the same
+    // literal.
+    r#"
+CREATE INDEX IF NOT EXISTS properties_exchange_id ON properties (value) WHERE name = 'ExchangeId';
+"#,
 ];
+
+/// The one message property with an index (migration 11): `list` filters on it through the
+/// index, on any other property by a correlated lookup per message. The OOTS `ExchangeId`
+/// (`crate::oots::PROP_EXCHANGE_ID`; a unit test keeps them equal).
+pub const INDEXED_PROPERTY: &str = "ExchangeId";
 
 /// A write request: runs on the writer thread inside the batch transaction (`None` when the
 /// transaction could not even begin) and returns what to do once the commit outcome is known.
@@ -1758,12 +1774,8 @@ impl SqliteStore {
     }
 }
 
-fn list_tx(
-    conn: &Connection,
-    filter: &Filter,
-    cursor: Option<Cursor>,
-    limit: usize,
-) -> Result<Page> {
+/// The query of one `list` page: SQL and its arguments.
+fn list_query(filter: &Filter, cursor: Option<Cursor>, limit: usize) -> (String, Vec<Value>) {
     let mut sql = String::from("SELECT id FROM messages m WHERE 1 = 1");
     let mut args: Vec<Value> = Vec::new();
     let mut push = |sql: &mut String, clause: &str, v: Value| {
@@ -1787,12 +1799,21 @@ fn list_tx(
         push(&mut sql, " AND conversation_id = ?", Value::Text(c.clone()));
     }
     if let Some((name, value)) = &filter.property {
-        push(
-            &mut sql,
-            " AND EXISTS (SELECT 1 FROM properties p WHERE p.message = m.id AND p.name = ?",
-            Value::Text(name.clone()),
-        );
-        push(&mut sql, " AND p.value = ?)", Value::Text(value.clone()));
+        if name == INDEXED_PROPERTY {
+            // The name as a literal, so that SQLite may use the partial index (migration 11).
+            push(
+                &mut sql,
+                " AND m.id IN (SELECT message FROM properties WHERE name = 'ExchangeId' AND value = ?)",
+                Value::Text(value.clone()),
+            );
+        } else {
+            push(
+                &mut sql,
+                " AND EXISTS (SELECT 1 FROM properties p WHERE p.message = m.id AND p.name = ?",
+                Value::Text(name.clone()),
+            );
+            push(&mut sql, " AND p.value = ?)", Value::Text(value.clone()));
+        }
     }
     if let Some(t) = filter.created_from {
         push(&mut sql, " AND created_at >= ?", Value::Integer(ts(t)));
@@ -1809,6 +1830,17 @@ fn list_tx(
         " ORDER BY id DESC LIMIT (SELECT ?)",
         Value::Integer(limit_i64(limit).saturating_add(1)),
     );
+    (sql, args)
+}
+
+fn list_tx(
+    conn: &Connection,
+    filter: &Filter,
+    cursor: Option<Cursor>,
+    limit: usize,
+) -> Result<Page> {
+    let (sql, args) = list_query(filter, cursor, limit);
+    let limit = limit.max(1);
     let ids = conn
         .prepare(&sql)?
         .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, i64>(0))?
@@ -2289,4 +2321,54 @@ fn stuck_tx(c: &Connection, state: State, before: i64, limit: usize) -> Result<V
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_indexed_property_is_the_oots_exchange_id() {
+        assert_eq!(INDEXED_PROPERTY, crate::oots::PROP_EXCHANGE_ID);
+        assert!(MIGRATIONS
+            .iter()
+            .any(|m| m.contains(&format!("WHERE name = '{INDEXED_PROPERTY}'"))));
+    }
+
+    /// The plan of a `list` page by ExchangeId, on a migrated database: through the partial
+    /// index, not a walk over every message.
+    #[test]
+    fn an_exchange_is_listed_through_the_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open_blocking(dir.path()).expect("store");
+        drop(store);
+        let conn = open_connection(&dir.path().join(DB_FILE)).expect("db");
+        let plan = |filter: Filter| {
+            let (sql, args) = list_query(&filter, Some(Cursor(1_000)), 100);
+            conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("plan")
+                .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+                .expect("rows")
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .expect("plan rows")
+                .join("; ")
+        };
+        let by_exchange = plan(Filter {
+            property: Some((
+                INDEXED_PROPERTY.into(),
+                "b7c4e5b2-1f7e-4f47-9a51-6f8d1c0e2a33".into(),
+            )),
+            ..Filter::default()
+        });
+        assert!(
+            by_exchange.contains("INDEX properties_exchange_id"),
+            "{by_exchange}"
+        );
+        // Any other property: still the correlated lookup (no index, by design).
+        let other = plan(Filter {
+            property: Some(("originalSender".into(), "x".into())),
+            ..Filter::default()
+        });
+        assert!(!other.contains("properties_exchange_id"), "{other}");
+    }
 }

@@ -10,7 +10,7 @@ use time::Duration;
 use super::{open_temp, t};
 
 /// Migrations in this build (`schema_version` after opening).
-const LATEST: i64 = 10;
+const LATEST: i64 = 11;
 
 fn spool_files(s: &SqliteStore) -> usize {
     std::fs::read_dir(s.spool().dir())

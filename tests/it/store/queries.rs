@@ -426,7 +426,7 @@ async fn schema_version_is_recorded_and_newer_schemas_are_refused() {
     let v: i64 = db
         .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
         .expect("version");
-    assert_eq!(v, 10, "every migration applied");
+    assert_eq!(v, 11, "every migration applied");
     let mode: String = db
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .expect("mode");
@@ -447,7 +447,7 @@ async fn schema_version_is_recorded_and_newer_schemas_are_refused() {
         SqliteStore::open(dir.path()).await,
         Err(StoreError::SchemaTooNew {
             found: 99,
-            supported: 10
+            supported: 11
         })
     ));
 }
