@@ -553,6 +553,12 @@ pub struct StoreStats {
     pub by_state: Vec<StateCount>,
     /// Bytes the store occupies: database files plus the spooled payload and wire files.
     pub bytes: u64,
+    /// Durable commits since the store was opened (each is a sync of the log); 0 for a store
+    /// that does not count them.
+    pub commits: u64,
+    /// Write requests since the store was opened; `write_requests / commits` is how many
+    /// requests share one sync (group commit).
+    pub write_requests: u64,
 }
 
 /// A message that has been in its state since `since` (see [`MessageStore::stuck`]).

@@ -2234,7 +2234,13 @@ impl MessageStore for SqliteStore {
 
     fn stats(&self) -> BoxFuture<'_, Result<StoreStats>> {
         let db = self.inner.db_path.clone();
-        Box::pin(self.read(move |c| stats_tx(c, &db)))
+        Box::pin(async move {
+            let mut st = self.read(move |c| stats_tx(c, &db)).await?;
+            let w = self.writer_stats();
+            st.commits = w.commits;
+            st.write_requests = w.jobs;
+            Ok(st)
+        })
     }
 
     fn stuck(
@@ -2288,7 +2294,11 @@ fn stats_tx(c: &Connection, db: &Path) -> Result<StoreStats> {
             bytes += m.len();
         }
     }
-    Ok(StoreStats { by_state, bytes })
+    Ok(StoreStats {
+        by_state,
+        bytes,
+        ..StoreStats::default()
+    })
 }
 
 fn stuck_tx(c: &Connection, state: State, before: i64, limit: usize) -> Result<Vec<StuckMessage>> {

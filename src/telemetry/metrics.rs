@@ -122,6 +122,8 @@ pub struct Metrics {
     queue_depth: Family<DirLabel, Gauge>,
     queue_oldest: Family<DirLabel, F64Gauge>,
     store_bytes: Gauge,
+    store_commits: Counter,
+    store_write_requests: Counter,
     store_errors: Counter,
     cert_days: Family<CertLabel, F64Gauge>,
     scrape: Mutex<()>,
@@ -161,6 +163,8 @@ impl Metrics {
             queue_depth: Family::default(),
             queue_oldest: Family::default(),
             store_bytes: Gauge::default(),
+            store_commits: Counter::default(),
+            store_write_requests: Counter::default(),
             store_errors: Counter::default(),
             cert_days: Family::default(),
             scrape: Mutex::new(()),
@@ -256,6 +260,16 @@ impl Metrics {
             "store_bytes",
             "Bytes of the store: database files and spooled payload and wire files",
             m.store_bytes.clone(),
+        );
+        r.register(
+            "store_commits",
+            "Durable commits of the store (each a sync of its log) since the gateway started",
+            m.store_commits.clone(),
+        );
+        r.register(
+            "store_write_requests",
+            "Write requests of the store since the gateway started; per commit: how many share a sync",
+            m.store_write_requests.clone(),
         );
         r.register(
             "store_scrape_errors",
@@ -447,6 +461,13 @@ impl Metrics {
             }
             self.store_bytes
                 .set(i64::try_from(st.bytes).unwrap_or(i64::MAX));
+            // The store counts; the exposition's counters follow it (never backwards).
+            for (c, now) in [
+                (&self.store_commits, st.commits),
+                (&self.store_write_requests, st.write_requests),
+            ] {
+                c.inc_by(now.saturating_sub(c.get()));
+            }
         }
         self.set_certificates(certs, now);
         let mut out = String::new();
@@ -591,6 +612,22 @@ mod tests {
             .and_then(|v| v.parse::<f64>().ok())
             .expect("store bytes");
         assert!(bytes > 0.0, "{bytes}");
+        // Two submissions, each a write request; at most two commits for them.
+        let counter = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("as4gw_{name}_total ")))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("{name} in {text}"))
+        };
+        let (commits, requests) = (counter("store_commits"), counter("store_write_requests"));
+        assert!(requests >= 2, "{requests} write requests");
+        assert!((1..=requests).contains(&commits), "{commits} commits");
+        // A second scrape does not count them again.
+        let again = m.render(Some(&store), &certs, now).await;
+        assert!(
+            again.contains(&format!("as4gw_store_write_requests_total {requests}\n")),
+            "{again}"
+        );
         assert!(text.ends_with("# EOF\n"));
         store.close().await.expect("close");
     }
