@@ -182,16 +182,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| AwsLc.ed25519_sign(&k.blue_ed.key, black_box(&ed_si)))
     });
     g.bench_function("ed25519_verify", |b| {
-        b.iter(|| AwsLc.ed25519_verify(k.blue_ed.cert.public_key_bits(), black_box(&ed_si), &ed_sig))
-    });
-    // TEMP: the old 900-byte stand-in, for the before/after figure of the same run
-    let si900 = vec![0x61u8; 900];
-    let ed_sig900 = AwsLc.ed25519_sign(&k.blue_ed.key, &si900).expect("s");
-    g.bench_function("ed25519_sign_900b", |b| {
-        b.iter(|| AwsLc.ed25519_sign(&k.blue_ed.key, black_box(&si900)))
-    });
-    g.bench_function("ed25519_verify_900b", |b| {
-        b.iter(|| AwsLc.ed25519_verify(k.blue_ed.cert.public_key_bits(), black_box(&si900), &ed_sig900))
+        b.iter(|| {
+            AwsLc.ed25519_verify(k.blue_ed.cert.public_key_bits(), black_box(&ed_si), &ed_sig)
+        })
     });
     g.bench_function("x25519_ephemeral", |b| {
         b.iter(|| AwsLc.x25519_ephemeral(black_box(k.red_x.cert.public_key_bits())))

@@ -938,7 +938,8 @@ impl<'l> Builder<'l> {
                     if p.end + 1 == e.local.start
                         && self.strings.as_bytes().get(p.end as usize) == Some(&b':') =>
                 {
-                    name.as_bytes() == &self.strings.as_bytes()[p.start as usize..e.local.end as usize]
+                    name.as_bytes()
+                        == &self.strings.as_bytes()[p.start as usize..e.local.end as usize]
                 }
                 Some(p) => {
                     let (p, l) = (self.s(p), self.s(e.local));
