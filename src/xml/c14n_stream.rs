@@ -873,6 +873,7 @@ impl<W: Write> Canon<'_, '_, W> {
         let local = self.push_tag(local);
         let mut count = 0usize;
         let mut xml_declared = false;
+        super::tree::check_attribute_spacing(s.attributes_raw().as_bytes(), pos)?;
         for a in s.attributes().with_checks(true) {
             let a = a.map_err(|e| malformed(pos, &e.to_string()))?;
             let key: &str = a.key.into_inner();

@@ -1354,6 +1354,7 @@ impl Builder<'_> {
             // Duplicates are refused by expanded name in `end_start_tag` (which also catches
             // two attributes with the same qualified name), and declarations in `attribute`:
             // quick-xml's own check would only repeat that, with an allocation per start tag.
+            check_attribute_spacing(s.attributes_raw().as_bytes(), pos)?;
             for a in s.attributes().with_checks(false) {
                 let a = a.map_err(|e| malformed(pos, &e.to_string()))?;
                 self.attribute(&mut el, RawName::unchecked(a.key.as_ref()), &a.value, pos)?;
@@ -1362,6 +1363,31 @@ impl Builder<'_> {
         }
         self.finish(input.len())
     }
+}
+
+/// XML 1.0 §3.1 [40]: attributes are separated by white space. quick-xml reads `a="1"b="2"`
+/// as two attributes; a parser that does not is one more way for two implementations to see
+/// different documents in the same bytes, so it is refused. Outside attribute values a start
+/// tag holds no quote, so the first quote opens a value and the same quote closes it.
+pub(super) fn check_attribute_spacing(raw: &[u8], pos: u64) -> Result<(), XmlError> {
+    let mut rest = raw;
+    while let Some(open) = memchr::memchr2(b'"', b'\'', rest) {
+        let quote = rest[open];
+        let Some(len) = memchr::memchr(quote, &rest[open + 1..]) else {
+            // Unterminated: the attribute reader reports it.
+            return Ok(());
+        };
+        rest = &rest[open + len + 2..];
+        if let Some(&b) = rest.first() {
+            if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+                return Err(malformed(
+                    pos,
+                    "attributes must be separated by white space",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn malformed(pos: u64, msg: &str) -> XmlError {

@@ -23,6 +23,34 @@ fn refused(input: &[u8]) -> XmlError {
     e
 }
 
+/// XML 1.0 §3.1: `a="1"b="2"` is not well-formed (quick-xml alone reads two attributes);
+/// a quote of the other kind inside a value is no separator.
+#[test]
+fn attributes_without_white_space_between_refused() {
+    for input in [
+        &b"<a x=\"1\"y=\"2\"/>"[..],
+        b"<r><a x='1'y='2'>t</a></r>",
+        b"<a x=\"'\" y='\"'z=\"1\"/>",
+    ] {
+        let e = refused(input);
+        assert!(
+            e.to_string().contains("separated by white space"),
+            "{}: {e}",
+            String::from_utf8_lossy(input)
+        );
+    }
+    for input in [
+        &b"<a x=\"1\" y=\"2\"/>"[..],
+        b"<a x=\"'\"\ty='\"'\nz=\"1\" />",
+    ] {
+        assert!(
+            Document::parse(input).is_ok(),
+            "{}",
+            String::from_utf8_lossy(input)
+        );
+    }
+}
+
 #[test]
 fn billion_laughs_refused_before_expansion() {
     let mut x = String::from("<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [\n <!ENTITY lol \"lol\">\n");

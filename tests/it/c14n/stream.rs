@@ -156,6 +156,10 @@ fn fixtures_corpora_identical_or_both_refused() {
 fn edge_cases_identical_or_both_refused() {
     let cases: &[&[u8]] = &[
         b"<a/>",
+        b"<a x=\"1\"y=\"2\"/>",
+        b"<a x='1'y='2'></a>",
+        b"<a x=\"'\"\ty='\"' z=\"1\" />",
+        b"<a x=\"1\"/>",
         b"  <a/>  ",
         b"\xEF\xBB\xBF<a/>",
         b"\xEF\xBB\xBF\xEF\xBB\xBF<?xml version=\"1.0\"?><a/>",
