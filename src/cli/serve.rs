@@ -318,7 +318,13 @@ async fn serve(
     }
     .load()?
     .build()?;
-    let mut client_settings = ClientSettings::default();
+    let mut client_settings = ClientSettings {
+        max_concurrent_per_partner: cfg.send_concurrency_per_partner,
+        // As many idle connections as exchanges at once: fewer would close connections
+        // that the next messages open again (a TLS handshake each).
+        pool_max_idle_per_partner: cfg.send_concurrency_per_partner,
+        ..ClientSettings::default()
+    };
     if let Some(t) = args.response_timeout_secs {
         client_settings.response_timeout = Duration::from_secs(t);
     }
