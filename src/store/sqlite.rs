@@ -1803,7 +1803,10 @@ fn list_query(filter: &Filter, cursor: Option<Cursor>, limit: usize) -> (String,
             // The name as a literal, so that SQLite may use the partial index (migration 11).
             push(
                 &mut sql,
-                " AND m.id IN (SELECT message FROM properties WHERE name = 'ExchangeId' AND value = ?)",
+                &format!(
+                    " AND m.id IN (SELECT message FROM properties \
+                     WHERE name = '{INDEXED_PROPERTY}' AND value = ?)"
+                ),
                 Value::Text(value.clone()),
             );
         } else {
