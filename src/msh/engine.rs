@@ -505,7 +505,11 @@ impl Msh {
                 "properties": properties.iter().map(|(n, v)| serde_json::json!({"name": n, "value": v})).collect::<Vec<_>>(),
             })),
         };
-        let notify = (!acc.test_service && broken.is_none()).then(|| delivery.clone());
+        // A backend without a webhook polls the API: an outbox item for it would only be
+        // written, leased and settled as "nothing to push" (two write requests per message).
+        let notify = (!acc.test_service && broken.is_none())
+            .then(|| delivery.clone())
+            .filter(|n| self.pushes_to(&n.target));
         let new = NewInbound {
             message_id: mid.as_str().to_string(),
             conversation_id: user.collaboration_info.conversation_id.clone(),
@@ -521,10 +525,7 @@ impl Msh {
             receipt: Some(acc.receipt.clone()),
         };
         // The record as the store will answer it, for the delivery push (see RecentRecords).
-        let snapshot = notify
-            .as_ref()
-            .filter(|n| self.pushes_to(&n.target))
-            .map(|_| received_record(&new, now));
+        let snapshot = notify.as_ref().map(|_| received_record(&new, now));
         let window = time::Duration::try_from(acc.pmode.reception_awareness.duplicate_window)
             .unwrap_or(time::Duration::days(7));
         let store_span = telemetry::stage_span(Stage::Store);
@@ -880,7 +881,10 @@ impl Msh {
         unrecorded: Option<FileRef>,
         user: Option<&UserMessage>,
     ) {
-        let notify = self.status_notification(rec, pmode, &outcome);
+        // As for deliveries: no outbox item for a backend that has no webhook.
+        let notify = self
+            .status_notification(rec, pmode, &outcome)
+            .filter(|n| self.pushes_to(&n.target));
         let (state, code) = match &outcome {
             Outcome::Acknowledged { .. } => (State::Acknowledged, None),
             Outcome::Retry { code, .. } => (State::WaitingForRetry, *code),
@@ -900,28 +904,23 @@ impl Msh {
         let now = self.clock.now();
         // The record as the store will answer it after this commit, for the status push
         // (see RecentRecords); only final outcomes are notified.
-        let snapshot = notify
-            .as_ref()
-            .filter(|n| self.pushes_to(&n.target))
-            .map(|_| {
-                let mut r = rec.clone();
-                r.state = state;
-                r.updated_at = store_time(now);
-                r.next_attempt_at = None;
-                r.lease = None;
-                r.last_code = code;
-                r.last_detail = Some(match &outcome {
-                    // What the store records as the detail of an acknowledgement.
-                    Outcome::Acknowledged { .. } => "receipt received".into(),
-                    Outcome::Retry { detail, .. } | Outcome::Failed { detail, .. } => {
-                        detail.clone()
-                    }
-                });
-                if r.wire.is_none() {
-                    r.wire = unrecorded.clone();
-                }
-                r
+        let snapshot = notify.as_ref().map(|_| {
+            let mut r = rec.clone();
+            r.state = state;
+            r.updated_at = store_time(now);
+            r.next_attempt_at = None;
+            r.lease = None;
+            r.last_code = code;
+            r.last_detail = Some(match &outcome {
+                // What the store records as the detail of an acknowledgement.
+                Outcome::Acknowledged { .. } => "receipt received".into(),
+                Outcome::Retry { detail, .. } | Outcome::Failed { detail, .. } => detail.clone(),
             });
+            if r.wire.is_none() {
+                r.wire = unrecorded.clone();
+            }
+            r
+        });
         let finishing = match unrecorded {
             Some(wire) => {
                 self.store

@@ -753,3 +753,66 @@ async fn the_scheduler_asks_for_due_messages_only_when_some_may_be_due() {
     let _ = stop_tx.send(true);
     scheduler.await.expect("scheduler stops");
 }
+
+/// Outbox rows in `side`'s store (a read-only connection next to the running store).
+fn outbox_rows(side: &Side) -> i64 {
+    rusqlite::Connection::open_with_flags(
+        side.store.db_path(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("db")
+    .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
+    .expect("count")
+}
+
+/// A backend without a webhook polls the API: its messages get no outbox item (it would only
+/// have been written, leased and settled as "nothing to push"), with a webhook they do.
+#[tokio::test]
+async fn no_push_items_for_backends_that_poll() {
+    for webhook in [false, true] {
+        let w = World::new_with(2, |_, s| {
+            if !webhook {
+                for b in &mut s.backends {
+                    b.webhook = None;
+                }
+            }
+        })
+        .await;
+        let req = request(
+            &w.red.store,
+            "oots-v2-red-blue",
+            "ExecuteQueryResponse",
+            &[("r", "application/x-ebrs+xml", regrep(3))],
+        )
+        .await;
+        let res = w.red.msh.submit(req).await.expect("submit");
+        assert_eq!(w.red.msh.run_once().await, 1);
+        let out = w
+            .red
+            .store
+            .get_by_message_id(Direction::Outbound, &res.message_id)
+            .await
+            .expect("get")
+            .expect("outbound");
+        assert_eq!(out.state, State::Acknowledged);
+        let inbound = w
+            .blue
+            .store
+            .get_by_message_id(Direction::Inbound, &res.message_id)
+            .await
+            .expect("get")
+            .expect("inbound");
+        assert_eq!(
+            inbound.state,
+            State::Received,
+            "the backend takes it by polling"
+        );
+        let want = i64::from(webhook);
+        assert_eq!(outbox_rows(&w.red), want, "status item, webhook {webhook}");
+        assert_eq!(
+            outbox_rows(&w.blue),
+            want,
+            "delivery item, webhook {webhook}"
+        );
+    }
+}
