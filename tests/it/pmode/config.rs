@@ -200,7 +200,7 @@ fn send_concurrency_defaults_reads_and_is_checked() {
             + 1
     );
     // Per partner: documented in the demo file, default 16, read, checked.
-    let cfg = Config::load(&f_with(&f, &text), now).unwrap_or_else(|d| panic!("{d}"));
+    let cfg = Config::load(f_with(&f, &text), now).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(
         cfg.send_concurrency_per_partner,
         as4gw::config::DEFAULT_SEND_CONCURRENCY_PER_PARTNER
@@ -210,13 +210,13 @@ fn send_concurrency_defaults_reads_and_is_checked() {
         "send-concurrency-per-partner = 3",
     );
     assert_ne!(given, text, "the demo file documents the key");
-    let cfg = Config::load(&f_with(&f, &given), now).unwrap_or_else(|d| panic!("{d}"));
+    let cfg = Config::load(f_with(&f, &given), now).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(cfg.send_concurrency_per_partner, 3);
     let bad = text.replace(
         "# send-concurrency-per-partner = 16",
         "send-concurrency-per-partner = 0",
     );
-    let d = Config::load(&f_with(&f, &bad), now).unwrap_err().0;
+    let d = Config::load(f_with(&f, &bad), now).unwrap_err().0;
     assert_eq!(d.len(), 1, "{d:?}");
     assert!(
         d[0].message.contains("send-concurrency-per-partner 0"),
