@@ -551,6 +551,22 @@ impl Config {
     }
 }
 
+/// A `[gateway]` concurrency key: `default` when absent, else within 1..=MAX_SEND_CONCURRENCY
+/// (reported at the key's line otherwise).
+fn concurrency(sink: &mut Sink<'_>, key: &str, value: Option<usize>, default: usize) -> usize {
+    match value {
+        None => default,
+        Some(n) if (1..=MAX_SEND_CONCURRENCY).contains(&n) => n,
+        Some(n) => {
+            sink.at(
+                &format!("gateway.{key}"),
+                format!("{key} {n} is not within 1..={MAX_SEND_CONCURRENCY}"),
+            );
+            default
+        }
+    }
+}
+
 fn build(
     r: RawConfig,
     file: &Path,
@@ -791,31 +807,18 @@ fn build(
         .collect();
     let trust_crls = r.trust.crls.iter().map(|p| path(p)).collect();
 
-    let send_concurrency = match r.gateway.send_concurrency {
-        None => DEFAULT_SEND_CONCURRENCY,
-        Some(n) if (1..=MAX_SEND_CONCURRENCY).contains(&n) => n,
-        Some(n) => {
-            sink.at(
-                "gateway.send-concurrency",
-                format!("send-concurrency {n} is not within 1..={MAX_SEND_CONCURRENCY}"),
-            );
-            DEFAULT_SEND_CONCURRENCY
-        }
-    };
-
-    let send_concurrency_per_partner = match r.gateway.send_concurrency_per_partner {
-        None => DEFAULT_SEND_CONCURRENCY_PER_PARTNER,
-        Some(n) if (1..=MAX_SEND_CONCURRENCY).contains(&n) => n,
-        Some(n) => {
-            sink.at(
-                "gateway.send-concurrency-per-partner",
-                format!(
-                    "send-concurrency-per-partner {n} is not within 1..={MAX_SEND_CONCURRENCY}"
-                ),
-            );
-            DEFAULT_SEND_CONCURRENCY_PER_PARTNER
-        }
-    };
+    let send_concurrency = concurrency(
+        sink,
+        "send-concurrency",
+        r.gateway.send_concurrency,
+        DEFAULT_SEND_CONCURRENCY,
+    );
+    let send_concurrency_per_partner = concurrency(
+        sink,
+        "send-concurrency-per-partner",
+        r.gateway.send_concurrency_per_partner,
+        DEFAULT_SEND_CONCURRENCY_PER_PARTNER,
+    );
 
     let purge_interval = match &r.store.purge_interval {
         None => std::time::Duration::from_secs(3600),
