@@ -1379,7 +1379,7 @@ pub(super) fn check_attribute_spacing(raw: &[u8], pos: u64) -> Result<(), XmlErr
         };
         rest = &rest[open + len + 2..];
         if let Some(&b) = rest.first() {
-            if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            if !is_xml_space(char::from(b)) {
                 return Err(malformed(
                     pos,
                     "attributes must be separated by white space",
