@@ -70,8 +70,12 @@ impl MessageId {
 
     /// A fresh `uuid@domain` id, the form eDelivery recommends ([ED115] §3.2.2, digest §6.3).
     /// `domain` must be an RFC 2822 dot-atom (e.g. `gw.example.eu`).
+    ///
+    /// The UUID is time-ordered (version 7, RFC 9562 §5.7): the store indexes message ids, and
+    /// random (v4) ids put every new message on a random index page, one more page written per
+    /// message on each side (issue 8, `benches/wal_pages.py`); ids of one moment share pages.
     pub fn generate(domain: &str) -> Result<MessageId, MessageIdError> {
-        MessageId::new_rfc2822(&format!("{}@{}", uuid::Uuid::new_v4(), domain))
+        MessageId::new_rfc2822(&format!("{}@{}", time_ordered_uuid(), domain))
     }
 
     /// True if this is `id-left "@" id-right` per RFC 2822 §3.6.4 (dot-atom-text on the left;
@@ -602,6 +606,22 @@ impl SignalError {
     }
 }
 
+/// A fresh version-7 UUID (RFC 9562 §5.7): 48 bits of Unix time in milliseconds, then 74
+/// random bits from aws-lc's DRBG (`getrandom` only if that fails). Used for the identifiers
+/// the gateway makes up and the store indexes (MessageId, ConversationId): ids made close in
+/// time sort close together, so an index takes new ids on the same few pages. The timestamp
+/// reveals nothing the message does not already carry (eb:Timestamp).
+pub fn time_ordered_uuid() -> uuid::Uuid {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let mut random = [0u8; 10];
+    if aws_lc_rs::rand::fill(&mut random).is_err() {
+        random.copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..10]);
+    }
+    uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -634,6 +654,34 @@ mod tests {
         assert!(g.as_str().ends_with("@gw.example.eu") && g.is_rfc2822());
         assert_eq!(g.as_str().len(), 36 + 1 + 13);
         assert!(MessageId::generate("bad domain").is_err());
+    }
+
+    #[test]
+    fn generated_ids_are_time_ordered() {
+        // Version 7 (RFC 9562 §5.7): later ids sort after earlier ones, so a store index takes
+        // new ids at its right edge instead of on a random page each.
+        let first = MessageId::generate("gw.example.eu").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = MessageId::generate("gw.example.eu").unwrap();
+        let uuid_of = |m: &MessageId| {
+            let (left, _) = m.as_str().split_once('@').unwrap();
+            uuid::Uuid::parse_str(left).unwrap()
+        };
+        assert_eq!(uuid_of(&first).get_version_num(), 7);
+        assert_eq!(uuid_of(&second).get_version_num(), 7);
+        assert!(first.as_str() < second.as_str());
+        // The 74 random bits differ between ids of the same millisecond.
+        let a = time_ordered_uuid();
+        let b = time_ordered_uuid();
+        assert_ne!(a, b);
+        assert_eq!(a.get_variant(), uuid::Variant::RFC4122);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let (secs, nanos) = a.get_timestamp().unwrap().to_unix();
+        let ms = secs * 1000 + u64::from(nanos / 1_000_000);
+        assert!(now_ms.abs_diff(ms) < 60_000, "{ms} vs {now_ms}");
     }
 
     #[test]

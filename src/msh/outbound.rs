@@ -167,7 +167,8 @@ pub fn prepare_submission(
             return Err(invalid("conversation_id", "empty or control characters"))
         }
         Some(c) => c.trim().to_string(),
-        None => uuid::Uuid::new_v4().to_string(),
+        // Time-ordered like generated MessageIds: the store indexes conversations.
+        None => crate::ebms::model::time_ordered_uuid().to_string(),
     };
     let mut used = Vec::new();
     let mut payload_info = Vec::new();
