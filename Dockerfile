@@ -15,6 +15,8 @@
 FROM rust:1.90-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# The SQLite build flags (LIBSQLITE3_FLAGS, see .cargo/config.toml).
+COPY .cargo ./.cargo
 COPY src ./src
 COPY benches ./benches
 RUN cargo build --release --locked --bin as4gw \

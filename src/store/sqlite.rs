@@ -2340,6 +2340,32 @@ fn stuck_tx(c: &Connection, state: State, before: i64, limit: usize) -> Result<V
 mod tests {
     use super::*;
 
+    /// The bundled SQLite carries the options of `.cargo/config.toml` (LIBSQLITE3_FLAGS): a
+    /// build that lost them (another workspace, a packager's own flags) still works but takes
+    /// a process-wide mutex per SQLite allocation (issue 8), so it should not pass unnoticed.
+    #[test]
+    fn the_bundled_sqlite_has_the_recommended_options() {
+        let conn = Connection::open_in_memory().expect("db");
+        let options: Vec<String> = conn
+            .prepare("PRAGMA compile_options")
+            .expect("pragma")
+            .query_map([], |r| r.get(0))
+            .expect("rows")
+            .collect::<rusqlite::Result<_>>()
+            .expect("options");
+        for wanted in [
+            "DEFAULT_MEMSTATUS=0",
+            "LIKE_DOESNT_MATCH_BLOBS",
+            "OMIT_SHARED_CACHE",
+            "USE_ALLOCA",
+        ] {
+            assert!(
+                options.iter().any(|o| o == wanted),
+                "{wanted} missing from {options:?}"
+            );
+        }
+    }
+
     #[test]
     fn the_indexed_property_is_the_oots_exchange_id() {
         assert_eq!(INDEXED_PROPERTY, crate::oots::PROP_EXCHANGE_ID);
