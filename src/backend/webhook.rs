@@ -222,6 +222,26 @@ pub fn verify(key: &[u8], header: &str, body: &[u8], now: i64, tolerance: i64) -
     sigs.iter().any(|s| hmac::verify(&k, &msg, s).is_ok())
 }
 
+/// A backend the pusher pushes to, with its webhook URL parsed once (not once per push).
+struct Target {
+    access: Arc<BackendAccess>,
+    /// `None` if the configured URL does not parse: the push then fails with reqwest's error.
+    url: Option<reqwest::Url>,
+}
+
+impl Target {
+    fn new(access: BackendAccess) -> Target {
+        let url = access
+            .webhook
+            .as_deref()
+            .and_then(|u| reqwest::Url::parse(u).ok());
+        Target {
+            access: Arc::new(access),
+            url,
+        }
+    }
+}
+
 /// A push body: bytes and spool files, in order.
 enum Segment {
     Bytes(Bytes),
@@ -276,6 +296,27 @@ impl PushBody {
             }
         }
         Ok(format!("t={t},v1={}", hex::encode(ctx.sign().as_ref())))
+    }
+
+    /// A body without files as one buffer (a small push: the metadata and inline payloads),
+    /// sent in one piece with its length; `Err(self)` when it has files to stream.
+    fn into_bytes(self) -> Result<Bytes, PushBody> {
+        if self.segments.iter().any(|s| matches!(s, Segment::File(_))) {
+            return Err(self);
+        }
+        let mut segments = self.segments.into_iter();
+        match (segments.next(), segments.len()) {
+            (Some(Segment::Bytes(only)), 0) => Ok(only),
+            (first, _) => {
+                let mut all = Vec::with_capacity(usize::try_from(self.len).unwrap_or(0));
+                for s in first.into_iter().chain(segments) {
+                    if let Segment::Bytes(b) = s {
+                        all.extend_from_slice(&b);
+                    }
+                }
+                Ok(Bytes::from(all))
+            }
+        }
     }
 
     /// The body as a stream (second pass over the files).
@@ -382,16 +423,17 @@ fn delivery_body(
 /// Builds and sends one push; `Ok` only on a 2xx answer.
 async fn push_one(
     store: &dyn MessageStore,
-    backends: &[Arc<BackendAccess>],
+    backends: &[Target],
     client: &reqwest::Client,
     item: &OutboxItem,
     now: OffsetDateTime,
     recent: Option<&RecentRecords>,
 ) -> Result<Option<MessageRecord>, PushError> {
-    let backend = backends
+    let target = backends
         .iter()
-        .find(|b| b.name == item.target)
+        .find(|b| b.access.name == item.target)
         .ok_or_else(|| PushError::UnknownBackend(item.target.clone()))?;
+    let backend = &target.access;
     let url = backend
         .webhook
         .as_deref()
@@ -429,20 +471,23 @@ async fn push_one(
     };
     let t = now.unix_timestamp();
     let sig = body.signature(backend.webhook_key(), t).await?;
-    let mut req = client
-        .post(url)
-        .header(reqwest::header::CONTENT_TYPE, body.content_type.clone())
-        .header(reqwest::header::CONTENT_LENGTH, body.len)
-        .header(SIGNATURE_HEADER, sig)
-        .header(EVENT_HEADER, item.kind.clone())
-        .header(DELIVERY_HEADER, item.id.0.to_string());
+    let mut req = match &target.url {
+        Some(parsed) => client.post(parsed.clone()),
+        None => client.post(url),
+    }
+    .header(reqwest::header::CONTENT_TYPE, body.content_type.clone())
+    .header(reqwest::header::CONTENT_LENGTH, body.len)
+    .header(SIGNATURE_HEADER, sig)
+    .header(EVENT_HEADER, item.kind.clone())
+    .header(DELIVERY_HEADER, item.id.0.to_string());
     if let Some(r) = &rec {
         req = req.header(MESSAGE_ID_HEADER, r.message_id.clone());
     }
-    let resp = req
-        .body(reqwest::Body::wrap_stream(body.stream()))
-        .send()
-        .await?;
+    let body = match body.into_bytes() {
+        Ok(bytes) => reqwest::Body::from(bytes),
+        Err(streamed) => reqwest::Body::wrap_stream(streamed.stream()),
+    };
+    let resp = req.body(body).send().await?;
     let status = resp.status();
     // Drain (bounded by the client timeout) so the connection can be reused.
     let _ = resp.bytes().await;
@@ -527,7 +572,7 @@ async fn settle(
 /// leased.
 async fn round(
     store: &dyn MessageStore,
-    backends: &[Arc<BackendAccess>],
+    backends: &[Target],
     client: &reqwest::Client,
     s: &WebhookSettings,
     stop: &AtomicBool,
@@ -586,7 +631,7 @@ pub fn spawn_webhook_pusher(
     settings: WebhookSettings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> JoinHandle<()> {
-    let backends: Vec<Arc<BackendAccess>> = backends.into_iter().map(Arc::new).collect();
+    let backends: Vec<Target> = backends.into_iter().map(Target::new).collect();
     let stop = Arc::new(AtomicBool::new(false));
     // Woken by shutdown and by the store after every commit that enqueued a push.
     let wake = store
