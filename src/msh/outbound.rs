@@ -67,6 +67,9 @@ fn invalid(field: &str, reason: impl Into<String>) -> SubmitError {
 pub struct Prepared {
     pub pmode: Arc<PMode>,
     pub outbound: NewOutbound,
+    /// The header `outbound.header` was written from (the first attempt packs from it
+    /// instead of parsing the text back).
+    pub messaging: Messaging,
 }
 
 /// Validates `req` against the P-Modes and builds the UserMessage (see module doc). Refusals
@@ -265,6 +268,7 @@ pub fn prepare_submission(
             header: Some(messaging.to_xml()),
         },
         pmode,
+        messaging,
     })
 }
 

@@ -28,7 +28,15 @@ fn header(w: &World, req: &SubmitRequest) -> String {
     .expect("pmodes")
     .current();
     let p = prepare_submission(&set, &w.red.cfg.party, &[], req, w.clock.now()).expect("prepare");
-    p.outbound.header.expect("header")
+    let text = p.outbound.header.expect("header");
+    // A first attempt packs from the struct the header was written from, a retry from the
+    // stored text parsed back (`Msh::send_attempt`): both must be the same header.
+    assert_eq!(
+        Messaging::parse(text.as_bytes()).expect("parse back"),
+        p.messaging,
+        "the stored header parses back to what was built"
+    );
+    text
 }
 
 /// Signs with `signer_suite` keys of `signer` and encrypts for blue under `suite`.
