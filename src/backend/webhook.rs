@@ -390,9 +390,9 @@ fn delivery_body(
             ct = p.mime_type.replace(['\r', '\n'], " "),
         );
         push(&mut segments, h.into_bytes());
-        segments.push(match p.file.inline_bytes() {
+        segments.push(match p.file.inline_shared() {
             // Inline payloads (issue 8) are already in memory.
-            Some(b) => Segment::Bytes(Bytes::copy_from_slice(b)),
+            Some(b) => Segment::Bytes(b),
             None => Segment::File(store.spool().path(&p.file)),
         });
         push(&mut segments, b"\r\n".to_vec());

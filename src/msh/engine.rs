@@ -1064,7 +1064,7 @@ impl Msh {
             },
         };
         let path = self.store.spool().path(&wire);
-        let inline = wire.inline_bytes().map(Bytes::copy_from_slice);
+        let inline = wire.inline_shared();
         // 2. what was signed
         let sent = match packed_refs {
             Some(refs) => refs,
@@ -1240,8 +1240,8 @@ impl Msh {
                 .strip_prefix("cid:")
                 .unwrap_or(&p.part_id)
                 .to_string();
-            if let Some(b) = p.file.inline_bytes() {
-                let data = PackData::Memory(Bytes::copy_from_slice(b));
+            if let Some(b) = p.file.inline_shared() {
+                let data = PackData::Memory(b);
                 payloads.push((cid, p.mime_type.clone(), data));
                 continue;
             }

@@ -59,6 +59,11 @@ impl FileRef {
         self.inline.as_deref()
     }
 
+    /// The inline bytes as a shared buffer (a reference count, no copy).
+    pub fn inline_shared(&self) -> Option<bytes::Bytes> {
+        self.inline.clone()
+    }
+
     /// Whether the bytes are inline rather than in a spool file.
     pub fn is_inline(&self) -> bool {
         self.inline.is_some()
