@@ -367,7 +367,7 @@ fn delivery_body(
     item: &OutboxItem,
 ) -> PushBody {
     let view = message_view_of(rec, user);
-    let boundary = format!("as4gw-{}", uuid::Uuid::new_v4().simple());
+    let boundary = format!("as4gw-{}", crate::ebms::model::random_uuid().simple());
     let meta = serde_json::to_vec(&EventDoc {
         event: KIND_DELIVERY,
         message: &view,

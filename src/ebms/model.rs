@@ -606,6 +606,16 @@ impl SignalError {
     }
 }
 
+/// A fresh random (version 4) UUID from aws-lc's DRBG: `Uuid::new_v4` makes a `getrandom`
+/// system call per id, and a message makes several (wsu:Id, work directory, MIME boundary).
+pub fn random_uuid() -> uuid::Uuid {
+    let mut bytes = [0u8; 16];
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        return uuid::Uuid::new_v4();
+    }
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
 /// A fresh version-7 UUID (RFC 9562 §5.7): 48 bits of Unix time in milliseconds, then 74
 /// random bits from aws-lc's DRBG (`getrandom` only if that fails). Used for the identifiers
 /// the gateway makes up and the store indexes (MessageId, ConversationId): ids made close in
@@ -675,6 +685,10 @@ mod tests {
         let b = time_ordered_uuid();
         assert_ne!(a, b);
         assert_eq!(a.get_variant(), uuid::Variant::RFC4122);
+        let (r1, r2) = (random_uuid(), random_uuid());
+        assert_ne!(r1, r2);
+        assert_eq!(r1.get_version_num(), 4);
+        assert_eq!(r1.get_variant(), uuid::Variant::RFC4122);
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()

@@ -340,7 +340,7 @@ fn parse_fault(f: Node<'_>, v: SoapVersion) -> Result<SoapFault, SoapError> {
 
 /// A fresh identifier for `wsu:Id` attributes (an NCName: `_` + UUID).
 pub fn new_wsu_id() -> String {
-    format!("_{}", uuid::Uuid::new_v4())
+    format!("_{}", super::model::random_uuid())
 }
 
 /// Builds an outgoing SOAP 1.2 envelope (digest §2.2, [ED115] §1.6 example):

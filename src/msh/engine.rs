@@ -283,11 +283,10 @@ impl Msh {
         };
         // The parts stream into a private directory of the spool (a name no FileRef can have);
         // whatever happens, it is removed before answering.
-        let work = self
-            .store
-            .spool()
-            .dir()
-            .join(format!(".in-{}", uuid::Uuid::new_v4().simple()));
+        let work = self.store.spool().dir().join(format!(
+            ".in-{}",
+            crate::ebms::model::random_uuid().simple()
+        ));
         // Parts the size of an inline payload stay in memory; larger ones go to unsynced
         // scratch files (the durable copy is made by the spool once the message is accepted).
         let memory_max = self.store.spool().inline_max();
@@ -1210,9 +1209,10 @@ impl Msh {
         // gzip, digests, signature and encryption stream between files in a private work
         // directory of the spool (removed afterwards), then the MIME writer streams the root
         // and the encrypted part files into the wire file.
-        let work = spool
-            .dir()
-            .join(format!(".out-{}", uuid::Uuid::new_v4().simple()));
+        let work = spool.dir().join(format!(
+            ".out-{}",
+            crate::ebms::model::random_uuid().simple()
+        ));
         let payloads = self.payload_paths(rec).await;
         let payloads = payloads?;
         // Only payloads in files get a work directory (`pack_streaming`); a small message is
