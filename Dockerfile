@@ -1,5 +1,6 @@
-# as4gw container image (docs/lifecycle.md#packaging). Two stages: a release build on the Rust
-# image, then only the binary on debian-slim, run as an unprivileged user with fixed ids.
+# as4gw container image (docs/lifecycle.md#packaging). Two stages: a `dist` build (the release
+# profile with link-time optimisation, see Cargo.toml) on the Rust image, then only the binary
+# on debian-slim, run as an unprivileged user with fixed ids.
 #
 # Build:  docker build -t as4gw .
 # Run:    docker run -d --name as4gw -p 8443:8443 -p 127.0.0.1:8080:8080 \
@@ -19,8 +20,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY .cargo ./.cargo
 COPY src ./src
 COPY benches ./benches
-RUN cargo build --release --locked --bin as4gw \
-    && strip target/release/as4gw
+RUN cargo build --profile dist --locked --bin as4gw \
+    && strip target/dist/as4gw
 
 FROM debian:bookworm-slim
 # ca-certificates: HTTPS webhooks to backends with public certificates. Package versions are
@@ -35,7 +36,7 @@ RUN apt-get update \
     && mkdir -p /etc/as4gw /var/lib/as4gw \
     && chown as4gw:as4gw /var/lib/as4gw \
     && chmod 0750 /var/lib/as4gw
-COPY --from=build /src/target/release/as4gw /usr/local/bin/as4gw
+COPY --from=build /src/target/dist/as4gw /usr/local/bin/as4gw
 WORKDIR /etc/as4gw
 COPY as4gw.toml ./as4gw.toml
 COPY pmodes ./pmodes

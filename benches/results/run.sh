@@ -1,5 +1,6 @@
 #!/bin/sh
-# Reruns the measurements in docs/performance.md (release build; from the repository root).
+# Reruns the measurements in docs/performance.md (from the repository root, after
+# `cargo build --profile dist`: the binary operators run, see Cargo.toml).
 # Usage: benches/results/run.sh [outdir]   — writes one JSON file per run plus machine.txt.
 # Closed loop for the maximum throughput, three runs per suite at 32 and at 64 messages in
 # flight (4,000 messages: a few seconds of steady state after the start); the maximum is the
@@ -7,9 +8,9 @@
 # target; 100 MB and 1 GiB payloads; idle RSS and start-up.
 set -eu
 OUT=${1:-benches/results}
-BIN=${AS4GW_BIN:-target/release/as4gw}
+BIN=${AS4GW_BIN:-target/dist/as4gw}
 mkdir -p "$OUT"
-{ echo "date: $(date -u +%FT%TZ)"; echo "nproc: $(nproc)";
+{ echo "date: $(date -u +%FT%TZ)"; echo "binary: $BIN ($(git rev-parse --short HEAD 2>/dev/null || echo ?))"; echo "nproc: $(nproc)";
   grep -m1 'model name' /proc/cpuinfo; echo "loadavg: $(cat /proc/loadavg)"; } > "$OUT/machine.txt"
 for i in 1 2 3; do
   for c in 32 64; do
