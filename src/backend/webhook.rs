@@ -98,11 +98,11 @@ pub struct WebhookStats {
 pub struct WebhookSettings {
     /// Lease owner name (unique per process when several share a database).
     pub owner: String,
-    /// Items leased per round.
+    /// Items leased in one store read (the next read comes when all of them have started).
     pub batch: usize,
-    /// Pushes of a round in flight at once (a backend takes deliveries in parallel; one push
-    /// at a time, each followed by its own commit, capped a gateway at a few hundred messages
-    /// per second — issue 8).
+    /// Pushes in flight at once (a backend takes deliveries in parallel; one push at a time,
+    /// each followed by its own commit, capped a gateway at a few hundred messages per
+    /// second — issue 8).
     pub concurrency: usize,
     /// Lease length: longer than the slowest push.
     pub lease_for: Duration,
@@ -126,8 +126,8 @@ pub struct WebhookSettings {
 
 impl Default for WebhookSettings {
     /// 12 attempts with 5 s … 1 h between them (about 5 hours in all) before DEAD. The lease
-    /// (30 min) outlasts a whole batch of slow pushes (32 items, 16 at a time: 2 × 5 min), so a
-    /// lease does not expire under a push that is still running.
+    /// (30 min) outlasts a whole batch of slow pushes (32 items leased, 16 at a time: 2 × 5
+    /// min), so a lease does not expire under a push that is still running.
     fn default() -> Self {
         WebhookSettings {
             owner: format!("webhook-{}", uuid::Uuid::new_v4().simple()),
@@ -567,61 +567,51 @@ async fn settle(
     Ok(())
 }
 
-/// One round: lease due items and push them, `concurrency` at a time, checking `stop` before
-/// each push (a push in progress is finished, never cut off halfway). Returns how many were
-/// leased.
-async fn round(
+/// Pushes one leased item and settles it in the outbox, or hands its lease back when the
+/// pusher is stopping (a push in progress is finished, never cut off halfway).
+async fn push_leased(
     store: &dyn MessageStore,
     backends: &[Target],
     client: &reqwest::Client,
     s: &WebhookSettings,
     stop: &AtomicBool,
-) -> Result<usize, StoreError> {
-    let items = store
-        .lease_outbox(s.clock.now(), &s.owner, s.batch, s.lease_for)
-        .await?;
-    let n = items.len();
-    let one = |item: OutboxItem| async move {
-        if stop.load(Ordering::SeqCst) {
-            // Hand the lease back so the item is due at once after a restart.
-            let now = s.clock.now();
-            if let Err(e) = store
-                .outbox_retry(
-                    item.id,
-                    &s.owner,
-                    now,
-                    Some(now),
-                    "pusher stopped before pushing",
-                )
-                .await
-            {
-                tracing::warn!(item = item.id.0, error = %e, "could not release outbox item");
-            }
-            return;
+    item: OutboxItem,
+) {
+    if stop.load(Ordering::SeqCst) {
+        // Hand the lease back so the item is due at once after a restart.
+        let now = s.clock.now();
+        if let Err(e) = store
+            .outbox_retry(
+                item.id,
+                &s.owner,
+                now,
+                Some(now),
+                "pusher stopped before pushing",
+            )
+            .await
+        {
+            tracing::warn!(item = item.id.0, error = %e, "could not release outbox item");
         }
-        let span = crate::telemetry::pending_span(crate::telemetry::Stage::Webhook);
-        let timer = crate::telemetry::StageTimer::start(crate::telemetry::Stage::Webhook);
-        let result = push_one(
-            store,
-            backends,
-            client,
-            &item,
-            s.clock.now(),
-            s.recent.as_deref(),
-        )
-        .instrument(span.clone())
-        .await;
-        drop(timer);
-        if let Err(e) = settle(store, s, &item, result).instrument(span).await {
-            // E.g. the lease expired during a slow push: the item is pushed again later
-            // (at least once); the rest of the batch goes on.
-            tracing::error!(item = item.id.0, error = %e, "webhook pusher: outbox bookkeeping failed");
-        }
-    };
-    futures_util::stream::iter(items)
-        .for_each_concurrent(s.concurrency.max(1), one)
-        .await;
-    Ok(n)
+        return;
+    }
+    let span = crate::telemetry::pending_span(crate::telemetry::Stage::Webhook);
+    let timer = crate::telemetry::StageTimer::start(crate::telemetry::Stage::Webhook);
+    let result = push_one(
+        store,
+        backends,
+        client,
+        &item,
+        s.clock.now(),
+        s.recent.as_deref(),
+    )
+    .instrument(span.clone())
+    .await;
+    drop(timer);
+    if let Err(e) = settle(store, s, &item, result).instrument(span).await {
+        // E.g. the lease expired during a slow push: the item is pushed again later (at least
+        // once); the other pushes go on.
+        tracing::error!(item = item.id.0, error = %e, "webhook pusher: outbox bookkeeping failed");
+    }
 }
 
 /// Starts the pusher; it stops when `shutdown` completes, after the push in progress.
@@ -657,21 +647,66 @@ pub fn spawn_webhook_pusher(
                 return;
             }
         };
+        // A pipeline, not rounds: up to `concurrency` pushes in flight, each free slot filled
+        // from a queue of leased items, the queue refilled (`batch` items in one read) as soon
+        // as it is empty. Rounds (lease a batch, push it all, lease the next) made every item
+        // wait for the slowest push and commit of the round before it: one backend taking its
+        // 5-minute timeout held back every push to every backend. Leasing per free slot
+        // instead cost a store read per push (issue 8: -12 % msgs/s); one read per batch
+        // does not.
+        let settings = &settings;
+        let (store, backends, client, stop_flag) = (store.as_ref(), &backends[..], &client, &*stop);
+        let concurrency = settings.concurrency.max(1);
+        let mut in_flight = futures_util::stream::FuturesUnordered::new();
+        let mut queue: std::collections::VecDeque<OutboxItem> = std::collections::VecDeque::new();
+        // The last lease found fewer due items than it asked for: lease again only when a commit
+        // enqueued a push (`wake`) or at the next poll (items whose back-off has passed).
+        let mut drained = false;
+        let mut next_poll = tokio::time::Instant::now();
         while !stop.load(Ordering::SeqCst) {
-            let idle = match round(store.as_ref(), &backends, &client, &settings, &stop).await {
-                Ok(n) => n == 0,
-                Err(e) => {
-                    tracing::error!(error = %e, "webhook pusher: store error");
-                    true
-                }
-            };
-            if idle && !stop.load(Ordering::SeqCst) {
-                tokio::select! {
-                    () = tokio::time::sleep(settings.poll_interval) => {}
-                    () = wake.notified() => {}
+            if queue.is_empty() && !drained {
+                let want = settings.batch.max(1);
+                next_poll = tokio::time::Instant::now() + settings.poll_interval;
+                match store
+                    .lease_outbox(
+                        settings.clock.now(),
+                        &settings.owner,
+                        want,
+                        settings.lease_for,
+                    )
+                    .await
+                {
+                    Ok(items) => {
+                        drained = items.len() < want;
+                        queue.extend(items);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "webhook pusher: store error");
+                        drained = true;
+                    }
                 }
             }
+            while in_flight.len() < concurrency {
+                let Some(item) = queue.pop_front() else { break };
+                in_flight.push(push_leased(
+                    store, backends, client, settings, stop_flag, item,
+                ));
+            }
+            let refill = queue.is_empty();
+            tokio::select! {
+                Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                () = wake.notified(), if refill => drained = false,
+                () = tokio::time::sleep_until(next_poll), if refill && drained => drained = false,
+            }
         }
+        // Pushes in progress finish; leased ones not started hand their lease back.
+        for item in queue {
+            in_flight.push(push_leased(
+                store, backends, client, settings, stop_flag, item,
+            ));
+        }
+        // Pushes in progress finish; leased ones not started hand their lease back.
+        while in_flight.next().await.is_some() {}
         tracing::info!("webhook pusher stopped");
     })
 }

@@ -513,3 +513,115 @@ async fn shutdown_finishes_the_push_in_progress_and_releases_the_rest() {
         "the unpushed items are released, not left leased"
     );
 }
+
+/// A receiver that holds every push of a message whose id starts with `slow` until released,
+/// and answers the others at once.
+struct SlowOne {
+    arrived: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    /// No permits until the test releases the slow push.
+    release: tokio::sync::Semaphore,
+    fast: AtomicUsize,
+}
+
+async fn slow_one(
+    axum::extract::State(g): axum::extract::State<Arc<SlowOne>>,
+    headers: HeaderMap,
+    _body: Bytes,
+) -> StatusCode {
+    let mid = headers
+        .get("x-as4gw-message-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if mid.starts_with("slow") {
+        if let Some(tx) = g.arrived.lock().expect("lock").take() {
+            let _ = tx.send(());
+        }
+        let _ = g.release.acquire().await;
+    } else {
+        g.fast.fetch_add(1, Ordering::SeqCst);
+    }
+    StatusCode::OK
+}
+
+/// Pushes enqueued while another push hangs go out at once: the pusher is a pipeline, not a
+/// sequence of rounds that each wait for their slowest push (one hanging backend held back
+/// every push to every backend for up to its request timeout).
+#[tokio::test]
+async fn a_slow_push_does_not_hold_back_the_pushes_after_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
+    let (arrived_tx, arrived_rx) = tokio::sync::oneshot::channel();
+    let gate = Arc::new(SlowOne {
+        arrived: Mutex::new(Some(arrived_tx)),
+        release: tokio::sync::Semaphore::new(0),
+        fast: AtomicUsize::new(0),
+    });
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(slow_one))
+        .with_state(Arc::clone(&gate));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+
+    inbound(
+        &store,
+        "slow-0@blue.test",
+        &[],
+        Some(delivery_notification("red", None)),
+    )
+    .await;
+    let settings = WebhookSettings {
+        concurrency: 4,
+        ..WebhookSettings::default()
+    };
+    let stats = Arc::clone(&settings.stats);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let pusher = spawn_webhook_pusher(
+        Arc::clone(&store) as Arc<dyn MessageStore>,
+        test_backends(Some(format!("http://{addr}/hook"))),
+        settings,
+        async {
+            let _ = stop_rx.await;
+        },
+    );
+    tokio::time::timeout(std::time::Duration::from_secs(20), arrived_rx)
+        .await
+        .expect("the slow push arrives")
+        .expect("arrived");
+
+    // Enqueued while the slow push hangs.
+    for i in 0..3 {
+        inbound(
+            &store,
+            &format!("fast-{i}@blue.test"),
+            &[],
+            Some(delivery_notification("red", None)),
+        )
+        .await;
+    }
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while stats.delivered.load(Ordering::SeqCst) < 3 && std::time::Instant::now() < end {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        gate.fast.load(Ordering::SeqCst),
+        3,
+        "the three later pushes were made while the slow one still hung"
+    );
+    assert_eq!(stats.delivered.load(Ordering::SeqCst), 3);
+
+    gate.release.add_permits(1);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while stats.delivered.load(Ordering::SeqCst) < 4 && std::time::Instant::now() < end {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        stats.delivered.load(Ordering::SeqCst),
+        4,
+        "the slow push completes too"
+    );
+    let _ = stop_tx.send(());
+    pusher.await.expect("pusher stops");
+}
