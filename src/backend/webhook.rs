@@ -663,8 +663,11 @@ pub fn spawn_webhook_pusher(
         // enqueued a push (`wake`) or at the next poll (items whose back-off has passed).
         let mut drained = false;
         let mut next_poll = tokio::time::Instant::now();
+        // The queue is refilled when at most half the slots are busy: under load one read
+        // then leases several items (a refill per started push cost a store read each).
+        let low_water = concurrency / 2;
         while !stop.load(Ordering::SeqCst) {
-            if queue.is_empty() && !drained {
+            if queue.is_empty() && !drained && in_flight.len() <= low_water {
                 let want = settings.batch.max(1);
                 next_poll = tokio::time::Instant::now() + settings.poll_interval;
                 match store
@@ -692,7 +695,7 @@ pub fn spawn_webhook_pusher(
                     store, backends, client, settings, stop_flag, item,
                 ));
             }
-            let refill = queue.is_empty();
+            let refill = queue.is_empty() && in_flight.len() <= low_water;
             tokio::select! {
                 Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
                 () = wake.notified(), if refill => drained = false,
