@@ -4,6 +4,7 @@
 Usage:
   perf script -F comm,ip,sym --no-inline -i perf.data | benches/flamegraph.py fold > out.folded
   benches/flamegraph.py svg "title" < out.folded > out.svg
+  benches/flamegraph.py summary stacks-*.folded.gz   # the shares in docs/performance.md
 
 `fold` writes one line per distinct stack, root first, frames joined by ';' and the thread
 name (perf's `comm`: `as4gw-store-wri`, `tokio-rt-worker`) as the root frame, then the sample
@@ -14,6 +15,7 @@ the drawing, not of the folded file.
 """
 
 import collections
+import gzip
 import html
 import re
 import sys
@@ -113,11 +115,54 @@ def svg(title, lines):
     print("\n".join(out))
 
 
+KERNEL_ENTRY = ("entry_SYSCALL_64_after_hwframe", "ret_from_fork_asm")
+
+
+def category(frames):
+    """Where a sample's CPU went, by its thread and the frames on its stack (first match)."""
+    kernel = any(f in KERNEL_ENTRY or f.startswith("asm_") for f in frames)
+    if frames[0].startswith("as4gw-store"):
+        return "store writer thread " + ("(kernel: WAL writes, fsync)" if kernel else "(SQLite)")
+    if any(f.startswith(("aws_lc_0", "Ledwards", "Lcurve", "aws_lc_rs::")) for f in frames):
+        return "crypto (aws-lc: signatures, key transport/agreement, AES-GCM incl. TLS, SHA-256)"
+    if any("sqlite" in f or f.startswith("as4gw::store") for f in frames):
+        return "store, other threads (reads, spool)"
+    if kernel:
+        return "kernel: network, scheduling, other system calls"
+    core = ("as4gw::security", "as4gw::xml", "as4gw::mime", "as4gw::ebms")
+    web = ("hyper", "<hyper", "axum", "<axum", "reqwest", "<reqwest")
+    if any(f.startswith(web) for f in frames) and not any(f.startswith(core) for f in frames):
+        return "HTTP (hyper, axum, reqwest)"
+    if any("rustls" in f for f in frames):
+        return "TLS framing (rustls)"
+    if any(f.startswith(("as4gw::xml", "<as4gw::xml", "quick_xml")) for f in frames):
+        return "XML parsing, C14N"
+    if any(f.startswith(("as4gw::", "<as4gw")) for f in frames):
+        return "as4gw other (MSH, security glue, MIME, REST, webhooks)"
+    return "other (tokio, allocator, std)"
+
+
+def summary(paths):
+    for path in paths:
+        opener = gzip.open if path.endswith(".gz") else open
+        total, shares = 0, collections.Counter()
+        with opener(path, "rt") as f:
+            for line in f:
+                stack, _, n = line.rstrip("\n").rpartition(" ")
+                total += int(n)
+                shares[category(stack.split(";"))] += int(n)
+        print(f"{path}: {total} samples")
+        for name, n in shares.most_common():
+            print(f"  {100 * n / max(total, 1):5.1f} %  {name}")
+
+
 def main():
     if len(sys.argv) >= 2 and sys.argv[1] == "fold":
         fold(sys.stdin)
     elif len(sys.argv) >= 3 and sys.argv[1] == "svg":
         svg(sys.argv[2], sys.stdin)
+    elif len(sys.argv) >= 3 and sys.argv[1] == "summary":
+        summary(sys.argv[2:])
     else:
         sys.exit(__doc__)
 
