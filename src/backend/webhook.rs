@@ -98,7 +98,8 @@ pub struct WebhookStats {
 pub struct WebhookSettings {
     /// Lease owner name (unique per process when several share a database).
     pub owner: String,
-    /// Items leased in one store read (the next read comes when all of them have started).
+    /// Items leased in one store read (the next read comes when all of them have started and
+    /// at most half of `concurrency` is busy).
     pub batch: usize,
     /// Pushes in flight at once (a backend takes deliveries in parallel; one push at a time,
     /// each followed by its own commit, capped a gateway at a few hundred messages per
@@ -648,8 +649,8 @@ pub fn spawn_webhook_pusher(
             }
         };
         // A pipeline, not rounds: up to `concurrency` pushes in flight, each free slot filled
-        // from a queue of leased items, the queue refilled (`batch` items in one read) as soon
-        // as it is empty. Rounds (lease a batch, push it all, lease the next) made every item
+        // from a queue of leased items, the queue refilled (`batch` items in one read) once it
+        // is empty and at most half the slots are busy. Rounds (lease a batch, push it all, lease the next) made every item
         // wait for the slowest push and commit of the round before it: one backend taking its
         // 5-minute timeout held back every push to every backend. Leasing per free slot
         // instead cost a store read per push (issue 8: -12 % msgs/s); one read per batch

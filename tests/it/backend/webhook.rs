@@ -132,6 +132,37 @@ async fn hook(
     StatusCode::from_u16(answered).expect("status")
 }
 
+/// Serves `app` on a free loopback port (the backend's webhook receiver).
+async fn listen(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    addr
+}
+
+/// Starts the pusher over `store`; it stops when the returned sender is used (or dropped).
+fn start_pusher(
+    store: &Arc<SqliteStore>,
+    backends: Vec<as4gw::backend::BackendAccess>,
+    settings: WebhookSettings,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let pusher = spawn_webhook_pusher(
+        Arc::clone(store) as Arc<dyn MessageStore>,
+        backends,
+        settings,
+        async {
+            let _ = stop_rx.await;
+        },
+    );
+    (stop_tx, pusher)
+}
+
 /// An outbound message driven to a final state the way the MSH will, with its notification.
 async fn outbound_final(store: &SqliteStore, message_id: &str, outcome: Outcome) -> StoreId {
     let now = time::OffsetDateTime::now_utc();
@@ -179,11 +210,7 @@ async fn pushes_are_retried_until_2xx_signed_delivered_once_and_dead_letters_sta
         .route("/hook", axum::routing::post(hook))
         .route("/dead", axum::routing::post(hook))
         .with_state(Arc::clone(&receiver));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    let addr = listen(app).await;
 
     // Three inbound deliveries, two outbound outcomes, one push to a webhook that never works.
     let pdf: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect();
@@ -255,15 +282,7 @@ async fn pushes_are_retried_until_2xx_signed_delivered_once_and_dead_letters_sta
         ..WebhookSettings::default()
     };
     let stats = Arc::clone(&settings.stats);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let pusher = spawn_webhook_pusher(
-        Arc::clone(&store) as Arc<dyn MessageStore>,
-        backends,
-        settings,
-        async {
-            let _ = stop_rx.await;
-        },
-    );
+    let (stop_tx, pusher) = start_pusher(&store, backends, settings);
 
     // Wait for the outcome (a progress condition, not a timing assertion; the bound only
     // turns a hang into a failure).
@@ -443,11 +462,7 @@ async fn shutdown_finishes_the_push_in_progress_and_releases_the_rest() {
     let app = axum::Router::new()
         .route("/hook", axum::routing::post(gated))
         .with_state(Arc::clone(&gate));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    let addr = listen(app).await;
 
     for i in 0..3 {
         inbound(
@@ -465,14 +480,10 @@ async fn shutdown_finishes_the_push_in_progress_and_releases_the_rest() {
         ..WebhookSettings::default()
     };
     let stats = Arc::clone(&settings.stats);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let pusher = spawn_webhook_pusher(
-        Arc::clone(&store) as Arc<dyn MessageStore>,
+    let (stop_tx, pusher) = start_pusher(
+        &store,
         test_backends(Some(format!("http://{addr}/hook"))),
         settings,
-        async {
-            let _ = stop_rx.await;
-        },
     );
     arrived_rx.await.expect("first push arrives");
     let _ = stop_tx.send(());
@@ -559,11 +570,7 @@ async fn a_slow_push_does_not_hold_back_the_pushes_after_it() {
     let app = axum::Router::new()
         .route("/hook", axum::routing::post(slow_one))
         .with_state(Arc::clone(&gate));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    let addr = listen(app).await;
 
     inbound(
         &store,
@@ -577,14 +584,10 @@ async fn a_slow_push_does_not_hold_back_the_pushes_after_it() {
         ..WebhookSettings::default()
     };
     let stats = Arc::clone(&settings.stats);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let pusher = spawn_webhook_pusher(
-        Arc::clone(&store) as Arc<dyn MessageStore>,
+    let (stop_tx, pusher) = start_pusher(
+        &store,
         test_backends(Some(format!("http://{addr}/hook"))),
         settings,
-        async {
-            let _ = stop_rx.await;
-        },
     );
     tokio::time::timeout(std::time::Duration::from_secs(20), arrived_rx)
         .await
