@@ -1704,6 +1704,81 @@ fn message_files(conn: &Connection, id: i64) -> Result<(Vec<String>, u64)> {
 
 /// One retention batch: at most `batch` messages of `pmode` changed before `before`. Returns
 /// the messages handled, the files to remove after the commit and their bytes.
+/// The terminal states, one keyset walk each (see [`PurgeCursor`]).
+const PURGEABLE_STATES: [&str; 3] = ["ACKNOWLEDGED", "DELIVERED", "FAILED"];
+
+/// Where a purge run is: the next terminal state to walk and the last (`updated_at`, `id`)
+/// handled in it. Each batch reads `messages_state` from there in index order and stops at the
+/// batch size. Without it every batch read every old terminal message again (those already
+/// purged of payloads stay in the range) and sorted them by id: a first purge of a large store
+/// cost a pass over all candidates per batch of 500.
+#[derive(Debug, Clone, Copy)]
+struct PurgeCursor {
+    state: usize,
+    after: (i64, i64),
+}
+
+impl PurgeCursor {
+    fn done(&self) -> bool {
+        self.state >= PURGEABLE_STATES.len()
+    }
+}
+
+/// [`purge_page`]'s statement: one state's candidates after (`updated_at`, `id`), in the order
+/// of `messages_state`, up to the limit.
+fn purge_page_sql(kind: PurgeKind) -> String {
+    let extra = match kind {
+        PurgeKind::Payloads => " AND payloads_purged_at IS NULL",
+        PurgeKind::Metadata => "",
+    };
+    format!(
+        "SELECT id, updated_at FROM messages INDEXED BY messages_state \
+         WHERE state = ?1 AND updated_at < ?2 AND (updated_at, id) > (?3, ?4) \
+         AND pmode_id = ?5{extra} ORDER BY updated_at, id LIMIT ?6"
+    )
+}
+
+/// One batch's candidates from `cursor`, and the cursor after them.
+fn purge_page(
+    conn: &Connection,
+    kind: PurgeKind,
+    pmode: &str,
+    before: i64,
+    batch: usize,
+    mut cursor: PurgeCursor,
+) -> Result<(Vec<i64>, PurgeCursor)> {
+    let sql = purge_page_sql(kind);
+    let mut ids = Vec::new();
+    while !cursor.done() && ids.len() < batch {
+        let room = batch - ids.len();
+        let rows = conn
+            .prepare_cached(&sql)?
+            .query_map(
+                params![
+                    PURGEABLE_STATES[cursor.state],
+                    before,
+                    cursor.after.0,
+                    cursor.after.1,
+                    pmode,
+                    limit_i64(room)
+                ],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        if let Some(&(id, updated)) = rows.last() {
+            cursor.after = (updated, id);
+        }
+        if rows.len() < room {
+            cursor = PurgeCursor {
+                state: cursor.state + 1,
+                after: (i64::MIN, i64::MIN),
+            };
+        }
+        ids.extend(rows.into_iter().map(|(id, _)| id));
+    }
+    Ok((ids, cursor))
+}
+
 fn purge_batch_tx(
     conn: &Connection,
     kind: PurgeKind,
@@ -1711,8 +1786,9 @@ fn purge_batch_tx(
     before: i64,
     now: i64,
     batch: usize,
-) -> Result<(u64, Vec<String>, u64)> {
-    let ids = purge_candidates(conn, kind, pmode, before, Some(batch))?;
+    cursor: PurgeCursor,
+) -> Result<(u64, Vec<String>, u64, PurgeCursor)> {
+    let (ids, cursor) = purge_page(conn, kind, pmode, before, batch, cursor)?;
     let mut files = Vec::new();
     let mut bytes = 0u64;
     for id in &ids {
@@ -1756,7 +1832,7 @@ fn purge_batch_tx(
         .into_iter()
         .filter(|f| f != INLINE_NAME && FileRef::from_stored(f.clone(), 0, &[0u8; 32]).is_ok())
         .collect();
-    Ok((ids.len() as u64, files, bytes))
+    Ok((ids.len() as u64, files, bytes, cursor))
 }
 
 /// Dry run: what [`purge_batch_tx`] would handle over all batches.
@@ -2230,11 +2306,18 @@ impl MessageStore for SqliteStore {
                         report.bytes += b;
                         continue;
                     }
+                    let mut cursor = PurgeCursor {
+                        state: 0,
+                        after: (i64::MIN, i64::MIN),
+                    };
                     loop {
                         let p = pmode.clone();
-                        let (n, files, bytes) = self
-                            .write(move |c| purge_batch_tx(c, kind, &p, before, ts(now), batch))
+                        let (n, files, bytes, next) = self
+                            .write(move |c| {
+                                purge_batch_tx(c, kind, &p, before, ts(now), batch, cursor)
+                            })
                             .await?;
+                        cursor = next;
                         report.batches += 1;
                         match kind {
                             PurgeKind::Payloads => report.payload_messages += n,
@@ -2246,7 +2329,7 @@ impl MessageStore for SqliteStore {
                             tokio::task::spawn_blocking(move || spool.remove_files(&files))
                                 .await
                                 .map_err(|_| StoreError::Closed)??;
-                        if (n as usize) < batch {
+                        if cursor.done() {
                             break;
                         }
                         // Let queued traffic take the writer before the next batch.
@@ -2392,6 +2475,32 @@ mod tests {
             // Read in index order up to the limit: no scan, no sort of every candidate.
             assert!(!plan.contains("messages_state"), "{plan}");
             assert!(!plan.contains("SCAN messages"), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        }
+    }
+
+    /// A purge batch reads one state's range of `messages_state` from its cursor in index
+    /// order up to the batch size: no sort, so no pass over every candidate per batch.
+    #[test]
+    fn purge_batches_walk_messages_state_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open_blocking(dir.path()).expect("store");
+        let conn = open_connection(store.db_path()).expect("connection");
+        for kind in [PurgeKind::Payloads, PurgeKind::Metadata] {
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {}", purge_page_sql(kind)))
+                .expect("the statement prepares with its index")
+                .query_map(params!["DELIVERED", 0, 0, 0, "p", 10], |r| {
+                    r.get::<_, String>(3)
+                })
+                .expect("plan")
+                .collect::<rusqlite::Result<_>>()
+                .expect("rows");
+            let plan = plan.join("\n");
+            assert!(
+                plan.contains("USING INDEX messages_state (state=?"),
+                "{plan}"
+            );
             assert!(!plan.contains("TEMP B-TREE"), "{plan}");
         }
     }
