@@ -1184,9 +1184,6 @@ fn submit_with(
     Ok((submitted, Some(record)))
 }
 
-// Every `LIMIT` with a bound value is written `LIMIT (SELECT ?n)`: SQLite's planner looks at
-// a plain `LIMIT ?n` value, so each new value expired the cached statement and it was compiled
-// again on every call (issue 8 profile: ~7 % of the sender's CPU in `sqlite3Reprepare`).
 /// The messages `lease_due` takes, in two statements that each read a partial index up to the
 /// limit: first expired leases (`messages_lease`: SENDING by `lease_until`; usually none, and
 /// taken first so a steady backlog of due messages cannot starve them), then due messages
@@ -1199,14 +1196,17 @@ fn submit_with(
 const LEASE_EXPIRED_SQL: &str = "SELECT id, state, lease_owner, attempts FROM messages \
      INDEXED BY messages_lease \
      WHERE state = 'SENDING' AND lease_until <= ?1 AND direction = 'OUT' \
-     ORDER BY lease_until, id LIMIT ?2";
+     ORDER BY lease_until, id LIMIT (SELECT ?2)";
 /// See [`LEASE_EXPIRED_SQL`].
 const LEASE_DUE_SQL: &str = "SELECT id, state, lease_owner, attempts FROM messages \
      INDEXED BY messages_due \
      WHERE state IN ('SUBMITTED', 'WAITING_FOR_RETRY') AND next_attempt_at <= ?1 \
        AND direction = 'OUT' \
-     ORDER BY next_attempt_at, id LIMIT ?2";
+     ORDER BY next_attempt_at, id LIMIT (SELECT ?2)";
 
+// Every `LIMIT` with a bound value is written `LIMIT (SELECT ?n)`: SQLite's planner looks at
+// a plain `LIMIT ?n` value, so each new value expired the cached statement and it was compiled
+// again on every call (issue 8 profile: ~7 % of the sender's CPU in `sqlite3Reprepare`).
 fn lease_due_tx(
     conn: &Connection,
     now: i64,
@@ -1702,8 +1702,6 @@ fn message_files(conn: &Connection, id: i64) -> Result<(Vec<String>, u64)> {
     Ok((files, bytes))
 }
 
-/// One retention batch: at most `batch` messages of `pmode` changed before `before`. Returns
-/// the messages handled, the files to remove after the commit and their bytes.
 /// The terminal states, one keyset walk each (see [`PurgeCursor`]).
 const PURGEABLE_STATES: [&str; 3] = ["ACKNOWLEDGED", "DELIVERED", "FAILED"];
 
@@ -1734,7 +1732,7 @@ fn purge_page_sql(kind: PurgeKind) -> String {
     format!(
         "SELECT id, updated_at FROM messages INDEXED BY messages_state \
          WHERE state = ?1 AND updated_at < ?2 AND (updated_at, id) > (?3, ?4) \
-         AND pmode_id = ?5{extra} ORDER BY updated_at, id LIMIT ?6"
+         AND pmode_id = ?5{extra} ORDER BY updated_at, id LIMIT (SELECT ?6)"
     )
 }
 
@@ -1779,6 +1777,8 @@ fn purge_page(
     Ok((ids, cursor))
 }
 
+/// One retention batch: at most `batch` messages of `pmode` changed before `before`. Returns
+/// the messages handled, the files to remove after the commit, their bytes and the cursor for the next batch.
 fn purge_batch_tx(
     conn: &Connection,
     kind: PurgeKind,
