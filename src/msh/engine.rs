@@ -104,20 +104,17 @@ pub struct Msh {
     wake: Notify,
     /// While [`Msh::run_scheduler`] runs: where a submission whose first attempt the store
     /// leased at once ([`MessageStore::submit_leased`]) is handed to the scheduler.
-    direct: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<MessageRecord>>>,
+    direct: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<Direct>>>,
     /// Attempts running or reserved (at most `settings.concurrency`).
     in_flight: AtomicUsize,
     /// Records just recorded with a webhook notification, for the pusher.
     recent: Arc<RecentRecords>,
-    /// The header of a submission handed straight to the scheduler, as built (not parsed back
-    /// from its stored text): its first attempt takes it instead of parsing the header again
-    /// (issue 8: ~2 % of a sender's CPU). Only an optimisation: a missing entry is parsed.
-    fresh_headers: std::sync::Mutex<std::collections::HashMap<crate::store::StoreId, Messaging>>,
 }
 
-/// Entries of [`Msh::fresh_headers`] kept at most; more means attempts that never ran (the
-/// scheduler stopped): the map is emptied, their attempts parse the stored header.
-const FRESH_HEADERS_MAX: usize = 1024;
+/// A submission's first attempt handed to the scheduler: the leased record, with its header as
+/// built (not parsed back from its stored text; issue 8: ~2 % of a sender's CPU). Attempts the
+/// scheduler leases itself parse the stored header.
+type Direct = (MessageRecord, Option<Messaging>);
 
 /// Gives back an attempt slot of [`Msh::in_flight`] when the attempt ends (or never started).
 struct Slot<'a>(&'a AtomicUsize);
@@ -167,7 +164,6 @@ impl Msh {
             direct: std::sync::Mutex::new(None),
             in_flight: AtomicUsize::new(0),
             recent: Arc::new(RecentRecords::default()),
-            fresh_headers: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -740,7 +736,7 @@ impl Msh {
             }
         };
         let n = recs.len();
-        futures_util::future::join_all(recs.into_iter().map(|r| self.send_one(r))).await;
+        futures_util::future::join_all(recs.into_iter().map(|r| self.send_one(r, None))).await;
         n
     }
 
@@ -759,11 +755,16 @@ impl Msh {
 
     /// Runs the attempt of a leased record on `tasks`; its slot (reserved) is given back when
     /// the attempt ends.
-    fn spawn_attempt(self: &Arc<Self>, tasks: &mut JoinSet<()>, rec: MessageRecord) {
+    fn spawn_attempt(
+        self: &Arc<Self>,
+        tasks: &mut JoinSet<()>,
+        rec: MessageRecord,
+        messaging: Option<Messaging>,
+    ) {
         let me = Arc::clone(self);
         tasks.spawn(async move {
             let _slot = Slot(&me.in_flight);
-            me.send_one(rec).await
+            me.send_one(rec, messaging).await
         });
     }
 
@@ -773,7 +774,7 @@ impl Msh {
     /// attempts in flight.
     pub async fn run_scheduler(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut tasks: JoinSet<()> = JoinSet::new();
-        let (direct_tx, mut direct) = tokio::sync::mpsc::unbounded_channel::<MessageRecord>();
+        let (direct_tx, mut direct) = tokio::sync::mpsc::unbounded_channel::<Direct>();
         if let Ok(mut d) = self.direct.lock() {
             *d = Some(direct_tx);
         }
@@ -791,8 +792,8 @@ impl Msh {
                 break;
             }
             while tasks.try_join_next().is_some() {}
-            while let Ok(r) = direct.try_recv() {
-                self.spawn_attempt(&mut tasks, r);
+            while let Ok((r, m)) = direct.try_recv() {
+                self.spawn_attempt(&mut tasks, r, m);
             }
             if tokio::time::Instant::now() >= next_poll {
                 backlog = true;
@@ -809,7 +810,7 @@ impl Msh {
                         Ok(recs) => {
                             let leased = recs.len();
                             for r in recs {
-                                self.spawn_attempt(&mut tasks, r);
+                                self.spawn_attempt(&mut tasks, r, None);
                             }
                             self.in_flight.fetch_sub(free - leased, Ordering::SeqCst);
                             // All slots filled: more may be due, ask again when one frees up.
@@ -827,7 +828,7 @@ impl Msh {
                 _ = tokio::time::sleep_until(next_poll) => {}
                 r = stop.changed() => { if r.is_err() { break; } }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-                Some(r) = direct.recv() => self.spawn_attempt(&mut tasks, r),
+                Some((r, m)) = direct.recv() => self.spawn_attempt(&mut tasks, r, m),
             }
         }
         // No more hand-overs; those already made (leased in the store) still run.
@@ -835,29 +836,15 @@ impl Msh {
             *d = None;
         }
         direct.close();
-        while let Some(r) = direct.recv().await {
-            self.spawn_attempt(&mut tasks, r);
+        while let Some((r, m)) = direct.recv().await {
+            self.spawn_attempt(&mut tasks, r, m);
         }
         while tasks.join_next().await.is_some() {}
     }
 
-    fn put_fresh_header(&self, id: crate::store::StoreId, messaging: Option<Messaging>) {
-        let Some(m) = messaging else { return };
-        if let Ok(mut map) = self.fresh_headers.lock() {
-            if map.len() >= FRESH_HEADERS_MAX {
-                map.clear();
-            }
-            map.insert(id, m);
-        }
-    }
-
-    fn take_fresh_header(&self, id: crate::store::StoreId) -> Option<Messaging> {
-        self.fresh_headers.lock().ok()?.remove(&id)
-    }
-
     /// A sender for a submission's first attempt when the scheduler runs and has a free slot
     /// (reserved: handing the record over, or dropping the [`Slot`], gives it back).
-    fn direct_slot(&self) -> Option<(tokio::sync::mpsc::UnboundedSender<MessageRecord>, Slot<'_>)> {
+    fn direct_slot(&self) -> Option<(tokio::sync::mpsc::UnboundedSender<Direct>, Slot<'_>)> {
         let tx = self.direct.lock().ok()?.clone()?;
         (self.reserve(1) == 1).then(|| (tx, Slot(&self.in_flight)))
     }
@@ -984,8 +971,9 @@ impl Msh {
         }
     }
 
-    /// One attempt for a leased message, inside the span of its ids.
-    async fn send_one(&self, rec: MessageRecord) {
+    /// One attempt for a leased message, inside the span of its ids; `messaging` is its header
+    /// when the submission handed it over as built.
+    async fn send_one(&self, rec: MessageRecord, messaging: Option<Messaging>) {
         let span = telemetry::message_span(
             Stage::Send,
             &rec.message_id,
@@ -996,10 +984,10 @@ impl Msh {
         telemetry::global()
             .metrics
             .message_state(Direction::Outbound, State::Sending);
-        self.send_attempt(rec).instrument(span).await
+        self.send_attempt(rec, messaging).instrument(span).await
     }
 
-    async fn send_attempt(&self, rec: MessageRecord) {
+    async fn send_attempt(&self, rec: MessageRecord, fresh: Option<Messaging>) {
         let set = self.pmodes.current();
         let Some(pmode) = set.get(&rec.pmode_id).cloned() else {
             let detail = format!("P-Mode {} is no longer configured", rec.pmode_id);
@@ -1026,7 +1014,7 @@ impl Msh {
         // The stored header, parsed once per attempt: packing and the receiver's URL both
         // read it (issue 8: it was parsed once for each). A first attempt handed over by the
         // submission has it as built.
-        let messaging = match self.take_fresh_header(rec.id) {
+        let messaging = match fresh {
             Some(m) => Some(Ok(m)),
             None => rec
                 .header
@@ -1542,7 +1530,7 @@ impl Submitter for Msh {
                 &req,
                 now,
             )?;
-            let mut messaging = Some(prepared.messaging);
+            let messaging = prepared.messaging;
             let mid = prepared.outbound.message_id.clone();
             let conv = prepared.outbound.conversation_id.clone();
             let pmode_id = prepared.pmode.id.clone();
@@ -1570,12 +1558,8 @@ impl Submitter for Msh {
                     (Some(rec), Some((tx, slot))) => {
                         // The slot goes with the record; if the scheduler just stopped, the
                         // lease expires and the message is leased again.
-                        let id = rec.id;
-                        self.put_fresh_header(id, messaging.take());
-                        if tx.send(rec).is_ok() {
+                        if tx.send((rec, Some(messaging))).is_ok() {
                             slot.hand_over();
-                        } else {
-                            self.take_fresh_header(id);
                         }
                     }
                     _ => {
