@@ -1639,37 +1639,11 @@ fn prune_tx(conn: &Connection, before: i64) -> Result<(PruneReport, Vec<String>)
     ))
 }
 
-/// Final states whose payloads may go: outbound ACKNOWLEDGED / FAILED; inbound only DELIVERED,
-/// so a payload the backend has not taken yet is never purged.
-const PURGEABLE: &str = "state IN ('ACKNOWLEDGED', 'FAILED', 'DELIVERED')";
-
 /// Which retention step a batch performs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PurgeKind {
     Payloads,
     Metadata,
-}
-
-fn purge_candidates(
-    conn: &Connection,
-    kind: PurgeKind,
-    pmode: &str,
-    before: i64,
-    limit: Option<usize>,
-) -> Result<Vec<i64>> {
-    let extra = match kind {
-        PurgeKind::Payloads => " AND payloads_purged_at IS NULL",
-        PurgeKind::Metadata => "",
-    };
-    let lim = limit.map_or(-1, limit_i64);
-    let sql = format!(
-        "SELECT id FROM messages WHERE pmode_id = ?1 AND {PURGEABLE} AND updated_at < ?2{extra} ORDER BY id LIMIT (SELECT ?3)"
-    );
-    let ids = conn
-        .prepare_cached(&sql)?
-        .query_map(params![pmode, before, lim], |r| r.get::<_, i64>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(ids)
 }
 
 /// Spool file names and recorded bytes still present for message `id`.
@@ -1702,7 +1676,9 @@ fn message_files(conn: &Connection, id: i64) -> Result<(Vec<String>, u64)> {
     Ok((files, bytes))
 }
 
-/// The terminal states, one keyset walk each (see [`PurgeCursor`]).
+/// Final states whose payloads may go: outbound ACKNOWLEDGED / FAILED; inbound only DELIVERED,
+/// so a payload the backend has not taken yet is never purged. One keyset walk each (see
+/// [`PurgeCursor`]).
 const PURGEABLE_STATES: [&str; 3] = ["ACKNOWLEDGED", "DELIVERED", "FAILED"];
 
 /// Where a purge run is: the next terminal state to walk and the last (`updated_at`, `id`)
@@ -1717,6 +1693,13 @@ struct PurgeCursor {
 }
 
 impl PurgeCursor {
+    fn start() -> Self {
+        PurgeCursor {
+            state: 0,
+            after: (i64::MIN, i64::MIN),
+        }
+    }
+
     fn done(&self) -> bool {
         self.state >= PURGEABLE_STATES.len()
     }
@@ -1769,7 +1752,7 @@ fn purge_page(
         if rows.len() < room {
             cursor = PurgeCursor {
                 state: cursor.state + 1,
-                after: (i64::MIN, i64::MIN),
+                ..PurgeCursor::start()
             };
         }
         ids.extend(rows.into_iter().map(|(id, _)| id));
@@ -1842,14 +1825,20 @@ fn purge_count(
     pmode: &str,
     before: i64,
 ) -> Result<(u64, u64, u64)> {
-    let ids = purge_candidates(conn, kind, pmode, before, None)?;
-    let (mut files, mut bytes) = (0u64, 0u64);
-    for id in &ids {
-        let (f, b) = message_files(conn, *id)?;
-        files += f.len() as u64;
-        bytes += b;
+    // The same pages as the purge itself, so the count is what a run would handle.
+    let mut cursor = PurgeCursor::start();
+    let (mut n, mut files, mut bytes) = (0u64, 0u64, 0u64);
+    while !cursor.done() {
+        let (ids, next) = purge_page(conn, kind, pmode, before, 1024, cursor)?;
+        cursor = next;
+        n += ids.len() as u64;
+        for id in &ids {
+            let (f, b) = message_files(conn, *id)?;
+            files += f.len() as u64;
+            bytes += b;
+        }
     }
-    Ok((ids.len() as u64, files, bytes))
+    Ok((n, files, bytes))
 }
 
 /// `now - days`, in stored time.
@@ -2306,10 +2295,7 @@ impl MessageStore for SqliteStore {
                         report.bytes += b;
                         continue;
                     }
-                    let mut cursor = PurgeCursor {
-                        state: 0,
-                        after: (i64::MIN, i64::MIN),
-                    };
+                    let mut cursor = PurgeCursor::start();
                     loop {
                         let p = pmode.clone();
                         let (n, files, bytes, next) = self
